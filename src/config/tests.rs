@@ -1,0 +1,201 @@
+//! Loader tests: each bad input gives its error at the right place.
+
+use std::path::Path;
+
+use super::*;
+
+fn env(name: &str) -> Option<String> {
+    match name {
+        "PG_PASSWORD" => Some("s3cr3t-pg-pass".into()),
+        "TOKEN" => Some("tok-abcdef-123".into()),
+        _ => None,
+    }
+}
+
+fn load(text: &str) -> Result<Config, Vec<String>> {
+    load_str(Path::new("jobs.yaml"), text, &env).map_err(|e| match e {
+        ConfigError::Invalid(d) => d.iter().map(|d| d.to_string()).collect(),
+        other => vec![other.to_string()],
+    })
+}
+
+const GOOD: &str = r#"
+defaults: { timezone: Asia/Kolkata }
+history:  { database_url: "${RUNBOOKD_DATABASE_URL:-sqlite://runbookd.db}", retention: 90d }
+jobs:
+  hello:
+    kind: command
+    argv: ["echo", "hello"]
+    schedule: "*/5 * * * * *"
+    timezone: UTC
+    concurrency: forbid
+    timeout: 30s
+    retries: { max: 2, backoff: 5s }
+    catch_up: 1h
+  manual:
+    kind: command
+    argv: [sleep, 5]
+"#;
+
+#[test]
+fn the_issue_shape_loads_with_defaults() {
+    let c = load(GOOD).unwrap();
+    assert_eq!(c.defaults.timezone, chrono_tz::Asia::Kolkata);
+    assert_eq!(c.history.database_url.expose(), "sqlite://runbookd.db");
+    let hello = &c.jobs["hello"];
+    assert_eq!(hello.timezone, chrono_tz::UTC);
+    assert_eq!(hello.timeout, Duration::from_secs(30));
+    assert_eq!(hello.retries.max, 2);
+    assert_eq!(hello.retries.backoff, Duration::from_secs(5));
+    assert_eq!(hello.catch_up, Some(Duration::from_secs(3600)));
+    let manual = &c.jobs["manual"];
+    assert!(manual.schedule.is_none());
+    assert_eq!(manual.timezone, chrono_tz::Asia::Kolkata);
+    assert_eq!(manual.concurrency, Concurrency::Forbid);
+    let JobSpec::Command(spec) = &manual.spec;
+    assert_eq!(spec.argv, vec!["sleep", "5"]);
+}
+
+/// Each bad input names its line and column. (yaml, expected line:col, text)
+#[test]
+fn bad_configs_table() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "jobs:\n  a:\n    kind: command\n    argv: [true]\n    timout: 5s\n",
+            "jobs.yaml:5:5:",
+            "unknown field `timout` (did you mean `timeout`?)",
+        ),
+        (
+            "jobs:\n  a:\n    kind: command\n    argv: [true]\n    schedule: \"61 * * * *\"\n",
+            "jobs.yaml:5:16:",
+            "invalid schedule `61 * * * *`: minute field `61`: 61 is out of range 0-59",
+        ),
+        (
+            "jobs:\n  a:\n    kind: command\n    argv: [true]\n    schedule: 0 7 * * *\n    timezone: Asia/Kolkatta\n",
+            "jobs.yaml:6:15:",
+            "unknown timezone `Asia/Kolkatta` (did you mean `Asia/Kolkata`?)",
+        ),
+        (
+            "jobs:\n  a:\n    kind: command\n    argv: [\"${NOPE}\"]\n",
+            "jobs.yaml:4:13:",
+            "environment variable `NOPE` is not set",
+        ),
+        (
+            "jobs:\n  a:\n    kind: command\n    argv: [true]\n  a:\n    kind: command\n    argv: [false]\n",
+            "jobs.yaml:5:3:",
+            "duplicate job `a` (first defined at line 2, column 3)",
+        ),
+        (
+            "jobs:\n  a:\n    kind: shell\n",
+            "jobs.yaml:3:11:",
+            "unknown kind `shell`",
+        ),
+        (
+            "jobs:\n  a:\n    kind: command\n    argv: []\n",
+            "jobs.yaml:4:11:",
+            "argv must name a program",
+        ),
+        (
+            "jobs:\n  a:\n    kind: command\n    argv: [true]\n    timeout: soon\n",
+            "jobs.yaml:5:14:",
+            "invalid duration `soon`",
+        ),
+        (
+            "jobs:\n  a:\n    kind: command\n    argv: [true]\n    concurrency: sometimes\n",
+            "jobs.yaml:5:18:",
+            "unknown variant `sometimes`, expected one of `forbid`, `allow`, `replace`",
+        ),
+        (
+            "jobs:\n  Bad_Name:\n    kind: command\n    argv: [true]\n",
+            "jobs.yaml:2:3:",
+            "job name `Bad_Name`",
+        ),
+        (
+            "jobz: {}\n",
+            "jobs.yaml:1:1:",
+            "unknown field `jobz` (did you mean `jobs`?)",
+        ),
+        (
+            "jobs:\n  a:\n    kind: command\n    argv: [true]\n    catch_up: 1h\n",
+            "jobs.yaml:5:15:",
+            "catch_up needs a schedule",
+        ),
+        ("jobs: [\n", "jobs.yaml:2:1:", "YAML syntax"),
+    ];
+    for (yaml, at, msg) in cases {
+        let errs = load(yaml).expect_err(yaml);
+        assert!(
+            errs.iter().any(|e| e.starts_with(at) && e.contains(msg)),
+            "for {yaml:?} wanted `{at} ... {msg}`, got {errs:#?}"
+        );
+    }
+}
+
+#[test]
+fn every_error_is_reported_at_once() {
+    let yaml = "jobs:
+  a:
+    kind: command
+    argv: [true]
+    schedule: \"0 25 * * *\"
+    timezone: Nowhere/Land
+    bogus: 1
+  b:
+    kind: command
+    argv: [\"${MISSING}\"]
+";
+    let errs = load(yaml).unwrap_err();
+    assert_eq!(errs.len(), 4, "{errs:#?}");
+    assert!(errs[0].starts_with("jobs.yaml:5:"), "{errs:#?}");
+    assert!(errs[1].starts_with("jobs.yaml:6:"), "{errs:#?}");
+    assert!(errs[2].starts_with("jobs.yaml:7:"), "{errs:#?}");
+    assert!(errs[3].starts_with("jobs.yaml:10:"), "{errs:#?}");
+}
+
+#[test]
+fn secrets_are_collected_and_never_debug_printed() {
+    let yaml = r#"
+history:
+  database_url: "postgres://runbookd:${PG_PASSWORD}@db:5432/runbookd"
+jobs:
+  a:
+    kind: command
+    argv: [curl, -H, "Authorization: Bearer ${TOKEN}"]
+    env:
+      API_TOKEN: !secret "${TOKEN}"
+"#;
+    let c = load(yaml).unwrap();
+    let dump = format!("{c:?}");
+    assert!(!dump.contains("s3cr3t-pg-pass"), "{dump}");
+    let r = &c.redactor;
+    assert_eq!(r.redact("pw=s3cr3t-pg-pass"), "pw=[REDACTED]");
+    assert_eq!(r.redact("t=tok-abcdef-123"), "t=[REDACTED]");
+}
+
+#[test]
+fn interpolation_defaults_and_env_override() {
+    let c = load_str(
+        Path::new("jobs.yaml"),
+        "history: { database_url: \"${RUNBOOKD_DATABASE_URL:-sqlite://x.db}\" }\n",
+        &|k| (k == "RUNBOOKD_DATABASE_URL").then(|| "postgres://u@h/db".to_string()),
+    )
+    .unwrap();
+    assert_eq!(c.history.database_url.expose(), "postgres://u@h/db");
+}
+
+#[test]
+fn empty_file_is_a_valid_empty_config() {
+    let c = load("").unwrap();
+    assert!(c.jobs.is_empty());
+}
+
+#[test]
+fn retry_delays_double_up_to_the_cap() {
+    let p = RetryPolicy {
+        max: 5,
+        backoff: Duration::from_secs(5),
+        max_backoff: Duration::from_secs(12),
+    };
+    let delays: Vec<u64> = (2..=5).map(|a| p.delay_before(a).as_secs()).collect();
+    assert_eq!(delays, vec![5, 10, 12, 12]);
+}

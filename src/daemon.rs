@@ -1,0 +1,186 @@
+//! `runbookd serve`: the scheduler loop, its timer, its housekeeping and its
+//! HTTP endpoint, started and stopped together.
+//!
+//! The timer is tokio-cron-scheduler, running one UTC job every second whose
+//! only effect is to wake the loop. UTC because the crate fixes a timezone's
+//! offset when the job is created (its issue #107), which is only correct for
+//! a zone without DST; every real schedule is evaluated by `schedule.rs`.
+//! A tick that comes late or not at all delays fires; it cannot lose them,
+//! because each tick evaluates everything since the last.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::http::{self, DaemonState};
+use crate::identity::Identity;
+use crate::runner::Runner;
+use crate::scheduler::Scheduler;
+use crate::store::{HistoryStore, RunId, StoreError};
+
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot start the timer (tokio-cron-scheduler): {0}")]
+    Timer(String),
+}
+
+pub type Result<T, E = DaemonError> = std::result::Result<T, E>;
+
+/// Marks `abandoned` the runs whose process is gone: on this host at once,
+/// elsewhere once their heartbeat is older than `stale_after`.
+pub async fn reap(
+    store: &dyn HistoryStore,
+    identity: &Identity,
+    clock: &dyn Clock,
+    stale_after: Duration,
+) -> Result<Vec<RunId>, StoreError> {
+    let now = clock.now();
+    let mut reaped = Vec::new();
+    for run in store.running(None).await? {
+        if identity.owner_is_dead(&run.owner, Path::new("/proc")) {
+            let reason = format!(
+                "abandoned: its process {} is gone (found by {} at start-up)",
+                run.owner,
+                identity.owner()
+            );
+            if store.abandon(run.id, now, &reason).await? {
+                reaped.push(run.id);
+            }
+        }
+    }
+    let stale_before = now - chrono::Duration::from_std(stale_after).unwrap_or_default();
+    reaped.extend(store.abandon_stale(stale_before, now).await?);
+    for id in &reaped {
+        tracing::warn!(run = id, "marked run {id} abandoned: its process stopped");
+    }
+    Ok(reaped)
+}
+
+/// Runs the daemon until `shutdown` is cancelled, then drains.
+pub async fn serve(
+    config: Arc<Config>,
+    store: Arc<dyn HistoryStore>,
+    clock: Arc<dyn Clock>,
+    listen: SocketAddr,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    let identity = Identity::current();
+    let daemon = &config.daemon;
+    reap(store.as_ref(), &identity, clock.as_ref(), daemon.stale_after).await?;
+
+    let runner = Runner::new(
+        store.clone(),
+        clock.clone(),
+        identity.clone(),
+        daemon.heartbeat,
+        config.history.log_max_bytes,
+        config.redactor.clone(),
+    );
+    let state = DaemonState::new(clock.now());
+    let mut events = runner.subscribe();
+    let observer_state = state.clone();
+    let observer = tokio::spawn(async move {
+        loop {
+            match events.recv().await {
+                Ok(ev) => observer_state.observe(&ev),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!("metrics missed {n} run events")
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    });
+    let scheduler = Scheduler::start(config.clone(), runner, clock.clone()).await?;
+
+    let http_stop = CancellationToken::new();
+    let (bound, http_task) = http::bind(listen, state.clone(), http_stop.clone())
+        .await
+        .map_err(|source| DaemonError::Bind {
+            addr: listen,
+            source,
+        })?;
+
+    let wake = Arc::new(Notify::new());
+    let mut timer = start_timer(wake.clone()).await?;
+    let scheduled = config.jobs.values().filter(|j| j.schedule.is_some()).count();
+    tracing::info!(
+        listen = %bound,
+        store = store.url(),
+        owner = identity.owner(),
+        "runbookd serving {} job(s), {scheduled} scheduled",
+        config.jobs.len()
+    );
+
+    let mut maintenance = tokio::time::interval(daemon.heartbeat);
+    maintenance.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_prune: Option<tokio::time::Instant> = None;
+    // The first evaluation happens at once: it is the one that catches up.
+    wake.notify_one();
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            _ = wake.notified() => {
+                scheduler.tick().await;
+                state.ticked(clock.now(), scheduler.active_runs());
+            }
+            _ = maintenance.tick() => {
+                let stale_before = clock.now() - chrono::Duration::from_std(daemon.stale_after).unwrap_or_default();
+                match store.abandon_stale(stale_before, clock.now()).await {
+                    Ok(ids) => for id in ids {
+                        tracing::warn!(run = id, "marked run {id} abandoned: no heartbeat for {}", humantime::format_duration(daemon.stale_after));
+                    },
+                    Err(e) => { state.store_error(); tracing::warn!("{e}") }
+                }
+                if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
+                    last_prune = Some(tokio::time::Instant::now());
+                    let before = clock.now() - chrono::Duration::from_std(config.history.retention).unwrap_or_default();
+                    match store.prune(before).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!("pruned {n} run(s) older than {}", humantime::format_duration(config.history.retention)),
+                        Err(e) => { state.store_error(); tracing::warn!("{e}") }
+                    }
+                }
+            }
+        }
+    }
+
+    tracing::info!("stopping: no new fires; draining running jobs");
+    let _ = timer.shutdown().await;
+    scheduler.shutdown(daemon.shutdown_grace).await;
+    http_stop.cancel();
+    let _ = http_task.await;
+    observer.abort();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn start_timer(wake: Arc<Notify>) -> Result<tokio_cron_scheduler::JobScheduler> {
+    use tokio_cron_scheduler::{Job, JobScheduler};
+    let err = |e: tokio_cron_scheduler::JobSchedulerError| DaemonError::Timer(e.to_string());
+    let timer = JobScheduler::new().await.map_err(err)?;
+    let job = Job::new_async("* * * * * *", move |_id, _lock| {
+        let wake = wake.clone();
+        Box::pin(async move { wake.notify_one() })
+    })
+    .map_err(err)?;
+    timer.add(job).await.map_err(err)?;
+    timer.start().await.map_err(err)?;
+    Ok(timer)
+}

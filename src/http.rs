@@ -1,0 +1,229 @@
+//! `/healthz` and `/metrics` of `runbookd serve`.
+//!
+//! Health is the scheduler loop's own: if ticks stop, the pod should be
+//! restarted. A down history store does not fail health, because a restart
+//! would not bring it back; it shows in the metrics and the logs instead.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use chrono::{DateTime, Utc};
+use tokio_util::sync::CancellationToken;
+
+use crate::runner::RunEvent;
+
+/// A tick older than this makes `/healthz` fail.
+pub const TICK_STALE_SECS: i64 = 15;
+
+#[derive(Debug, Default)]
+pub struct DaemonState {
+    started_at_ms: AtomicI64,
+    last_tick_ms: AtomicI64,
+    ticks: AtomicU64,
+    active_runs: AtomicI64,
+    started: Mutex<BTreeMap<(String, String), u64>>,
+    finished: Mutex<BTreeMap<(String, String), u64>>,
+    fire_delay: Mutex<BTreeMap<String, f64>>,
+    store_errors: AtomicU64,
+}
+
+impl DaemonState {
+    pub fn new(now: DateTime<Utc>) -> Arc<Self> {
+        let s = DaemonState::default();
+        s.started_at_ms.store(now.timestamp_millis(), Ordering::Relaxed);
+        Arc::new(s)
+    }
+
+    pub fn ticked(&self, now: DateTime<Utc>, active: usize) {
+        self.last_tick_ms.store(now.timestamp_millis(), Ordering::Relaxed);
+        self.ticks.fetch_add(1, Ordering::Relaxed);
+        self.active_runs.store(active as i64, Ordering::Relaxed);
+    }
+
+    pub fn store_error(&self) {
+        self.store_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn observe(&self, ev: &RunEvent) {
+        match ev {
+            RunEvent::Started {
+                job,
+                trigger,
+                scheduled_for,
+                started_at,
+                ..
+            } => {
+                *self
+                    .started
+                    .lock()
+                    .expect("metrics lock")
+                    .entry((job.clone(), trigger.to_string()))
+                    .or_default() += 1;
+                if let Some(s) = scheduled_for {
+                    let delay = (*started_at - *s).num_microseconds().unwrap_or(0) as f64 / 1e6;
+                    self.fire_delay
+                        .lock()
+                        .expect("metrics lock")
+                        .insert(job.clone(), delay);
+                }
+            }
+            RunEvent::Finished { job, status, .. } => {
+                *self
+                    .finished
+                    .lock()
+                    .expect("metrics lock")
+                    .entry((job.clone(), status.to_string()))
+                    .or_default() += 1;
+            }
+        }
+    }
+
+    /// `Ok` with a summary, or `Err` with why the daemon is unhealthy.
+    pub fn health(&self, now: DateTime<Utc>) -> Result<String, String> {
+        let last = self.last_tick_ms.load(Ordering::Relaxed);
+        let started = self.started_at_ms.load(Ordering::Relaxed);
+        let now_ms = now.timestamp_millis();
+        if last == 0 {
+            if now_ms - started > TICK_STALE_SECS * 1000 {
+                return Err(format!("no scheduler tick in the {TICK_STALE_SECS}s since start"));
+            }
+            return Ok("starting".to_string());
+        }
+        let age = (now_ms - last) / 1000;
+        if age > TICK_STALE_SECS {
+            return Err(format!("last scheduler tick was {age}s ago"));
+        }
+        Ok(format!("ok: last tick {age}s ago"))
+    }
+
+    pub fn render_metrics(&self) -> String {
+        let mut out = String::new();
+        let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
+        let _ = writeln!(out, "# HELP runbookd_last_tick_timestamp_seconds When the scheduler last evaluated its jobs.");
+        let _ = writeln!(out, "# TYPE runbookd_last_tick_timestamp_seconds gauge");
+        let _ = writeln!(
+            out,
+            "runbookd_last_tick_timestamp_seconds {}",
+            self.last_tick_ms.load(Ordering::Relaxed) as f64 / 1000.0
+        );
+        let _ = writeln!(out, "# HELP runbookd_ticks_total Scheduler evaluations.");
+        let _ = writeln!(out, "# TYPE runbookd_ticks_total counter");
+        let _ = writeln!(out, "runbookd_ticks_total {}", self.ticks.load(Ordering::Relaxed));
+        let _ = writeln!(out, "# HELP runbookd_active_runs Runs this process is executing.");
+        let _ = writeln!(out, "# TYPE runbookd_active_runs gauge");
+        let _ = writeln!(out, "runbookd_active_runs {}", self.active_runs.load(Ordering::Relaxed));
+        let _ = writeln!(out, "# HELP runbookd_store_errors_total Failed history store calls in the scheduler loop.");
+        let _ = writeln!(out, "# TYPE runbookd_store_errors_total counter");
+        let _ = writeln!(out, "runbookd_store_errors_total {}", self.store_errors.load(Ordering::Relaxed));
+        let _ = writeln!(out, "# HELP runbookd_runs_started_total Run attempts started by this process.");
+        let _ = writeln!(out, "# TYPE runbookd_runs_started_total counter");
+        for ((job, trigger), n) in self.started.lock().expect("metrics lock").iter() {
+            let _ = writeln!(out, "runbookd_runs_started_total{{job=\"{}\",trigger=\"{}\"}} {n}", esc(job), esc(trigger));
+        }
+        let _ = writeln!(out, "# HELP runbookd_runs_finished_total Run attempts ended, by status.");
+        let _ = writeln!(out, "# TYPE runbookd_runs_finished_total counter");
+        for ((job, status), n) in self.finished.lock().expect("metrics lock").iter() {
+            let _ = writeln!(out, "runbookd_runs_finished_total{{job=\"{}\",status=\"{}\"}} {n}", esc(job), esc(status));
+        }
+        let _ = writeln!(out, "# HELP runbookd_fire_delay_seconds Scheduled instant to start, of the job's last scheduled run.");
+        let _ = writeln!(out, "# TYPE runbookd_fire_delay_seconds gauge");
+        for (job, d) in self.fire_delay.lock().expect("metrics lock").iter() {
+            let _ = writeln!(out, "runbookd_fire_delay_seconds{{job=\"{}\"}} {d}", esc(job));
+        }
+        out
+    }
+}
+
+async fn healthz(State(state): State<Arc<DaemonState>>) -> impl IntoResponse {
+    match state.health(Utc::now()) {
+        Ok(msg) => (StatusCode::OK, msg),
+        Err(msg) => (StatusCode::SERVICE_UNAVAILABLE, msg),
+    }
+}
+
+async fn metrics(State(state): State<Arc<DaemonState>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.render_metrics(),
+    )
+}
+
+pub fn router(state: Arc<DaemonState>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+/// Binds `addr` (so a taken port fails `serve` at once) and serves until
+/// `stop` is cancelled.
+pub async fn bind(
+    addr: SocketAddr,
+    state: Arc<DaemonState>,
+    stop: CancellationToken,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    let app = router(state);
+    let handle = tokio::spawn(async move {
+        let r = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await;
+        if let Err(e) = r {
+            tracing::error!("http server on {local}: {e}");
+        }
+    });
+    Ok((local, handle))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{RunStatus, Trigger};
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn health_follows_the_tick() {
+        let s = DaemonState::new(t("2026-01-01T00:00:00Z"));
+        assert!(s.health(t("2026-01-01T00:00:05Z")).is_ok());
+        assert!(s.health(t("2026-01-01T00:01:00Z")).is_err());
+        s.ticked(t("2026-01-01T00:01:00Z"), 0);
+        assert!(s.health(t("2026-01-01T00:01:10Z")).is_ok());
+        let e = s.health(t("2026-01-01T00:02:00Z")).unwrap_err();
+        assert!(e.contains("60s ago"), "{e}");
+    }
+
+    #[test]
+    fn metrics_count_runs() {
+        let s = DaemonState::new(t("2026-01-01T00:00:00Z"));
+        s.observe(&RunEvent::Started {
+            id: 1,
+            job: "hello".into(),
+            trigger: Trigger::Schedule,
+            scheduled_for: Some(t("2026-01-01T00:00:00Z")),
+            started_at: t("2026-01-01T00:00:00.250Z"),
+        });
+        s.observe(&RunEvent::Finished {
+            id: 1,
+            job: "hello".into(),
+            status: RunStatus::Failed,
+            attempt: 1,
+        });
+        let m = s.render_metrics();
+        assert!(m.contains("runbookd_runs_started_total{job=\"hello\",trigger=\"schedule\"} 1"), "{m}");
+        assert!(m.contains("runbookd_runs_finished_total{job=\"hello\",status=\"failed\"} 1"), "{m}");
+        assert!(m.contains("runbookd_fire_delay_seconds{job=\"hello\"} 0.25"), "{m}");
+    }
+}

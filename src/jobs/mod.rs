@@ -1,0 +1,90 @@
+//! Job kinds. Each kind has its config struct and its executor in one file;
+//! this module only registers them.
+
+pub mod command;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::yaml::{self, DeError, Node};
+use crate::runlog::RunLog;
+use crate::store::RunId;
+
+/// The kinds jobs.yaml accepts, for error messages.
+pub const KINDS: &[&str] = &["command"];
+
+#[derive(Debug, Clone)]
+pub enum JobSpec {
+    Command(command::CommandSpec),
+}
+
+impl JobSpec {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            JobSpec::Command(_) => "command",
+        }
+    }
+
+    pub fn executor(&self) -> Arc<dyn Job> {
+        match self {
+            JobSpec::Command(s) => Arc::new(command::CommandJob::new(s.clone())),
+        }
+    }
+}
+
+/// The fields a kind accepts beside the common ones.
+pub fn fields(kind: &str) -> Option<&'static [&'static str]> {
+    match kind {
+        "command" => Some(yaml::struct_fields::<command::CommandSpec>()),
+        _ => None,
+    }
+}
+
+/// Deserializes and checks a kind's own fields.
+pub fn parse_spec(kind: &str, node: &Node) -> Result<JobSpec, DeError> {
+    match kind {
+        "command" => command::CommandSpec::from_node(node).map(JobSpec::Command),
+        other => Err(DeError {
+            message: format!("unknown kind `{other}`"),
+            mark: Some(node.mark),
+        }),
+    }
+}
+
+/// What a job sees while it runs.
+#[derive(Debug, Clone)]
+pub struct RunContext {
+    pub run_id: RunId,
+    pub job: String,
+    pub attempt: u32,
+    /// Plan and log every mutating step, perform none.
+    pub dry_run: bool,
+    pub log: RunLog,
+    /// Cancelled on timeout, shutdown, `concurrency: replace` or a cancel
+    /// request. A job must stop promptly and leave nothing half-done that it
+    /// has not logged.
+    pub cancel: CancellationToken,
+}
+
+/// How a job ended, when it ended on its own.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Outcome {
+    /// One line for listings and the morning report.
+    pub summary: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// The job saw its cancel token and stopped. The runner knows why.
+    #[error("cancelled")]
+    Cancelled,
+    #[error("{0}")]
+    Failed(String),
+}
+
+#[async_trait]
+pub trait Job: Send + Sync + std::fmt::Debug {
+    async fn run(&self, ctx: &RunContext) -> Result<Outcome, JobError>;
+}

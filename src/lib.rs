@@ -1,0 +1,18 @@
+//! runbookd: a production runbook as scheduled, audited, tested jobs.
+//!
+//! `main.rs` only wires the CLI to this library; integration tests drive the
+//! same library and the built binary.
+
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod daemon;
+pub mod http;
+pub mod identity;
+pub mod jobs;
+pub mod runlog;
+pub mod runner;
+pub mod schedule;
+pub mod scheduler;
+pub mod secret;
+pub mod store;

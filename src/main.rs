@@ -1,0 +1,36 @@
+use anyhow::Context;
+use clap::Parser;
+use runbookd::cli::{Cli, Command, LogFormat};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    // The daemon logs its decisions; a foreground command shows only the run
+    // itself unless RUST_LOG asks for more.
+    let default_level = match cli.command {
+        Command::Serve { .. } => "info",
+        _ => "warn",
+    };
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let result = runtime.block_on(runbookd::cli::run(cli));
+    // A job task that ignores cancellation must not keep the process alive.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    if let Err(e) = result {
+        let message = e.to_string();
+        if !message.is_empty() {
+            eprintln!("error: {message}");
+        }
+        std::process::exit(e.exit_code());
+    }
+    Ok(())
+}

@@ -1,0 +1,463 @@
+//! One run, from its claimed first attempt to its last retry: timeout,
+//! cancellation, heartbeat, retries with backoff, and the history row of
+//! every attempt. Whatever happens, a run this process owns never stays
+//! `running`: it ends `succeeded`, `failed`, `timed_out` or `cancelled`, and if
+//! the process dies a peer or the next start marks it `abandoned`.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::Clock;
+use crate::config::JobConfig;
+use crate::identity::Identity;
+use crate::jobs::{JobError, RunContext};
+use crate::runlog::RunLog;
+use crate::secret::Redactor;
+use crate::store::{Finish, HistoryStore, NewRun, RunId, RunStatus, StoreError, Trigger};
+
+/// How long a job may take to stop after it is cancelled before it is
+/// dropped (which kills a command's process group).
+const STOP_WAIT: Duration = Duration::from_secs(60);
+
+/// A cancellation with the reason recorded on the run.
+#[derive(Debug, Clone, Default)]
+pub struct Stop {
+    token: CancellationToken,
+    reason: Arc<Mutex<Option<String>>>,
+}
+
+impl Stop {
+    pub fn new() -> Self {
+        Stop::default()
+    }
+
+    /// The first reason wins: it is what actually stopped the run.
+    pub fn cancel(&self, reason: impl Into<String>) {
+        let mut r = self.reason.lock().expect("stop reason lock");
+        if r.is_none() {
+            *r = Some(reason.into());
+        }
+        drop(r);
+        self.token.cancel();
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.token.is_cancelled()
+    }
+
+    pub async fn cancelled(&self) {
+        self.token.cancelled().await
+    }
+
+    fn reason(&self) -> String {
+        self.reason
+            .lock()
+            .expect("stop reason lock")
+            .clone()
+            .unwrap_or_else(|| "cancelled".to_string())
+    }
+
+    fn child(&self) -> Stop {
+        Stop {
+            token: self.token.child_token(),
+            reason: Arc::new(Mutex::new(None)),
+        }
+    }
+}
+
+/// Published as runs start and end: the daemon's metrics count them and
+/// tests wait on them instead of sleeping.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunEvent {
+    Started {
+        id: RunId,
+        job: String,
+        trigger: Trigger,
+        scheduled_for: Option<DateTime<Utc>>,
+        started_at: DateTime<Utc>,
+    },
+    Finished {
+        id: RunId,
+        job: String,
+        status: RunStatus,
+        attempt: u32,
+    },
+}
+
+/// What a manual or scheduled run asks for.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    pub trigger: Trigger,
+    pub triggered_by: String,
+    pub scheduled_for: Option<DateTime<Utc>>,
+    pub dry_run: bool,
+}
+
+/// The end of a run: its last attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ended {
+    pub id: RunId,
+    pub status: RunStatus,
+    pub attempt: u32,
+    pub error: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct Runner {
+    store: Arc<dyn HistoryStore>,
+    clock: Arc<dyn Clock>,
+    identity: Identity,
+    heartbeat: Duration,
+    log_max_bytes: usize,
+    redactor: Redactor,
+    events: broadcast::Sender<RunEvent>,
+    tee: Option<Arc<dyn Fn(&str) + Send + Sync>>,
+}
+
+impl std::fmt::Debug for Runner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runner")
+            .field("store", &self.store.url())
+            .field("owner", &self.identity.owner())
+            .finish()
+    }
+}
+
+impl Runner {
+    pub fn new(
+        store: Arc<dyn HistoryStore>,
+        clock: Arc<dyn Clock>,
+        identity: Identity,
+        heartbeat: Duration,
+        log_max_bytes: usize,
+        redactor: Redactor,
+    ) -> Self {
+        let (events, _) = broadcast::channel(1024);
+        Runner {
+            store,
+            clock,
+            identity,
+            heartbeat: heartbeat.max(Duration::from_millis(50)),
+            log_max_bytes,
+            redactor,
+            events,
+            tee: None,
+        }
+    }
+
+    /// Echo every log line (already redacted) to `f`, for foreground runs.
+    pub fn with_tee(mut self, f: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        self.tee = Some(Arc::new(f));
+        self
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<RunEvent> {
+        self.events.subscribe()
+    }
+
+    pub fn store(&self) -> &Arc<dyn HistoryStore> {
+        &self.store
+    }
+
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
+    }
+
+    fn new_run(&self, job: &JobConfig, req: &RunRequest, attempt: u32) -> NewRun {
+        NewRun {
+            job: job.name.clone(),
+            trigger: if attempt > 1 { Trigger::Retry } else { req.trigger },
+            triggered_by: req.triggered_by.clone(),
+            scheduled_for: req.scheduled_for,
+            started_at: self.clock.now(),
+            status: RunStatus::Running,
+            attempt,
+            error: None,
+            dry_run: req.dry_run,
+            owner: self.identity.owner(),
+            retry_of: None,
+        }
+    }
+
+    /// Claims the first attempt. `None`: another process has this fire.
+    pub async fn claim(&self, job: &JobConfig, req: &RunRequest) -> Result<Option<RunId>, StoreError> {
+        self.store.insert_run(&self.new_run(job, req, 1)).await
+    }
+
+    /// Ends a claimed fire as `skipped` without running it.
+    pub async fn skip(&self, job: &JobConfig, id: RunId, reason: &str) -> Result<(), StoreError> {
+        let log = RunLog::new(self.log_max_bytes, self.redactor.clone());
+        log.info(reason);
+        let finish = Finish {
+            status: RunStatus::Skipped,
+            finished_at: self.clock.now(),
+            error: Some(reason.to_string()),
+            log: log.snapshot(),
+        };
+        self.store.finish_run(id, &finish).await?;
+        let _ = self.events.send(RunEvent::Finished {
+            id,
+            job: job.name.clone(),
+            status: RunStatus::Skipped,
+            attempt: 1,
+        });
+        Ok(())
+    }
+
+    /// Runs a claimed first attempt, then retries as the job's policy says.
+    pub async fn execute(&self, job: &JobConfig, req: &RunRequest, first: RunId, stop: &Stop) -> Ended {
+        let mut id = first;
+        let mut attempt = 1;
+        let _ = self.events.send(RunEvent::Started {
+            id,
+            job: job.name.clone(),
+            trigger: req.trigger,
+            scheduled_for: req.scheduled_for,
+            started_at: self.clock.now(),
+        });
+        loop {
+            let (status, error) = self.attempt(job, req, id, attempt, stop).await;
+            let retryable = matches!(status, RunStatus::Failed | RunStatus::TimedOut);
+            if !retryable || attempt > job.retries.max || stop.is_cancelled() || req.dry_run {
+                return Ended {
+                    id,
+                    status,
+                    attempt,
+                    error,
+                };
+            }
+            let wait = job.retries.delay_before(attempt + 1);
+            tracing::info!(job = %job.name, run = id, attempt, wait = %humantime::format_duration(wait), "retrying after {status}");
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.cancelled() => return Ended { id, status, attempt, error },
+            }
+            attempt += 1;
+            let mut run = self.new_run(job, req, attempt);
+            run.retry_of = Some(id);
+            match self.store.insert_run(&run).await {
+                Ok(Some(next)) => {
+                    let _ = self.events.send(RunEvent::Started {
+                        id: next,
+                        job: job.name.clone(),
+                        trigger: Trigger::Retry,
+                        scheduled_for: run.scheduled_for,
+                        started_at: run.started_at,
+                    });
+                    id = next;
+                }
+                Ok(None) => {
+                    return Ended {
+                        id,
+                        status,
+                        attempt: attempt - 1,
+                        error,
+                    };
+                }
+                Err(e) => {
+                    tracing::error!(job = %job.name, run = id, "cannot record retry attempt {attempt}: {e}");
+                    return Ended {
+                        id,
+                        status,
+                        attempt: attempt - 1,
+                        error,
+                    };
+                }
+            }
+        }
+    }
+
+    async fn attempt(
+        &self,
+        job: &JobConfig,
+        req: &RunRequest,
+        id: RunId,
+        attempt: u32,
+        outer: &Stop,
+    ) -> (RunStatus, Option<String>) {
+        let mut log = RunLog::new(self.log_max_bytes, self.redactor.clone());
+        if let Some(tee) = &self.tee {
+            let tee = tee.clone();
+            log = log.with_tee(move |l| tee(l));
+        }
+        let stop = outer.child();
+        log.info(&format!(
+            "run {id} of `{}` ({} job), attempt {attempt}, trigger {}{}, by {} on {}",
+            job.name,
+            job.kind(),
+            if attempt > 1 { Trigger::Retry } else { req.trigger },
+            req.scheduled_for
+                .map(|s| format!(" for {}", s.to_rfc3339()))
+                .unwrap_or_default(),
+            req.triggered_by,
+            self.identity.owner(),
+        ));
+        let ctx = RunContext {
+            run_id: id,
+            job: job.name.clone(),
+            attempt,
+            dry_run: req.dry_run,
+            log: log.clone(),
+            cancel: stop.token.clone(),
+        };
+        let heartbeat_done = CancellationToken::new();
+        let beat = tokio::spawn(heartbeat_loop(
+            self.store.clone(),
+            self.clock.clone(),
+            id,
+            self.heartbeat,
+            log.clone(),
+            stop.clone(),
+            heartbeat_done.clone(),
+        ));
+
+        let exec = job.spec.executor();
+        let fut = exec.run(&ctx);
+        tokio::pin!(fut);
+        let mut timed_out = false;
+        let result = tokio::select! {
+            r = &mut fut => Some(r),
+            _ = tokio::time::sleep(job.timeout) => {
+                timed_out = true;
+                stop.cancel(format!("timed out after {}", humantime::format_duration(job.timeout)));
+                None
+            }
+            _ = stop.cancelled() => None,
+        };
+        let result = match result {
+            Some(r) => r,
+            None => match tokio::time::timeout(STOP_WAIT, &mut fut).await {
+                Ok(r) => r,
+                Err(_) => {
+                    log.info(&format!(
+                        "job did not stop within {}s of being cancelled; abandoning its task",
+                        STOP_WAIT.as_secs()
+                    ));
+                    Err(JobError::Cancelled)
+                }
+            },
+        };
+        heartbeat_done.cancel();
+        let _ = beat.await;
+
+        let (status, error) = match result {
+            Ok(outcome) if !stop.is_cancelled() => {
+                if let Some(s) = &outcome.summary {
+                    log.info(&format!("succeeded: {s}"));
+                }
+                (RunStatus::Succeeded, None)
+            }
+            // A job that finished in the same instant it was cancelled still
+            // reports how it was stopped: the cancel is what the operator
+            // needs to see.
+            Ok(_) | Err(JobError::Cancelled) | Err(JobError::Failed(_)) if stop.is_cancelled() => {
+                let reason = if timed_out {
+                    stop.reason()
+                } else {
+                    outer.reason_or(&stop)
+                };
+                let status = if timed_out {
+                    RunStatus::TimedOut
+                } else {
+                    RunStatus::Cancelled
+                };
+                log.info(&format!("{status}: {reason}"));
+                (status, Some(reason))
+            }
+            Err(JobError::Cancelled) => (
+                RunStatus::Failed,
+                Some("job stopped as cancelled without being asked".to_string()),
+            ),
+            Err(JobError::Failed(m)) => {
+                log.info(&format!("failed: {m}"));
+                (RunStatus::Failed, Some(m))
+            }
+            Ok(_) => unreachable!("handled above"),
+        };
+        let error = error.map(|e| self.redactor.redact(&e));
+        let finish = Finish {
+            status,
+            finished_at: self.clock.now(),
+            error: error.clone(),
+            log: log.snapshot(),
+        };
+        self.record_finish(id, &finish).await;
+        let _ = self.events.send(RunEvent::Finished {
+            id,
+            job: job.name.clone(),
+            status,
+            attempt,
+        });
+        (status, error)
+    }
+
+    /// Writing the end of a run is retried: a brief store outage must not
+    /// leave the row `running` until a peer abandons it.
+    async fn record_finish(&self, id: RunId, finish: &Finish) {
+        let mut wait = Duration::from_millis(250);
+        for n in 1..=5 {
+            match self.store.finish_run(id, finish).await {
+                Ok(()) => return,
+                Err(e) if n < 5 => {
+                    tracing::warn!(run = id, "recording the end of run {id} failed (try {n} of 5): {e}");
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
+                }
+                Err(e) => tracing::error!(
+                    run = id,
+                    "cannot record the end of run {id} ({}): {e}; it will be marked abandoned when its heartbeat goes stale",
+                    finish.status
+                ),
+            }
+        }
+    }
+}
+
+impl Stop {
+    /// The outer reason if the outer token stopped us, else our own.
+    fn reason_or(&self, inner: &Stop) -> String {
+        if self.is_cancelled() {
+            self.reason()
+        } else {
+            inner.reason()
+        }
+    }
+}
+
+async fn heartbeat_loop(
+    store: Arc<dyn HistoryStore>,
+    clock: Arc<dyn Clock>,
+    id: RunId,
+    every: Duration,
+    log: RunLog,
+    stop: Stop,
+    done: CancellationToken,
+) {
+    let mut saved_version = u64::MAX;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = done.cancelled() => return,
+        }
+        let version = log.version();
+        let snapshot = (version != saved_version).then(|| log.snapshot());
+        match store.heartbeat(id, clock.now(), snapshot.as_ref()).await {
+            Ok(cancel_requested) => {
+                saved_version = version;
+                if cancel_requested && !stop.is_cancelled() {
+                    log.info("cancel requested through the history store");
+                    stop.cancel("cancelled on request (runbookd cancel, or concurrency: replace on another replica)");
+                }
+            }
+            Err(e) => tracing::warn!(run = id, "heartbeat failed: {e}"),
+        }
+    }
+}

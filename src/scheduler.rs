@@ -1,0 +1,397 @@
+//! The daemon's decisions: which fires are due, which are missed and caught
+//! up, which are skipped for overlap, and which process runs each.
+//!
+//! `tick` is called whenever the timer says "look now" (once a second from
+//! tokio-cron-scheduler in `serve`; directly, with a manual clock, in tests).
+//! It reads the time from the injected clock and evaluates every job's fires
+//! since its cursor, so a late or lost timer tick delays fires but never
+//! loses them.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use tokio_util::task::TaskTracker;
+
+use crate::clock::Clock;
+use crate::config::{Concurrency, Config, JobConfig};
+use crate::runner::{RunRequest, Runner, Stop};
+use crate::schedule::{CronExpr, Fire};
+use crate::store::{RunId, StoreError, Trigger};
+
+/// A fire this late or less is simply late (a slow tick), not missed.
+pub const LATE_TOLERANCE: Duration = Duration::from_secs(30);
+
+/// How many fires one evaluation looks at, so a per-second job after a long
+/// outage cannot make a tick walk millions of instants.
+const SCAN_LIMIT: usize = 100_000;
+
+/// The fires of one job between its cursor and now.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Due {
+    Nothing,
+    /// Fires inside the tolerance: each runs with trigger `schedule`.
+    OnTime(Vec<Fire>),
+    /// Fires older than the tolerance (downtime, a stalled store): at most
+    /// one runs, the newest, if it is inside the catch-up window.
+    Backlog {
+        run: Option<(Fire, Trigger)>,
+        /// Fires that will not run. `more` means there were others beyond
+        /// the scan, uncounted.
+        missed: usize,
+        more: bool,
+    },
+}
+
+/// Decides which fires in `(cursor, now]` run. Pure.
+pub fn due(
+    expr: &CronExpr,
+    tz: Tz,
+    cursor: DateTime<Utc>,
+    now: DateTime<Utc>,
+    catch_up: Option<Duration>,
+    tolerance: Duration,
+) -> Due {
+    if now <= cursor {
+        return Due::Nothing;
+    }
+    let reach = catch_up.unwrap_or_default().max(tolerance);
+    let reach = chrono::Duration::from_std(reach).unwrap_or(chrono::Duration::MAX);
+    let scan_from = cursor.max(now.checked_sub_signed(reach).unwrap_or(cursor));
+    let mut more = scan_from > cursor
+        && expr
+            .next_fire(tz, cursor)
+            .is_some_and(|f| f.at <= scan_from);
+    let fires = expr.fires_between(tz, scan_from, now, SCAN_LIMIT);
+    if fires.len() == SCAN_LIMIT {
+        more = true;
+    }
+    let late = |f: &Fire| (now - f.at).to_std().unwrap_or_default() > tolerance;
+    if fires.is_empty() && !more {
+        return Due::Nothing;
+    }
+    if !more && !fires.iter().any(late) {
+        return Due::OnTime(fires);
+    }
+    let Some(newest) = fires.last().copied() else {
+        return Due::Backlog {
+            run: None,
+            missed: 0,
+            more,
+        };
+    };
+    let age = (now - newest.at).to_std().unwrap_or_default();
+    let run = if age <= tolerance {
+        Some((newest, Trigger::Schedule))
+    } else if catch_up.is_some_and(|w| age <= w) {
+        Some((newest, Trigger::Catchup))
+    } else {
+        None
+    };
+    let missed = fires.len() - usize::from(run.is_some());
+    Due::Backlog { run, missed, more }
+}
+
+/// One tick's work, for logs and tests.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TickReport {
+    pub started: Vec<(String, RunId, Trigger)>,
+    pub skipped: Vec<(String, RunId)>,
+    /// Fires another replica claimed first.
+    pub lost_claims: usize,
+    pub missed: usize,
+}
+
+pub struct Scheduler {
+    config: Arc<Config>,
+    runner: Runner,
+    clock: Arc<dyn Clock>,
+    tolerance: Duration,
+    cursors: Mutex<HashMap<String, DateTime<Utc>>>,
+    /// Runs this process is executing, to cancel on replace or shutdown.
+    active: Arc<Mutex<HashMap<RunId, (String, Stop)>>>,
+    tasks: TaskTracker,
+}
+
+impl std::fmt::Debug for Scheduler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scheduler")
+            .field("jobs", &self.config.jobs.len())
+            .finish()
+    }
+}
+
+impl Scheduler {
+    /// Loads each scheduled job's cursor from the store. A job the store has
+    /// never seen starts at `now`: a new job has no missed fires.
+    pub async fn start(
+        config: Arc<Config>,
+        runner: Runner,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StoreError> {
+        let now = clock.now();
+        let mut cursors = HashMap::new();
+        for job in config.jobs.values().filter(|j| j.schedule.is_some()) {
+            let c = runner.store().cursor(&job.name).await?;
+            cursors.insert(job.name.clone(), c.unwrap_or(now));
+        }
+        Ok(Scheduler {
+            config,
+            runner,
+            clock,
+            tolerance: LATE_TOLERANCE,
+            cursors: Mutex::new(cursors),
+            active: Arc::new(Mutex::new(HashMap::new())),
+            tasks: TaskTracker::new(),
+        })
+    }
+
+    pub fn with_tolerance(mut self, tolerance: Duration) -> Self {
+        self.tolerance = tolerance;
+        self
+    }
+
+    pub fn runner(&self) -> &Runner {
+        &self.runner
+    }
+
+    pub fn active_runs(&self) -> usize {
+        self.active.lock().expect("active lock").len()
+    }
+
+    /// Evaluates every scheduled job at the clock's now.
+    pub async fn tick(&self) -> TickReport {
+        let now = self.clock.now();
+        let mut report = TickReport::default();
+        for job in self.config.jobs.values() {
+            let Some(expr) = &job.schedule else { continue };
+            let cursor = self
+                .cursors
+                .lock()
+                .expect("cursor lock")
+                .get(&job.name)
+                .copied()
+                .unwrap_or(now);
+            let decision = due(expr, job.timezone, cursor, now, job.catch_up, self.tolerance);
+            let to_run: Vec<(Fire, Trigger)> = match decision {
+                Due::Nothing => continue,
+                Due::OnTime(fires) => fires.into_iter().map(|f| (f, Trigger::Schedule)).collect(),
+                Due::Backlog { run, missed, more } => {
+                    report.missed += missed;
+                    tracing::warn!(
+                        job = %job.name,
+                        "{missed}{} fire(s) missed while runbookd was not evaluating {} (cursor {}); {}",
+                        if more { "+" } else { "" },
+                        job.name,
+                        cursor.to_rfc3339(),
+                        match &run {
+                            Some((f, t)) => format!("running the newest, {} ({t})", f.at.to_rfc3339()),
+                            None => match job.catch_up {
+                                Some(w) => format!("none inside the catch_up window of {}", humantime::format_duration(w)),
+                                None => "the job has no catch_up window".to_string(),
+                            },
+                        }
+                    );
+                    run.into_iter().collect()
+                }
+            };
+            let mut ok = true;
+            for (fire, trigger) in &to_run {
+                if let Err(e) = self.fire(job, *fire, *trigger, &mut report).await {
+                    tracing::error!(job = %job.name, "cannot start the fire at {}: {e}", fire.at.to_rfc3339());
+                    ok = false;
+                    break;
+                }
+            }
+            // On a store error the cursor stays, so the next tick retries the
+            // same fires (the claim keeps that from doubling a run).
+            if ok {
+                self.cursors
+                    .lock()
+                    .expect("cursor lock")
+                    .insert(job.name.clone(), now);
+                if let Err(e) = self.runner.store().advance_cursor(&job.name, now).await {
+                    tracing::warn!(job = %job.name, "cannot save the schedule cursor: {e}");
+                }
+            }
+        }
+        report
+    }
+
+    async fn fire(
+        &self,
+        job: &JobConfig,
+        fire: Fire,
+        trigger: Trigger,
+        report: &mut TickReport,
+    ) -> Result<(), StoreError> {
+        if job.suspend {
+            tracing::info!(job = %job.name, "suspended: not running the fire at {}", fire.at.to_rfc3339());
+            return Ok(());
+        }
+        let req = RunRequest {
+            trigger,
+            triggered_by: self.runner.identity().scheduler(),
+            scheduled_for: Some(fire.at),
+            dry_run: false,
+        };
+        // Claim first, decide second: the decision then happens in exactly one
+        // process, whatever the others see.
+        let Some(id) = self.runner.claim(job, &req).await? else {
+            report.lost_claims += 1;
+            return Ok(());
+        };
+        let others: Vec<RunId> = self
+            .runner
+            .store()
+            .running(Some(&job.name))
+            .await?
+            .into_iter()
+            .map(|r| r.id)
+            .filter(|r| *r != id)
+            .collect();
+        if !others.is_empty() {
+            let list = others.iter().map(|i| format!("#{i}")).collect::<Vec<_>>().join(", ");
+            match job.concurrency {
+                Concurrency::Forbid => {
+                    let reason = format!("skipped: run {list} is still running (concurrency: forbid)");
+                    self.runner.skip(job, id, &reason).await?;
+                    report.skipped.push((job.name.clone(), id));
+                    return Ok(());
+                }
+                Concurrency::Replace => {
+                    for other in &others {
+                        let reason = format!(
+                            "replaced by run #{id} for {} (concurrency: replace)",
+                            fire.at.to_rfc3339()
+                        );
+                        let local = self.active.lock().expect("active lock").get(other).map(|(_, s)| s.clone());
+                        match local {
+                            Some(stop) => stop.cancel(reason),
+                            None => {
+                                self.runner.store().request_cancel(*other).await?;
+                            }
+                        }
+                    }
+                }
+                Concurrency::Allow => {}
+            }
+        }
+        report.started.push((job.name.clone(), id, trigger));
+        self.spawn(job.clone(), req, id);
+        Ok(())
+    }
+
+    fn spawn(&self, job: JobConfig, req: RunRequest, id: RunId) {
+        let stop = Stop::new();
+        self.active
+            .lock()
+            .expect("active lock")
+            .insert(id, (job.name.clone(), stop.clone()));
+        let runner = self.runner.clone();
+        let active = self.active.clone();
+        self.tasks.spawn(async move {
+            let ended = runner.execute(&job, &req, id, &stop).await;
+            tracing::info!(job = %job.name, run = ended.id, attempt = ended.attempt, "run ended: {}", ended.status);
+            active.lock().expect("active lock").remove(&id);
+        });
+    }
+
+    /// Waits up to `grace` for running jobs, then cancels the rest and waits
+    /// for them to record `cancelled`.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.tasks.close();
+        let running = self.active_runs();
+        if running > 0 {
+            tracing::info!("waiting up to {} for {running} running job(s)", humantime::format_duration(grace));
+        }
+        if tokio::time::timeout(grace, self.tasks.wait()).await.is_err() {
+            let reason = format!(
+                "runbookd was stopped (SIGTERM) and the shutdown grace of {} ran out",
+                humantime::format_duration(grace)
+            );
+            for (_, (job, stop)) in self.active.lock().expect("active lock").iter() {
+                tracing::warn!(job = %job, "cancelling: {reason}");
+                stop.cancel(reason.clone());
+            }
+            self.tasks.wait().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn describe(d: &Due) -> String {
+        match d {
+            Due::Nothing => "nothing".into(),
+            Due::OnTime(f) => format!(
+                "on-time {}",
+                f.iter()
+                    .map(|f| f.at.format("%H:%M:%S").to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+            Due::Backlog { run, missed, more } => format!(
+                "backlog run={} missed={missed}{}",
+                run.map(|(f, t)| format!("{}/{t}", f.at.format("%H:%M:%S")))
+                    .unwrap_or_else(|| "none".into()),
+                if *more { "+" } else { "" }
+            ),
+        }
+    }
+
+    #[test]
+    fn due_table() {
+        let h = Some(Duration::from_secs(3600));
+        // (expr, cursor, now, catch_up, expected)
+        let cases: &[(&str, &str, &str, Option<Duration>, &str)] = &[
+            ("*/5 * * * *", "2026-01-01T10:00:00Z", "2026-01-01T10:04:59Z", None, "nothing"),
+            ("*/5 * * * *", "2026-01-01T10:00:00Z", "2026-01-01T10:05:00Z", None, "on-time 10:05:00"),
+            ("*/5 * * * *", "2026-01-01T10:00:00Z", "2026-01-01T10:05:20Z", None, "on-time 10:05:00"),
+            // Two per-second fires in one slow tick both run on time.
+            ("* * * * * *", "2026-01-01T10:00:00Z", "2026-01-01T10:00:02Z", None, "on-time 10:00:01,10:00:02"),
+            // Down from 10:00 to 12:00: the newest fire inside the hour runs
+            // once as catch-up; the rest are missed.
+            ("*/5 * * * *", "2026-01-01T10:00:00Z", "2026-01-01T12:02:00Z", h, "backlog run=12:00:00/catchup missed=11+"),
+            // Without a window nothing runs.
+            ("*/5 * * * *", "2026-01-01T10:00:00Z", "2026-01-01T12:02:00Z", None, "backlog run=none missed=0+"),
+            // A daily job down for 3 h across its fire, window 6 h: runs once.
+            ("0 7 * * *", "2026-01-01T05:00:00Z", "2026-01-01T08:00:00Z", Some(Duration::from_secs(6 * 3600)), "backlog run=07:00:00/catchup missed=0"),
+            // Same, but the fire is older than the window.
+            ("0 7 * * *", "2026-01-01T05:00:00Z", "2026-01-01T14:00:00Z", Some(Duration::from_secs(6 * 3600)), "backlog run=none missed=0+"),
+            // Backlog whose newest fire is only late: it runs on schedule and
+            // the older ones are missed, still one run in all.
+            ("* * * * *", "2026-01-01T10:00:00Z", "2026-01-01T10:05:10Z", h, "backlog run=10:05:00/schedule missed=4"),
+        ];
+        for (expr, cursor, now, catch_up, want) in cases {
+            let e: CronExpr = expr.parse().unwrap();
+            let got = due(&e, Tz::UTC, utc(cursor), utc(now), *catch_up, LATE_TOLERANCE);
+            assert_eq!(describe(&got), *want, "{expr} cursor {cursor} now {now}");
+        }
+    }
+
+    #[test]
+    fn a_long_outage_of_a_per_second_job_is_bounded() {
+        let e: CronExpr = "* * * * * *".parse().unwrap();
+        let started = std::time::Instant::now();
+        let got = due(
+            &e,
+            Tz::UTC,
+            utc("2025-01-01T00:00:00Z"),
+            utc("2026-01-01T00:00:00Z"),
+            Some(Duration::from_secs(3600)),
+            LATE_TOLERANCE,
+        );
+        assert!(matches!(got, Due::Backlog { run: Some((_, Trigger::Schedule)), more: true, .. }), "{got:?}");
+        // Bounded work, not a year of seconds; generous for slow machines.
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+}

@@ -1,0 +1,1 @@
+SELECT evaluated_until FROM job_cursors WHERE job = ?1
