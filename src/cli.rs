@@ -21,7 +21,9 @@ use crate::identity::Identity;
 use crate::runner::{RunRequest, Runner, Stop};
 use crate::schedule::{Shift, offset_seconds};
 use crate::secret::redact_url;
-use crate::store::{self, DEFAULT_LIMIT, HistoryStore, Run, RunFilter, RunStatus, StoreError, Trigger};
+use crate::store::{
+    self, DEFAULT_LIMIT, HistoryStore, Run, RunFilter, RunStatus, StoreError, Trigger,
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -32,12 +34,23 @@ use crate::store::{self, DEFAULT_LIMIT, HistoryStore, Run, RunFilter, RunStatus,
 )]
 pub struct Cli {
     /// The jobs file.
-    #[arg(short, long, global = true, env = "RUNBOOKD_CONFIG", default_value = "jobs.yaml")]
+    #[arg(
+        short,
+        long,
+        global = true,
+        env = "RUNBOOKD_CONFIG",
+        default_value = "jobs.yaml"
+    )]
     pub config: PathBuf,
 
     /// History store URL (postgres://… or sqlite://…). Overrides
     /// history.database_url in the jobs file.
-    #[arg(long, global = true, env = "RUNBOOKD_DATABASE_URL", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "RUNBOOKD_DATABASE_URL",
+        hide_env_values = true
+    )]
     pub database_url: Option<String>,
 
     /// Log format on stderr.
@@ -156,7 +169,12 @@ pub async fn run(cli: Cli) -> Result<()> {
     match &cli.command {
         Command::Validate { json } => validate(&cli, *json),
         Command::Jobs { json } => jobs(&cli, *json).await,
-        Command::Next { job, n, after, json } => next(&cli, job, *n, after.as_deref(), *json),
+        Command::Next {
+            job,
+            n,
+            after,
+            json,
+        } => next(&cli, job, *n, after.as_deref(), *json),
         Command::Run { job, dry_run, json } => run_job(&cli, job, *dry_run, *json).await,
         Command::History {
             job,
@@ -202,7 +220,9 @@ fn validate(cli: &Cli, json: bool) -> Result<()> {
     match config::load_file(&cli.config) {
         Ok(c) => {
             if json {
-                print_json(&serde_json::json!({ "file": cli.config, "valid": true, "jobs": c.jobs.len(), "errors": [] }))?;
+                print_json(
+                    &serde_json::json!({ "file": cli.config, "valid": true, "jobs": c.jobs.len(), "errors": [] }),
+                )?;
             } else {
                 println!("{}: ok, {} job(s)", cli.config.display(), c.jobs.len());
             }
@@ -210,7 +230,9 @@ fn validate(cli: &Cli, json: bool) -> Result<()> {
         }
         Err(ConfigError::Invalid(diags)) => {
             if json {
-                print_json(&serde_json::json!({ "file": cli.config, "valid": false, "errors": diags }))?;
+                print_json(
+                    &serde_json::json!({ "file": cli.config, "valid": false, "errors": diags }),
+                )?;
             } else {
                 for d in &diags {
                     println!("{d}");
@@ -261,7 +283,11 @@ async fn jobs(cli: &Cli, json: bool) -> Result<()> {
             .schedule
             .as_ref()
             .and_then(|e| e.next_fire(job.timezone, now))
-            .map(|f| f.at.with_timezone(&job.timezone).format("%Y-%m-%d %H:%M:%S %Z").to_string());
+            .map(|f| {
+                f.at.with_timezone(&job.timezone)
+                    .format("%Y-%m-%d %H:%M:%S %Z")
+                    .to_string()
+            });
         rows.push(JobRow {
             name: job.name.clone(),
             kind: job.kind(),
@@ -298,7 +324,10 @@ async fn jobs(cli: &Cli, json: bool) -> Result<()> {
             ]
         })
         .collect();
-    print_table(&["JOB", "KIND", "SCHEDULE", "TIMEZONE", "NEXT", "LAST"], &table)
+    print_table(
+        &["JOB", "KIND", "SCHEDULE", "TIMEZONE", "NEXT", "LAST"],
+        &table,
+    )
 }
 
 fn print_table(header: &[&str], rows: &[Vec<String>]) -> Result<()> {
@@ -351,7 +380,11 @@ fn next(cli: &Cli, name: &str, n: usize, after: Option<&str>, json: bool) -> Res
     };
     let mut t = match after {
         Some(a) => DateTime::parse_from_rfc3339(a)
-            .map_err(|e| CliError::Usage(format!("--after `{a}` is not an RFC 3339 instant (e.g. 2026-03-08T00:00:00Z): {e}")))?
+            .map_err(|e| {
+                CliError::Usage(format!(
+                    "--after `{a}` is not an RFC 3339 instant (e.g. 2026-03-08T00:00:00Z): {e}"
+                ))
+            })?
             .with_timezone(&Utc),
         None => SystemClock.now(),
     };
@@ -359,7 +392,9 @@ fn next(cli: &Cli, name: &str, n: usize, after: Option<&str>, json: bool) -> Res
     let mut prev_offset = offset_seconds(tz, t);
     let mut fires = Vec::new();
     for _ in 0..n {
-        let Some(f) = expr.next_fire(tz, t) else { break };
+        let Some(f) = expr.next_fire(tz, t) else {
+            break;
+        };
         let local = f.at.with_timezone(&tz);
         let offset = offset_seconds(tz, f.at);
         let note = match f.shift {
@@ -373,10 +408,9 @@ fn next(cli: &Cli, name: &str, n: usize, after: Option<&str>, json: bool) -> Res
                 f.nominal.format("%H:%M:%S"),
                 tz.name()
             )),
-            Shift::None if offset != prev_offset => Some(format!(
-                "DST: UTC offset is now {}",
-                local.format("%:z")
-            )),
+            Shift::None if offset != prev_offset => {
+                Some(format!("DST: UTC offset is now {}", local.format("%:z")))
+            }
             Shift::None => None,
         };
         prev_offset = offset;
@@ -397,7 +431,11 @@ fn next(cli: &Cli, name: &str, n: usize, after: Option<&str>, json: bool) -> Res
     writeln!(out, "{name}: `{expr}` in {}", tz.name())?;
     for f in &fires {
         let local = DateTime::parse_from_rfc3339(&f.local)
-            .map(|d| d.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S %Z").to_string())
+            .map(|d| {
+                d.with_timezone(&tz)
+                    .format("%Y-%m-%d %H:%M:%S %Z")
+                    .to_string()
+            })
             .unwrap_or_else(|_| f.local.clone());
         match &f.note {
             Some(note) => writeln!(out, "{local}  ({})  {}  [{note}]", f.offset, f.utc)?,
@@ -414,8 +452,10 @@ fn signals() -> (CancellationToken, Arc<std::sync::Mutex<&'static str>>) {
     let (t, w) = (token.clone(), which.clone());
     tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
-        else {
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
             tracing::error!("cannot install signal handlers");
             return;
         };
@@ -435,7 +475,13 @@ async fn run_job(cli: &Cli, name: &str, dry_run: bool, json: bool) -> Result<()>
     let store = open_store(cli, &config).await?;
     let identity = Identity::current();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    daemon::reap(store.as_ref(), &identity, clock.as_ref(), config.daemon.stale_after).await?;
+    daemon::reap(
+        store.as_ref(),
+        &identity,
+        clock.as_ref(),
+        config.daemon.stale_after,
+    )
+    .await?;
     let runner = Runner::new(
         store.clone(),
         clock,
@@ -482,8 +528,16 @@ async fn run_job(cli: &Cli, name: &str, dry_run: bool, json: bool) -> Result<()>
             "run {} of `{name}` {}{took}{}{}",
             ended.id,
             ended.status,
-            if ended.attempt > 1 { format!(" (attempt {})", ended.attempt) } else { String::new() },
-            ended.error.as_ref().map(|e| format!(": {e}")).unwrap_or_default()
+            if ended.attempt > 1 {
+                format!(" (attempt {})", ended.attempt)
+            } else {
+                String::new()
+            },
+            ended
+                .error
+                .as_ref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
         );
     }
     if ended.status == RunStatus::Succeeded {
@@ -518,9 +572,17 @@ fn short(s: &str, n: usize) -> String {
     }
 }
 
-async fn history(cli: &Cli, job: Option<String>, since: Option<&str>, limit: u32, json: bool) -> Result<()> {
+async fn history(
+    cli: &Cli,
+    job: Option<String>,
+    since: Option<&str>,
+    limit: u32,
+    json: bool,
+) -> Result<()> {
     let config = load(cli)?;
-    let since = since.map(|s| parse_since(s, SystemClock.now())).transpose()?;
+    let since = since
+        .map(|s| parse_since(s, SystemClock.now()))
+        .transpose()?;
     let store = open_store(cli, &config).await?;
     let runs = store
         .list_runs(&RunFilter {
@@ -550,7 +612,9 @@ async fn history(cli: &Cli, job: Option<String>, since: Option<&str>, limit: u32
         })
         .collect();
     print_table(
-        &["ID", "JOB", "TRIGGER", "STATUS", "ATTEMPT", "STARTED", "TOOK", "ERROR"],
+        &[
+            "ID", "JOB", "TRIGGER", "STATUS", "ATTEMPT", "STARTED", "TOOK", "ERROR",
+        ],
         &rows,
     )
 }
@@ -568,17 +632,37 @@ async fn show(cli: &Cli, id: i64, json: bool) -> Result<()> {
     let mut out = std::io::stdout().lock();
     let opt = |t: Option<DateTime<Utc>>| t.map(fmt_time).unwrap_or_else(|| "-".into());
     writeln!(out, "run {}  {}  {}", run.id, run.job, run.status)?;
-    writeln!(out, "trigger       {}{}", run.trigger, if run.dry_run { " (dry run)" } else { "" })?;
+    writeln!(
+        out,
+        "trigger       {}{}",
+        run.trigger,
+        if run.dry_run { " (dry run)" } else { "" }
+    )?;
     writeln!(out, "triggered_by  {}", run.triggered_by)?;
     writeln!(out, "scheduled_for {}", opt(run.scheduled_for))?;
     writeln!(out, "started_at    {}", fmt_time(run.started_at))?;
     writeln!(out, "finished_at   {}", opt(run.finished_at))?;
-    writeln!(out, "attempt       {}{}", run.attempt, run.retry_of.map(|r| format!(" (retry of #{r})")).unwrap_or_default())?;
+    writeln!(
+        out,
+        "attempt       {}{}",
+        run.attempt,
+        run.retry_of
+            .map(|r| format!(" (retry of #{r})"))
+            .unwrap_or_default()
+    )?;
     writeln!(out, "owner         {}", run.owner)?;
     if let Some(e) = &run.error {
         writeln!(out, "error         {e}")?;
     }
-    writeln!(out, "log{}:", if run.log_truncated { " (truncated)" } else { "" })?;
+    writeln!(
+        out,
+        "log{}:",
+        if run.log_truncated {
+            " (truncated)"
+        } else {
+            ""
+        }
+    )?;
     write!(out, "{}", run.log.as_deref().unwrap_or(""))?;
     Ok(())
 }

@@ -82,7 +82,13 @@ pub async fn serve(
 ) -> Result<()> {
     let identity = Identity::current();
     let daemon = &config.daemon;
-    reap(store.as_ref(), &identity, clock.as_ref(), daemon.stale_after).await?;
+    reap(
+        store.as_ref(),
+        &identity,
+        clock.as_ref(),
+        daemon.stale_after,
+    )
+    .await?;
 
     let runner = Runner::new(
         store.clone(),
@@ -118,7 +124,11 @@ pub async fn serve(
 
     let wake = Arc::new(Notify::new());
     let mut timer = start_timer(wake.clone()).await?;
-    let scheduled = config.jobs.values().filter(|j| j.schedule.is_some()).count();
+    let scheduled = config
+        .jobs
+        .values()
+        .filter(|j| j.schedule.is_some())
+        .count();
     tracing::info!(
         listen = %bound,
         store = store.url(),

@@ -39,12 +39,14 @@ pub struct DaemonState {
 impl DaemonState {
     pub fn new(now: DateTime<Utc>) -> Arc<Self> {
         let s = DaemonState::default();
-        s.started_at_ms.store(now.timestamp_millis(), Ordering::Relaxed);
+        s.started_at_ms
+            .store(now.timestamp_millis(), Ordering::Relaxed);
         Arc::new(s)
     }
 
     pub fn ticked(&self, now: DateTime<Utc>, active: usize) {
-        self.last_tick_ms.store(now.timestamp_millis(), Ordering::Relaxed);
+        self.last_tick_ms
+            .store(now.timestamp_millis(), Ordering::Relaxed);
         self.ticks.fetch_add(1, Ordering::Relaxed);
         self.active_runs.store(active as i64, Ordering::Relaxed);
     }
@@ -94,7 +96,9 @@ impl DaemonState {
         let now_ms = now.timestamp_millis();
         if last == 0 {
             if now_ms - started > TICK_STALE_SECS * 1000 {
-                return Err(format!("no scheduler tick in the {TICK_STALE_SECS}s since start"));
+                return Err(format!(
+                    "no scheduler tick in the {TICK_STALE_SECS}s since start"
+                ));
             }
             return Ok("starting".to_string());
         }
@@ -108,7 +112,10 @@ impl DaemonState {
     pub fn render_metrics(&self) -> String {
         let mut out = String::new();
         let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
-        let _ = writeln!(out, "# HELP runbookd_last_tick_timestamp_seconds When the scheduler last evaluated its jobs.");
+        let _ = writeln!(
+            out,
+            "# HELP runbookd_last_tick_timestamp_seconds When the scheduler last evaluated its jobs."
+        );
         let _ = writeln!(out, "# TYPE runbookd_last_tick_timestamp_seconds gauge");
         let _ = writeln!(
             out,
@@ -117,27 +124,68 @@ impl DaemonState {
         );
         let _ = writeln!(out, "# HELP runbookd_ticks_total Scheduler evaluations.");
         let _ = writeln!(out, "# TYPE runbookd_ticks_total counter");
-        let _ = writeln!(out, "runbookd_ticks_total {}", self.ticks.load(Ordering::Relaxed));
-        let _ = writeln!(out, "# HELP runbookd_active_runs Runs this process is executing.");
+        let _ = writeln!(
+            out,
+            "runbookd_ticks_total {}",
+            self.ticks.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP runbookd_active_runs Runs this process is executing."
+        );
         let _ = writeln!(out, "# TYPE runbookd_active_runs gauge");
-        let _ = writeln!(out, "runbookd_active_runs {}", self.active_runs.load(Ordering::Relaxed));
-        let _ = writeln!(out, "# HELP runbookd_store_errors_total Failed history store calls in the scheduler loop.");
+        let _ = writeln!(
+            out,
+            "runbookd_active_runs {}",
+            self.active_runs.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP runbookd_store_errors_total Failed history store calls in the scheduler loop."
+        );
         let _ = writeln!(out, "# TYPE runbookd_store_errors_total counter");
-        let _ = writeln!(out, "runbookd_store_errors_total {}", self.store_errors.load(Ordering::Relaxed));
-        let _ = writeln!(out, "# HELP runbookd_runs_started_total Run attempts started by this process.");
+        let _ = writeln!(
+            out,
+            "runbookd_store_errors_total {}",
+            self.store_errors.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP runbookd_runs_started_total Run attempts started by this process."
+        );
         let _ = writeln!(out, "# TYPE runbookd_runs_started_total counter");
         for ((job, trigger), n) in self.started.lock().expect("metrics lock").iter() {
-            let _ = writeln!(out, "runbookd_runs_started_total{{job=\"{}\",trigger=\"{}\"}} {n}", esc(job), esc(trigger));
+            let _ = writeln!(
+                out,
+                "runbookd_runs_started_total{{job=\"{}\",trigger=\"{}\"}} {n}",
+                esc(job),
+                esc(trigger)
+            );
         }
-        let _ = writeln!(out, "# HELP runbookd_runs_finished_total Run attempts ended, by status.");
+        let _ = writeln!(
+            out,
+            "# HELP runbookd_runs_finished_total Run attempts ended, by status."
+        );
         let _ = writeln!(out, "# TYPE runbookd_runs_finished_total counter");
         for ((job, status), n) in self.finished.lock().expect("metrics lock").iter() {
-            let _ = writeln!(out, "runbookd_runs_finished_total{{job=\"{}\",status=\"{}\"}} {n}", esc(job), esc(status));
+            let _ = writeln!(
+                out,
+                "runbookd_runs_finished_total{{job=\"{}\",status=\"{}\"}} {n}",
+                esc(job),
+                esc(status)
+            );
         }
-        let _ = writeln!(out, "# HELP runbookd_fire_delay_seconds Scheduled instant to start, of the job's last scheduled run.");
+        let _ = writeln!(
+            out,
+            "# HELP runbookd_fire_delay_seconds Scheduled instant to start, of the job's last scheduled run."
+        );
         let _ = writeln!(out, "# TYPE runbookd_fire_delay_seconds gauge");
         for (job, d) in self.fire_delay.lock().expect("metrics lock").iter() {
-            let _ = writeln!(out, "runbookd_fire_delay_seconds{{job=\"{}\"}} {d}", esc(job));
+            let _ = writeln!(
+                out,
+                "runbookd_fire_delay_seconds{{job=\"{}\"}} {d}",
+                esc(job)
+            );
         }
         out
     }
@@ -222,8 +270,17 @@ mod tests {
             attempt: 1,
         });
         let m = s.render_metrics();
-        assert!(m.contains("runbookd_runs_started_total{job=\"hello\",trigger=\"schedule\"} 1"), "{m}");
-        assert!(m.contains("runbookd_runs_finished_total{job=\"hello\",status=\"failed\"} 1"), "{m}");
-        assert!(m.contains("runbookd_fire_delay_seconds{job=\"hello\"} 0.25"), "{m}");
+        assert!(
+            m.contains("runbookd_runs_started_total{job=\"hello\",trigger=\"schedule\"} 1"),
+            "{m}"
+        );
+        assert!(
+            m.contains("runbookd_runs_finished_total{job=\"hello\",status=\"failed\"} 1"),
+            "{m}"
+        );
+        assert!(
+            m.contains("runbookd_fire_delay_seconds{job=\"hello\"} 0.25"),
+            "{m}"
+        );
     }
 }

@@ -16,3 +16,5 @@ pub mod schedule;
 pub mod scheduler;
 pub mod secret;
 pub mod store;
+#[doc(hidden)]
+pub mod testkit;

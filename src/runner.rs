@@ -174,7 +174,11 @@ impl Runner {
     fn new_run(&self, job: &JobConfig, req: &RunRequest, attempt: u32) -> NewRun {
         NewRun {
             job: job.name.clone(),
-            trigger: if attempt > 1 { Trigger::Retry } else { req.trigger },
+            trigger: if attempt > 1 {
+                Trigger::Retry
+            } else {
+                req.trigger
+            },
             triggered_by: req.triggered_by.clone(),
             scheduled_for: req.scheduled_for,
             started_at: self.clock.now(),
@@ -188,7 +192,11 @@ impl Runner {
     }
 
     /// Claims the first attempt. `None`: another process has this fire.
-    pub async fn claim(&self, job: &JobConfig, req: &RunRequest) -> Result<Option<RunId>, StoreError> {
+    pub async fn claim(
+        &self,
+        job: &JobConfig,
+        req: &RunRequest,
+    ) -> Result<Option<RunId>, StoreError> {
         self.store.insert_run(&self.new_run(job, req, 1)).await
     }
 
@@ -213,7 +221,13 @@ impl Runner {
     }
 
     /// Runs a claimed first attempt, then retries as the job's policy says.
-    pub async fn execute(&self, job: &JobConfig, req: &RunRequest, first: RunId, stop: &Stop) -> Ended {
+    pub async fn execute(
+        &self,
+        job: &JobConfig,
+        req: &RunRequest,
+        first: RunId,
+        stop: &Stop,
+    ) -> Ended {
         let mut id = first;
         let mut attempt = 1;
         let _ = self.events.send(RunEvent::Started {
@@ -293,7 +307,11 @@ impl Runner {
             "run {id} of `{}` ({} job), attempt {attempt}, trigger {}{}, by {} on {}",
             job.name,
             job.kind(),
-            if attempt > 1 { Trigger::Retry } else { req.trigger },
+            if attempt > 1 {
+                Trigger::Retry
+            } else {
+                req.trigger
+            },
             req.scheduled_for
                 .map(|s| format!(" for {}", s.to_rfc3339()))
                 .unwrap_or_default(),
@@ -407,7 +425,10 @@ impl Runner {
             match self.store.finish_run(id, finish).await {
                 Ok(()) => return,
                 Err(e) if n < 5 => {
-                    tracing::warn!(run = id, "recording the end of run {id} failed (try {n} of 5): {e}");
+                    tracing::warn!(
+                        run = id,
+                        "recording the end of run {id} failed (try {n} of 5): {e}"
+                    );
                     tokio::time::sleep(wait).await;
                     wait *= 2;
                 }

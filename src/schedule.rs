@@ -263,26 +263,21 @@ fn parse_field(text: &str, spec: &FieldSpec) -> Result<(Bits, bool), (String, us
 }
 
 fn value(text: &str, spec: &FieldSpec) -> Result<u32, String> {
-    if let Some(i) = spec
-        .names
-        .iter()
-        .position(|n| n.eq_ignore_ascii_case(text))
-    {
+    if let Some(i) = spec.names.iter().position(|n| n.eq_ignore_ascii_case(text)) {
         return Ok(i as u32 + if spec.min == 1 { 1 } else { 0 });
     }
     let v: u32 = text.parse().map_err(|_| {
         if spec.names.is_empty() {
             format!("`{text}` is not a number")
         } else {
-            format!("`{text}` is not a number or a name ({})", spec.names.join(", "))
+            format!(
+                "`{text}` is not a number or a name ({})",
+                spec.names.join(", ")
+            )
         }
     })?;
     if v < spec.min || v > spec.max {
-        return Err(format!(
-            "{v} is out of range {}-{}",
-            spec.min,
-            spec.max
-        ));
+        return Err(format!("{v} is out of range {}-{}", spec.min, spec.max));
     }
     Ok(v)
 }
@@ -293,7 +288,9 @@ fn days_in_month(year: i32, month: u32) -> u32 {
     } else {
         NaiveDate::from_ymd_opt(year, month + 1, 1)
     };
-    next.and_then(|d| d.pred_opt()).map(|d| d.day()).unwrap_or(31)
+    next.and_then(|d| d.pred_opt())
+        .map(|d| d.day())
+        .unwrap_or(31)
 }
 
 /// How a fire relates to the wall clock it was scheduled by.
@@ -345,9 +342,8 @@ impl CronExpr {
             return true;
         }
         // Some month in the set must have one of the days; Feb counts 29.
-        (1..=12).any(|m| {
-            self.months.has(m) && (1..=days_in_month(2024, m)).any(|d| self.days.has(d))
-        })
+        (1..=12)
+            .any(|m| self.months.has(m) && (1..=days_in_month(2024, m)).any(|d| self.days.has(d)))
     }
 
     /// The first wall-clock time strictly after `after` that matches.
@@ -486,7 +482,9 @@ pub fn parse_timezone(name: &str) -> Result<Tz, String> {
             });
         match hint {
             Some(h) => format!("unknown timezone `{name}` (did you mean `{h}`?)"),
-            None => format!("unknown timezone `{name}` (use an IANA name such as `Asia/Kolkata` or `UTC`)"),
+            None => format!(
+                "unknown timezone `{name}` (use an IANA name such as `Asia/Kolkata` or `UTC`)"
+            ),
         }
     })
 }
@@ -539,7 +537,11 @@ mod tests {
     fn rejects_bad_expressions_with_offsets() {
         let cases: &[(&str, &str, usize)] = &[
             ("* * * *", "expected 5 fields", 0),
-            ("61 * * * *", "minute field `61`: 61 is out of range 0-59", 0),
+            (
+                "61 * * * *",
+                "minute field `61`: 61 is out of range 0-59",
+                0,
+            ),
             ("0 25 * * *", "hour field `25`", 2),
             ("0 0 * * MOO", "day-of-week field `MOO`", 8),
             ("*/0 * * * *", "step must be at least 1", 2),
@@ -565,7 +567,11 @@ mod tests {
         let got = fires("0 0 1 * MON", "UTC", "2026-06-01T00:00:00Z", 3);
         assert_eq!(
             at(&got),
-            ["2026-06-08T00:00:00Z", "2026-06-15T00:00:00Z", "2026-06-22T00:00:00Z"]
+            [
+                "2026-06-08T00:00:00Z",
+                "2026-06-15T00:00:00Z",
+                "2026-06-22T00:00:00Z"
+            ]
         );
         let got = fires("0 0 1 * MON", "UTC", "2026-06-29T00:00:00Z", 1);
         assert_eq!(at(&got), ["2026-07-01T00:00:00Z"]);
@@ -576,7 +582,11 @@ mod tests {
         let got = fires("*/5 * * * * *", "UTC", "2026-01-01T00:00:58Z", 3);
         assert_eq!(
             at(&got),
-            ["2026-01-01T00:01:00Z", "2026-01-01T00:01:05Z", "2026-01-01T00:01:10Z"]
+            [
+                "2026-01-01T00:01:00Z",
+                "2026-01-01T00:01:05Z",
+                "2026-01-01T00:01:10Z"
+            ]
         );
     }
 
@@ -591,7 +601,11 @@ mod tests {
                 "30 2 * * *",
                 "America/New_York",
                 "2026-03-07T00:00:00Z",
-                &["2026-03-07T07:30:00Z", "2026-03-08T07:00:00Z", "2026-03-09T06:30:00Z"],
+                &[
+                    "2026-03-07T07:30:00Z",
+                    "2026-03-08T07:00:00Z",
+                    "2026-03-09T06:30:00Z",
+                ],
                 &[Shift::None, Shift::Gap, Shift::None],
             ),
             // Every 15 minutes through the gap: 02:00-02:45 collapse to one
@@ -600,7 +614,11 @@ mod tests {
                 "*/15 * * * *",
                 "America/New_York",
                 "2026-03-08T06:40:00Z",
-                &["2026-03-08T06:45:00Z", "2026-03-08T07:00:00Z", "2026-03-08T07:15:00Z"],
+                &[
+                    "2026-03-08T06:45:00Z",
+                    "2026-03-08T07:00:00Z",
+                    "2026-03-08T07:15:00Z",
+                ],
                 &[Shift::None, Shift::Gap, Shift::None],
             ),
             // London, 2026-03-29 01:00 GMT -> 02:00 BST.
@@ -608,7 +626,11 @@ mod tests {
                 "30 1 * * *",
                 "Europe/London",
                 "2026-03-28T00:00:00Z",
-                &["2026-03-28T01:30:00Z", "2026-03-29T01:00:00Z", "2026-03-30T00:30:00Z"],
+                &[
+                    "2026-03-28T01:30:00Z",
+                    "2026-03-29T01:00:00Z",
+                    "2026-03-30T00:30:00Z",
+                ],
                 &[Shift::None, Shift::Gap, Shift::None],
             ),
             // A time just after the gap is ordinary.
@@ -645,7 +667,11 @@ mod tests {
                 "30 1 * * *",
                 "America/New_York",
                 "2026-10-31T00:00:00Z",
-                &["2026-10-31T05:30:00Z", "2026-11-01T05:30:00Z", "2026-11-02T06:30:00Z"],
+                &[
+                    "2026-10-31T05:30:00Z",
+                    "2026-11-01T05:30:00Z",
+                    "2026-11-02T06:30:00Z",
+                ],
                 &[Shift::None, Shift::Repeated, Shift::None],
             ),
             // Hourly: 01:00 fires once (EDT); the next is 02:00 EST.
@@ -653,7 +679,11 @@ mod tests {
                 "0 * * * *",
                 "America/New_York",
                 "2026-11-01T03:30:00Z",
-                &["2026-11-01T04:00:00Z", "2026-11-01T05:00:00Z", "2026-11-01T07:00:00Z"],
+                &[
+                    "2026-11-01T04:00:00Z",
+                    "2026-11-01T05:00:00Z",
+                    "2026-11-01T07:00:00Z",
+                ],
                 &[Shift::None, Shift::Repeated, Shift::None],
             ),
             // London, 2026-10-25 02:00 BST -> 01:00 GMT.
@@ -661,7 +691,11 @@ mod tests {
                 "30 1 * * *",
                 "Europe/London",
                 "2026-10-24T00:00:00Z",
-                &["2026-10-24T00:30:00Z", "2026-10-25T00:30:00Z", "2026-10-26T01:30:00Z"],
+                &[
+                    "2026-10-24T00:30:00Z",
+                    "2026-10-25T00:30:00Z",
+                    "2026-10-26T01:30:00Z",
+                ],
                 &[Shift::None, Shift::Repeated, Shift::None],
             ),
         ];
@@ -678,7 +712,12 @@ mod tests {
     #[test]
     fn starting_in_second_pass_does_not_repeat() {
         // 2026-11-01T06:10Z is 01:10 EST, the second 01:10.
-        let got = fires("*/20 * * * *", "America/New_York", "2026-11-01T06:10:00Z", 2);
+        let got = fires(
+            "*/20 * * * *",
+            "America/New_York",
+            "2026-11-01T06:10:00Z",
+            2,
+        );
         assert_eq!(at(&got), ["2026-11-01T07:00:00Z", "2026-11-01T07:20:00Z"]);
     }
 

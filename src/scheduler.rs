@@ -27,6 +27,7 @@ pub const LATE_TOLERANCE: Duration = Duration::from_secs(30);
 /// How many fires one evaluation looks at, so a per-second job after a long
 /// outage cannot make a tick walk millions of instants.
 const SCAN_LIMIT: usize = 100_000;
+const COUNT_LIMIT: usize = 10_000;
 
 /// The fires of one job between its cursor and now.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,8 +39,7 @@ pub enum Due {
     /// one runs, the newest, if it is inside the catch-up window.
     Backlog {
         run: Option<(Fire, Trigger)>,
-        /// Fires that will not run. `more` means there were others beyond
-        /// the scan, uncounted.
+        /// Fires that will not run. `more`: there were yet more, uncounted.
         missed: usize,
         more: bool,
     },
@@ -60,25 +60,25 @@ pub fn due(
     let reach = catch_up.unwrap_or_default().max(tolerance);
     let reach = chrono::Duration::from_std(reach).unwrap_or(chrono::Duration::MAX);
     let scan_from = cursor.max(now.checked_sub_signed(reach).unwrap_or(cursor));
-    let mut more = scan_from > cursor
-        && expr
-            .next_fire(tz, cursor)
-            .is_some_and(|f| f.at <= scan_from);
+    // Fires before the window are only counted, for the log.
+    let before_window = if scan_from > cursor {
+        expr.fires_between(tz, cursor, scan_from, COUNT_LIMIT).len()
+    } else {
+        0
+    };
     let fires = expr.fires_between(tz, scan_from, now, SCAN_LIMIT);
-    if fires.len() == SCAN_LIMIT {
-        more = true;
-    }
+    let more = before_window == COUNT_LIMIT || fires.len() == SCAN_LIMIT;
     let late = |f: &Fire| (now - f.at).to_std().unwrap_or_default() > tolerance;
-    if fires.is_empty() && !more {
+    if fires.is_empty() && before_window == 0 {
         return Due::Nothing;
     }
-    if !more && !fires.iter().any(late) {
+    if before_window == 0 && !fires.iter().any(late) {
         return Due::OnTime(fires);
     }
     let Some(newest) = fires.last().copied() else {
         return Due::Backlog {
             run: None,
-            missed: 0,
+            missed: before_window,
             more,
         };
     };
@@ -90,7 +90,7 @@ pub fn due(
     } else {
         None
     };
-    let missed = fires.len() - usize::from(run.is_some());
+    let missed = before_window + fires.len() - usize::from(run.is_some());
     Due::Backlog { run, missed, more }
 }
 
@@ -174,7 +174,14 @@ impl Scheduler {
                 .get(&job.name)
                 .copied()
                 .unwrap_or(now);
-            let decision = due(expr, job.timezone, cursor, now, job.catch_up, self.tolerance);
+            let decision = due(
+                expr,
+                job.timezone,
+                cursor,
+                now,
+                job.catch_up,
+                self.tolerance,
+            );
             let to_run: Vec<(Fire, Trigger)> = match decision {
                 Due::Nothing => continue,
                 Due::OnTime(fires) => fires.into_iter().map(|f| (f, Trigger::Schedule)).collect(),
@@ -253,10 +260,15 @@ impl Scheduler {
             .filter(|r| *r != id)
             .collect();
         if !others.is_empty() {
-            let list = others.iter().map(|i| format!("#{i}")).collect::<Vec<_>>().join(", ");
+            let list = others
+                .iter()
+                .map(|i| format!("#{i}"))
+                .collect::<Vec<_>>()
+                .join(", ");
             match job.concurrency {
                 Concurrency::Forbid => {
-                    let reason = format!("skipped: run {list} is still running (concurrency: forbid)");
+                    let reason =
+                        format!("skipped: run {list} is still running (concurrency: forbid)");
                     self.runner.skip(job, id, &reason).await?;
                     report.skipped.push((job.name.clone(), id));
                     return Ok(());
@@ -267,7 +279,12 @@ impl Scheduler {
                             "replaced by run #{id} for {} (concurrency: replace)",
                             fire.at.to_rfc3339()
                         );
-                        let local = self.active.lock().expect("active lock").get(other).map(|(_, s)| s.clone());
+                        let local = self
+                            .active
+                            .lock()
+                            .expect("active lock")
+                            .get(other)
+                            .map(|(_, s)| s.clone());
                         match local {
                             Some(stop) => stop.cancel(reason),
                             None => {
@@ -305,9 +322,15 @@ impl Scheduler {
         self.tasks.close();
         let running = self.active_runs();
         if running > 0 {
-            tracing::info!("waiting up to {} for {running} running job(s)", humantime::format_duration(grace));
+            tracing::info!(
+                "waiting up to {} for {running} running job(s)",
+                humantime::format_duration(grace)
+            );
         }
-        if tokio::time::timeout(grace, self.tasks.wait()).await.is_err() {
+        if tokio::time::timeout(grace, self.tasks.wait())
+            .await
+            .is_err()
+        {
             let reason = format!(
                 "runbookd was stopped (SIGTERM) and the shutdown grace of {} ran out",
                 humantime::format_duration(grace)
@@ -353,27 +376,88 @@ mod tests {
         let h = Some(Duration::from_secs(3600));
         // (expr, cursor, now, catch_up, expected)
         let cases: &[(&str, &str, &str, Option<Duration>, &str)] = &[
-            ("*/5 * * * *", "2026-01-01T10:00:00Z", "2026-01-01T10:04:59Z", None, "nothing"),
-            ("*/5 * * * *", "2026-01-01T10:00:00Z", "2026-01-01T10:05:00Z", None, "on-time 10:05:00"),
-            ("*/5 * * * *", "2026-01-01T10:00:00Z", "2026-01-01T10:05:20Z", None, "on-time 10:05:00"),
+            (
+                "*/5 * * * *",
+                "2026-01-01T10:00:00Z",
+                "2026-01-01T10:04:59Z",
+                None,
+                "nothing",
+            ),
+            (
+                "*/5 * * * *",
+                "2026-01-01T10:00:00Z",
+                "2026-01-01T10:05:00Z",
+                None,
+                "on-time 10:05:00",
+            ),
+            (
+                "*/5 * * * *",
+                "2026-01-01T10:00:00Z",
+                "2026-01-01T10:05:20Z",
+                None,
+                "on-time 10:05:00",
+            ),
             // Two per-second fires in one slow tick both run on time.
-            ("* * * * * *", "2026-01-01T10:00:00Z", "2026-01-01T10:00:02Z", None, "on-time 10:00:01,10:00:02"),
+            (
+                "* * * * * *",
+                "2026-01-01T10:00:00Z",
+                "2026-01-01T10:00:02Z",
+                None,
+                "on-time 10:00:01,10:00:02",
+            ),
             // Down from 10:00 to 12:00: the newest fire inside the hour runs
             // once as catch-up; the rest are missed.
-            ("*/5 * * * *", "2026-01-01T10:00:00Z", "2026-01-01T12:02:00Z", h, "backlog run=12:00:00/catchup missed=11+"),
+            (
+                "*/5 * * * *",
+                "2026-01-01T10:00:00Z",
+                "2026-01-01T12:02:00Z",
+                h,
+                "backlog run=12:00:00/catchup missed=23",
+            ),
             // Without a window nothing runs.
-            ("*/5 * * * *", "2026-01-01T10:00:00Z", "2026-01-01T12:02:00Z", None, "backlog run=none missed=0+"),
+            (
+                "*/5 * * * *",
+                "2026-01-01T10:00:00Z",
+                "2026-01-01T12:02:00Z",
+                None,
+                "backlog run=none missed=24",
+            ),
             // A daily job down for 3 h across its fire, window 6 h: runs once.
-            ("0 7 * * *", "2026-01-01T05:00:00Z", "2026-01-01T08:00:00Z", Some(Duration::from_secs(6 * 3600)), "backlog run=07:00:00/catchup missed=0"),
+            (
+                "0 7 * * *",
+                "2026-01-01T05:00:00Z",
+                "2026-01-01T08:00:00Z",
+                Some(Duration::from_secs(6 * 3600)),
+                "backlog run=07:00:00/catchup missed=0",
+            ),
             // Same, but the fire is older than the window.
-            ("0 7 * * *", "2026-01-01T05:00:00Z", "2026-01-01T14:00:00Z", Some(Duration::from_secs(6 * 3600)), "backlog run=none missed=0+"),
+            (
+                "0 7 * * *",
+                "2026-01-01T05:00:00Z",
+                "2026-01-01T14:00:00Z",
+                Some(Duration::from_secs(6 * 3600)),
+                "backlog run=none missed=1",
+            ),
             // Backlog whose newest fire is only late: it runs on schedule and
             // the older ones are missed, still one run in all.
-            ("* * * * *", "2026-01-01T10:00:00Z", "2026-01-01T10:05:10Z", h, "backlog run=10:05:00/schedule missed=4"),
+            (
+                "* * * * *",
+                "2026-01-01T10:00:00Z",
+                "2026-01-01T10:05:10Z",
+                h,
+                "backlog run=10:05:00/schedule missed=4",
+            ),
         ];
         for (expr, cursor, now, catch_up, want) in cases {
             let e: CronExpr = expr.parse().unwrap();
-            let got = due(&e, Tz::UTC, utc(cursor), utc(now), *catch_up, LATE_TOLERANCE);
+            let got = due(
+                &e,
+                Tz::UTC,
+                utc(cursor),
+                utc(now),
+                *catch_up,
+                LATE_TOLERANCE,
+            );
             assert_eq!(describe(&got), *want, "{expr} cursor {cursor} now {now}");
         }
     }
@@ -390,7 +474,17 @@ mod tests {
             Some(Duration::from_secs(3600)),
             LATE_TOLERANCE,
         );
-        assert!(matches!(got, Due::Backlog { run: Some((_, Trigger::Schedule)), more: true, .. }), "{got:?}");
+        assert!(
+            matches!(
+                got,
+                Due::Backlog {
+                    run: Some((_, Trigger::Schedule)),
+                    more: true,
+                    ..
+                }
+            ),
+            "{got:?}"
+        );
         // Bounded work, not a year of seconds; generous for slow machines.
         assert!(started.elapsed() < Duration::from_secs(5));
     }

@@ -126,7 +126,11 @@ mod tests {
                 (Ok(w), Ok(g)) => assert_eq!(&g, w, "{input}"),
                 (Err((off, msg)), Err(errs)) => {
                     assert_eq!(errs[0].offset, *off, "{input}");
-                    assert!(errs[0].message.contains(msg), "{input}: {}", errs[0].message);
+                    assert!(
+                        errs[0].message.contains(msg),
+                        "{input}: {}",
+                        errs[0].message
+                    );
                 }
                 (w, g) => panic!("{input}: want {w:?}, got {g:?}"),
             }

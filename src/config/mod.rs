@@ -35,7 +35,11 @@ pub struct Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.file, self.line, self.col, self.message)
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file, self.line, self.col, self.message
+        )
     }
 }
 
@@ -81,13 +85,11 @@ pub struct Dur(pub Duration);
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        humantime::parse_duration(s.trim())
-            .map(Dur)
-            .map_err(|e| {
-                serde::de::Error::custom(format!(
-                    "invalid duration `{s}`: {e} (use forms like 30s, 5m, 2h, 90d)"
-                ))
-            })
+        humantime::parse_duration(s.trim()).map(Dur).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "invalid duration `{s}`: {e} (use forms like 30s, 5m, 2h, 90d)"
+            ))
+        })
     }
 }
 
@@ -374,7 +376,10 @@ impl<'a> Loader<'a> {
         match yaml::from_node::<T>(node) {
             Ok(v) => Some(v),
             Err(e) => {
-                self.err(e.mark.unwrap_or(node.mark), format!("{what}: {}", e.message));
+                self.err(
+                    e.mark.unwrap_or(node.mark),
+                    format!("{what}: {}", e.message),
+                );
                 None
             }
         }
@@ -396,7 +401,11 @@ impl<'a> Loader<'a> {
         let Some(entries) = root.entries() else {
             self.err(
                 root.mark,
-                format!("expected a mapping with {}, found {}", TOP_LEVEL.join(", "), root.type_name()),
+                format!(
+                    "expected a mapping with {}, found {}",
+                    TOP_LEVEL.join(", "),
+                    root.type_name()
+                ),
             );
             return (None, self.diags);
         };
@@ -415,7 +424,13 @@ impl<'a> Loader<'a> {
             None => {}
             Some(n) if n.is_null() => {}
             Some(n) => match n.entries() {
-                None => self.err(n.mark, format!("jobs: expected a mapping of job name to job, found {}", n.type_name())),
+                None => self.err(
+                    n.mark,
+                    format!(
+                        "jobs: expected a mapping of job name to job, found {}",
+                        n.type_name()
+                    ),
+                ),
                 Some(entries) => {
                     for (k, v) in entries {
                         let name = k.as_str().unwrap_or("").to_string();
@@ -550,7 +565,10 @@ impl<'a> Loader<'a> {
         }
         if let Some(r) = raw.retention {
             if r.0 < Duration::from_secs(3600) {
-                let mark = node.and_then(|n| n.get("retention")).map(|n| n.mark).unwrap_or_default();
+                let mark = node
+                    .and_then(|n| n.get("retention"))
+                    .map(|n| n.mark)
+                    .unwrap_or_default();
                 self.err(mark, "history.retention must be at least 1h");
             }
             h.retention = r.0;
@@ -574,7 +592,10 @@ impl<'a> Loader<'a> {
                 Ok(a) => d.listen = a,
                 Err(_) => self.err(
                     l.mark,
-                    format!("daemon.listen: `{}` is not an address like 0.0.0.0:9090", l.value),
+                    format!(
+                        "daemon.listen: `{}` is not an address like 0.0.0.0:9090",
+                        l.value
+                    ),
                 ),
             }
         }
@@ -601,7 +622,13 @@ impl<'a> Loader<'a> {
         d
     }
 
-    fn job(&mut self, name: &str, name_mark: Mark, node: &Node, defaults: &Defaults) -> Option<JobConfig> {
+    fn job(
+        &mut self,
+        name: &str,
+        name_mark: Mark,
+        node: &Node,
+        defaults: &Defaults,
+    ) -> Option<JobConfig> {
         if !is_job_name(name) {
             self.err(
                 name_mark,
@@ -611,13 +638,22 @@ impl<'a> Loader<'a> {
             );
         }
         let Some(entries) = node.entries() else {
-            self.err(node.mark, format!("job `{name}`: expected a mapping, found {}", node.type_name()));
+            self.err(
+                node.mark,
+                format!(
+                    "job `{name}`: expected a mapping, found {}",
+                    node.type_name()
+                ),
+            );
             return None;
         };
         let Some(kind_node) = node.get("kind") else {
             self.err(
                 node.mark,
-                format!("job `{name}`: missing field `kind` (one of: {})", crate::jobs::KINDS.join(", ")),
+                format!(
+                    "job `{name}`: missing field `kind` (one of: {})",
+                    crate::jobs::KINDS.join(", ")
+                ),
             );
             return None;
         };
@@ -625,7 +661,10 @@ impl<'a> Loader<'a> {
         let Some(kind_fields) = crate::jobs::fields(&kind) else {
             self.err(
                 kind_node.mark,
-                format!("job `{name}`: unknown kind `{kind}` (one of: {})", crate::jobs::KINDS.join(", ")),
+                format!(
+                    "job `{name}`: unknown kind `{kind}` (one of: {})",
+                    crate::jobs::KINDS.join(", ")
+                ),
             );
             return None;
         };
@@ -663,7 +702,10 @@ impl<'a> Loader<'a> {
         ) {
             Ok(s) => Some(s),
             Err(e) => {
-                self.err(e.mark.unwrap_or(node.mark), format!("{what}: {}", e.message));
+                self.err(
+                    e.mark.unwrap_or(node.mark),
+                    format!("{what}: {}", e.message),
+                );
                 None
             }
         };
@@ -683,7 +725,10 @@ impl<'a> Loader<'a> {
                         .unwrap_or(false);
                     let lead = s.value.len() - s.value.trim_start().len();
                     let at = s.mark.right(e.offset + lead + usize::from(quoted));
-                    self.err(at, format!("{what}: invalid schedule `{}`: {}", s.value, e.message));
+                    self.err(
+                        at,
+                        format!("{what}: invalid schedule `{}`: {}", s.value, e.message),
+                    );
                     None
                 }
             },
@@ -696,7 +741,10 @@ impl<'a> Loader<'a> {
             .unwrap_or(defaults.retries);
         if retries.max_backoff < retries.backoff {
             let mark = node.get("retries").map(|n| n.mark).unwrap_or(node.mark);
-            self.err(mark, format!("{what}: retries.max_backoff must not be less than retries.backoff"));
+            self.err(
+                mark,
+                format!("{what}: retries.max_backoff must not be less than retries.backoff"),
+            );
         }
         let timeout = common.timeout.map(|t| t.0).unwrap_or(defaults.timeout);
         if timeout.is_zero() {
@@ -706,7 +754,12 @@ impl<'a> Loader<'a> {
         let catch_up = common.catch_up.map(|c| c.0).or(defaults.catch_up);
         if common.catch_up.is_some() && common.schedule.is_none() {
             let mark = node.get("catch_up").map(|n| n.mark).unwrap_or(node.mark);
-            self.err(mark, format!("{what}: catch_up needs a schedule (a manual-only job has no fires to miss)"));
+            self.err(
+                mark,
+                format!(
+                    "{what}: catch_up needs a schedule (a manual-only job has no fires to miss)"
+                ),
+            );
         }
         Some(JobConfig {
             name: name.to_string(),
@@ -727,7 +780,8 @@ fn is_job_name(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
         && b.len() <= 52
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
         && b[0] != b'-'
         && b[b.len() - 1] != b'-'
 }

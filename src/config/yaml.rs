@@ -396,9 +396,9 @@ impl<'a> NodeDe<'a> {
 
     fn parse<T: std::str::FromStr>(&self, what: &str) -> Result<T, DeError> {
         let t = self.text()?;
-        t.trim().parse().map_err(|_| {
-            de::Error::custom(format!("expected {what}, found `{t}`"))
-        })
+        t.trim()
+            .parse()
+            .map_err(|_| de::Error::custom(format!("expected {what}, found `{t}`")))
     }
 }
 
@@ -600,7 +600,9 @@ pub fn unknown_field_message(key: &str, fields: &[&str]) -> String {
         .collect::<Vec<_>>()
         .join(", ");
     match best {
-        Some((_, f)) => format!("unknown field `{key}` (did you mean `{f}`?); expected one of {list}"),
+        Some((_, f)) => {
+            format!("unknown field `{key}` (did you mean `{f}`?); expected one of {list}")
+        }
         None => format!("unknown field `{key}`; expected one of {list}"),
     }
 }
@@ -667,7 +669,8 @@ impl<'de, 'a> MapAccess<'de> for Map<'a> {
             .value
             .take()
             .ok_or_else(|| <DeError as de::Error>::custom("value without a key"))?;
-        seed.deserialize(NodeDe(v)).map_err(|e: DeError| e.at(v.mark))
+        seed.deserialize(NodeDe(v))
+            .map_err(|e: DeError| e.at(v.mark))
     }
 }
 

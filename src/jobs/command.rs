@@ -58,7 +58,9 @@ impl CommandSpec {
     }
 
     fn kill_grace(&self) -> Duration {
-        self.kill_grace.map(|d| d.0).unwrap_or(Duration::from_secs(10))
+        self.kill_grace
+            .map(|d| d.0)
+            .unwrap_or(Duration::from_secs(10))
     }
 }
 
@@ -114,13 +116,19 @@ impl Job for CommandJob {
             cmd.current_dir(w);
         }
         ctx.log.info(&format!("exec {what}"));
-        let mut child = cmd.spawn().map_err(|e| {
-            JobError::Failed(format!("cannot start `{}`: {e}", argv[0]))
-        })?;
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| JobError::Failed(format!("cannot start `{}`: {e}", argv[0])))?;
         let pid = child.id();
         let readers = [
-            child.stdout.take().map(|o| drain(o, ctx.log.clone(), Stream::Stdout)),
-            child.stderr.take().map(|e| drain(e, ctx.log.clone(), Stream::Stderr)),
+            child
+                .stdout
+                .take()
+                .map(|o| drain(o, ctx.log.clone(), Stream::Stdout)),
+            child
+                .stderr
+                .take()
+                .map(|e| drain(e, ctx.log.clone(), Stream::Stderr)),
         ];
         let status = tokio::select! {
             s = child.wait() => s,
@@ -192,10 +200,14 @@ fn exit_result(program: &str, status: ExitStatus) -> Result<Outcome, JobError> {
         });
     }
     match (status.code(), status.signal()) {
-        (Some(code), _) => Err(JobError::Failed(format!("`{program}` exited with status {code}"))),
+        (Some(code), _) => Err(JobError::Failed(format!(
+            "`{program}` exited with status {code}"
+        ))),
         (None, Some(sig)) => Err(JobError::Failed(format!(
             "`{program}` was killed by signal {sig}"
         ))),
-        _ => Err(JobError::Failed(format!("`{program}` ended abnormally: {status}"))),
+        _ => Err(JobError::Failed(format!(
+            "`{program}` ended abnormally: {status}"
+        ))),
     }
 }

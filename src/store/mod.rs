@@ -257,17 +257,16 @@ pub trait HistoryStore: Send + Sync + fmt::Debug {
 
 /// Opens the store a URL names and brings its schema up to date.
 pub async fn open(url: &str) -> Result<Arc<dyn HistoryStore>> {
-    let store: Arc<dyn HistoryStore> = if url.starts_with("postgres://")
-        || url.starts_with("postgresql://")
-    {
-        Arc::new(PostgresStore::connect(url).await?)
-    } else if url.starts_with("sqlite:") {
-        Arc::new(SqliteStore::connect(url).await?)
-    } else {
-        return Err(StoreError::UnsupportedUrl {
-            url: redact_url(url),
-        });
-    };
+    let store: Arc<dyn HistoryStore> =
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Arc::new(PostgresStore::connect(url).await?)
+        } else if url.starts_with("sqlite:") {
+            Arc::new(SqliteStore::connect(url).await?)
+        } else {
+            return Err(StoreError::UnsupportedUrl {
+                url: redact_url(url),
+            });
+        };
     store.migrate().await?;
     Ok(store)
 }

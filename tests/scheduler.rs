@@ -1,0 +1,439 @@
+//! The scheduler with a manual clock: catch-up, overlap policies, timeouts
+//! and retries, against a real store and real child processes. Tests wait on
+//! the runner's events, never on sleeps.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use runbookd::clock::{Clock, ManualClock};
+use runbookd::config::Concurrency;
+use runbookd::identity::Identity;
+use runbookd::runner::{RunEvent, Runner};
+use runbookd::scheduler::Scheduler;
+use runbookd::store::{HistoryStore, Run, RunFilter, RunStatus, Trigger};
+use runbookd::testkit::{ConfigBuilder, JobBuilder, TestDatabase};
+use tokio::sync::broadcast::Receiver;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn t(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+struct Harness {
+    _db: TestDatabase,
+    store: Arc<dyn HistoryStore>,
+    clock: ManualClock,
+    scheduler: Scheduler,
+    events: Receiver<RunEvent>,
+}
+
+async fn harness(
+    config: ConfigBuilder,
+    now: &str,
+    prepare: impl AsyncFnOnce(&dyn HistoryStore),
+) -> Harness {
+    let db = TestDatabase::sqlite();
+    let store = db.open().await;
+    prepare(store.as_ref()).await;
+    let config = Arc::new(config.build());
+    let clock = ManualClock::new(t(now));
+    let runner = Runner::new(
+        store.clone(),
+        Arc::new(clock.clone()),
+        Identity::current(),
+        Duration::from_millis(100),
+        64 * 1024,
+        config.redactor.clone(),
+    );
+    let events = runner.subscribe();
+    let scheduler = Scheduler::start(config, runner, Arc::new(clock.clone()) as Arc<dyn Clock>)
+        .await
+        .unwrap();
+    Harness {
+        _db: db,
+        store,
+        clock,
+        scheduler,
+        events,
+    }
+}
+
+/// Waits for `n` Finished events and returns them.
+async fn finished(events: &mut Receiver<RunEvent>, n: usize) -> Vec<(i64, RunStatus)> {
+    let mut out = Vec::new();
+    tokio::time::timeout(WAIT, async {
+        while out.len() < n {
+            if let RunEvent::Finished { id, status, .. } = events.recv().await.unwrap() {
+                out.push((id, status));
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("waited {WAIT:?} for {n} finished runs, saw {out:?}"));
+    out
+}
+
+async fn started(events: &mut Receiver<RunEvent>) -> i64 {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            if let RunEvent::Started { id, .. } = events.recv().await.unwrap() {
+                return id;
+            }
+        }
+    })
+    .await
+    .expect("a run should start")
+}
+
+async fn runs(store: &dyn HistoryStore, job: &str) -> Vec<Run> {
+    let mut r = store
+        .list_runs(&RunFilter {
+            job: Some(job.into()),
+            since: None,
+            limit: 1000,
+        })
+        .await
+        .unwrap();
+    r.sort_by_key(|r| r.id);
+    r
+}
+
+#[tokio::test]
+async fn catch_up_runs_the_newest_missed_fire_once() {
+    let job = JobBuilder::command("hourly", &["true"])
+        .schedule("0 * * * *")
+        .catch_up(Duration::from_secs(2 * 3600));
+    // The daemon last evaluated at 03:00:30; it comes back at 07:20.
+    let mut h = harness(
+        ConfigBuilder::new().job(job),
+        "2026-05-01T07:20:00Z",
+        async |s| {
+            s.advance_cursor("hourly", t("2026-05-01T03:00:30Z"))
+                .await
+                .unwrap();
+        },
+    )
+    .await;
+    let report = h.scheduler.tick().await;
+    assert_eq!(report.started.len(), 1, "{report:?}");
+    assert_eq!(report.started[0].2, Trigger::Catchup);
+    assert_eq!(report.missed, 3, "04:00, 05:00, 06:00 are missed");
+    finished(&mut h.events, 1).await;
+    // A second tick, and a replica that starts later, do not run it again.
+    assert!(h.scheduler.tick().await.started.is_empty());
+    let r = runs(h.store.as_ref(), "hourly").await;
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].trigger, Trigger::Catchup);
+    assert_eq!(r[0].scheduled_for, Some(t("2026-05-01T07:00:00Z")));
+    assert_eq!(r[0].status, RunStatus::Succeeded);
+    // Back on schedule at 08:00.
+    h.clock.set(t("2026-05-01T08:00:01Z"));
+    let report = h.scheduler.tick().await;
+    assert_eq!(report.started.len(), 1);
+    assert_eq!(report.started[0].2, Trigger::Schedule);
+    finished(&mut h.events, 1).await;
+}
+
+#[tokio::test]
+async fn a_backlog_outside_the_window_runs_nothing() {
+    let job = JobBuilder::command("daily", &["true"])
+        .schedule("0 7 * * *")
+        .catch_up(Duration::from_secs(3600));
+    let h = harness(
+        ConfigBuilder::new().job(job),
+        "2026-05-01T12:00:00Z",
+        async |s| {
+            s.advance_cursor("daily", t("2026-05-01T06:00:00Z"))
+                .await
+                .unwrap();
+        },
+    )
+    .await;
+    let report = h.scheduler.tick().await;
+    assert!(report.started.is_empty(), "{report:?}");
+    assert!(runs(h.store.as_ref(), "daily").await.is_empty());
+}
+
+#[tokio::test]
+async fn a_new_job_has_nothing_to_catch_up() {
+    let job = JobBuilder::command("fresh", &["true"])
+        .schedule("0 * * * *")
+        .catch_up(Duration::from_secs(3600));
+    let h = harness(
+        ConfigBuilder::new().job(job),
+        "2026-05-01T07:20:00Z",
+        async |_| {},
+    )
+    .await;
+    assert!(h.scheduler.tick().await.started.is_empty());
+}
+
+#[tokio::test]
+async fn two_replicas_catching_up_run_the_backlog_once() {
+    let job = JobBuilder::command("hourly", &["true"])
+        .schedule("0 * * * *")
+        .catch_up(Duration::from_secs(7200));
+    let mut a = harness(
+        ConfigBuilder::new().job(job.clone()),
+        "2026-05-01T07:20:00Z",
+        async |s| {
+            s.advance_cursor("hourly", t("2026-05-01T03:00:30Z"))
+                .await
+                .unwrap();
+        },
+    )
+    .await;
+    // Replica B shares A's store.
+    let clock_b = ManualClock::new(t("2026-05-01T07:20:00Z"));
+    let runner_b = Runner::new(
+        a.store.clone(),
+        Arc::new(clock_b.clone()),
+        Identity::current(),
+        Duration::from_millis(100),
+        4096,
+        Default::default(),
+    );
+    let b = Scheduler::start(
+        Arc::new(ConfigBuilder::new().job(job).build()),
+        runner_b,
+        Arc::new(clock_b),
+    )
+    .await
+    .unwrap();
+    let (ra, rb) = tokio::join!(a.scheduler.tick(), b.tick());
+    assert_eq!(ra.started.len() + rb.started.len(), 1, "{ra:?} {rb:?}");
+    assert_eq!(ra.lost_claims + rb.lost_claims, 1);
+    if !ra.started.is_empty() {
+        finished(&mut a.events, 1).await;
+    }
+    b.shutdown(Duration::from_secs(5)).await;
+    a.scheduler.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(runs(a.store.as_ref(), "hourly").await.len(), 1);
+}
+
+#[tokio::test]
+async fn forbid_records_the_overlapping_fire_as_skipped() {
+    let job = JobBuilder::command("slow", &["sleep", "30"]).every_second();
+    let mut h = harness(
+        ConfigBuilder::new().job(job),
+        "2026-05-01T00:00:00Z",
+        async |_| {},
+    )
+    .await;
+    h.clock.set(t("2026-05-01T00:00:01Z"));
+    let first = h.scheduler.tick().await;
+    assert_eq!(first.started.len(), 1);
+    started(&mut h.events).await;
+    h.clock.set(t("2026-05-01T00:00:02Z"));
+    let second = h.scheduler.tick().await;
+    assert_eq!(second.skipped.len(), 1, "{second:?}");
+    let skipped = h.store.get_run(second.skipped[0].1).await.unwrap().unwrap();
+    assert_eq!(skipped.status, RunStatus::Skipped);
+    let reason = skipped.error.unwrap();
+    assert!(
+        reason.contains(&format!(
+            "run #{} is still running (concurrency: forbid)",
+            first.started[0].1
+        )),
+        "{reason}"
+    );
+    h.scheduler.shutdown(Duration::from_millis(10)).await;
+    let r = h.store.get_run(first.started[0].1).await.unwrap().unwrap();
+    assert_eq!(
+        r.status,
+        RunStatus::Cancelled,
+        "shutdown after grace cancels"
+    );
+}
+
+#[tokio::test]
+async fn allow_runs_overlapping_fires_side_by_side() {
+    let job = JobBuilder::command("par", &["sleep", "1"])
+        .every_second()
+        .concurrency(Concurrency::Allow);
+    let mut h = harness(
+        ConfigBuilder::new().job(job),
+        "2026-05-01T00:00:00Z",
+        async |_| {},
+    )
+    .await;
+    h.clock.set(t("2026-05-01T00:00:01Z"));
+    assert_eq!(h.scheduler.tick().await.started.len(), 1);
+    h.clock.set(t("2026-05-01T00:00:02Z"));
+    assert_eq!(h.scheduler.tick().await.started.len(), 1);
+    // Each sleeps a second and the ticks were immediate: both are running.
+    assert_eq!(h.scheduler.active_runs(), 2);
+    let done = finished(&mut h.events, 2).await;
+    assert!(
+        done.iter().all(|(_, s)| *s == RunStatus::Succeeded),
+        "{done:?}"
+    );
+    assert_eq!(runs(h.store.as_ref(), "par").await.len(), 2);
+}
+
+#[tokio::test]
+async fn replace_cancels_the_running_one_and_starts_anew() {
+    let job = JobBuilder::command("rep", &["sleep", "30"])
+        .every_second()
+        .concurrency(Concurrency::Replace);
+    let mut h = harness(
+        ConfigBuilder::new().job(job),
+        "2026-05-01T00:00:00Z",
+        async |_| {},
+    )
+    .await;
+    h.clock.set(t("2026-05-01T00:00:01Z"));
+    let first = h.scheduler.tick().await.started[0].1;
+    started(&mut h.events).await;
+    h.clock.set(t("2026-05-01T00:00:02Z"));
+    let second = h.scheduler.tick().await.started[0].1;
+    let done = finished(&mut h.events, 1).await;
+    assert_eq!(done, vec![(first, RunStatus::Cancelled)]);
+    let r = h.store.get_run(first).await.unwrap().unwrap();
+    let reason = r.error.unwrap();
+    assert!(
+        reason.contains(&format!("replaced by run #{second}")),
+        "{reason}"
+    );
+    assert_eq!(
+        h.store.get_run(second).await.unwrap().unwrap().status,
+        RunStatus::Running
+    );
+    h.scheduler.shutdown(Duration::from_millis(10)).await;
+}
+
+#[tokio::test]
+async fn timeout_kills_the_process_group_and_records_timed_out() {
+    let job = JobBuilder::shell("hang", "sleep 30 & sleep 30; wait")
+        .every_second()
+        .timeout(Duration::from_millis(500));
+    let mut h = harness(
+        ConfigBuilder::new().job(job),
+        "2026-05-01T00:00:00Z",
+        async |_| {},
+    )
+    .await;
+    h.clock.set(t("2026-05-01T00:00:01Z"));
+    let id = h.scheduler.tick().await.started[0].1;
+    let began = std::time::Instant::now();
+    let done = finished(&mut h.events, 1).await;
+    assert_eq!(done, vec![(id, RunStatus::TimedOut)]);
+    assert!(
+        began.elapsed() < Duration::from_secs(10),
+        "stopped promptly"
+    );
+    let r = h.store.get_run(id).await.unwrap().unwrap();
+    assert!(r.error.unwrap().contains("timed out after 500ms"));
+    assert!(r.log.unwrap().contains("SIGTERM"));
+}
+
+#[tokio::test]
+async fn retries_back_off_and_link_attempts() {
+    let job = JobBuilder::shell("flaky", "echo attempt; exit 3")
+        .every_second()
+        .retries(2, Duration::from_millis(50));
+    let mut h = harness(
+        ConfigBuilder::new().job(job),
+        "2026-05-01T00:00:00Z",
+        async |_| {},
+    )
+    .await;
+    h.clock.set(t("2026-05-01T00:00:01Z"));
+    h.scheduler.tick().await;
+    let done = finished(&mut h.events, 3).await;
+    assert!(
+        done.iter().all(|(_, s)| *s == RunStatus::Failed),
+        "{done:?}"
+    );
+    let r = runs(h.store.as_ref(), "flaky").await;
+    assert_eq!(r.len(), 3);
+    assert_eq!(
+        r.iter().map(|r| (r.attempt, r.trigger)).collect::<Vec<_>>(),
+        vec![
+            (1, Trigger::Schedule),
+            (2, Trigger::Retry),
+            (3, Trigger::Retry)
+        ]
+    );
+    assert_eq!(r[1].retry_of, Some(r[0].id));
+    assert_eq!(r[2].retry_of, Some(r[1].id));
+    assert!(
+        r.iter()
+            .all(|x| x.scheduled_for == Some(t("2026-05-01T00:00:01Z")))
+    );
+    assert!(
+        r[0].error
+            .as_deref()
+            .unwrap()
+            .contains("exited with status 3")
+    );
+}
+
+#[tokio::test]
+async fn a_retry_that_succeeds_ends_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("seen");
+    let script = format!(
+        "if [ -e {m} ]; then exit 0; else touch {m}; exit 1; fi",
+        m = marker.display()
+    );
+    let job = JobBuilder::shell("second-time", &script)
+        .every_second()
+        .retries(3, Duration::from_millis(10));
+    let mut h = harness(
+        ConfigBuilder::new().job(job),
+        "2026-05-01T00:00:00Z",
+        async |_| {},
+    )
+    .await;
+    h.clock.set(t("2026-05-01T00:00:01Z"));
+    h.scheduler.tick().await;
+    let done = finished(&mut h.events, 2).await;
+    assert_eq!(
+        done.iter().map(|d| d.1).collect::<Vec<_>>(),
+        vec![RunStatus::Failed, RunStatus::Succeeded]
+    );
+    assert_eq!(runs(h.store.as_ref(), "second-time").await.len(), 2);
+}
+
+#[tokio::test]
+async fn suspended_jobs_do_not_fire() {
+    let job = JobBuilder::command("off", &["true"])
+        .every_second()
+        .suspend();
+    let h = harness(
+        ConfigBuilder::new().job(job),
+        "2026-05-01T00:00:00Z",
+        async |_| {},
+    )
+    .await;
+    h.clock.set(t("2026-05-01T00:00:05Z"));
+    assert!(h.scheduler.tick().await.started.is_empty());
+    assert!(runs(h.store.as_ref(), "off").await.is_empty());
+}
+
+#[tokio::test]
+async fn secrets_never_reach_the_history() {
+    let secret = "sk-live-9f8e7d6c5b4a";
+    let job = JobBuilder::shell(
+        "leaky",
+        "echo token=$API_TOKEN; echo $API_TOKEN >&2; exit 1",
+    )
+    .env("API_TOKEN", secret)
+    .every_second();
+    let mut h = harness(
+        ConfigBuilder::new().job(job).secrets(&[secret]),
+        "2026-05-01T00:00:00Z",
+        async |_| {},
+    )
+    .await;
+    h.clock.set(t("2026-05-01T00:00:01Z"));
+    let id = h.scheduler.tick().await.started[0].1;
+    finished(&mut h.events, 1).await;
+    let r = h.store.get_run(id).await.unwrap().unwrap();
+    let everything = format!("{r:?} {}", serde_json::to_string(&r).unwrap());
+    assert!(everything.contains("token=[REDACTED]"), "{everything}");
+    assert!(!everything.contains(secret), "{everything}");
+}

@@ -1,0 +1,412 @@
+//! One behaviour, two stores: every case runs on SQLite (always) and on
+//! Postgres (with `--features integration`, started by scripts/test.sh).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use runbookd::runlog::LogSnapshot;
+use runbookd::store::{Finish, HistoryStore, NewRun, RunFilter, RunStatus, Trigger};
+use runbookd::testkit::TestDatabase;
+
+fn t(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+/// A run row for tests, adjusted with struct update syntax.
+fn new_run(job: &str, scheduled_for: Option<&str>) -> NewRun {
+    NewRun {
+        job: job.to_string(),
+        trigger: if scheduled_for.is_some() {
+            Trigger::Schedule
+        } else {
+            Trigger::Manual
+        },
+        triggered_by: "tester".into(),
+        scheduled_for: scheduled_for.map(t),
+        started_at: scheduled_for
+            .map(t)
+            .unwrap_or_else(|| t("2026-01-01T00:00:00Z")),
+        status: RunStatus::Running,
+        attempt: 1,
+        error: None,
+        dry_run: false,
+        owner: "host:1:abcd".into(),
+        retry_of: None,
+    }
+}
+
+fn finish(status: RunStatus, at: &str, log: &str) -> Finish {
+    Finish {
+        status,
+        finished_at: t(at),
+        error: (status != RunStatus::Succeeded).then(|| format!("ended {status}")),
+        log: LogSnapshot {
+            text: log.to_string(),
+            truncated: false,
+        },
+    }
+}
+
+async fn claim_is_exclusive_per_fire_and_attempt(s: Arc<dyn HistoryStore>) {
+    let r = new_run("j", Some("2026-01-01T10:00:00Z"));
+    let first = s.insert_run(&r).await.unwrap();
+    assert!(first.is_some());
+    assert_eq!(
+        s.insert_run(&r).await.unwrap(),
+        None,
+        "second claim of one fire"
+    );
+    let retry = NewRun {
+        attempt: 2,
+        trigger: Trigger::Retry,
+        retry_of: first,
+        ..r.clone()
+    };
+    assert!(
+        s.insert_run(&retry).await.unwrap().is_some(),
+        "attempt 2 is its own claim"
+    );
+    let other_job = NewRun {
+        job: "k".into(),
+        ..r.clone()
+    };
+    assert!(s.insert_run(&other_job).await.unwrap().is_some());
+    // Manual runs have no fire and never collide.
+    let m = new_run("j", None);
+    assert!(s.insert_run(&m).await.unwrap().is_some());
+    assert!(s.insert_run(&m).await.unwrap().is_some());
+}
+
+async fn concurrent_claims_have_one_winner(s: Arc<dyn HistoryStore>) {
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let r = NewRun {
+                owner: format!("host:{i}:x"),
+                ..new_run("race", Some("2026-01-01T10:00:00Z"))
+            };
+            s.insert_run(&r).await.unwrap()
+        }));
+    }
+    let mut winners = 0;
+    for t in tasks {
+        if t.await.unwrap().is_some() {
+            winners += 1;
+        }
+    }
+    assert_eq!(winners, 1);
+}
+
+async fn finish_and_read_back(s: Arc<dyn HistoryStore>) {
+    let id = s
+        .insert_run(&new_run("j", Some("2026-01-01T10:00:00.123456Z")))
+        .await
+        .unwrap()
+        .unwrap();
+    let r = s.get_run(id).await.unwrap().unwrap();
+    assert_eq!(r.status, RunStatus::Running);
+    assert_eq!(r.finished_at, None);
+    assert_eq!(
+        r.scheduled_for,
+        Some(t("2026-01-01T10:00:00.123456Z")),
+        "microseconds survive"
+    );
+    s.finish_run(
+        id,
+        &finish(
+            RunStatus::Failed,
+            "2026-01-01T10:00:05Z",
+            "line 1\nline 2\n",
+        ),
+    )
+    .await
+    .unwrap();
+    let r = s.get_run(id).await.unwrap().unwrap();
+    assert_eq!(r.status, RunStatus::Failed);
+    assert_eq!(r.finished_at, Some(t("2026-01-01T10:00:05Z")));
+    assert_eq!(r.error.as_deref(), Some("ended failed"));
+    assert_eq!(r.log.as_deref(), Some("line 1\nline 2\n"));
+    assert_eq!(r.trigger, Trigger::Schedule);
+    assert_eq!(r.triggered_by, "tester");
+    assert_eq!(r.attempt, 1);
+    assert!(s.get_run(id + 1000).await.unwrap().is_none());
+}
+
+async fn skipped_rows_are_born_finished(s: Arc<dyn HistoryStore>) {
+    let r = NewRun {
+        status: RunStatus::Skipped,
+        error: Some("skipped: run #1 is still running".into()),
+        ..new_run("j", Some("2026-01-01T10:00:00Z"))
+    };
+    let id = s.insert_run(&r).await.unwrap().unwrap();
+    let got = s.get_run(id).await.unwrap().unwrap();
+    assert_eq!(got.status, RunStatus::Skipped);
+    assert_eq!(got.finished_at, Some(t("2026-01-01T10:00:00Z")));
+    assert!(s.running(Some("j")).await.unwrap().is_empty());
+}
+
+async fn heartbeat_saves_log_and_carries_cancel_requests(s: Arc<dyn HistoryStore>) {
+    let id = s.insert_run(&new_run("j", None)).await.unwrap().unwrap();
+    let snap = LogSnapshot {
+        text: "so far\n".into(),
+        truncated: true,
+    };
+    assert!(
+        !s.heartbeat(id, t("2026-01-01T00:00:05Z"), Some(&snap))
+            .await
+            .unwrap()
+    );
+    let r = s.get_run(id).await.unwrap().unwrap();
+    assert_eq!(r.heartbeat_at, t("2026-01-01T00:00:05Z"));
+    assert_eq!(r.log.as_deref(), Some("so far\n"));
+    assert!(r.log_truncated);
+    // A heartbeat without a log keeps the saved one.
+    s.heartbeat(id, t("2026-01-01T00:00:10Z"), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.get_run(id).await.unwrap().unwrap().log.as_deref(),
+        Some("so far\n")
+    );
+    assert!(s.request_cancel(id).await.unwrap());
+    assert!(
+        s.heartbeat(id, t("2026-01-01T00:00:15Z"), None)
+            .await
+            .unwrap()
+    );
+    s.finish_run(
+        id,
+        &finish(RunStatus::Cancelled, "2026-01-01T00:00:16Z", ""),
+    )
+    .await
+    .unwrap();
+    assert!(
+        !s.request_cancel(id).await.unwrap(),
+        "an ended run cannot be cancelled"
+    );
+}
+
+async fn stale_runs_are_abandoned_and_live_ones_kept(s: Arc<dyn HistoryStore>) {
+    let stale = s.insert_run(&new_run("a", None)).await.unwrap().unwrap();
+    let live = s.insert_run(&new_run("b", None)).await.unwrap().unwrap();
+    let done = s.insert_run(&new_run("c", None)).await.unwrap().unwrap();
+    s.heartbeat(live, t("2026-01-01T00:01:00Z"), None)
+        .await
+        .unwrap();
+    s.finish_run(
+        done,
+        &finish(RunStatus::Succeeded, "2026-01-01T00:00:01Z", ""),
+    )
+    .await
+    .unwrap();
+    let ids = s
+        .abandon_stale(t("2026-01-01T00:00:30Z"), t("2026-01-01T00:01:05Z"))
+        .await
+        .unwrap();
+    assert_eq!(ids, vec![stale]);
+    let r = s.get_run(stale).await.unwrap().unwrap();
+    assert_eq!(r.status, RunStatus::Abandoned);
+    assert_eq!(r.finished_at, Some(t("2026-01-01T00:01:05Z")));
+    let err = r.error.unwrap();
+    assert!(
+        err.contains("no heartbeat from host:1:abcd since 2026-01-01T00:00:00Z"),
+        "{err}"
+    );
+    assert_eq!(
+        s.get_run(live).await.unwrap().unwrap().status,
+        RunStatus::Running
+    );
+    assert_eq!(
+        s.get_run(done).await.unwrap().unwrap().status,
+        RunStatus::Succeeded
+    );
+    let running: Vec<_> = s
+        .running(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(running, vec![live]);
+    assert!(
+        s.abandon(live, t("2026-01-01T00:02:00Z"), "gone")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.abandon(live, t("2026-01-01T00:02:00Z"), "gone")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.get_run(live).await.unwrap().unwrap().error.as_deref(),
+        Some("gone")
+    );
+}
+
+async fn listing_filters_and_orders(s: Arc<dyn HistoryStore>) {
+    for (job, at) in [
+        ("a", "2026-01-01T00:00:00Z"),
+        ("b", "2026-01-02T00:00:00Z"),
+        ("a", "2026-01-03T00:00:00Z"),
+        ("a", "2026-01-04T00:00:00Z"),
+    ] {
+        s.insert_run(&new_run(job, Some(at)))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let all = s
+        .list_runs(&RunFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let starts: Vec<String> = all
+        .iter()
+        .map(|r| r.started_at.format("%d").to_string())
+        .collect();
+    assert_eq!(starts, ["04", "03", "02", "01"], "newest first");
+    assert!(
+        all.iter().all(|r| r.log.is_none()),
+        "listings carry no logs"
+    );
+    let a_since = s
+        .list_runs(&RunFilter {
+            job: Some("a".into()),
+            since: Some(t("2026-01-02T12:00:00Z")),
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    assert_eq!(a_since.len(), 2);
+    let limited = s
+        .list_runs(&RunFilter {
+            limit: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(limited.len(), 1);
+    let last = s.last_run("a").await.unwrap().unwrap();
+    assert_eq!(last.started_at, t("2026-01-04T00:00:00Z"));
+    assert!(s.last_run("zzz").await.unwrap().is_none());
+}
+
+async fn cursor_only_moves_forward(s: Arc<dyn HistoryStore>) {
+    assert_eq!(s.cursor("j").await.unwrap(), None);
+    s.advance_cursor("j", t("2026-01-01T10:00:00Z"))
+        .await
+        .unwrap();
+    s.advance_cursor("j", t("2026-01-01T09:00:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.cursor("j").await.unwrap(),
+        Some(t("2026-01-01T10:00:00Z"))
+    );
+    s.advance_cursor("j", t("2026-01-01T11:00:00.5Z"))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.cursor("j").await.unwrap(),
+        Some(t("2026-01-01T11:00:00.5Z"))
+    );
+    assert_eq!(s.cursor("other").await.unwrap(), None);
+}
+
+async fn prune_keeps_recent_and_running(s: Arc<dyn HistoryStore>) {
+    let old_done = s
+        .insert_run(&new_run("j", Some("2025-01-01T00:00:00Z")))
+        .await
+        .unwrap()
+        .unwrap();
+    s.finish_run(
+        old_done,
+        &finish(RunStatus::Succeeded, "2025-01-01T00:00:01Z", ""),
+    )
+    .await
+    .unwrap();
+    let old_running = s
+        .insert_run(&new_run("j", Some("2025-01-02T00:00:00Z")))
+        .await
+        .unwrap()
+        .unwrap();
+    let recent = s
+        .insert_run(&new_run("j", Some("2026-01-01T00:00:00Z")))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.prune(t("2025-06-01T00:00:00Z")).await.unwrap(), 1);
+    assert!(s.get_run(old_done).await.unwrap().is_none());
+    assert!(s.get_run(old_running).await.unwrap().is_some());
+    assert!(s.get_run(recent).await.unwrap().is_some());
+}
+
+async fn migrate_is_idempotent(s: Arc<dyn HistoryStore>) {
+    s.migrate().await.unwrap();
+    s.migrate().await.unwrap();
+}
+
+macro_rules! conformance {
+    ($backend:ident, $db:expr) => {
+        mod $backend {
+            use super::*;
+
+            macro_rules! case {
+                ($name:ident) => {
+                    #[tokio::test]
+                    async fn $name() {
+                        let db = $db;
+                        let store = db.open().await;
+                        tokio::time::timeout(Duration::from_secs(60), super::$name(store))
+                            .await
+                            .expect("conformance case timed out");
+                    }
+                };
+            }
+
+            case!(claim_is_exclusive_per_fire_and_attempt);
+            case!(concurrent_claims_have_one_winner);
+            case!(finish_and_read_back);
+            case!(skipped_rows_are_born_finished);
+            case!(heartbeat_saves_log_and_carries_cancel_requests);
+            case!(stale_runs_are_abandoned_and_live_ones_kept);
+            case!(listing_filters_and_orders);
+            case!(cursor_only_moves_forward);
+            case!(prune_keeps_recent_and_running);
+            case!(migrate_is_idempotent);
+        }
+    };
+}
+
+conformance!(sqlite, TestDatabase::sqlite());
+#[cfg(feature = "integration")]
+conformance!(postgres, TestDatabase::postgres().await);
+
+#[tokio::test]
+async fn unreachable_postgres_names_the_url_without_its_password() {
+    // Port 1 on loopback: nothing listens, the refusal is immediate.
+    let err = runbookd::store::open("postgres://app:hunter2@127.0.0.1:1/app")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("postgres://app:***@127.0.0.1:1/app"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+    assert!(err.contains("cannot connect"), "{err}");
+}
+
+#[tokio::test]
+async fn unsupported_url_is_a_clear_error() {
+    let err = runbookd::store::open("mysql://root:pw@localhost/db")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("unsupported history store URL mysql://root:***@localhost/db"),
+        "{err}"
+    );
+}
