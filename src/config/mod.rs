@@ -515,12 +515,43 @@ impl<'a> Loader<'a> {
     }
 
     fn timezone(&mut self, tz: &Spanned<String>) -> Option<Tz> {
+        self.timezone_in(tz, "")
+    }
+
+    fn timezone_in(&mut self, tz: &Spanned<String>, prefix: &str) -> Option<Tz> {
         match parse_timezone(tz.value.trim()) {
             Ok(t) => Some(t),
             Err(m) => {
-                self.err(tz.mark, m);
+                self.err(tz.mark, format!("{prefix}{m}"));
                 None
             }
+        }
+    }
+
+    /// `Some(None)` when the key is absent or null, `None` after reporting a
+    /// value that is not a scalar.
+    fn spanned_scalar(
+        &mut self,
+        node: &Node,
+        key: &str,
+        what: &str,
+    ) -> Option<Option<Spanned<String>>> {
+        match node.get(key) {
+            None => Some(None),
+            Some(v) if v.is_null() => Some(None),
+            Some(v) => match v.as_str() {
+                Some(s) => Some(Some(Spanned {
+                    value: s.to_string(),
+                    mark: v.mark,
+                })),
+                None => {
+                    self.err(
+                        v.mark,
+                        format!("{what}: {key}: expected a string, found {}", v.type_name()),
+                    );
+                    None
+                }
+            },
         }
     }
 
@@ -709,13 +740,15 @@ impl<'a> Loader<'a> {
                 None
             }
         };
-        let common = common?;
-        let timezone = match &common.timezone {
-            Some(tz) => self.timezone(tz),
-            None => Some(defaults.timezone),
+        // Schedule and timezone are checked from the node itself, so a
+        // structural error elsewhere in the job does not hide them.
+        let timezone = match self.spanned_scalar(node, "timezone", &what) {
+            Some(Some(tz)) => self.timezone_in(&tz, &format!("{what}: ")).map(Some),
+            Some(None) => Some(None),
+            None => None,
         };
-        let schedule = match &common.schedule {
-            Some(s) => match s.value.parse::<CronExpr>() {
+        let schedule = match self.spanned_scalar(node, "schedule", &what) {
+            Some(Some(s)) => match s.value.parse::<CronExpr>() {
                 Ok(c) => Some(Some(c)),
                 Err(e) => {
                     // Point inside the expression: after a quote if quoted.
@@ -732,8 +765,11 @@ impl<'a> Loader<'a> {
                     None
                 }
             },
-            None => Some(None),
+            Some(None) => Some(None),
+            None => None,
         };
+        let common = common?;
+        let timezone = timezone?.unwrap_or(defaults.timezone);
         let retries = common
             .retries
             .as_ref()
@@ -765,7 +801,7 @@ impl<'a> Loader<'a> {
             name: name.to_string(),
             description: common.description,
             schedule: schedule?,
-            timezone: timezone?,
+            timezone,
             concurrency: common.concurrency.unwrap_or(defaults.concurrency),
             timeout,
             retries,

@@ -3,6 +3,7 @@
 //! text whose varying fraction length breaks ordering).
 
 use std::str::FromStr;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -106,17 +107,29 @@ impl HistoryStore for SqliteStore {
     }
 
     async fn migrate(&self) -> Result<()> {
-        match tokio::time::timeout(STORE_TIMEOUT * 3, MIGRATOR.run(&self.pool)).await {
-            Ok(r) => r.map_err(|source| StoreError::Migrate {
-                url: self.url.clone(),
-                source,
-            }),
-            Err(_) => Err(StoreError::Timeout {
-                url: self.url.clone(),
-                op: "migrate",
-                after: STORE_TIMEOUT * 3,
-            }),
+        // sqlx takes no lock for SQLite migrations, so two processes opening
+        // a new file at once (the daemon and a CLI command) can both try to
+        // apply the first one. Each migration is one transaction: the loser
+        // rolls back, and on a retry finds it applied.
+        let mut last = None;
+        for attempt in 0..5u32 {
+            match tokio::time::timeout(STORE_TIMEOUT * 3, MIGRATOR.run(&self.pool)).await {
+                Ok(Ok(())) => return Ok(()),
+                Ok(Err(source)) => last = Some(source),
+                Err(_) => {
+                    return Err(StoreError::Timeout {
+                        url: self.url.clone(),
+                        op: "migrate",
+                        after: STORE_TIMEOUT * 3,
+                    });
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
         }
+        Err(StoreError::Migrate {
+            url: self.url.clone(),
+            source: last.expect("a failed attempt"),
+        })
     }
 
     async fn insert_run(&self, run: &NewRun) -> Result<Option<RunId>> {

@@ -1,0 +1,650 @@
+//! The built binary, as an operator uses it: validate, next, run, history,
+//! show, serve with signals, a crash and a restart.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_runbookd");
+
+struct Workdir {
+    dir: tempfile::TempDir,
+    db_url: String,
+}
+
+impl Workdir {
+    fn new(jobs_yaml: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("jobs.yaml"), jobs_yaml).unwrap();
+        let db_url = format!("sqlite://{}", dir.path().join("history.db").display());
+        Workdir { dir, db_url }
+    }
+
+    fn with_db(mut self, url: &str) -> Self {
+        self.db_url = url.to_string();
+        self
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.current_dir(self.path())
+            .args(args)
+            .env("RUNBOOKD_DATABASE_URL", &self.db_url)
+            .env_remove("RUNBOOKD_CONFIG")
+            .env_remove("RUST_LOG");
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let mut child = self
+            .cmd(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Every command here is short; a hang is a failure, not a stuck suite.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if child.try_wait().unwrap().is_some() {
+                return child.wait_with_output().unwrap();
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("runbookd {args:?} did not finish within 60s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "{args:?} printed no JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+    }
+
+    fn serve(&self, port: u16) -> Daemon {
+        let log = self.path().join(format!("serve-{port}.log"));
+        let child = self
+            .cmd(&["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Daemon { child, log }
+    }
+}
+
+struct Daemon {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Daemon {
+    fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), sig).unwrap();
+    }
+
+    fn wait(&mut self, within: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "daemon did not exit within {within:?}; log:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls `f` until it returns Some, failing after `within`.
+fn eventually<T>(within: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {within:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+const DAEMON: &str = "daemon:\n  heartbeat: 200ms\n  stale_after: 2s\n  shutdown_grace: 1s\n";
+
+#[test]
+fn validate_reports_every_error_with_its_position_and_exits_2() {
+    let w = Workdir::new(
+        "jobs:
+  a:
+    kind: command
+    argv: [true]
+    schedule: \"0 7 * * * * *\"
+  b:
+    kind: command
+    argv: [true]
+    timezone: Europe/Londn
+    retries: { max: 2, backof: 5s }
+  c:
+    kind: command
+    argv: [\"${RUNBOOKD_TEST_UNSET_VAR}\"]
+",
+    );
+    let out = w.run(&["validate"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    assert!(
+        lines[0].starts_with("jobs.yaml:5:16: job `a`: invalid schedule"),
+        "{text}"
+    );
+    assert!(lines[1].starts_with("jobs.yaml:9:15: job `b`: unknown timezone `Europe/Londn` (did you mean `Europe/London`?)"), "{text}");
+    assert!(
+        lines[2].starts_with(
+            "jobs.yaml:10:24: job `b`: unknown field `backof` (did you mean `backoff`?)"
+        ),
+        "{text}"
+    );
+    assert!(
+        lines[3].starts_with(
+            "jobs.yaml:13:13: environment variable `RUNBOOKD_TEST_UNSET_VAR` is not set"
+        ),
+        "{text}"
+    );
+
+    let json = w.run(&["validate", "--json"]);
+    assert_eq!(json.status.code(), Some(2));
+    let v: Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["valid"], false);
+    assert_eq!(v["errors"].as_array().unwrap().len(), 4);
+    assert_eq!(v["errors"][0]["line"], 5);
+}
+
+#[test]
+fn the_shipped_jobs_file_validates() {
+    let shipped =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/jobs.yaml")).unwrap();
+    let w = Workdir::new(&shipped);
+    let out = w.run(&["validate"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("ok"), "{}", stdout(&out));
+}
+
+#[test]
+fn missing_config_and_unknown_job_are_usage_errors() {
+    let w = Workdir::new("jobs: {}\n");
+    let out = w.run(&["-c", "nope.yaml", "jobs"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("cannot read config file nope.yaml"),
+        "{}",
+        stderr(&out)
+    );
+    let out = w.run(&["run", "ghost"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("no job named `ghost`"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn next_prints_local_and_utc_and_flags_dst() {
+    let w = Workdir::new(
+        "jobs:\n  nightly:\n    kind: command\n    argv: [true]\n    schedule: \"30 2 * * *\"\n    timezone: America/New_York\n",
+    );
+    let out = w.run(&[
+        "next",
+        "nightly",
+        "-n",
+        "3",
+        "--after",
+        "2026-03-07T00:00:00Z",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("2026-03-07 02:30:00 EST  (-05:00)  2026-03-07T07:30:00Z"),
+        "{text}"
+    );
+    assert!(text.contains("2026-03-08 03:00:00 EDT  (-04:00)  2026-03-08T07:00:00Z  [DST: 2026-03-08 02:30:00 does not exist"), "{text}");
+    let v = w.json(&[
+        "next",
+        "nightly",
+        "-n",
+        "2",
+        "--after",
+        "2026-10-31T12:00:00Z",
+        "--json",
+    ]);
+    assert_eq!(v[0]["utc"], "2026-11-01T07:30:00Z");
+    assert_eq!(v[0]["local"], "2026-11-01T02:30:00-05:00");
+    assert!(
+        v[0]["note"]
+            .as_str()
+            .unwrap()
+            .contains("UTC offset is now -05:00"),
+        "{v}"
+    );
+    let v = w.json(&[
+        "next",
+        "nightly",
+        "-n",
+        "1",
+        "--after",
+        "2026-03-07T12:00:00Z",
+        "--json",
+    ]);
+    assert_eq!(v[0]["shift"], "gap");
+    assert_eq!(v[0]["local"], "2026-03-08T03:00:00-04:00");
+}
+
+#[test]
+fn run_records_history_and_exit_codes_follow_the_job() {
+    let w = Workdir::new(
+        "jobs:
+  hello:
+    kind: command
+    argv: [echo, hello]
+  broken:
+    kind: command
+    argv: [sh, -c, \"echo about to fail >&2; exit 7\"]
+",
+    );
+    let ok = w.run(&["run", "hello"]);
+    assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
+    assert!(stdout(&ok).contains("succeeded"), "{}", stdout(&ok));
+    assert!(
+        stderr(&ok).contains("stdout hello"),
+        "progress goes to stderr: {}",
+        stderr(&ok)
+    );
+    let bad = w.run(&["run", "broken"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        stdout(&bad).contains("exited with status 7"),
+        "{}",
+        stdout(&bad)
+    );
+
+    let h = w.json(&["history", "--json", "--since", "24h"]);
+    let runs = h.as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    let user = nix::unistd::User::from_uid(nix::unistd::getuid())
+        .unwrap()
+        .unwrap()
+        .name;
+    for key in [
+        "id",
+        "job",
+        "trigger",
+        "triggered_by",
+        "scheduled_for",
+        "started_at",
+        "finished_at",
+        "status",
+        "attempt",
+        "error",
+    ] {
+        assert!(
+            runs[0].get(key).is_some(),
+            "history --json lacks `{key}`: {}",
+            runs[0]
+        );
+    }
+    assert_eq!(runs[0]["job"], "broken");
+    assert_eq!(runs[0]["status"], "failed");
+    assert_eq!(runs[0]["trigger"], "manual");
+    assert_eq!(runs[0]["triggered_by"], user.as_str());
+    assert_eq!(runs[0]["scheduled_for"], Value::Null);
+    assert_eq!(runs[1]["status"], "succeeded");
+
+    let one = w.json(&["history", "--json", "--job", "hello"]);
+    assert_eq!(one.as_array().unwrap().len(), 1);
+
+    let id = runs[0]["id"].as_i64().unwrap().to_string();
+    let show = w.json(&["show", &id, "--json"]);
+    let log = show["log"].as_str().unwrap();
+    assert!(log.contains("stderr about to fail"), "{log}");
+    let text = stdout(&w.run(&["show", &id]));
+    assert!(
+        text.contains("error         `sh` exited with status 7"),
+        "{text}"
+    );
+    let missing = w.run(&["show", "999999"]);
+    assert_eq!(missing.status.code(), Some(2));
+}
+
+#[test]
+fn dry_run_executes_nothing_and_is_recorded() {
+    let w = Workdir::new("jobs:\n  touchy:\n    kind: command\n    argv: [touch, made-by-run]\n");
+    let out = w.run(&["run", "touchy", "--dry-run", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        !w.path().join("made-by-run").exists(),
+        "dry run must not execute"
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["dry_run"], true);
+    assert!(
+        v["log"]
+            .as_str()
+            .unwrap()
+            .contains("dry run: would execute [\"touch\", \"made-by-run\"]")
+    );
+}
+
+#[test]
+fn secrets_never_appear_in_output_logs_or_history() {
+    let secret = "pw-Zq8r7t6y5u4i";
+    let w = Workdir::new(
+        "jobs:
+  leaky:
+    kind: command
+    argv: [sh, -c, \"echo the password is $DB_PASSWORD; echo $DB_PASSWORD >&2; exit 1\"]
+    env:
+      DB_PASSWORD: !secret \"${RUNBOOKD_TEST_SECRET}\"
+",
+    );
+    let out = w
+        .cmd(&["run", "leaky"])
+        .env("RUNBOOKD_TEST_SECRET", secret)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let h = w
+        .cmd(&["history", "--json"])
+        .env("RUNBOOKD_TEST_SECRET", secret)
+        .output()
+        .unwrap();
+    let id = serde_json::from_slice::<Value>(&h.stdout).unwrap()[0]["id"].to_string();
+    let show = w
+        .cmd(&["show", &id, "--json"])
+        .env("RUNBOOKD_TEST_SECRET", secret)
+        .output()
+        .unwrap();
+    let everything = format!(
+        "{}{}{}{}",
+        stdout(&out),
+        stderr(&out),
+        stdout(&show),
+        stderr(&show)
+    );
+    assert!(
+        everything.contains("the password is [REDACTED]"),
+        "{everything}"
+    );
+    assert!(!everything.contains(secret), "{everything}");
+    // And not in the database file itself.
+    let db = std::fs::read(w.path().join("history.db")).unwrap();
+    let wal = std::fs::read(w.path().join("history.db-wal")).unwrap_or_default();
+    for bytes in [db, wal] {
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "secret found in the SQLite files"
+        );
+    }
+}
+
+#[test]
+fn unreachable_store_is_a_clear_error() {
+    let w = Workdir::new("jobs:\n  a:\n    kind: command\n    argv: [true]\n")
+        .with_db("postgres://runbookd:topsecret@127.0.0.1:1/runbookd");
+    let out = w.run(&["history"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains(
+            "cannot connect to history store postgres://runbookd:***@127.0.0.1:1/runbookd"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("topsecret"), "{err}");
+}
+
+#[test]
+fn sigterm_mid_run_cancels_after_the_grace_and_leaves_nothing_running() {
+    let w = Workdir::new(&format!(
+        "{DAEMON}jobs:\n  slow:\n    kind: command\n    argv: [sleep, \"60\"]\n    schedule: \"* * * * * *\"\n    timezone: UTC\n"
+    ));
+    let mut d = w.serve(free_port());
+    eventually(Duration::from_secs(20), "a running run", || {
+        let v = w.json(&["history", "--json"]);
+        v.as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["status"] == "running")
+            .then_some(())
+    });
+    let sent = Instant::now();
+    d.signal(nix::sys::signal::Signal::SIGTERM);
+    let status = d.wait(Duration::from_secs(20));
+    assert!(status.success(), "exit {status:?}; log:\n{}", d.log());
+    assert!(
+        sent.elapsed() >= Duration::from_secs(1),
+        "waited the shutdown grace"
+    );
+    let runs = w.json(&["history", "--json", "--limit", "1000"]);
+    let runs = runs.as_array().unwrap();
+    assert!(runs.iter().all(|r| r["status"] != "running"), "{runs:#?}");
+    let cancelled: Vec<_> = runs.iter().filter(|r| r["status"] == "cancelled").collect();
+    assert_eq!(cancelled.len(), 1, "{runs:#?}");
+    assert!(
+        cancelled[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("shutdown grace of 1s ran out")
+    );
+}
+
+#[test]
+fn sigterm_lets_a_short_run_finish_inside_the_grace() {
+    let w = Workdir::new(
+        "daemon:\n  heartbeat: 200ms\n  stale_after: 2s\n  shutdown_grace: 10s\njobs:\n  short:\n    kind: command\n    argv: [sleep, \"2\"]\n    schedule: \"* * * * * *\"\n    timezone: UTC\n",
+    );
+    let mut d = w.serve(free_port());
+    eventually(Duration::from_secs(20), "a running run", || {
+        let v = w.json(&["history", "--json"]);
+        v.as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["status"] == "running")
+            .then_some(())
+    });
+    d.signal(nix::sys::signal::Signal::SIGTERM);
+    assert!(d.wait(Duration::from_secs(20)).success(), "{}", d.log());
+    let runs = w.json(&["history", "--json", "--limit", "1000"]);
+    let statuses: Vec<&str> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    assert!(statuses.contains(&"succeeded"), "{statuses:?}");
+    assert!(
+        !statuses.contains(&"running") && !statuses.contains(&"cancelled"),
+        "{statuses:?}"
+    );
+}
+
+#[test]
+fn kill_9_mid_run_then_restart_marks_the_run_abandoned() {
+    let w = Workdir::new(&format!(
+        "{DAEMON}jobs:\n  slow:\n    kind: command\n    argv: [sleep, \"60\"]\n    schedule: \"* * * * * *\"\n    timezone: UTC\n  other:\n    kind: command\n    argv: [\"true\"]\n"
+    ));
+    let mut d = w.serve(free_port());
+    let id = eventually(Duration::from_secs(20), "a running run", || {
+        let v = w.json(&["history", "--json"]);
+        v.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["status"] == "running")
+            .map(|r| r["id"].as_i64().unwrap())
+    });
+    d.signal(nix::sys::signal::Signal::SIGKILL);
+    d.wait(Duration::from_secs(10));
+    let before = w.json(&["show", &id.to_string(), "--json"]);
+    assert_eq!(before["status"], "running", "nothing has noticed yet");
+    // The next start (here a manual run) reaps at once.
+    let out = w.run(&["run", "other"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let after = w.json(&["show", &id.to_string(), "--json"]);
+    assert_eq!(after["status"], "abandoned");
+    assert!(
+        after["error"].as_str().unwrap().contains("is gone"),
+        "{after}"
+    );
+    assert!(after["finished_at"].is_string());
+}
+
+#[test]
+fn serve_answers_healthz_and_metrics() {
+    let w = Workdir::new(&format!(
+        "{DAEMON}jobs:\n  tick:\n    kind: command\n    argv: [\"true\"]\n    schedule: \"* * * * * *\"\n    timezone: UTC\n"
+    ));
+    let port = free_port();
+    let mut d = w.serve(port);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let (code, body) = eventually(Duration::from_secs(20), "/healthz", || {
+        rt.block_on(runbookd::testkit::http_get(addr, "/healthz"))
+            .ok()
+    });
+    assert_eq!(code, 200, "{body}");
+    let metrics = eventually(
+        Duration::from_secs(20),
+        "a finished run in /metrics",
+        || {
+            let (_, body) = rt
+                .block_on(runbookd::testkit::http_get(addr, "/metrics"))
+                .ok()?;
+            body.contains("runbookd_runs_finished_total{job=\"tick\",status=\"succeeded\"}")
+                .then_some(body)
+        },
+    );
+    assert!(
+        metrics.contains("runbookd_last_tick_timestamp_seconds"),
+        "{metrics}"
+    );
+    d.signal(nix::sys::signal::Signal::SIGTERM);
+    assert!(d.wait(Duration::from_secs(20)).success());
+}
+
+#[test]
+fn a_taken_port_fails_serve_with_the_address() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let w = Workdir::new("jobs: {}\n");
+    let mut d = w.serve(port);
+    let status = d.wait(Duration::from_secs(20));
+    assert_eq!(status.code(), Some(1));
+    assert!(
+        d.log()
+            .contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "{}",
+        d.log()
+    );
+}
+
+/// Two daemons on one Postgres, a per-second job: every second is claimed by
+/// exactly one of them, for at least 20 fires.
+#[cfg(feature = "integration")]
+#[test]
+fn two_daemons_on_one_postgres_fire_each_second_once() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let db = rt.block_on(runbookd::testkit::TestDatabase::postgres());
+    let w = Workdir::new(&format!(
+        "{DAEMON}jobs:\n  tick:\n    kind: command\n    argv: [\"true\"]\n    schedule: \"* * * * * *\"\n    timezone: UTC\n"
+    ))
+    .with_db(&db.url);
+    // Migrate once up front so both daemons start on a ready schema.
+    assert!(w.run(&["migrate"]).status.success());
+    let mut a = w.serve(free_port());
+    let mut b = w.serve(free_port());
+    let store = rt.block_on(db.open());
+    let count = || {
+        rt.block_on(store.list_runs(&runbookd::store::RunFilter {
+            job: Some("tick".into()),
+            since: None,
+            limit: 100_000,
+        }))
+        .unwrap()
+    };
+    eventually(Duration::from_secs(60), "25 fires", || {
+        (count().len() >= 25).then_some(())
+    });
+    a.signal(nix::sys::signal::Signal::SIGTERM);
+    b.signal(nix::sys::signal::Signal::SIGTERM);
+    assert!(a.wait(Duration::from_secs(20)).success(), "{}", a.log());
+    assert!(b.wait(Duration::from_secs(20)).success(), "{}", b.log());
+    let runs = count();
+    let mut seconds: Vec<i64> = runs
+        .iter()
+        .map(|r| r.scheduled_for.unwrap().timestamp())
+        .collect();
+    seconds.sort();
+    let total = seconds.len();
+    seconds.dedup();
+    assert_eq!(seconds.len(), total, "a second was run twice");
+    let span = seconds.last().unwrap() - seconds.first().unwrap() + 1;
+    assert_eq!(
+        span as usize, total,
+        "a second was lost between the first and last fire"
+    );
+    assert!(
+        runs.iter()
+            .all(|r| r.status == runbookd::store::RunStatus::Succeeded),
+        "{runs:#?}"
+    );
+}
