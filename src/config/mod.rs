@@ -252,8 +252,13 @@ struct RawCommon {
     #[allow(dead_code)]
     kind: Spanned<String>,
     description: Option<String>,
+    // Schedule and timezone are read from the node by the loader (so their
+    // errors are reported even when another field is broken); declared so
+    // their types are checked and they are known fields.
     /// Cron, 5 fields or 6 with seconds first. No schedule: manual only.
+    #[allow(dead_code)]
     schedule: Option<Spanned<String>>,
+    #[allow(dead_code)]
     timezone: Option<Spanned<String>>,
     concurrency: Option<Concurrency>,
     timeout: Option<Dur>,

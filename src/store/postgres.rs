@@ -16,6 +16,20 @@ use crate::secret::redact_url;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
+fn migrate_on_one_connection(
+    pool: PgPool,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), sqlx::migrate::MigrateError>> + Send>> {
+    Box::pin(async move {
+        let mut conn = pool.acquire().await?;
+        // `run_direct` is what `run` calls; sqlx keeps it public for this
+        // exact "Acquire is not general enough" error with a borrowed
+        // connection.
+        let r = MIGRATOR.run_direct(None, &mut *conn, false).await;
+        conn.return_to_pool().await;
+        r
+    })
+}
+
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
@@ -95,7 +109,11 @@ impl HistoryStore for PostgresStore {
     }
 
     async fn migrate(&self) -> Result<()> {
-        match tokio::time::timeout(STORE_TIMEOUT * 3, MIGRATOR.run(&self.pool)).await {
+        // On one connection handed back before returning: with the pool's
+        // lazy return a CLI command would open a second connection (a second
+        // TLS handshake, ~90 ms) for its first query.
+        let run = migrate_on_one_connection(self.pool.clone());
+        match tokio::time::timeout(STORE_TIMEOUT * 3, run).await {
             Ok(r) => r.map_err(|source| StoreError::Migrate {
                 url: self.url.clone(),
                 source,
