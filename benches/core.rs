@@ -62,7 +62,10 @@ async fn fire_latency(seconds: u64) {
         .unwrap();
     let mut lat: Vec<f64> = runs
         .iter()
-        .filter_map(|r| r.scheduled_for.map(|s| (r.started_at - s).num_microseconds().unwrap() as f64 / 1000.0))
+        .filter_map(|r| {
+            r.scheduled_for
+                .map(|s| (r.started_at - s).num_microseconds().unwrap() as f64 / 1000.0)
+        })
         .collect();
     lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
     println!(
@@ -113,10 +116,23 @@ async fn command_overhead(label: &str, store: Arc<dyn HistoryStore>, n: usize) {
 fn idle_rss() {
     let dir = tempfile::tempdir().unwrap();
     let jobs = concat!(env!("CARGO_MANIFEST_DIR"), "/jobs.yaml");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_runbookd"))
-        .args(["-c", jobs, "serve", "--listen", &format!("127.0.0.1:{port}")])
-        .env("RUNBOOKD_DATABASE_URL", format!("sqlite://{}/h.db", dir.path().display()))
+        .args([
+            "-c",
+            jobs,
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .env(
+            "RUNBOOKD_DATABASE_URL",
+            format!("sqlite://{}/h.db", dir.path().display()),
+        )
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
@@ -135,7 +151,10 @@ fn idle_rss() {
     let _ = child.kill();
     let _ = child.wait();
     let last = *samples.last().unwrap();
-    println!("idle RSS of serve with the shipped jobs.yaml after 10 s: {last:.1} MiB (max over run {:.1})", samples.iter().cloned().fold(0.0, f64::max));
+    println!(
+        "idle RSS of serve with the shipped jobs.yaml after 10 s: {last:.1} MiB (max over run {:.1})",
+        samples.iter().cloned().fold(0.0, f64::max)
+    );
 }
 
 async fn history_on_a_million(n: i64) {
@@ -173,12 +192,23 @@ async fn history_on_a_million(n: i64) {
         assert_eq!(rows.len(), 50);
         let t = Instant::now();
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_runbookd"))
-            .args(["-c", concat!(env!("CARGO_MANIFEST_DIR"), "/jobs.yaml"), "history", "--since", "24h", "--json"])
+            .args([
+                "-c",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/jobs.yaml"),
+                "history",
+                "--since",
+                "24h",
+                "--json",
+            ])
             .env("RUNBOOKD_DATABASE_URL", &db.url)
             .output()
             .unwrap();
         cli_ms.push(t.elapsed().as_secs_f64() * 1000.0);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     println!(
         "history --since 24h over {n} runs: query median {:.2} ms; whole `runbookd history` process median {:.1} ms",
@@ -193,7 +223,13 @@ fn main() {
     let only = args.iter().skip(1).find(|a| !a.starts_with('-')).cloned();
     let want = |name: &str| only.as_deref().is_none_or(|o| name.contains(o));
     let rt = tokio::runtime::Runtime::new().unwrap();
-    println!("machine: {} cores; {}", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), chrono::Utc::now().format("%Y-%m-%d"));
+    println!(
+        "machine: {} cores; {}",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
+        chrono::Utc::now().format("%Y-%m-%d")
+    );
     if want("fire_latency") {
         rt.block_on(fire_latency(60));
     }

@@ -3,6 +3,8 @@
 //! `main.rs` only wires the CLI to this library; integration tests drive the
 //! same library and the built binary.
 
+pub mod adapters;
+pub mod checks;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -11,10 +11,12 @@ use chrono::{DateTime, Utc};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
+use crate::adapters::Adapters;
+use crate::checks::{CheckResult, Measured};
 use crate::clock::Clock;
 use crate::config::JobConfig;
 use crate::identity::Identity;
-use crate::jobs::{JobError, RunContext};
+use crate::jobs::{ExecEnv, JobError, RunContext};
 use crate::runlog::RunLog;
 use crate::secret::Redactor;
 use crate::store::{Finish, HistoryStore, NewRun, RunId, RunStatus, StoreError, Trigger};
@@ -116,6 +118,7 @@ pub struct Runner {
     redactor: Redactor,
     events: broadcast::Sender<RunEvent>,
     tee: Option<Arc<dyn Fn(&str) + Send + Sync>>,
+    env: ExecEnv,
 }
 
 impl std::fmt::Debug for Runner {
@@ -137,7 +140,12 @@ impl Runner {
         redactor: Redactor,
     ) -> Self {
         let (events, _) = broadcast::channel(1024);
+        let env = ExecEnv {
+            adapters: Arc::new(Adapters::real()),
+            clock: clock.clone(),
+        };
         Runner {
+            env,
             store,
             clock,
             identity,
@@ -147,6 +155,12 @@ impl Runner {
             events,
             tee: None,
         }
+    }
+
+    /// Replaces the seams to outside systems (fakes in tests).
+    pub fn with_adapters(mut self, adapters: Arc<Adapters>) -> Self {
+        self.env.adapters = adapters;
+        self
     }
 
     /// Echo every log line (already redacted) to `f`, for foreground runs.
@@ -337,7 +351,7 @@ impl Runner {
             heartbeat_done.clone(),
         ));
 
-        let exec = job.spec.executor();
+        let exec = job.spec.executor(&self.env);
         let fut = exec.run(&ctx);
         tokio::pin!(fut);
         let mut timed_out = false;
@@ -368,10 +382,28 @@ impl Runner {
 
         let (status, error) = match result {
             Ok(outcome) if !stop.is_cancelled() => {
-                if let Some(s) = &outcome.summary {
-                    log.info(&format!("succeeded: {s}"));
+                if !outcome.checks.is_empty() {
+                    let checks: Vec<CheckResult> = outcome
+                        .checks
+                        .iter()
+                        .map(|c| self.redact_check(c))
+                        .collect();
+                    if let Err(e) = self.store.record_checks(id, &checks).await {
+                        log.info(&format!("cannot store check results: {e}"));
+                    }
                 }
-                (RunStatus::Succeeded, None)
+                match outcome.failure {
+                    Some(f) => {
+                        log.info(&format!("failed: {f}"));
+                        (RunStatus::Failed, Some(f))
+                    }
+                    None => {
+                        if let Some(s) = &outcome.summary {
+                            log.info(&format!("succeeded: {s}"));
+                        }
+                        (RunStatus::Succeeded, None)
+                    }
+                }
             }
             // A job that finished in the same instant it was cancelled still
             // reports how it was stopped: the cancel is what the operator
@@ -415,6 +447,21 @@ impl Runner {
             attempt,
         });
         (status, error)
+    }
+
+    fn redact_check(&self, c: &CheckResult) -> CheckResult {
+        let r = &self.redactor;
+        CheckResult {
+            check: c.check.clone(),
+            status: c.status,
+            value: c.value.as_ref().map(|v| match v {
+                Measured::Text(t) => Measured::Text(r.redact(t)),
+                n => n.clone(),
+            }),
+            threshold: c.threshold.as_ref().map(|t| r.redact(t)),
+            reason: r.redact(&c.reason),
+            duration_ms: c.duration_ms,
+        }
     }
 
     /// Writing the end of a run is retried: a brief store outage must not

@@ -103,8 +103,12 @@ impl JobBuilder {
     }
 
     pub fn env(mut self, key: &str, value: &str) -> Self {
-        let JobSpec::Command(spec) = &mut self.0.spec;
-        spec.env.insert(key.to_string(), value.to_string());
+        match &mut self.0.spec {
+            JobSpec::Command(spec) => {
+                spec.env.insert(key.to_string(), value.to_string());
+            }
+            other => panic!("env() is for command jobs, not {}", other.kind()),
+        }
         self
     }
 

@@ -52,7 +52,9 @@ fn the_issue_shape_loads_with_defaults() {
     assert!(manual.schedule.is_none());
     assert_eq!(manual.timezone, chrono_tz::Asia::Kolkata);
     assert_eq!(manual.concurrency, Concurrency::Forbid);
-    let JobSpec::Command(spec) = &manual.spec;
+    let JobSpec::Command(spec) = &manual.spec else {
+        panic!("command job")
+    };
     assert_eq!(spec.argv, vec!["sleep", "5"]);
 }
 

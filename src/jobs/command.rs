@@ -95,6 +95,7 @@ impl Job for CommandJob {
             ctx.log.info(&format!("dry run: would execute {what}"));
             return Ok(Outcome {
                 summary: Some(format!("dry run: would execute {what}")),
+                ..Default::default()
             });
         }
         let argv = &self.spec.argv;
@@ -197,6 +198,7 @@ fn exit_result(program: &str, status: ExitStatus) -> Result<Outcome, JobError> {
     if status.success() {
         return Ok(Outcome {
             summary: Some("exit 0".to_string()),
+            ..Default::default()
         });
     }
     match (status.code(), status.signal()) {

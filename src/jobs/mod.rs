@@ -1,6 +1,7 @@
 //! Job kinds. Each kind has its config struct and its executor in one file;
 //! this module only registers them.
 
+pub mod checklist;
 pub mod command;
 
 use std::sync::Arc;
@@ -8,28 +9,46 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
+use crate::adapters::Adapters;
+use crate::checks::CheckResult;
+use crate::clock::Clock;
 use crate::config::yaml::{self, DeError, Node};
 use crate::runlog::RunLog;
 use crate::store::RunId;
 
 /// The kinds jobs.yaml accepts, for error messages.
-pub const KINDS: &[&str] = &["command"];
+pub const KINDS: &[&str] = &["command", "checklist"];
 
 #[derive(Debug, Clone)]
 pub enum JobSpec {
     Command(command::CommandSpec),
+    Checklist(checklist::ChecklistSpec),
+}
+
+/// What executors are built with: the seams to outside systems and the
+/// clock.
+#[derive(Debug, Clone)]
+pub struct ExecEnv {
+    pub adapters: Arc<Adapters>,
+    pub clock: Arc<dyn Clock>,
 }
 
 impl JobSpec {
     pub fn kind(&self) -> &'static str {
         match self {
             JobSpec::Command(_) => "command",
+            JobSpec::Checklist(_) => "checklist",
         }
     }
 
-    pub fn executor(&self) -> Arc<dyn Job> {
+    pub fn executor(&self, env: &ExecEnv) -> Arc<dyn Job> {
         match self {
             JobSpec::Command(s) => Arc::new(command::CommandJob::new(s.clone())),
+            JobSpec::Checklist(s) => Arc::new(checklist::ChecklistJob::new(
+                s.clone(),
+                env.adapters.clone(),
+                env.clock.clone(),
+            )),
         }
     }
 }
@@ -38,6 +57,7 @@ impl JobSpec {
 pub fn fields(kind: &str) -> Option<&'static [&'static str]> {
     match kind {
         "command" => Some(yaml::struct_fields::<command::CommandSpec>()),
+        "checklist" => Some(yaml::struct_fields::<checklist::RawChecklist>()),
         _ => None,
     }
 }
@@ -46,6 +66,7 @@ pub fn fields(kind: &str) -> Option<&'static [&'static str]> {
 pub fn parse_spec(kind: &str, node: &Node) -> Result<JobSpec, DeError> {
     match kind {
         "command" => command::CommandSpec::from_node(node).map(JobSpec::Command),
+        "checklist" => checklist::ChecklistSpec::from_node(node).map(JobSpec::Checklist),
         other => Err(DeError {
             message: format!("unknown kind `{other}`"),
             mark: Some(node.mark),
@@ -73,6 +94,11 @@ pub struct RunContext {
 pub struct Outcome {
     /// One line for listings and the morning report.
     pub summary: Option<String>,
+    /// Set when the job ran to the end but its verdict is a failure (a
+    /// checklist with a failing check); the run ends `failed` with this error.
+    pub failure: Option<String>,
+    /// Check results, stored with the run.
+    pub checks: Vec<CheckResult>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -19,6 +19,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::checks::CheckResult;
 use crate::runlog::LogSnapshot;
 use crate::secret::redact_url;
 
@@ -156,6 +157,10 @@ pub struct Run {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log: Option<String>,
     pub log_truncated: bool,
+    /// Check results of a checklist run; only filled by
+    /// [`HistoryStore::get_run`].
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckResult>,
 }
 
 impl Run {
@@ -251,6 +256,12 @@ pub trait HistoryStore: Send + Sync + fmt::Debug {
     /// Moves the cursor forward (never back).
     async fn advance_cursor(&self, job: &str, to: DateTime<Utc>) -> Result<()>;
 
+    /// Stores a run's check results, in order.
+    async fn record_checks(&self, run: RunId, checks: &[CheckResult]) -> Result<()>;
+
+    /// A run's check results, in order.
+    async fn checks(&self, run: RunId) -> Result<Vec<CheckResult>>;
+
     /// Deletes ended runs started before `before`. Returns how many.
     async fn prune(&self, before: DateTime<Utc>) -> Result<u64>;
 }
@@ -301,3 +312,32 @@ fn parse_enum<T: FromStr<Err = String>>(url: &str, text: &str) -> Result<T> {
 
 /// Row limit for listings when the caller gives none.
 pub const DEFAULT_LIMIT: u32 = 50;
+
+/// Rebuilds a stored check result.
+fn check_from_parts(
+    url: &str,
+    check: String,
+    status: &str,
+    number: Option<f64>,
+    text: Option<String>,
+    threshold: Option<String>,
+    reason: String,
+    duration_ms: i64,
+) -> Result<CheckResult> {
+    let status = crate::checks::CheckStatus::parse(status).ok_or_else(|| StoreError::Corrupt {
+        url: url.to_string(),
+        what: format!("unknown check status `{status}`"),
+    })?;
+    Ok(CheckResult {
+        check,
+        status,
+        value: match (number, text) {
+            (Some(n), _) => Some(crate::checks::Measured::Number(n)),
+            (None, Some(t)) => Some(crate::checks::Measured::Text(t)),
+            (None, None) => None,
+        },
+        threshold,
+        reason,
+        duration_ms: duration_ms.max(0) as u64,
+    })
+}

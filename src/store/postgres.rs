@@ -9,8 +9,9 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 
 use super::{
     CONNECT_TIMEOUT, Finish, HistoryStore, NewRun, Result, Run, RunFilter, RunId, STORE_TIMEOUT,
-    StoreError, parse_enum, timed,
+    StoreError, check_from_parts, parse_enum, timed,
 };
+use crate::checks::{CheckResult, Measured};
 use crate::runlog::LogSnapshot;
 use crate::secret::redact_url;
 
@@ -18,7 +19,9 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres")
 
 fn migrate_on_one_connection(
     pool: PgPool,
-) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), sqlx::migrate::MigrateError>> + Send>> {
+) -> std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<(), sqlx::migrate::MigrateError>> + Send>,
+> {
     Box::pin(async move {
         let mut conn = pool.acquire().await?;
         // `run_direct` is what `run` calls; sqlx keeps it public for this
@@ -98,6 +101,7 @@ impl PostgresStore {
                 None
             },
             log_truncated: row.try_get("log_truncated").map_err(get)?,
+            checks: Vec::new(),
         })
     }
 }
@@ -261,7 +265,11 @@ impl HistoryStore for PostgresStore {
                 .fetch_optional(&self.pool),
         )
         .await?;
-        row.map(|r| self.run_from_row(&r, true)).transpose()
+        let Some(mut run) = row.map(|r| self.run_from_row(&r, true)).transpose()? else {
+            return Ok(None);
+        };
+        run.checks = self.checks(id).await?;
+        Ok(Some(run))
     }
 
     async fn last_run(&self, job: &str) -> Result<Option<Run>> {
@@ -298,6 +306,63 @@ impl HistoryStore for PostgresStore {
         )
         .await?;
         Ok(())
+    }
+
+    async fn record_checks(&self, run: RunId, checks: &[CheckResult]) -> Result<()> {
+        let write = async {
+            let mut tx = self.pool.begin().await?;
+            for (i, c) in checks.iter().enumerate() {
+                sqlx::query(include_str!("sql/postgres/insert_check.sql"))
+                    .bind(run)
+                    .bind(i as i32)
+                    .bind(&c.check)
+                    .bind(c.status.as_str())
+                    .bind(c.value.as_ref().and_then(|v| v.number()))
+                    .bind(c.value.as_ref().and_then(|v| match v {
+                        Measured::Text(t) => Some(t.as_str()),
+                        Measured::Number(_) => None,
+                    }))
+                    .bind(c.threshold.as_deref())
+                    .bind(&c.reason)
+                    .bind(c.duration_ms as i64)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await
+        };
+        timed(&self.url, "record check results", write).await
+    }
+
+    async fn checks(&self, run: RunId) -> Result<Vec<CheckResult>> {
+        let rows = timed(
+            &self.url,
+            "read check results",
+            sqlx::query(include_str!("sql/postgres/checks.sql"))
+                .bind(run)
+                .fetch_all(&self.pool),
+        )
+        .await?;
+        let url = &self.url;
+        let get = |e: sqlx::Error| StoreError::Query {
+            url: url.clone(),
+            op: "decode check result",
+            source: e,
+        };
+        rows.iter()
+            .map(|r| {
+                let status: String = r.try_get("status").map_err(get)?;
+                check_from_parts(
+                    url,
+                    r.try_get("check_name").map_err(get)?,
+                    &status,
+                    r.try_get("value_number").map_err(get)?,
+                    r.try_get("value_text").map_err(get)?,
+                    r.try_get("threshold").map_err(get)?,
+                    r.try_get("reason").map_err(get)?,
+                    r.try_get("duration_ms").map_err(get)?,
+                )
+            })
+            .collect()
     }
 
     async fn prune(&self, before: DateTime<Utc>) -> Result<u64> {

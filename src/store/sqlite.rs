@@ -15,8 +15,9 @@ use sqlx::sqlite::{
 
 use super::{
     CONNECT_TIMEOUT, Finish, HistoryStore, NewRun, Result, Run, RunFilter, RunId, STORE_TIMEOUT,
-    StoreError, parse_enum, timed,
+    StoreError, check_from_parts, parse_enum, timed,
 };
+use crate::checks::{CheckResult, Measured};
 use crate::runlog::LogSnapshot;
 use crate::secret::redact_url;
 
@@ -43,7 +44,8 @@ impl SqliteStore {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(STORE_TIMEOUT);
+            .busy_timeout(STORE_TIMEOUT)
+            .foreign_keys(true);
         let pool = tokio::time::timeout(
             CONNECT_TIMEOUT,
             SqlitePoolOptions::new()
@@ -96,6 +98,7 @@ impl SqliteStore {
                 None
             },
             log_truncated: row.try_get("log_truncated").map_err(get)?,
+            checks: Vec::new(),
         })
     }
 }
@@ -267,7 +270,11 @@ impl HistoryStore for SqliteStore {
                 .fetch_optional(&self.pool),
         )
         .await?;
-        row.map(|r| self.run_from_row(&r, true)).transpose()
+        let Some(mut run) = row.map(|r| self.run_from_row(&r, true)).transpose()? else {
+            return Ok(None);
+        };
+        run.checks = self.checks(id).await?;
+        Ok(Some(run))
     }
 
     async fn last_run(&self, job: &str) -> Result<Option<Run>> {
@@ -305,6 +312,63 @@ impl HistoryStore for SqliteStore {
         )
         .await?;
         Ok(())
+    }
+
+    async fn record_checks(&self, run: RunId, checks: &[CheckResult]) -> Result<()> {
+        let write = async {
+            let mut tx = self.pool.begin().await?;
+            for (i, c) in checks.iter().enumerate() {
+                sqlx::query(include_str!("sql/sqlite/insert_check.sql"))
+                    .bind(run)
+                    .bind(i as i32)
+                    .bind(&c.check)
+                    .bind(c.status.as_str())
+                    .bind(c.value.as_ref().and_then(|v| v.number()))
+                    .bind(c.value.as_ref().and_then(|v| match v {
+                        Measured::Text(t) => Some(t.as_str()),
+                        Measured::Number(_) => None,
+                    }))
+                    .bind(c.threshold.as_deref())
+                    .bind(&c.reason)
+                    .bind(c.duration_ms as i64)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await
+        };
+        timed(&self.url, "record check results", write).await
+    }
+
+    async fn checks(&self, run: RunId) -> Result<Vec<CheckResult>> {
+        let rows = timed(
+            &self.url,
+            "read check results",
+            sqlx::query(include_str!("sql/sqlite/checks.sql"))
+                .bind(run)
+                .fetch_all(&self.pool),
+        )
+        .await?;
+        let url = &self.url;
+        let get = |e: sqlx::Error| StoreError::Query {
+            url: url.clone(),
+            op: "decode check result",
+            source: e,
+        };
+        rows.iter()
+            .map(|r| {
+                let status: String = r.try_get("status").map_err(get)?;
+                check_from_parts(
+                    url,
+                    r.try_get("check_name").map_err(get)?,
+                    &status,
+                    r.try_get("value_number").map_err(get)?,
+                    r.try_get("value_text").map_err(get)?,
+                    r.try_get("threshold").map_err(get)?,
+                    r.try_get("reason").map_err(get)?,
+                    r.try_get("duration_ms").map_err(get)?,
+                )
+            })
+            .collect()
     }
 
     async fn prune(&self, before: DateTime<Utc>) -> Result<u64> {

@@ -1,0 +1,15 @@
+-- One row per check result of a checklist run, in the checklist's order.
+CREATE TABLE check_results (
+    run_id       INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    position     INTEGER NOT NULL,
+    check_name   TEXT    NOT NULL,
+    status       TEXT    NOT NULL CHECK (status IN ('pass', 'warn', 'fail', 'error')),
+    value_number REAL,
+    value_text   TEXT,
+    threshold    TEXT,
+    reason       TEXT    NOT NULL,
+    duration_ms  INTEGER NOT NULL,
+    PRIMARY KEY (run_id, position)
+);
+
+CREATE INDEX check_results_by_name ON check_results (check_name, run_id DESC);

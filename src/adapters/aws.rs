@@ -1,0 +1,256 @@
+//! AWS behind two narrow traits named for what runbookd asks: "describe this
+//! database instance and its automated snapshots", "when was this secret last
+//! rotated". The real implementations use aws-sdk-rds and
+//! aws-sdk-secretsmanager with the standard credential chain, `AWS_REGION`
+//! and `AWS_ENDPOINT_URL`; tests use moto in server mode and fakes.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_config::BehaviorVersion;
+use aws_config::timeout::TimeoutConfig;
+use chrono::{DateTime, Utc};
+use tokio::sync::Mutex;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{kind}: {message}")]
+pub struct AwsError {
+    pub kind: AwsErrorKind,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AwsErrorKind {
+    Auth,
+    NotFound,
+    Timeout,
+    Unreachable,
+    Other,
+}
+
+impl std::fmt::Display for AwsErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            AwsErrorKind::Auth => "auth",
+            AwsErrorKind::NotFound => "not found",
+            AwsErrorKind::Timeout => "timeout",
+            AwsErrorKind::Unreachable => "unreachable",
+            AwsErrorKind::Other => "AWS error",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DbInstance {
+    pub id: String,
+    pub status: String,
+    pub latest_restorable_time: Option<DateTime<Utc>>,
+    pub backup_retention_days: Option<i32>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DbSnapshot {
+    pub id: String,
+    pub status: String,
+    pub created: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SecretInfo {
+    pub name: String,
+    pub last_rotated: Option<DateTime<Utc>>,
+    pub last_changed: Option<DateTime<Utc>>,
+    pub rotation_enabled: bool,
+}
+
+/// Where to reach AWS: a region to override the chain's, for one check.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Target {
+    pub region: Option<String>,
+}
+
+#[async_trait]
+pub trait RdsApi: Send + Sync + std::fmt::Debug {
+    async fn instance(&self, target: &Target, id: &str) -> Result<DbInstance, AwsError>;
+    /// `SnapshotType=automated` snapshots of the instance.
+    async fn automated_snapshots(
+        &self,
+        target: &Target,
+        id: &str,
+    ) -> Result<Vec<DbSnapshot>, AwsError>;
+}
+
+#[async_trait]
+pub trait SecretsApi: Send + Sync + std::fmt::Debug {
+    async fn describe(&self, target: &Target, id: &str) -> Result<SecretInfo, AwsError>;
+}
+
+/// The real AWS, configured once on first use: loading the credential chain
+/// can probe instance metadata, which only checks that use AWS should pay for.
+#[derive(Debug, Default)]
+pub struct Aws {
+    configs: Mutex<HashMap<Target, aws_config::SdkConfig>>,
+}
+
+/// Per-call limits inside the check's own timeout, so an unreachable
+/// endpoint is reported as such rather than as the check's timeout.
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(8);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+impl Aws {
+    async fn config(&self, target: &Target) -> aws_config::SdkConfig {
+        let mut configs = self.configs.lock().await;
+        if let Some(c) = configs.get(target) {
+            return c.clone();
+        }
+        let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(
+            TimeoutConfig::builder()
+                .operation_timeout(OPERATION_TIMEOUT)
+                .connect_timeout(CONNECT_TIMEOUT)
+                .build(),
+        );
+        if let Some(r) = &target.region {
+            loader = loader.region(aws_config::Region::new(r.clone()));
+        }
+        let c = loader.load().await;
+        configs.insert(target.clone(), c.clone());
+        c
+    }
+}
+
+fn time(t: Option<&aws_sdk_rds::primitives::DateTime>) -> Option<DateTime<Utc>> {
+    t.and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos()))
+}
+
+/// Sorts an SDK error into what an operator acts on.
+fn classify<E, R>(e: aws_sdk_rds::error::SdkError<E, R>) -> AwsError
+where
+    E: aws_sdk_rds::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    use aws_sdk_rds::error::SdkError;
+    let message = aws_sdk_rds::error::DisplayErrorContext(&e).to_string();
+    let kind = match &e {
+        SdkError::TimeoutError(_) => AwsErrorKind::Timeout,
+        SdkError::DispatchFailure(d) if d.is_timeout() => AwsErrorKind::Timeout,
+        SdkError::DispatchFailure(d) if d.is_io() => AwsErrorKind::Unreachable,
+        SdkError::DispatchFailure(_) => AwsErrorKind::Unreachable,
+        SdkError::ServiceError(s) => {
+            let code = s.err().code().unwrap_or("");
+            if code.contains("NotFound") {
+                AwsErrorKind::NotFound
+            } else if [
+                "AccessDenied",
+                "AccessDeniedException",
+                "InvalidClientTokenId",
+                "UnrecognizedClientException",
+                "ExpiredToken",
+                "ExpiredTokenException",
+                "SignatureDoesNotMatch",
+                "AuthFailure",
+            ]
+            .contains(&code)
+            {
+                AwsErrorKind::Auth
+            } else {
+                AwsErrorKind::Other
+            }
+        }
+        _ if message.contains("credentials") => AwsErrorKind::Auth,
+        _ => AwsErrorKind::Other,
+    };
+    AwsError { kind, message }
+}
+
+#[async_trait]
+impl RdsApi for Aws {
+    async fn instance(&self, target: &Target, id: &str) -> Result<DbInstance, AwsError> {
+        let client = aws_sdk_rds::Client::new(&self.config(target).await);
+        let out = client
+            .describe_db_instances()
+            .db_instance_identifier(id)
+            .send()
+            .await
+            .map_err(classify)?;
+        let i = out.db_instances().first().ok_or_else(|| AwsError {
+            kind: AwsErrorKind::NotFound,
+            message: format!("no DB instance `{id}`"),
+        })?;
+        Ok(DbInstance {
+            id: i.db_instance_identifier().unwrap_or(id).to_string(),
+            status: i.db_instance_status().unwrap_or("unknown").to_string(),
+            latest_restorable_time: time(i.latest_restorable_time()),
+            backup_retention_days: i.backup_retention_period(),
+        })
+    }
+
+    async fn automated_snapshots(
+        &self,
+        target: &Target,
+        id: &str,
+    ) -> Result<Vec<DbSnapshot>, AwsError> {
+        let client = aws_sdk_rds::Client::new(&self.config(target).await);
+        let mut out = Vec::new();
+        let mut pages = client
+            .describe_db_snapshots()
+            .db_instance_identifier(id)
+            .snapshot_type("automated")
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(classify)?;
+            for s in page.db_snapshots() {
+                out.push(DbSnapshot {
+                    id: s.db_snapshot_identifier().unwrap_or("").to_string(),
+                    status: s.status().unwrap_or("unknown").to_string(),
+                    created: time(s.snapshot_create_time()),
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl SecretsApi for Aws {
+    async fn describe(&self, target: &Target, id: &str) -> Result<SecretInfo, AwsError> {
+        let client = aws_sdk_secretsmanager::Client::new(&self.config(target).await);
+        let out = client
+            .describe_secret()
+            .secret_id(id)
+            .send()
+            .await
+            .map_err(|e| {
+                use aws_sdk_secretsmanager::error::SdkError;
+                // Same sorting as RDS; the SDKs share their error types'
+                // shapes but not the types.
+                let message = aws_sdk_secretsmanager::error::DisplayErrorContext(&e).to_string();
+                let kind = match &e {
+                    SdkError::TimeoutError(_) => AwsErrorKind::Timeout,
+                    SdkError::DispatchFailure(d) if d.is_timeout() => AwsErrorKind::Timeout,
+                    SdkError::DispatchFailure(_) => AwsErrorKind::Unreachable,
+                    SdkError::ServiceError(s) => {
+                        use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
+                        match s.err().code().unwrap_or("") {
+                            "ResourceNotFoundException" => AwsErrorKind::NotFound,
+                            "AccessDeniedException"
+                            | "UnrecognizedClientException"
+                            | "InvalidClientTokenId"
+                            | "ExpiredTokenException" => AwsErrorKind::Auth,
+                            _ => AwsErrorKind::Other,
+                        }
+                    }
+                    _ if message.contains("credentials") => AwsErrorKind::Auth,
+                    _ => AwsErrorKind::Other,
+                };
+                AwsError { kind, message }
+            })?;
+        Ok(SecretInfo {
+            name: out.name().unwrap_or(id).to_string(),
+            last_rotated: time(out.last_rotated_date()),
+            last_changed: time(out.last_changed_date()),
+            rotation_enabled: out.rotation_enabled().unwrap_or(false),
+        })
+    }
+}

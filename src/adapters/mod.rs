@@ -1,0 +1,61 @@
+//! The seams to outside systems. Each is a narrow trait named after what
+//! runbookd does with the system, with a real implementation here and fakes
+//! in tests. HTTP-speaking checks (http, Prometheus, Alertmanager) share one
+//! reqwest client; every request carries the check's timeout.
+
+pub mod aws;
+pub mod kube;
+
+use std::sync::Arc;
+
+pub struct Adapters {
+    pub http: reqwest::Client,
+    pub rds: Arc<dyn aws::RdsApi>,
+    pub secrets: Arc<dyn aws::SecretsApi>,
+    pub cluster: Arc<dyn kube::ClusterApi>,
+}
+
+impl std::fmt::Debug for Adapters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Adapters").finish_non_exhaustive()
+    }
+}
+
+impl Adapters {
+    /// The real systems, each connected on first use.
+    pub fn real() -> Self {
+        let real_aws = Arc::new(aws::Aws::default());
+        Adapters {
+            http: http_client(),
+            rds: real_aws.clone(),
+            secrets: real_aws,
+            cluster: Arc::new(kube::Cluster::default()),
+        }
+    }
+
+    pub fn with_rds(mut self, rds: Arc<dyn aws::RdsApi>) -> Self {
+        self.rds = rds;
+        self
+    }
+
+    pub fn with_secrets(mut self, secrets: Arc<dyn aws::SecretsApi>) -> Self {
+        self.secrets = secrets;
+        self
+    }
+
+    pub fn with_cluster(mut self, cluster: Arc<dyn kube::ClusterApi>) -> Self {
+        self.cluster = cluster;
+        self
+    }
+}
+
+/// One client for all HTTP checks; redirects are not followed, so a check
+/// sees the status the endpoint really answers.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("runbookd/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .build()
+        .expect("the HTTP client's fixed settings are valid")
+}

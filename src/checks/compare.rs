@@ -1,0 +1,231 @@
+//! Threshold conditions written in jobs.yaml: `< 0.01`, `>= 5`, `== 0`,
+//! `!= 0`, `between 0.1 and 0.5`, `outside 1 and 2`. A check has
+//! `fail_if` and optionally `warn_if`; the value passes when neither holds.
+
+use std::fmt;
+
+use serde::Deserialize;
+
+use super::CheckStatus;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Condition {
+    Lt(f64),
+    Le(f64),
+    Gt(f64),
+    Ge(f64),
+    Eq(f64),
+    Ne(f64),
+    Between(f64, f64),
+    Outside(f64, f64),
+}
+
+impl Condition {
+    pub fn holds(&self, v: f64) -> bool {
+        match *self {
+            Condition::Lt(x) => v < x,
+            Condition::Le(x) => v <= x,
+            Condition::Gt(x) => v > x,
+            Condition::Ge(x) => v >= x,
+            Condition::Eq(x) => v == x,
+            Condition::Ne(x) => v != x,
+            Condition::Between(a, b) => v >= a && v <= b,
+            Condition::Outside(a, b) => v < a || v > b,
+        }
+    }
+}
+
+impl fmt::Display for Condition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = |x: f64| fmt_number(x);
+        match *self {
+            Condition::Lt(x) => write!(f, "< {}", n(x)),
+            Condition::Le(x) => write!(f, "<= {}", n(x)),
+            Condition::Gt(x) => write!(f, "> {}", n(x)),
+            Condition::Ge(x) => write!(f, ">= {}", n(x)),
+            Condition::Eq(x) => write!(f, "== {}", n(x)),
+            Condition::Ne(x) => write!(f, "!= {}", n(x)),
+            Condition::Between(a, b) => write!(f, "between {} and {}", n(a), n(b)),
+            Condition::Outside(a, b) => write!(f, "outside {} and {}", n(a), n(b)),
+        }
+    }
+}
+
+impl std::str::FromStr for Condition {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        let num = |t: &str| {
+            t.trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite())
+                .ok_or_else(|| format!("`{}` is not a number", t.trim()))
+        };
+        let help = "write `< 0.01`, `<= 5`, `> 0`, `>= 1`, `== 0`, `!= 0`, `between 0.1 and 0.5` or `outside 1 and 2`";
+        for (word, ctor) in [
+            ("between", Condition::Between as fn(f64, f64) -> Condition),
+            ("outside", Condition::Outside),
+        ] {
+            if let Some(rest) = s.strip_prefix(word) {
+                let (a, b) = rest
+                    .split_once(" and ")
+                    .ok_or_else(|| format!("`{s}`: {help}"))?;
+                let (a, b) = (num(a)?, num(b)?);
+                if a > b {
+                    return Err(format!("`{s}`: the lower bound comes first"));
+                }
+                return Ok(ctor(a, b));
+            }
+        }
+        for (op, ctor) in [
+            ("<=", Condition::Le as fn(f64) -> Condition),
+            (">=", Condition::Ge),
+            ("==", Condition::Eq),
+            ("!=", Condition::Ne),
+            ("<", Condition::Lt),
+            (">", Condition::Gt),
+        ] {
+            if let Some(rest) = s.strip_prefix(op) {
+                return Ok(ctor(num(rest)?));
+            }
+        }
+        Err(format!("`{s}` is not a condition: {help}"))
+    }
+}
+
+impl<'de> Deserialize<'de> for Condition {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// `fail_if` and `warn_if` of a numeric check.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Thresholds {
+    pub fail_if: Option<Condition>,
+    pub warn_if: Option<Condition>,
+}
+
+impl Thresholds {
+    pub fn is_empty(&self) -> bool {
+        self.fail_if.is_none() && self.warn_if.is_none()
+    }
+
+    /// "fail if > 0.05; warn if > 0.01".
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(c) = self.fail_if {
+            parts.push(format!("fail if {c}"));
+        }
+        if let Some(c) = self.warn_if {
+            parts.push(format!("warn if {c}"));
+        }
+        parts.join("; ")
+    }
+
+    /// The status of `v` and the condition that decided it.
+    pub fn assess(&self, v: f64) -> (CheckStatus, Option<Condition>) {
+        if v.is_nan() {
+            return (CheckStatus::Error, None);
+        }
+        if let Some(c) = self.fail_if.filter(|c| c.holds(v)) {
+            return (CheckStatus::Fail, Some(c));
+        }
+        if let Some(c) = self.warn_if.filter(|c| c.holds(v)) {
+            return (CheckStatus::Warn, Some(c));
+        }
+        (CheckStatus::Pass, None)
+    }
+
+    /// A one-line reason: "0.031 > 0.01" or "0.004 within thresholds".
+    pub fn reason(&self, what: &str, v: f64) -> (CheckStatus, String) {
+        match self.assess(v) {
+            (CheckStatus::Error, _) => {
+                (CheckStatus::Error, format!("{what} is not a number (NaN)"))
+            }
+            (s, Some(c)) => (s, format!("{what} {} is {c}", fmt_number(v))),
+            (s, None) => (s, format!("{what} {} is within thresholds", fmt_number(v))),
+        }
+    }
+}
+
+/// Numbers as an SRE reads them: integers plain, others to 4 significant
+/// decimals without trailing zeros.
+pub fn fmt_number(v: f64) -> String {
+    if v.is_finite() && v.fract() == 0.0 && v.abs() < 1e15 {
+        return format!("{}", v as i64);
+    }
+    let s = if v.abs() >= 1.0 {
+        format!("{v:.4}")
+    } else {
+        format!("{v:.6}")
+    };
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    s.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_and_evaluate_table() {
+        let cases: &[(&str, f64, bool)] = &[
+            ("< 0.01", 0.005, true),
+            ("< 0.01", 0.01, false),
+            ("<= 5", 5.0, true),
+            ("> 0", 0.0, false),
+            (">= 1", 1.0, true),
+            ("== 0", 0.0, true),
+            ("!= 0", 0.0, false),
+            ("between 0.1 and 0.5", 0.5, true),
+            ("between 0.1 and 0.5", 0.6, false),
+            ("outside 1 and 2", 0.5, true),
+            (">2", 2.5, true),
+        ];
+        for (text, v, want) in cases {
+            let c: Condition = text.parse().unwrap();
+            assert_eq!(c.holds(*v), *want, "{text} with {v}");
+        }
+    }
+
+    #[test]
+    fn bad_conditions_explain_themselves() {
+        for (text, want) in [
+            ("about 5", "is not a condition"),
+            ("< five", "`five` is not a number"),
+            ("between 5 and 1", "lower bound comes first"),
+            ("between 5", "write `< 0.01`"),
+        ] {
+            let e = text.parse::<Condition>().unwrap_err();
+            assert!(e.contains(want), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn thresholds_fail_before_warn() {
+        let t = Thresholds {
+            fail_if: Some(Condition::Gt(0.05)),
+            warn_if: Some(Condition::Gt(0.01)),
+        };
+        assert_eq!(t.assess(0.005).0, CheckStatus::Pass);
+        assert_eq!(t.assess(0.03).0, CheckStatus::Warn);
+        assert_eq!(t.assess(0.06).0, CheckStatus::Fail);
+        assert_eq!(t.assess(f64::NAN).0, CheckStatus::Error);
+        assert_eq!(t.describe(), "fail if > 0.05; warn if > 0.01");
+        assert_eq!(t.reason("error rate", 0.03).1, "error rate 0.03 is > 0.01");
+    }
+
+    #[test]
+    fn numbers_read_well() {
+        assert_eq!(fmt_number(3.0), "3");
+        assert_eq!(fmt_number(0.005), "0.005");
+        assert_eq!(fmt_number(2.34567), "2.3457");
+        assert_eq!(fmt_number(0.1234567), "0.123457");
+    }
+}

@@ -1,0 +1,394 @@
+//! `kind: prometheus`: an instant PromQL query compared with thresholds,
+//! optionally against the same window on the previous days (the runbook's
+//! "overnight anomalies"). Covers the error rate, p99 latency and the AI
+//! token budget.
+//!
+//! An empty result is "no data", never zero: a missing series must not pass
+//! a `< 0.01` check.
+
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use serde::Deserialize;
+
+use super::compare::{Condition, Thresholds, fmt_number};
+use super::{CheckContext, CheckResult, CheckStatus};
+use crate::config::yaml::{self, DeError, Node};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Reduce {
+    /// The worst case for `>` thresholds.
+    #[default]
+    Max,
+    Min,
+    Sum,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Anomaly {
+    /// Previous days to compare with. Default 7.
+    pub days: Option<u32>,
+    /// Deviation that flags, in standard deviations. Default 3.
+    pub sigmas: Option<f64>,
+    /// Status of a flagged value. Default `fail`.
+    pub status: Option<CheckStatus>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrometheusCheck {
+    /// Prometheus base URL, e.g. `http://prometheus:9090`.
+    pub url: String,
+    pub query: String,
+    pub fail_if: Option<Condition>,
+    pub warn_if: Option<Condition>,
+    /// Several series: `max` (default), `min` or `sum`.
+    pub reduce: Option<Reduce>,
+    /// Status when the query returns no series. Default `error`.
+    pub no_data: Option<CheckStatus>,
+    /// Compare with the same query at the same time on previous days.
+    pub anomaly: Option<Anomaly>,
+}
+
+/// A Prometheus answer we could not use.
+#[derive(Debug, Clone, PartialEq)]
+pub enum QueryError {
+    /// `status: error` with its `errorType`.
+    Prometheus {
+        error_type: String,
+        error: String,
+    },
+    Transport(String),
+    Decode(String),
+}
+
+impl std::fmt::Display for QueryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            QueryError::Prometheus { error_type, error } => {
+                write!(f, "prometheus {error_type}: {error}")
+            }
+            QueryError::Transport(e) => f.write_str(e),
+            QueryError::Decode(e) => write!(f, "unexpected answer: {e}"),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct Response {
+    status: String,
+    #[serde(rename = "errorType")]
+    error_type: Option<String>,
+    error: Option<String>,
+    data: Option<Data>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Data {
+    #[serde(rename = "resultType")]
+    result_type: String,
+    result: serde_json::Value,
+}
+
+impl PrometheusCheck {
+    pub fn from_node(node: &Node) -> Result<Self, DeError> {
+        let c: PrometheusCheck = yaml::from_node(node)?;
+        if c.fail_if.is_none() && c.warn_if.is_none() && c.anomaly.is_none() {
+            return Err(DeError {
+                message: "a prometheus check needs `fail_if`, `warn_if` or `anomaly`".into(),
+                mark: Some(node.mark),
+            });
+        }
+        reqwest::Url::parse(&c.url).map_err(|e| DeError {
+            message: format!("url `{}` is not a URL: {e}", c.url),
+            mark: Some(node.get("url").map(|n| n.mark).unwrap_or(node.mark)),
+        })?;
+        Ok(c)
+    }
+
+    fn thresholds(&self) -> Thresholds {
+        Thresholds {
+            fail_if: self.fail_if,
+            warn_if: self.warn_if,
+        }
+    }
+
+    /// The reduced value of the query at `at`; `None` when no series.
+    pub async fn value_at(
+        &self,
+        ctx: &CheckContext,
+        at: DateTime<Utc>,
+    ) -> Result<Option<f64>, QueryError> {
+        let url = format!("{}/api/v1/query", self.url.trim_end_matches('/'));
+        let time = format!("{:.3}", at.timestamp_millis() as f64 / 1000.0);
+        let resp = ctx
+            .adapters
+            .http
+            .get(&url)
+            .query(&[("query", self.query.as_str()), ("time", time.as_str())])
+            .timeout(ctx.timeout)
+            .send()
+            .await
+            .map_err(|e| QueryError::Transport(super::http::describe_error("GET", &url, &e)))?;
+        let code = resp.status();
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| QueryError::Transport(super::http::describe_error("GET", &url, &e)))?;
+        let parsed: Response = serde_json::from_str(&text).map_err(|e| {
+            QueryError::Decode(format!(
+                "HTTP {code} from {url}: {e}: {}",
+                text.chars().take(120).collect::<String>()
+            ))
+        })?;
+        parse_value(parsed, self.reduce.unwrap_or_default())
+    }
+
+    pub async fn run(&self, name: &str, ctx: &CheckContext) -> CheckResult {
+        let value = match self.value_at(ctx, ctx.now).await {
+            Err(e) => return CheckResult::error(name, e.to_string()),
+            Ok(None) => {
+                let status = self.no_data.unwrap_or(CheckStatus::Error);
+                return CheckResult::new(name, status, "no data: the query returned no series")
+                    .threshold(self.thresholds().describe());
+            }
+            Ok(Some(v)) => v,
+        };
+        let t = self.thresholds();
+        let (mut status, mut reason) = if t.is_empty() {
+            (CheckStatus::Pass, format!("value {}", fmt_number(value)))
+        } else {
+            t.reason("value", value)
+        };
+        let mut threshold = t.describe();
+        if let Some(a) = &self.anomaly {
+            let days = a.days.unwrap_or(7).max(1);
+            let past = futures::future::join_all(
+                (1..=days).map(|d| self.value_at(ctx, ctx.now - ChronoDuration::days(d as i64))),
+            )
+            .await;
+            let mut history = Vec::new();
+            for r in past {
+                match r {
+                    Ok(Some(v)) => history.push(v),
+                    Ok(None) => {}
+                    Err(e) => {
+                        return CheckResult::error(name, format!("anomaly baseline: {e}"))
+                            .number(value);
+                    }
+                }
+            }
+            let verdict = anomaly(
+                value,
+                &history,
+                a.sigmas.unwrap_or(3.0),
+                a.status.unwrap_or(CheckStatus::Fail),
+            );
+            if !threshold.is_empty() {
+                threshold.push_str("; ");
+            }
+            threshold.push_str(&verdict.threshold);
+            if verdict.status > status {
+                status = verdict.status;
+                reason = verdict.reason;
+            } else if status == CheckStatus::Pass {
+                reason = format!("{reason}; {}", verdict.reason);
+            }
+        }
+        CheckResult::new(name, status, reason)
+            .number(value)
+            .threshold(threshold)
+    }
+}
+
+fn parse_value(r: Response, reduce: Reduce) -> Result<Option<f64>, QueryError> {
+    if r.status != "success" {
+        return Err(QueryError::Prometheus {
+            error_type: r.error_type.unwrap_or_else(|| "unknown".into()),
+            error: r.error.unwrap_or_default(),
+        });
+    }
+    let data = r
+        .data
+        .ok_or_else(|| QueryError::Decode("success without data".into()))?;
+    let sample = |v: &serde_json::Value| -> Result<f64, QueryError> {
+        let s = v
+            .get(1)
+            .and_then(|x| x.as_str())
+            .ok_or_else(|| QueryError::Decode(format!("sample {v}")))?;
+        // Prometheus writes NaN, +Inf, -Inf as strings.
+        match s {
+            "NaN" => Ok(f64::NAN),
+            "+Inf" => Ok(f64::INFINITY),
+            "-Inf" => Ok(f64::NEG_INFINITY),
+            n => n
+                .parse()
+                .map_err(|_| QueryError::Decode(format!("sample value `{n}`"))),
+        }
+    };
+    match data.result_type.as_str() {
+        "scalar" => sample(&data.result).map(Some),
+        "vector" => {
+            let series = data.result.as_array().cloned().unwrap_or_default();
+            let values = series
+                .iter()
+                .map(|s| sample(s.get("value").unwrap_or(&serde_json::Value::Null)))
+                .collect::<Result<Vec<f64>, _>>()?;
+            if values.is_empty() {
+                return Ok(None);
+            }
+            Ok(Some(match reduce {
+                Reduce::Max => values.iter().cloned().fold(f64::NEG_INFINITY, f64::max),
+                Reduce::Min => values.iter().cloned().fold(f64::INFINITY, f64::min),
+                Reduce::Sum => values.iter().sum(),
+            }))
+        }
+        other => Err(QueryError::Decode(format!(
+            "result type `{other}`: use an instant vector or scalar query"
+        ))),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    pub status: CheckStatus,
+    pub reason: String,
+    pub threshold: String,
+}
+
+/// Today's value against the same window on previous days. Pure.
+pub fn anomaly(value: f64, history: &[f64], sigmas: f64, flagged: CheckStatus) -> Verdict {
+    let threshold = format!(
+        "within {}σ of the {}-day mean",
+        fmt_number(sigmas),
+        history.len()
+    );
+    if history.len() < 3 {
+        return Verdict {
+            status: CheckStatus::Warn,
+            reason: format!(
+                "only {} previous day(s) with data; need 3 to judge anomalies",
+                history.len()
+            ),
+            threshold,
+        };
+    }
+    let n = history.len() as f64;
+    let mean = history.iter().sum::<f64>() / n;
+    let sd = (history.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+    let threshold = format!(
+        "within {}σ of the {}-day mean {} (σ {})",
+        fmt_number(sigmas),
+        history.len(),
+        fmt_number(mean),
+        fmt_number(sd)
+    );
+    let deviation = value - mean;
+    let z = if sd > 0.0 {
+        deviation / sd
+    } else if deviation == 0.0 {
+        0.0
+    } else {
+        f64::INFINITY.copysign(deviation)
+    };
+    let dir = if z >= 0.0 { "above" } else { "below" };
+    let z_text = if z.is_finite() {
+        format!("{:.1}σ", z.abs())
+    } else {
+        "infinitely many σ".into()
+    };
+    if z.abs() > sigmas {
+        Verdict {
+            status: flagged,
+            reason: format!(
+                "anomaly: {} is {z_text} {dir} the {}-day mean {}",
+                fmt_number(value),
+                history.len(),
+                fmt_number(mean)
+            ),
+            threshold,
+        }
+    } else {
+        Verdict {
+            status: CheckStatus::Pass,
+            reason: format!("{z_text} {dir} the {}-day mean", history.len()),
+            threshold,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resp(json: &str) -> Response {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn parse_table() {
+        let cases: &[(&str, Reduce, Result<Option<f64>, &str>)] = &[
+            (
+                r#"{"status":"success","data":{"resultType":"vector","result":[]}}"#,
+                Reduce::Max,
+                Ok(None),
+            ),
+            (
+                r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"0.5"]},{"metric":{},"value":[1,"2"]}]}}"#,
+                Reduce::Max,
+                Ok(Some(2.0)),
+            ),
+            (
+                r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"0.5"]},{"metric":{},"value":[1,"2"]}]}}"#,
+                Reduce::Sum,
+                Ok(Some(2.5)),
+            ),
+            (
+                r#"{"status":"success","data":{"resultType":"scalar","result":[1,"3"]}}"#,
+                Reduce::Max,
+                Ok(Some(3.0)),
+            ),
+            (
+                r#"{"status":"error","errorType":"bad_data","error":"parse error at char 5"}"#,
+                Reduce::Max,
+                Err("prometheus bad_data: parse error at char 5"),
+            ),
+            (
+                r#"{"status":"success","data":{"resultType":"matrix","result":[]}}"#,
+                Reduce::Max,
+                Err("result type `matrix`"),
+            ),
+        ];
+        for (json, reduce, want) in cases {
+            let got = parse_value(resp(json), *reduce);
+            match (want, got) {
+                (Ok(w), Ok(g)) => assert_eq!(&g, w, "{json}"),
+                (Err(w), Err(e)) => assert!(e.to_string().contains(w), "{json}: {e}"),
+                (w, g) => panic!("{json}: want {w:?}, got {g:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn anomaly_table() {
+        let week = [100.0, 110.0, 90.0, 105.0, 95.0, 100.0, 100.0];
+        let cases: &[(f64, &[f64], CheckStatus, &str)] = &[
+            (102.0, &week, CheckStatus::Pass, "above the 7-day mean"),
+            (200.0, &week, CheckStatus::Fail, "anomaly: 200 is"),
+            (10.0, &week, CheckStatus::Fail, "below the 7-day mean 100"),
+            (100.0, &[100.0, 100.0, 100.0], CheckStatus::Pass, "0.0σ"),
+            (
+                101.0,
+                &[100.0, 100.0, 100.0],
+                CheckStatus::Fail,
+                "infinitely many σ",
+            ),
+            (100.0, &[100.0], CheckStatus::Warn, "need 3"),
+        ];
+        for (v, hist, status, reason) in cases {
+            let got = anomaly(*v, hist, 3.0, CheckStatus::Fail);
+            assert_eq!(got.status, *status, "{v} vs {hist:?}: {got:?}");
+            assert!(got.reason.contains(reason), "{v}: {}", got.reason);
+        }
+    }
+}

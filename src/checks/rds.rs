@@ -1,0 +1,303 @@
+//! `kind: rds`: the database instance is `available`, its newest automated
+//! snapshot is `available` and younger than `max_snapshot_age` (the
+//! runbook's "Verify backup completion (last 24h)"), and point-in-time
+//! restore is not lagging (`LatestRestorableTime`).
+//!
+//! The verdict is a pure function of `now` and what AWS said, tested with a
+//! fake: moto makes every snapshot `available` at once and pins
+//! `LatestRestorableTime` to now, so it cannot show a stale backup.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use super::{CheckContext, CheckResult, CheckStatus, fmt_age};
+use crate::adapters::aws::{DbInstance, DbSnapshot, Target};
+use crate::config::Dur;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RdsCheck {
+    /// DB instance identifier.
+    pub instance: String,
+    /// AWS region. Default: the standard chain (`AWS_REGION`, profile).
+    pub region: Option<String>,
+    /// Newest automated snapshot older than this fails. Default `24h`.
+    pub max_snapshot_age: Option<Dur>,
+    /// `LatestRestorableTime` further behind than this fails. Default `15m`.
+    pub max_restore_lag: Option<Dur>,
+}
+
+pub struct Limits {
+    pub max_snapshot_age: Duration,
+    pub max_restore_lag: Duration,
+}
+
+impl RdsCheck {
+    fn limits(&self) -> Limits {
+        Limits {
+            max_snapshot_age: self
+                .max_snapshot_age
+                .map(|d| d.0)
+                .unwrap_or(Duration::from_secs(24 * 3600)),
+            max_restore_lag: self
+                .max_restore_lag
+                .map(|d| d.0)
+                .unwrap_or(Duration::from_secs(15 * 60)),
+        }
+    }
+
+    pub async fn run(&self, name: &str, ctx: &CheckContext) -> Vec<CheckResult> {
+        let target = Target {
+            region: self.region.clone(),
+        };
+        let rds = &ctx.adapters.rds;
+        let (instance, snapshots) = tokio::join!(
+            rds.instance(&target, &self.instance),
+            rds.automated_snapshots(&target, &self.instance)
+        );
+        let instance = match instance {
+            Ok(i) => i,
+            Err(e) => {
+                return vec![CheckResult::error(
+                    format!("{name}/status"),
+                    format!("describe DB instance {}: {e}", self.instance),
+                )];
+            }
+        };
+        let snapshots = snapshots
+            .map_err(|e| format!("describe automated snapshots of {}: {e}", self.instance));
+        assess(name, ctx.now, &instance, snapshots, &self.limits())
+    }
+}
+
+fn age_text(d: chrono::Duration) -> String {
+    fmt_age(Duration::from_secs(d.num_seconds().max(0) as u64))
+}
+
+/// The three verdicts. Pure.
+pub fn assess(
+    name: &str,
+    now: DateTime<Utc>,
+    instance: &DbInstance,
+    snapshots: Result<Vec<DbSnapshot>, String>,
+    limits: &Limits,
+) -> Vec<CheckResult> {
+    let mut out = Vec::new();
+    let status_ok = instance.status == "available";
+    out.push(
+        CheckResult::new(
+            format!("{name}/status"),
+            if status_ok {
+                CheckStatus::Pass
+            } else {
+                CheckStatus::Fail
+            },
+            format!("instance {} is {}", instance.id, instance.status),
+        )
+        .text(instance.status.clone())
+        .threshold("available"),
+    );
+
+    let max_age =
+        chrono::Duration::from_std(limits.max_snapshot_age).unwrap_or(chrono::Duration::MAX);
+    let backup = format!("{name}/backup");
+    let backup_threshold = format!(
+        "newest automated snapshot available, younger than {}",
+        fmt_age(limits.max_snapshot_age)
+    );
+    out.push(match snapshots {
+        Err(e) => CheckResult::error(backup, e),
+        Ok(list) => {
+            let newest = list
+                .iter()
+                .filter(|s| s.created.is_some())
+                .max_by_key(|s| s.created);
+            match newest {
+                None => CheckResult::new(
+                    backup,
+                    CheckStatus::Fail,
+                    format!("no automated snapshots of {}", instance.id),
+                )
+                .threshold(backup_threshold),
+                Some(s) => {
+                    let created = s.created.expect("filtered");
+                    let age = now - created;
+                    let hours = age.num_seconds() as f64 / 3600.0;
+                    let (status, reason) = if s.status != "available" {
+                        (
+                            CheckStatus::Fail,
+                            format!(
+                                "newest snapshot {} is {} (taken {} ago)",
+                                s.id,
+                                s.status,
+                                age_text(age)
+                            ),
+                        )
+                    } else if age > max_age {
+                        (
+                            CheckStatus::Fail,
+                            format!("newest snapshot {} is {} old", s.id, age_text(age)),
+                        )
+                    } else {
+                        (
+                            CheckStatus::Pass,
+                            format!("newest snapshot {} taken {} ago", s.id, age_text(age)),
+                        )
+                    };
+                    CheckResult::new(backup, status, reason)
+                        .number((hours * 100.0).round() / 100.0)
+                        .threshold(backup_threshold)
+                }
+            }
+        }
+    });
+
+    let restore = format!("{name}/restorable");
+    let lag_max =
+        chrono::Duration::from_std(limits.max_restore_lag).unwrap_or(chrono::Duration::MAX);
+    let restore_threshold = format!(
+        "LatestRestorableTime within {}",
+        fmt_age(limits.max_restore_lag)
+    );
+    out.push(match instance.latest_restorable_time {
+        None => CheckResult::new(
+            restore,
+            CheckStatus::Fail,
+            format!(
+                "instance {} reports no LatestRestorableTime (backup retention {} days)",
+                instance.id,
+                instance.backup_retention_days.unwrap_or(0)
+            ),
+        )
+        .threshold(restore_threshold),
+        Some(t) => {
+            let lag = now - t;
+            let status = if lag > lag_max {
+                CheckStatus::Fail
+            } else {
+                CheckStatus::Pass
+            };
+            CheckResult::new(
+                restore,
+                status,
+                format!(
+                    "restorable to {} ({} behind)",
+                    t.to_rfc3339(),
+                    age_text(lag)
+                ),
+            )
+            .number(lag.num_seconds().max(0) as f64)
+            .threshold(restore_threshold)
+        }
+    });
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn instance(status: &str, restorable: Option<&str>) -> DbInstance {
+        DbInstance {
+            id: "flexoraa-production-db".into(),
+            status: status.into(),
+            latest_restorable_time: restorable.map(t),
+            backup_retention_days: Some(7),
+        }
+    }
+
+    fn snap(id: &str, status: &str, created: &str) -> DbSnapshot {
+        DbSnapshot {
+            id: id.into(),
+            status: status.into(),
+            created: Some(t(created)),
+        }
+    }
+
+    /// (case, instance, snapshots, expected statuses of status/backup/restorable, reason fragment)
+    #[test]
+    fn backup_verdict_table() {
+        let now = t("2026-11-29T09:00:00Z");
+        let limits = Limits {
+            max_snapshot_age: Duration::from_secs(24 * 3600),
+            max_restore_lag: Duration::from_secs(900),
+        };
+        let ok = instance("available", Some("2026-11-29T08:55:00Z"));
+        let cases: Vec<(
+            &str,
+            DbInstance,
+            Result<Vec<DbSnapshot>, String>,
+            [CheckStatus; 3],
+            &str,
+        )> = vec![
+            (
+                "fresh backup",
+                ok.clone(),
+                Ok(vec![
+                    snap("old", "available", "2026-11-27T03:00:00Z"),
+                    snap("new", "available", "2026-11-29T03:00:00Z"),
+                ]),
+                [CheckStatus::Pass, CheckStatus::Pass, CheckStatus::Pass],
+                "newest snapshot new taken 6h ago",
+            ),
+            (
+                "stale backup",
+                ok.clone(),
+                Ok(vec![snap("old", "available", "2026-11-27T03:00:00Z")]),
+                [CheckStatus::Pass, CheckStatus::Fail, CheckStatus::Pass],
+                "is 2d 6h old",
+            ),
+            (
+                "newest still creating",
+                ok.clone(),
+                Ok(vec![snap("new", "creating", "2026-11-29T08:30:00Z")]),
+                [CheckStatus::Pass, CheckStatus::Fail, CheckStatus::Pass],
+                "is creating",
+            ),
+            (
+                "no snapshots",
+                ok.clone(),
+                Ok(vec![]),
+                [CheckStatus::Pass, CheckStatus::Fail, CheckStatus::Pass],
+                "no automated snapshots",
+            ),
+            (
+                "snapshot listing failed",
+                ok.clone(),
+                Err("auth: denied".into()),
+                [CheckStatus::Pass, CheckStatus::Error, CheckStatus::Pass],
+                "auth: denied",
+            ),
+            (
+                "instance rebooting, restore lagging",
+                instance("rebooting", Some("2026-11-29T07:00:00Z")),
+                Ok(vec![snap("new", "available", "2026-11-29T03:00:00Z")]),
+                [CheckStatus::Fail, CheckStatus::Pass, CheckStatus::Fail],
+                "is rebooting",
+            ),
+            (
+                "no point-in-time restore",
+                instance("available", None),
+                Ok(vec![snap("new", "available", "2026-11-29T03:00:00Z")]),
+                [CheckStatus::Pass, CheckStatus::Pass, CheckStatus::Fail],
+                "no LatestRestorableTime",
+            ),
+        ];
+        for (case, inst, snaps, want, fragment) in cases {
+            let got = assess("db", now, &inst, snaps, &limits);
+            let statuses: Vec<CheckStatus> = got.iter().map(|r| r.status).collect();
+            assert_eq!(statuses, want, "{case}: {got:#?}");
+            assert!(
+                got.iter().any(|r| r.reason.contains(fragment)),
+                "{case}: {got:#?}"
+            );
+            assert_eq!(got[0].check, "db/status");
+        }
+    }
+}

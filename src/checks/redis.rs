@@ -1,0 +1,160 @@
+//! `kind: redis`: PING answers, fast enough; optionally used memory against
+//! thresholds. The runbook's "Redis connection failures" diagnosis.
+
+use std::time::Instant;
+
+use serde::Deserialize;
+
+use super::compare::{Condition, Thresholds, fmt_number};
+use super::{CheckContext, CheckResult, CheckStatus};
+use crate::config::Dur;
+use crate::config::yaml::{self, DeError, Node};
+use crate::secret::{Secret, redact_url};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisCheck {
+    /// `redis://[user:password@]host:6379[/db]`. A secret.
+    pub url: Secret,
+    /// PING latency that warns. Default: none.
+    pub warn_latency: Option<Dur>,
+    /// PING latency that fails. Default: none.
+    pub fail_latency: Option<Dur>,
+    /// `used_memory` in bytes that fails, e.g. `"> 1e9"`. Default: not checked.
+    pub used_memory_fail_if: Option<Condition>,
+    /// `used_memory` in bytes that warns. Default: not checked.
+    pub used_memory_warn_if: Option<Condition>,
+}
+
+impl RedisCheck {
+    pub fn from_node(node: &Node) -> Result<Self, DeError> {
+        let c: RedisCheck = yaml::from_node(node)?;
+        redis::Client::open(c.url.expose()).map_err(|e| DeError {
+            message: format!("url {} is not a Redis URL: {e}", redact_url(c.url.expose())),
+            mark: Some(node.get("url").map(|n| n.mark).unwrap_or(node.mark)),
+        })?;
+        Ok(c)
+    }
+
+    fn memory(&self) -> Thresholds {
+        Thresholds {
+            fail_if: self.used_memory_fail_if,
+            warn_if: self.used_memory_warn_if,
+        }
+    }
+
+    pub async fn run(&self, name: &str, ctx: &CheckContext) -> Vec<CheckResult> {
+        let target = redact_url(self.url.expose());
+        let fail = |e: redis::RedisError| {
+            vec![CheckResult::error(
+                name,
+                format!("{target}: {}", describe(&e)),
+            )]
+        };
+        let client = match redis::Client::open(self.url.expose()) {
+            Ok(c) => c,
+            Err(e) => return fail(e),
+        };
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(ctx.timeout))
+            .set_response_timeout(Some(ctx.timeout));
+        let started = Instant::now();
+        let mut con = match client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => return fail(e),
+        };
+        let ping_started = Instant::now();
+        let pong: String = match redis::cmd("PING").query_async(&mut con).await {
+            Ok(p) => p,
+            Err(e) => return fail(e),
+        };
+        let latency = ping_started.elapsed();
+        let (status, why) = match (self.fail_latency, self.warn_latency) {
+            (Some(f), _) if latency > f.0 => (CheckStatus::Fail, "too slow"),
+            (_, Some(w)) if latency > w.0 => (CheckStatus::Warn, "slow"),
+            _ => (CheckStatus::Pass, "ok"),
+        };
+        let mut threshold = Vec::new();
+        if let Some(f) = self.fail_latency {
+            threshold.push(format!("fail if > {} ms", f.0.as_millis()));
+        }
+        if let Some(w) = self.warn_latency {
+            threshold.push(format!("warn if > {} ms", w.0.as_millis()));
+        }
+        let mut out = vec![
+            CheckResult::new(
+                name,
+                status,
+                format!(
+                    "{pong} in {:.1} ms ({why}; connect {} ms)",
+                    latency.as_secs_f64() * 1000.0,
+                    (ping_started - started).as_millis()
+                ),
+            )
+            .number(latency.as_secs_f64() * 1000.0)
+            .threshold(threshold.join("; ")),
+        ];
+        let t = self.memory();
+        if !t.is_empty() {
+            let info: Result<String, _> =
+                redis::cmd("INFO").arg("memory").query_async(&mut con).await;
+            let check = format!("{name}/memory");
+            out.push(match info {
+                Err(e) => CheckResult::error(check, format!("INFO memory: {}", describe(&e))),
+                Ok(text) => match used_memory(&text) {
+                    None => CheckResult::error(check, "INFO memory has no used_memory field"),
+                    Some(bytes) => {
+                        let (status, reason) = t.reason("used_memory", bytes);
+                        CheckResult::new(
+                            check,
+                            status,
+                            format!("{reason} ({} MiB)", fmt_number((bytes / 1048576.0).round())),
+                        )
+                        .number(bytes)
+                        .threshold(t.describe())
+                    }
+                },
+            });
+        }
+        out
+    }
+}
+
+fn used_memory(info: &str) -> Option<f64> {
+    info.lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+fn describe(e: &redis::RedisError) -> String {
+    let s = e.to_string();
+    let lower = s.to_lowercase();
+    let class = if e.is_timeout() || lower.contains("timed out") {
+        "timeout"
+    } else if e.is_connection_refusal() || lower.contains("connection refused") {
+        "refused"
+    } else if lower.contains("failed to lookup") || lower.contains("dns") {
+        "DNS"
+    } else if lower.contains("noauth")
+        || lower.contains("wrongpass")
+        || lower.contains("authentication")
+    {
+        "auth"
+    } else {
+        "redis"
+    };
+    format!("{class}: {s}")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn used_memory_is_read_from_info() {
+        let info = "# Memory\r\nused_memory:1048576\r\nused_memory_human:1.00M\r\n";
+        assert_eq!(super::used_memory(info), Some(1048576.0));
+        assert_eq!(super::used_memory("# Memory\r\n"), None);
+    }
+}

@@ -1,0 +1,149 @@
+//! `kind: sql`: a scalar query on the application's Postgres (not the
+//! history store), compared with thresholds. Covers the opt-out spike
+//! (`consent_log`) and connection-pool pressure (`pg_stat_activity` against
+//! `max_connections`).
+//!
+//! The query runs in a READ ONLY transaction with a statement timeout and is
+//! rolled back: a checklist must never change the database it checks.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use sqlx::Connection;
+
+use super::compare::{Condition, Thresholds};
+use super::{CheckContext, CheckResult};
+use crate::config::Dur;
+use crate::config::yaml::{self, DeError, Node};
+use crate::secret::{Secret, redact_url};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqlCheck {
+    /// `postgres://…` of the database to query. A secret.
+    pub database_url: Secret,
+    /// Returns one row with one numeric column.
+    pub query: String,
+    pub fail_if: Option<Condition>,
+    pub warn_if: Option<Condition>,
+    /// Postgres `statement_timeout`. Default: the check's timeout less 1 s.
+    pub statement_timeout: Option<Dur>,
+}
+
+impl SqlCheck {
+    pub fn from_node(node: &Node) -> Result<Self, DeError> {
+        let c: SqlCheck = yaml::from_node(node)?;
+        let bad = |field: &str, message: String| DeError {
+            message,
+            mark: Some(node.get(field).map(|n| n.mark).unwrap_or(node.mark)),
+        };
+        if c.fail_if.is_none() && c.warn_if.is_none() {
+            return Err(bad(
+                "query",
+                "a sql check needs `fail_if` or `warn_if`".into(),
+            ));
+        }
+        let url = c.database_url.expose();
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(bad(
+                "database_url",
+                format!("database_url {} must be a postgres:// URL", redact_url(url)),
+            ));
+        }
+        Ok(c)
+    }
+
+    pub async fn run(&self, name: &str, ctx: &CheckContext) -> CheckResult {
+        let t = Thresholds {
+            fail_if: self.fail_if,
+            warn_if: self.warn_if,
+        };
+        let target = redact_url(self.database_url.expose());
+        match self.measure(ctx.timeout).await {
+            Ok(v) => {
+                let (status, reason) = t.reason("value", v);
+                CheckResult::new(name, status, reason)
+                    .number(v)
+                    .threshold(t.describe())
+            }
+            Err(e) => CheckResult::error(name, format!("{target}: {e}")).threshold(t.describe()),
+        }
+    }
+
+    async fn measure(&self, check_timeout: Duration) -> Result<f64, String> {
+        let statement_timeout = self.statement_timeout.map(|d| d.0).unwrap_or_else(|| {
+            check_timeout
+                .saturating_sub(Duration::from_secs(1))
+                .max(Duration::from_millis(100))
+        });
+        let mut conn = sqlx::PgConnection::connect(self.database_url.expose())
+            .await
+            .map_err(|e| describe(&e))?;
+        let mut tx = conn.begin().await.map_err(|e| describe(&e))?;
+        sqlx::query("SET TRANSACTION READ ONLY")
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| describe(&e))?;
+        // SET cannot take a bind parameter; the value is our own integer.
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SET LOCAL statement_timeout = {}",
+            statement_timeout.as_millis()
+        )))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| describe(&e))?;
+        // Wrapping casts any numeric type to float8 and lets us see a second
+        // row without fetching the whole result.
+        let wrapped = format!(
+            "SELECT (q.v)::float8 FROM ({}) AS q(v) LIMIT 2",
+            self.query.trim().trim_end_matches(';')
+        );
+        let rows: Vec<Option<f64>> = sqlx::query_scalar(sqlx::AssertSqlSafe(wrapped))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| describe(&e))?;
+        let _ = tx.rollback().await;
+        let _ = conn.close().await;
+        match rows.as_slice() {
+            [] => Err("the query returned no rows; it must return exactly one number".into()),
+            [Some(v)] => Ok(*v),
+            [None] => Err("the query returned NULL".into()),
+            _ => Err(
+                "the query returned more than one row; it must return exactly one number".into(),
+            ),
+        }
+    }
+}
+
+/// Names the failure class: refused, DNS, TLS, auth, timeout, or the
+/// database's own message.
+fn describe(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Database(d) => {
+            let code = d.code().unwrap_or_default();
+            let class = match code.as_ref() {
+                "57014" => "timeout (statement_timeout)",
+                "28P01" | "28000" => "auth",
+                "25006" => "read-only transaction refused a write",
+                "3D000" => "no such database",
+                _ => "query",
+            };
+            format!("{class}: {} (SQLSTATE {code})", d.message())
+        }
+        sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+            format!("refused: {io}")
+        }
+        sqlx::Error::Io(io) if io.to_string().contains("failed to lookup") => format!("DNS: {io}"),
+        sqlx::Error::Io(io) => format!("connect: {io}"),
+        sqlx::Error::Tls(t) => format!("TLS: {t}"),
+        sqlx::Error::PoolTimedOut => "timeout: connecting".into(),
+        other => {
+            let s = other.to_string();
+            if s.contains("failed to lookup address") {
+                format!("DNS: {s}")
+            } else {
+                s
+            }
+        }
+    }
+}
