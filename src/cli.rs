@@ -519,6 +519,11 @@ async fn run_job(cli: &Cli, name: &str, dry_run: bool, json: bool) -> Result<()>
             print_json(r)?;
         }
     } else {
+        if let Some(r) = &run
+            && !r.checks.is_empty()
+        {
+            print!("{}", crate::checks::render_table(&r.checks));
+        }
         let took = run
             .as_ref()
             .and_then(|r| r.duration())
@@ -653,6 +658,10 @@ async fn show(cli: &Cli, id: i64, json: bool) -> Result<()> {
     writeln!(out, "owner         {}", run.owner)?;
     if let Some(e) = &run.error {
         writeln!(out, "error         {e}")?;
+    }
+    if !run.checks.is_empty() {
+        writeln!(out, "checks:")?;
+        write!(out, "{}", crate::checks::render_table(&run.checks))?;
     }
     writeln!(
         out,

@@ -11,8 +11,10 @@ fn main() -> anyhow::Result<()> {
         Command::Serve { .. } => "info",
         _ => "warn",
     };
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    // The AWS credential chain warns for every provider it tries; the check
+    // that needed credentials already reports the outcome.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("{default_level},aws_config=error")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -52,6 +52,49 @@ impl<'de> Deserialize<'de> for Secret {
     }
 }
 
+/// A service URL whose password is a secret: the password is registered
+/// with the redactor and every display masks it, while host and database
+/// stay readable in errors.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct SecretUrl(String);
+
+impl SecretUrl {
+    pub fn new(url: impl Into<String>) -> Self {
+        let url = url.into();
+        if let Some(p) = url_password(&url) {
+            collect(&p);
+        }
+        SecretUrl(url)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The URL with its password masked.
+    pub fn shown(&self) -> String {
+        redact_url(&self.0)
+    }
+}
+
+impl fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.shown())
+    }
+}
+
+impl fmt::Display for SecretUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.shown())
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretUrl {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(SecretUrl::new)
+    }
+}
+
 thread_local! {
     // Active only inside `collecting`: config loading registers every value
     // that deserializes as a `Secret` so the redactor knows it.
@@ -199,6 +242,15 @@ mod tests {
     fn redactor_scrubs_longest_first() {
         let r = Redactor::new(["abc".to_string(), "abcdef".to_string()]);
         assert_eq!(r.redact("x abcdef y abc"), "x [REDACTED] y [REDACTED]");
+    }
+
+    #[test]
+    fn secret_url_registers_only_its_password() {
+        let (u, found) = collecting(|| SecretUrl::new("redis://:s3cr3t-pw@cache:6379/0"));
+        assert_eq!(found, vec!["s3cr3t-pw".to_string()]);
+        assert_eq!(format!("{u:?}"), "redis://:***@cache:6379/0");
+        let (_, none) = collecting(|| SecretUrl::new("redis://cache:6379"));
+        assert!(none.is_empty());
     }
 
     #[test]

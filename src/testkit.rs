@@ -19,7 +19,7 @@ use crate::config::{
 };
 use crate::jobs::JobSpec;
 use crate::jobs::command::CommandSpec;
-use crate::secret::{Redactor, Secret};
+use crate::secret::{Redactor, SecretUrl};
 use crate::store::{self, HistoryStore};
 
 pub const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -156,7 +156,7 @@ impl ConfigBuilder {
     }
 
     pub fn database_url(mut self, url: &str) -> Self {
-        self.0.history.database_url = Secret::new(url);
+        self.0.history.database_url = SecretUrl::new(url);
         self
     }
 

@@ -119,6 +119,21 @@ impl Aws {
     }
 }
 
+/// The error and its causes, each once, without the SDK's debug dump of the
+/// raw response.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur = Some(e);
+    while let Some(c) = cur {
+        let text = c.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        cur = c.source();
+    }
+    parts.join(": ")
+}
+
 fn time(t: Option<&aws_sdk_rds::primitives::DateTime>) -> Option<DateTime<Utc>> {
     t.and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos()))
 }
@@ -130,8 +145,9 @@ where
     R: std::fmt::Debug + Send + Sync + 'static,
 {
     use aws_sdk_rds::error::SdkError;
-    let message = aws_sdk_rds::error::DisplayErrorContext(&e).to_string();
+    let message = chain(&e);
     let kind = match &e {
+        _ if message.contains("loading credentials") => AwsErrorKind::Auth,
         SdkError::TimeoutError(_) => AwsErrorKind::Timeout,
         SdkError::DispatchFailure(d) if d.is_timeout() => AwsErrorKind::Timeout,
         SdkError::DispatchFailure(d) if d.is_io() => AwsErrorKind::Unreachable,
@@ -225,8 +241,9 @@ impl SecretsApi for Aws {
                 use aws_sdk_secretsmanager::error::SdkError;
                 // Same sorting as RDS; the SDKs share their error types'
                 // shapes but not the types.
-                let message = aws_sdk_secretsmanager::error::DisplayErrorContext(&e).to_string();
+                let message = chain(&e);
                 let kind = match &e {
+                    _ if message.contains("loading credentials") => AwsErrorKind::Auth,
                     SdkError::TimeoutError(_) => AwsErrorKind::Timeout,
                     SdkError::DispatchFailure(d) if d.is_timeout() => AwsErrorKind::Timeout,
                     SdkError::DispatchFailure(_) => AwsErrorKind::Unreachable,

@@ -9,13 +9,13 @@ use super::compare::{Condition, Thresholds, fmt_number};
 use super::{CheckContext, CheckResult, CheckStatus};
 use crate::config::Dur;
 use crate::config::yaml::{self, DeError, Node};
-use crate::secret::{Secret, redact_url};
+use crate::secret::{SecretUrl, redact_url};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedisCheck {
     /// `redis://[user:password@]host:6379[/db]`. A secret.
-    pub url: Secret,
+    pub url: SecretUrl,
     /// PING latency that warns. Default: none.
     pub warn_latency: Option<Dur>,
     /// PING latency that fails. Default: none.

@@ -15,13 +15,13 @@ use super::compare::{Condition, Thresholds};
 use super::{CheckContext, CheckResult};
 use crate::config::Dur;
 use crate::config::yaml::{self, DeError, Node};
-use crate::secret::{Secret, redact_url};
+use crate::secret::{SecretUrl, redact_url};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SqlCheck {
     /// `postgres://…` of the database to query. A secret.
-    pub database_url: Secret,
+    pub database_url: SecretUrl,
     /// Returns one row with one numeric column.
     pub query: String,
     pub fail_if: Option<Condition>,

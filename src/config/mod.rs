@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::jobs::JobSpec;
 use crate::schedule::{CronExpr, parse_timezone};
-use crate::secret::{Redactor, Secret, collecting, url_password};
+use crate::secret::{Redactor, SecretUrl, collecting};
 use yaml::{Kind, Mark, Node, Spanned};
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://runbookd.db";
@@ -183,7 +183,7 @@ impl Default for Defaults {
 #[serde(deny_unknown_fields)]
 struct RawHistory {
     /// `postgres://…` or `sqlite://path`. Default `sqlite://runbookd.db`.
-    database_url: Option<Secret>,
+    database_url: Option<SecretUrl>,
     /// Runs older than this are deleted by the daemon. Default `90d`.
     retention: Option<Dur>,
     /// Bytes of log kept per run; the rest is dropped and the drop is said.
@@ -193,7 +193,7 @@ struct RawHistory {
 
 #[derive(Debug, Clone)]
 pub struct HistoryConfig {
-    pub database_url: Secret,
+    pub database_url: SecretUrl,
     pub retention: Duration,
     pub log_max_bytes: usize,
 }
@@ -201,7 +201,7 @@ pub struct HistoryConfig {
 impl Default for HistoryConfig {
     fn default() -> Self {
         HistoryConfig {
-            database_url: Secret::new(DEFAULT_DATABASE_URL),
+            database_url: SecretUrl::new(DEFAULT_DATABASE_URL),
             retention: Duration::from_secs(90 * 86400),
             log_max_bytes: 256 * 1024,
         }
@@ -343,8 +343,7 @@ pub fn load_str(
     diags.dedup();
     match config {
         Some(mut c) if diags.is_empty() => {
-            let url_pass = url_password(c.history.database_url.expose());
-            c.redactor = Redactor::new(secrets.into_iter().chain(url_pass));
+            c.redactor = Redactor::new(secrets);
             Ok(c)
         }
         _ => Err(ConfigError::Invalid(diags)),
@@ -594,10 +593,10 @@ impl<'a> Loader<'a> {
         else {
             return h;
         };
-        if let Some(u) = raw.database_url {
-            if !u.is_empty() {
-                h.database_url = u;
-            }
+        if let Some(u) = raw.database_url
+            && !u.expose().is_empty()
+        {
+            h.database_url = u;
         }
         if let Some(r) = raw.retention {
             if r.0 < Duration::from_secs(3600) {
