@@ -5,9 +5,16 @@
 #   scripts/test.sh            # everything
 #   scripts/test.sh -- NAME    # extra arguments go to `cargo test`
 #
-# Services: Postgres (an existing one at RUNBOOKD_TEST_PG_URL, default
-# postgres://postgres@127.0.0.1:5432/postgres, else a throwaway cluster made
-# with initdb on 127.0.0.1:55432).
+# Services, each on loopback:
+# - Postgres: an existing one at RUNBOOKD_TEST_PG_URL (default
+#   postgres://postgres@127.0.0.1:5432/postgres), else a throwaway cluster
+#   made with initdb on 127.0.0.1:55432;
+# - Redis: an existing one at RUNBOOKD_TEST_REDIS_URL (default
+#   redis://127.0.0.1:6379), else redis-server on a free port;
+# - moto in server mode (PyPI moto[server], in a venv under
+#   ~/.cache/runbookd-test) for RDS and Secrets Manager;
+# - Prometheus (Debian) loaded with fixed history by promtool;
+# - Alertmanager (Debian), with no cluster port.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -78,7 +85,87 @@ start_postgres() {
   export RUNBOOKD_TEST_PG_URL=postgres://postgres@127.0.0.1:55432/postgres
 }
 
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# --- Redis ----------------------------------------------------------------
+start_redis() {
+  local url=${RUNBOOKD_TEST_REDIS_URL:-redis://127.0.0.1:6379}
+  local hostport=${url#redis://}; hostport=${hostport##*@}; hostport=${hostport%%/*}
+  if port_open "${hostport%%:*}" "${hostport##*:}"; then
+    log "Redis: using $hostport"
+    export RUNBOOKD_TEST_REDIS_URL=$url
+    return
+  fi
+  command -v redis-server >/dev/null || apt_install redis-server
+  local port; port=$(free_port)
+  log "Redis: redis-server on 127.0.0.1:$port"
+  redis-server --bind 127.0.0.1 --port "$port" --save "" --appendonly no \
+    --daemonize yes --pidfile "$STATE/redis.pid" --dir "$STATE" --logfile "$STATE/redis.log"
+  wait_port 127.0.0.1 "$port" Redis
+  STARTED+=("kill \$(cat $STATE/redis.pid)")
+  export RUNBOOKD_TEST_REDIS_URL=redis://127.0.0.1:$port
+}
+
+# --- moto (AWS) ------------------------------------------------------------
+start_moto() {
+  local venv=${RUNBOOKD_TEST_VENV:-$HOME/.cache/runbookd-test/venv}
+  if [ ! -x "$venv/bin/moto_server" ]; then
+    log "moto: installing moto[server] into $venv"
+    python3 -m venv "$venv" 2>"$STATE/venv.log" || { apt_install python3-venv; python3 -m venv "$venv"; }
+    "$venv/bin/pip" install -q 'moto[server]' >"$STATE/pip.log" 2>&1 \
+      || { cat "$STATE/pip.log" >&2; die "pip install moto[server] failed"; }
+  fi
+  local port; port=$(free_port)
+  log "moto: server on 127.0.0.1:$port"
+  "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$STATE/moto.log" 2>&1 &
+  STARTED+=("kill $!")
+  wait_port 127.0.0.1 "$port" moto
+  export RUNBOOKD_TEST_AWS_ENDPOINT=http://127.0.0.1:$port
+}
+
+# --- Prometheus --------------------------------------------------------------
+start_prometheus() {
+  command -v prometheus >/dev/null && command -v promtool >/dev/null || apt_install prometheus
+  local dir="$STATE/prometheus"; mkdir -p "$dir"
+  log "Prometheus: loading fixed history (scripts/prometheus_fixture.py)"
+  python3 scripts/prometheus_fixture.py >"$dir/history.om"
+  promtool tsdb create-blocks-from openmetrics "$dir/history.om" "$dir/data" >"$dir/promtool.log" 2>&1 \
+    || { tail -20 "$dir/promtool.log" >&2; die "promtool could not load the fixture"; }
+  printf 'global:\n  scrape_interval: 1h\n' >"$dir/prometheus.yml"
+  local port; port=$(free_port)
+  prometheus --config.file="$dir/prometheus.yml" --storage.tsdb.path="$dir/data" \
+    --storage.tsdb.retention.time=100y --web.listen-address="127.0.0.1:$port" >"$dir/prometheus.log" 2>&1 &
+  STARTED+=("kill $!")
+  wait_port 127.0.0.1 "$port" Prometheus
+  for _ in $(seq 1 100); do
+    curl -fs "http://127.0.0.1:$port/-/ready" >/dev/null 2>&1 && break; sleep 0.1
+  done
+  log "Prometheus: on 127.0.0.1:$port"
+  export RUNBOOKD_TEST_PROMETHEUS_URL=http://127.0.0.1:$port
+}
+
+# --- Alertmanager ------------------------------------------------------------
+start_alertmanager() {
+  command -v prometheus-alertmanager >/dev/null || apt_install prometheus-alertmanager
+  local dir="$STATE/alertmanager"; mkdir -p "$dir"
+  printf 'route:\n  receiver: "null"\nreceivers:\n  - name: "null"\n' >"$dir/alertmanager.yml"
+  local port; port=$(free_port)
+  prometheus-alertmanager --config.file="$dir/alertmanager.yml" --storage.path="$dir" \
+    --web.listen-address="127.0.0.1:$port" --cluster.listen-address= >"$dir/alertmanager.log" 2>&1 &
+  STARTED+=("kill $!")
+  wait_port 127.0.0.1 "$port" Alertmanager
+  log "Alertmanager: on 127.0.0.1:$port"
+  export RUNBOOKD_TEST_ALERTMANAGER_URL=http://127.0.0.1:$port
+}
+
+command -v curl >/dev/null || apt_install curl
 start_postgres
+start_redis
+start_moto
+start_prometheus
+start_alertmanager
 
 log "cargo test --features integration $*"
 cargo test --features integration "$@"

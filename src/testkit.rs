@@ -267,6 +267,17 @@ impl Drop for TestDatabase {
     }
 }
 
+/// The URL of a test service that scripts/test.sh starts, from its
+/// environment variable. Panics, saying how to start it, when unset.
+pub fn service(var: &str, what: &str) -> String {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => v,
+        _ => panic!(
+            "{var} is not set: {what} is needed for this test. Run the suite with scripts/test.sh, which starts it (or start one and set {var})."
+        ),
+    }
+}
+
 /// A minimal HTTP GET for tests of /healthz and /metrics: (status, body).
 pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

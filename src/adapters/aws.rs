@@ -91,6 +91,8 @@ pub trait SecretsApi: Send + Sync + std::fmt::Debug {
 #[derive(Debug, Default)]
 pub struct Aws {
     configs: Mutex<HashMap<Target, aws_config::SdkConfig>>,
+    /// Set only by [`Aws::local`].
+    local_endpoint: Option<String>,
 }
 
 /// Per-call limits inside the check's own timeout, so an unreachable
@@ -99,6 +101,15 @@ const OPERATION_TIMEOUT: Duration = Duration::from_secs(8);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 impl Aws {
+    /// A local AWS stand-in (moto) at `endpoint`, with dummy credentials,
+    /// without touching the process environment.
+    pub fn local(endpoint: &str) -> Self {
+        Aws {
+            configs: Mutex::default(),
+            local_endpoint: Some(endpoint.to_string()),
+        }
+    }
+
     async fn config(&self, target: &Target) -> aws_config::SdkConfig {
         let mut configs = self.configs.lock().await;
         if let Some(c) = configs.get(target) {
@@ -112,6 +123,20 @@ impl Aws {
         );
         if let Some(r) = &target.region {
             loader = loader.region(aws_config::Region::new(r.clone()));
+        }
+        if let Some(endpoint) = &self.local_endpoint {
+            loader = loader.endpoint_url(endpoint).credentials_provider(
+                aws_sdk_rds::config::Credentials::new(
+                    "testing",
+                    "testing",
+                    None,
+                    None,
+                    "runbookd-local",
+                ),
+            );
+            if target.region.is_none() {
+                loader = loader.region(aws_config::Region::new("us-east-1"));
+            }
         }
         let c = loader.load().await;
         configs.insert(target.clone(), c.clone());
