@@ -648,3 +648,87 @@ fn two_daemons_on_one_postgres_fire_each_second_once() {
         "{runs:#?}"
     );
 }
+
+#[test]
+fn a_checklist_run_prints_a_table_and_stores_every_check() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let addr = rt.block_on(async {
+        let app = axum::Router::new().route("/health", axum::routing::get(|| async { "ok" }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        addr
+    });
+    let refused = free_port();
+    let w = Workdir::new(&format!(
+        "jobs:
+  morning:
+    kind: checklist
+    checks:
+      - {{name: api, kind: http, url: 'http://{addr}/health', fail_latency: 5s}}
+      - {{name: gone, kind: http, url: 'http://127.0.0.1:{refused}/health'}}
+"
+    ));
+    let out = w.run(&["run", "morning"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a check in error fails the job: {}",
+        stderr(&out)
+    );
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("CHECK  STATUS  VALUE"), "{text}");
+    assert!(
+        lines[0].contains("THRESHOLD") && lines[0].contains("REASON"),
+        "{text}"
+    );
+    assert!(lines[1].starts_with("api    pass"), "{text}");
+    assert!(lines[1].contains("fail if > 5000 ms"), "{text}");
+    assert!(
+        lines[2].starts_with("gone   error") && lines[2].contains("refused:"),
+        "{text}"
+    );
+    assert!(
+        text.contains("2 checks: 1 pass, 0 warn, 0 fail, 1 error: gone (error)"),
+        "{text}"
+    );
+
+    let json = w.run(&["run", "morning", "--json"]);
+    assert_eq!(json.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&json.stdout).unwrap();
+    let checks = v["checks"].as_array().unwrap();
+    assert_eq!(checks.len(), 2);
+    for key in ["check", "status", "value", "threshold", "reason"] {
+        assert!(
+            checks[0].get(key).is_some(),
+            "checks lack `{key}`: {}",
+            checks[0]
+        );
+    }
+    assert_eq!(checks[0]["check"], "api");
+    assert_eq!(checks[0]["status"], "pass");
+    assert!(
+        checks[0]["value"].is_number(),
+        "latency in ms: {}",
+        checks[0]
+    );
+    assert_eq!(checks[1]["status"], "error");
+    assert_eq!(v["status"], "failed");
+
+    // Stored with the run: `show` has them too.
+    let id = v["id"].as_i64().unwrap().to_string();
+    let shown = w.json(&["show", &id, "--json"]);
+    assert_eq!(shown["checks"], v["checks"]);
+
+    // A dry run contacts nothing and lists the checks.
+    let dry = w.run(&["run", "morning", "--dry-run"]);
+    assert!(dry.status.success(), "{}", stderr(&dry));
+    assert!(
+        stderr(&dry).contains(&format!(
+            "dry run: would check api (http): GET http://{addr}/health"
+        )),
+        "{}",
+        stderr(&dry)
+    );
+}

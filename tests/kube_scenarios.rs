@@ -20,7 +20,9 @@ type ApiHandle = Handle<Request<Body>, Response<Body>>;
 const NOW: &str = "2026-11-29T09:00:00Z";
 
 fn now() -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(NOW).unwrap().with_timezone(&Utc)
+    DateTime::parse_from_rfc3339(NOW)
+        .unwrap()
+        .with_timezone(&Utc)
 }
 
 /// One expected request and the answer to give.
@@ -55,7 +57,10 @@ impl Step {
 /// Plays the API server's side: each request must match the next step.
 async fn serve(mut handle: ApiHandle, steps: Vec<Step>) {
     for step in steps {
-        let (req, send) = handle.next_request().await.expect("the client made fewer requests than scripted");
+        let (req, send) = handle
+            .next_request()
+            .await
+            .expect("the client made fewer requests than scripted");
         assert_eq!(req.method(), Method::GET);
         assert_eq!(req.uri().path(), step.path);
         if let Some(q) = step.query_contains {
@@ -74,7 +79,10 @@ async fn serve(mut handle: ApiHandle, steps: Vec<Step>) {
 fn cluster_and_server(steps: Vec<Step>) -> (Cluster, tokio::task::JoinHandle<()>) {
     let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
     let client = kube::Client::new(service, "default");
-    (Cluster::with_client(client), tokio::spawn(serve(handle, steps)))
+    (
+        Cluster::with_client(client),
+        tokio::spawn(serve(handle, steps)),
+    )
 }
 
 fn pod_list(items: Vec<Value>) -> Value {
@@ -128,7 +136,9 @@ async fn run_check(cluster: Cluster) -> Vec<checks::CheckResult> {
 }
 
 async fn scenario<F: std::future::Future<Output = ()>>(f: F) {
-    tokio::time::timeout(Duration::from_secs(10), f).await.expect("scenario timed out");
+    tokio::time::timeout(Duration::from_secs(10), f)
+        .await
+        .expect("scenario timed out");
 }
 
 #[tokio::test]
@@ -174,20 +184,41 @@ async fn crash_loop_short_rollout_and_no_metrics_api() {
         let (cluster, server) = cluster_and_server(vec![
             Step::ok(
                 "/api/v1/namespaces/default/pods",
-                pod_list(vec![pod("api-1", true, None), pod("api-2", false, Some("CrashLoopBackOff"))]),
+                pod_list(vec![
+                    pod("api-1", true, None),
+                    pod("api-2", false, Some("CrashLoopBackOff")),
+                ]),
             ),
-            Step::ok("/apis/apps/v1/namespaces/default/deployments/api-deployment", deployment(1)),
-            Step::ok("/apis/metrics.k8s.io/v1beta1/namespaces/default/pods", not_found("the server could not find the requested resource"))
-                .status(StatusCode::NOT_FOUND),
+            Step::ok(
+                "/apis/apps/v1/namespaces/default/deployments/api-deployment",
+                deployment(1),
+            ),
+            Step::ok(
+                "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods",
+                not_found("the server could not find the requested resource"),
+            )
+            .status(StatusCode::NOT_FOUND),
         ]);
         let results = run_check(cluster).await;
         server.await.unwrap();
         assert_eq!(results[0].status, CheckStatus::Fail);
-        assert!(results[0].reason.contains("api-2 (CrashLoopBackOff)"), "{}", results[0].reason);
+        assert!(
+            results[0].reason.contains("api-2 (CrashLoopBackOff)"),
+            "{}",
+            results[0].reason
+        );
         assert_eq!(results[3].status, CheckStatus::Fail);
-        assert!(results[3].reason.contains("only 1/2 available"), "{}", results[3].reason);
+        assert!(
+            results[3].reason.contains("only 1/2 available"),
+            "{}",
+            results[3].reason
+        );
         assert_eq!(results[4].status, CheckStatus::Warn);
-        assert!(results[4].reason.contains("does not serve metrics.k8s.io"), "{}", results[4].reason);
+        assert!(
+            results[4].reason.contains("does not serve metrics.k8s.io"),
+            "{}",
+            results[4].reason
+        );
     })
     .await;
 }

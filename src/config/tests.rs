@@ -201,3 +201,92 @@ fn retry_delays_double_up_to_the_cap() {
     let delays: Vec<u64> = (2..=5).map(|a| p.delay_before(a).as_secs()).collect();
     assert_eq!(delays, vec![5, 10, 12, 12]);
 }
+
+#[test]
+fn checklist_errors_table() {
+    let job =
+        |checks: &str| format!("jobs:\n  morning:\n    kind: checklist\n    checks:\n{checks}");
+    let cases: &[(String, &str, &str)] = &[
+        (
+            job("      - {name: a, kind: ping}\n"),
+            "jobs.yaml:5:25:",
+            "unknown check kind `ping`",
+        ),
+        (
+            job("      - {name: a, kind: http, url: 'http://x', expect_stauts: 200}\n"),
+            "jobs.yaml:5:48:",
+            "unknown field `expect_stauts` (did you mean `expect_status`?)",
+        ),
+        (
+            job("      - {name: a, kind: prometheus, url: 'http://p', query: up}\n"),
+            "jobs.yaml:5:9:",
+            "needs `fail_if`, `warn_if` or `anomaly`",
+        ),
+        (
+            job(
+                "      - {name: a, kind: prometheus, url: 'http://p', query: up, fail_if: 'about 5'}\n",
+            ),
+            "jobs.yaml:5:74:",
+            "`about 5` is not a condition",
+        ),
+        (
+            job(
+                "      - {name: a, kind: http, url: 'http://x'}\n      - {name: a, kind: http, url: 'http://y'}\n",
+            ),
+            "jobs.yaml:6:16:",
+            "duplicate check name `a`",
+        ),
+        (
+            job("      - {name: a, kind: http, url: 'not a url'}\n"),
+            "jobs.yaml:5:36:",
+            "is not a URL",
+        ),
+        (
+            job(
+                "      - {name: a, kind: sql, database_url: 'mysql://x', query: 'SELECT 1', fail_if: '> 1'}\n",
+            ),
+            "jobs.yaml:5:",
+            "must be a postgres:// URL",
+        ),
+        (
+            "jobs:\n  morning:\n    kind: checklist\n    checks: []\n".to_string(),
+            "jobs.yaml:4:13:",
+            "at least one check",
+        ),
+    ];
+    for (yaml, at, msg) in cases {
+        let errs = load(yaml).expect_err(yaml);
+        assert!(
+            errs.iter().any(|e| e.contains(msg)),
+            "for {yaml:?} wanted `{msg}`, got {errs:#?}"
+        );
+        assert!(
+            errs.iter().any(|e| e.starts_with(at)),
+            "for {yaml:?} wanted position {at}, got {errs:#?}"
+        );
+    }
+}
+
+#[test]
+fn the_shipped_checklists_load() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/jobs.yaml")).unwrap();
+    let c = load_str(Path::new("jobs.yaml"), &text, &|_| None).unwrap();
+    let JobSpec::Checklist(daily) = &c.jobs["daily-checklist"].spec else {
+        panic!("daily-checklist is a checklist")
+    };
+    let kinds: std::collections::BTreeSet<&str> =
+        daily.checks.iter().map(|c| c.spec.kind()).collect();
+    for k in [
+        "http",
+        "prometheus",
+        "alertmanager",
+        "sql",
+        "redis",
+        "rds",
+        "secret_age",
+        "kubernetes",
+    ] {
+        assert!(kinds.contains(k), "the daily checklist has no {k} check");
+    }
+    assert!(c.jobs["watch"].schedule.is_some());
+}
