@@ -732,3 +732,50 @@ fn a_checklist_run_prints_a_table_and_stores_every_check() {
         stderr(&dry)
     );
 }
+
+/// The real kube client, configured from KUBECONFIG, against a stub API
+/// server: proves the client can be built (TLS provider and all) and talks.
+#[test]
+fn kubernetes_check_through_kubeconfig() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let addr = rt.block_on(async {
+        let pods = r#"{"apiVersion":"v1","kind":"PodList","metadata":{},"items":[{"apiVersion":"v1","kind":"Pod","metadata":{"name":"api-1","namespace":"ops"},"status":{"phase":"Running","conditions":[{"type":"Ready","status":"True"}],"containerStatuses":[{"name":"api","ready":true,"restartCount":0,"image":"x","imageID":""}]}}]}"#;
+        let app = axum::Router::new()
+            .route(
+                "/api/v1/namespaces/ops/pods",
+                axum::routing::get(move || async move { ([("content-type", "application/json")], pods) }),
+            )
+            .fallback(|| async {
+                (
+                    axum::http::StatusCode::NOT_FOUND,
+                    [("content-type", "application/json")],
+                    r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","reason":"NotFound","code":404}"#,
+                )
+            });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        addr
+    });
+    let w = Workdir::new(
+        "jobs:\n  pods:\n    kind: checklist\n    checks:\n      - {name: api, kind: kubernetes, namespace: ops, selector: app=api}\n",
+    );
+    let kubeconfig = w.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: stub\n  cluster:\n    server: http://{addr}\nusers:\n- name: t\n  user:\n    token: t\ncontexts:\n- name: stub\n  context:\n    cluster: stub\n    user: t\ncurrent-context: stub\n"
+        ),
+    )
+    .unwrap();
+    let out = w.cmd(&["run", "pods", "--json"]).env("KUBECONFIG", &kubeconfig).output().unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", stderr(&out)));
+    let checks = v["checks"].as_array().unwrap();
+    assert_eq!(checks[0]["check"], "api/ready");
+    assert_eq!(checks[0]["status"], "pass", "{v}");
+    assert_eq!(checks[0]["reason"], "1/1 pods Ready");
+    // The stub serves no metrics.k8s.io: memory is a warning, the run passes.
+    assert_eq!(checks.last().unwrap()["check"], "api/memory");
+    assert_eq!(checks.last().unwrap()["status"], "warn");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}

@@ -24,6 +24,7 @@ impl std::fmt::Debug for Adapters {
 impl Adapters {
     /// The real systems, each connected on first use.
     pub fn real() -> Self {
+        install_crypto_provider();
         let real_aws = Arc::new(aws::Aws::default());
         Adapters {
             http: http_client(),
@@ -58,4 +59,16 @@ pub fn http_client() -> reqwest::Client {
         .connect_timeout(std::time::Duration::from_secs(5))
         .build()
         .expect("the HTTP client's fixed settings are valid")
+}
+
+/// The build links two rustls crypto providers (aws-lc-rs through the AWS
+/// SDK, ring through sqlx and kube), so rustls cannot pick one by itself and
+/// a client that asks for the process default (kube's) would panic. We pick
+/// aws-lc-rs, once, before any client is made.
+pub fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Err means another part of the process installed one first: fine.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    });
 }
