@@ -73,8 +73,14 @@ async fn kube_stub() -> std::net::SocketAddr {
     serve(
         axum::Router::new()
             .route("/api/v1/namespaces/default/pods", json_route(pods))
-            .route("/apis/apps/v1/namespaces/default/deployments/api-deployment", json_route(dep))
-            .route("/apis/metrics.k8s.io/v1beta1/namespaces/default/pods", json_route(metrics)),
+            .route(
+                "/apis/apps/v1/namespaces/default/deployments/api-deployment",
+                json_route(dep),
+            )
+            .route(
+                "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods",
+                json_route(metrics),
+            ),
     )
     .await
 }
@@ -82,31 +88,84 @@ async fn kube_stub() -> std::net::SocketAddr {
 /// The runbook's commands for the same checks, one after another.
 fn shell_commands(env: &Env) -> Vec<Vec<String>> {
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<String>>();
-    let t0 = DateTime::parse_from_rfc3339(T0).unwrap().timestamp().to_string();
-    let mut cmds = vec![s(&["curl", "-sf", "-o", "/dev/null", &format!("{}/health", env.api)])];
+    let t0 = DateTime::parse_from_rfc3339(T0)
+        .unwrap()
+        .timestamp()
+        .to_string();
+    let mut cmds = vec![s(&[
+        "curl",
+        "-sf",
+        "-o",
+        "/dev/null",
+        &format!("{}/health", env.api),
+    ])];
     let prom_query = |q: &str, at: &str| {
-        s(&["curl", "-sf", "-o", "/dev/null", "--get", &format!("{}/api/v1/query", env.prometheus), "--data-urlencode", &format!("query={q}"), "--data-urlencode", &format!("time={at}")])
+        s(&[
+            "curl",
+            "-sf",
+            "-o",
+            "/dev/null",
+            "--get",
+            &format!("{}/api/v1/query", env.prometheus),
+            "--data-urlencode",
+            &format!("query={q}"),
+            "--data-urlencode",
+            &format!("time={at}"),
+        ])
     };
     cmds.push(prom_query(r#"sum(rate(http_requests_total{job="api",status=~"5.."}[24h])) / sum(rate(http_requests_total{job="api"}[24h]))"#, &t0));
     for day in 0..=7i64 {
         let at = (DateTime::parse_from_rfc3339(T0).unwrap().timestamp() - day * 86400).to_string();
-        cmds.push(prom_query(r#"sum(increase(http_requests_total{job="api",status=~"5.."}[12h]))"#, &at));
+        cmds.push(prom_query(
+            r#"sum(increase(http_requests_total{job="api",status=~"5.."}[12h]))"#,
+            &at,
+        ));
     }
     cmds.push(prom_query("sum(increase(ai_tokens_total[24h]))", &t0));
     let aws = |action: &str, extra: &str| {
-        s(&["curl", "-sf", "-o", "/dev/null", "-X", "POST", &env.aws, "-H", "Content-Type: application/x-www-form-urlencoded",
-            "-H", "Authorization: AWS4-HMAC-SHA256 Credential=testing/20260108/ap-south-1/rds/aws4_request, SignedHeaders=host, Signature=x",
-            "--data", &format!("Action={action}&Version=2014-10-31&DBInstanceIdentifier={}{extra}", env.rds_instance)])
+        s(&[
+            "curl",
+            "-sf",
+            "-o",
+            "/dev/null",
+            "-X",
+            "POST",
+            &env.aws,
+            "-H",
+            "Content-Type: application/x-www-form-urlencoded",
+            "-H",
+            "Authorization: AWS4-HMAC-SHA256 Credential=testing/20260108/ap-south-1/rds/aws4_request, SignedHeaders=host, Signature=x",
+            "--data",
+            &format!(
+                "Action={action}&Version=2014-10-31&DBInstanceIdentifier={}{extra}",
+                env.rds_instance
+            ),
+        ])
     };
     cmds.push(aws("DescribeDBInstances", ""));
     cmds.push(aws("DescribeDBSnapshots", "&SnapshotType=automated"));
-    cmds.push(s(&["curl", "-sf", "-o", "/dev/null", &format!("{}/api/v2/alerts?active=true&silenced=false&inhibited=false", env.alertmanager)]));
+    cmds.push(s(&[
+        "curl",
+        "-sf",
+        "-o",
+        "/dev/null",
+        &format!(
+            "{}/api/v2/alerts?active=true&silenced=false&inhibited=false",
+            env.alertmanager
+        ),
+    ]));
     for path in [
         "/api/v1/namespaces/default/pods?labelSelector=app%3Dapi",
         "/apis/apps/v1/namespaces/default/deployments/api-deployment",
         "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods?labelSelector=app%3Dapi",
     ] {
-        cmds.push(s(&["curl", "-sf", "-o", "/dev/null", &format!("{}{path}", env.kube)]));
+        cmds.push(s(&[
+            "curl",
+            "-sf",
+            "-o",
+            "/dev/null",
+            &format!("{}{path}", env.kube),
+        ]));
     }
     cmds.push(s(&["redis-cli", "-u", &env.redis, "PING"]));
     cmds.push(s(&["psql", &env.app_db, "-Atc", "SELECT count(*)::float8 / current_setting('max_connections')::float8 FROM pg_stat_activity"]));
@@ -205,16 +264,26 @@ fn main() {
         ("JWT_SECRET_ID", env.secret_id.clone()),
         ("KUBECONFIG", kubeconfig.display().to_string()),
     ];
-    let lookup = |k: &str| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()).or_else(|| std::env::var(k).ok());
+    let lookup = |k: &str| {
+        vars.iter()
+            .find(|(n, _)| *n == k)
+            .map(|(_, v)| v.clone())
+            .or_else(|| std::env::var(k).ok())
+    };
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/jobs.yaml")).unwrap();
-    let config = runbookd::config::load_str(std::path::Path::new("jobs.yaml"), &text, &lookup).unwrap();
+    let config =
+        runbookd::config::load_str(std::path::Path::new("jobs.yaml"), &text, &lookup).unwrap();
     for (k, v) in &vars {
         // SAFETY: single-threaded apart from the runtime's workers, which
         // read no environment yet (aws-config and kube read it on first use).
         unsafe { std::env::set_var(k, v) };
     }
-    let JobSpec::Checklist(daily) = &config.jobs["daily-checklist"].spec else { unreachable!() };
-    let now = DateTime::parse_from_rfc3339(T0).unwrap().with_timezone(&Utc);
+    let JobSpec::Checklist(daily) = &config.jobs["daily-checklist"].spec else {
+        unreachable!()
+    };
+    let now = DateTime::parse_from_rfc3339(T0)
+        .unwrap()
+        .with_timezone(&Utc);
     let ctx = || CheckContext {
         now,
         adapters: Arc::new(Adapters::real()),
@@ -222,11 +291,23 @@ fn main() {
     };
 
     // Warm-up, and a look at the verdicts so a broken target is noticed.
-    let results = rt.block_on(checks::run_all(&daily.checks, &ctx(), daily.max_concurrency));
+    let results = rt.block_on(checks::run_all(
+        &daily.checks,
+        &ctx(),
+        daily.max_concurrency,
+    ));
     for r in &results {
-        println!("  {:<28} {:<5} {}", r.check, r.status, r.reason.chars().take(90).collect::<String>());
+        println!(
+            "  {:<28} {:<5} {}",
+            r.check,
+            r.status,
+            r.reason.chars().take(90).collect::<String>()
+        );
     }
-    let errors = results.iter().filter(|r| r.status == CheckStatus::Error).count();
+    let errors = results
+        .iter()
+        .filter(|r| r.status == CheckStatus::Error)
+        .count();
     println!("warm-up: {} results, {errors} in error", results.len());
 
     let mut single = Vec::new();
@@ -245,12 +326,20 @@ fn main() {
     let cmds = shell_commands(&env);
     for _ in 0..RUNS {
         let t = Instant::now();
-        rt.block_on(checks::run_all(&daily.checks, &ctx(), daily.max_concurrency));
+        rt.block_on(checks::run_all(
+            &daily.checks,
+            &ctx(),
+            daily.max_concurrency,
+        ));
         whole.push(t.elapsed().as_secs_f64() * 1000.0);
         let t = Instant::now();
         for c in &cmds {
             let out = Command::new(&c[0]).args(&c[1..]).output().unwrap();
-            assert!(out.status.success(), "{c:?}: {}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{c:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         shell.push(t.elapsed().as_secs_f64() * 1000.0);
     }
@@ -258,11 +347,22 @@ fn main() {
     for (name, ms) in &single {
         println!("  {name:<20} {ms:8.1}");
     }
-    let (slowest_name, slowest) = single.iter().cloned().fold(("".to_string(), 0.0), |a, b| if b.1 > a.1 { b } else { a });
+    let (slowest_name, slowest) = single
+        .iter()
+        .cloned()
+        .fold(("".to_string(), 0.0), |a, b| if b.1 > a.1 { b } else { a });
     let sum: f64 = single.iter().map(|(_, ms)| ms).sum();
     let whole = median(whole);
     let shell = median(shell);
     println!("sum of single checks: {sum:.1} ms; slowest: {slowest_name} {slowest:.1} ms");
-    println!("checklist (concurrent, bound {}), median of {RUNS}: {whole:.1} ms = {:.2} x the slowest check", daily.max_concurrency, whole / slowest);
-    println!("runbook shell commands one after another ({} commands), median of {RUNS}: {shell:.1} ms = {:.2} x the checklist", cmds.len(), shell / whole);
+    println!(
+        "checklist (concurrent, bound {}), median of {RUNS}: {whole:.1} ms = {:.2} x the slowest check",
+        daily.max_concurrency,
+        whole / slowest
+    );
+    println!(
+        "runbook shell commands one after another ({} commands), median of {RUNS}: {shell:.1} ms = {:.2} x the checklist",
+        cmds.len(),
+        shell / whole
+    );
 }

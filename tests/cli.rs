@@ -768,8 +768,13 @@ fn kubernetes_check_through_kubeconfig() {
         ),
     )
     .unwrap();
-    let out = w.cmd(&["run", "pods", "--json"]).env("KUBECONFIG", &kubeconfig).output().unwrap();
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", stderr(&out)));
+    let out = w
+        .cmd(&["run", "pods", "--json"])
+        .env("KUBECONFIG", &kubeconfig)
+        .output()
+        .unwrap();
+    let v: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", stderr(&out)));
     let checks = v["checks"].as_array().unwrap();
     assert_eq!(checks[0]["check"], "api/ready");
     assert_eq!(checks[0]["status"], "pass", "{v}");

@@ -49,13 +49,28 @@ impl PostgresStore {
         let options = PgConnectOptions::from_str(url)
             .map_err(connect_err)?
             .application_name("runbookd");
-        let pool = tokio::time::timeout(
-            CONNECT_TIMEOUT,
-            PgPoolOptions::new()
-                .max_connections(8)
-                .acquire_timeout(STORE_TIMEOUT)
-                .connect_with(options),
-        )
+        // The pool retries a refused connection until its acquire timeout
+        // and then reports only "pool timed out". A direct connection raced
+        // beside it fails at once with the real cause (refused, DNS, auth);
+        // when the server is fine the pool wins and the probe is dropped, so
+        // a healthy start pays no extra round trip.
+        let pool_connect = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(STORE_TIMEOUT)
+            .connect_with(options.clone());
+        let probe = async {
+            use sqlx::Connection;
+            match sqlx::PgConnection::connect_with(&options).await {
+                Err(e) => e,
+                Ok(_) => std::future::pending().await,
+            }
+        };
+        let pool = tokio::time::timeout(CONNECT_TIMEOUT, async {
+            tokio::select! {
+                r = pool_connect => r,
+                e = probe => Err(e),
+            }
+        })
         .await
         .map_err(|_| StoreError::Timeout {
             url: shown.clone(),
