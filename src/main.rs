@@ -15,8 +15,10 @@ fn main() -> anyhow::Result<()> {
     // that needed credentials already reports the outcome.
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(format!("{default_level},aws_config=error")));
+    // Colour only on a terminal: logs in files and in `kubectl logs` stay plain.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match cli.log_format {
         LogFormat::Json => builder.json().init(),

@@ -78,8 +78,16 @@ impl Workdir {
         })
     }
 
-    fn serve(&self, port: u16) -> Daemon {
-        let log = self.path().join(format!("serve-{port}.log"));
+    /// Starts `serve` on a port the kernel picks (no race with other tests
+    /// for a "free" port); [`Daemon::addr`] reads it back from the log.
+    fn serve(&self) -> Daemon {
+        self.serve_on(0)
+    }
+
+    fn serve_on(&self, port: u16) -> Daemon {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let log = self.path().join(format!("serve-{n}.log"));
         let child = self
             .cmd(&["serve", "--listen", &format!("127.0.0.1:{port}")])
             .stdout(Stdio::null())
@@ -120,10 +128,26 @@ impl Daemon {
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// The address `serve` bound, from its start-up log line.
+    fn addr(&self) -> std::net::SocketAddr {
+        eventually(
+            Duration::from_secs(20),
+            "the daemon's listen address in its log",
+            || {
+                let log = self.log();
+                let at = log.find("listen=")?;
+                log[at + 7..].split_whitespace().next()?.parse().ok()
+            },
+        )
+    }
 }
 
 impl Drop for Daemon {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- daemon log ---\n{}--- end ---", self.log());
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -236,6 +260,34 @@ fn missing_config_and_unknown_job_are_usage_errors() {
         stderr(&out).contains("no job named `ghost`"),
         "{}",
         stderr(&out)
+    );
+}
+
+#[test]
+fn jobs_lists_schedule_next_fire_and_last_status() {
+    let w = Workdir::new(
+        "jobs:\n  nightly:\n    kind: command\n    argv: [\"true\"]\n    schedule: \"30 2 * * *\"\n    timezone: Europe/London\n  adhoc:\n    kind: command\n    argv: [\"false\"]\n",
+    );
+    assert!(w.run(&["migrate"]).status.success());
+    assert_eq!(w.run(&["run", "adhoc"]).status.code(), Some(1));
+    let v = w.json(&["jobs", "--json"]);
+    let jobs = v.as_array().unwrap();
+    assert_eq!(jobs[0]["name"], "nightly");
+    assert_eq!(jobs[0]["schedule"], "30 2 * * *");
+    assert_eq!(jobs[0]["timezone"], "Europe/London");
+    assert!(
+        jobs[0]["next_fire"].as_str().unwrap().contains("02:30:00"),
+        "{}",
+        jobs[0]
+    );
+    assert_eq!(jobs[0]["last_status"], Value::Null);
+    assert_eq!(jobs[1]["schedule"], Value::Null);
+    assert_eq!(jobs[1]["last_status"], "failed");
+    let text = stdout(&w.run(&["jobs"]));
+    assert!(text.lines().next().unwrap().starts_with("JOB"), "{text}");
+    assert!(
+        text.contains("(manual)") && text.contains("failed (#1)"),
+        "{text}"
     );
 }
 
@@ -458,7 +510,7 @@ fn sigterm_mid_run_cancels_after_the_grace_and_leaves_nothing_running() {
     let w = Workdir::new(&format!(
         "{DAEMON}jobs:\n  slow:\n    kind: command\n    argv: [sleep, \"60\"]\n    schedule: \"* * * * * *\"\n    timezone: UTC\n"
     ));
-    let mut d = w.serve(free_port());
+    let mut d = w.serve();
     eventually(Duration::from_secs(20), "a running run", || {
         let v = w.json(&["history", "--json"]);
         v.as_array()
@@ -493,7 +545,7 @@ fn sigterm_lets_a_short_run_finish_inside_the_grace() {
     let w = Workdir::new(
         "daemon:\n  heartbeat: 200ms\n  stale_after: 2s\n  shutdown_grace: 10s\njobs:\n  short:\n    kind: command\n    argv: [sleep, \"2\"]\n    schedule: \"* * * * * *\"\n    timezone: UTC\n",
     );
-    let mut d = w.serve(free_port());
+    let mut d = w.serve();
     eventually(Duration::from_secs(20), "a running run", || {
         let v = w.json(&["history", "--json"]);
         v.as_array()
@@ -523,7 +575,7 @@ fn kill_9_mid_run_then_restart_marks_the_run_abandoned() {
     let w = Workdir::new(&format!(
         "{DAEMON}jobs:\n  slow:\n    kind: command\n    argv: [sleep, \"60\"]\n    schedule: \"* * * * * *\"\n    timezone: UTC\n  other:\n    kind: command\n    argv: [\"true\"]\n"
     ));
-    let mut d = w.serve(free_port());
+    let mut d = w.serve();
     let id = eventually(Duration::from_secs(20), "a running run", || {
         let v = w.json(&["history", "--json"]);
         v.as_array()
@@ -553,10 +605,9 @@ fn serve_answers_healthz_and_metrics() {
     let w = Workdir::new(&format!(
         "{DAEMON}jobs:\n  tick:\n    kind: command\n    argv: [\"true\"]\n    schedule: \"* * * * * *\"\n    timezone: UTC\n"
     ));
-    let port = free_port();
-    let mut d = w.serve(port);
+    let mut d = w.serve();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let addr = d.addr();
     let (code, body) = eventually(Duration::from_secs(20), "/healthz", || {
         rt.block_on(runbookd::testkit::http_get(addr, "/healthz"))
             .ok()
@@ -586,7 +637,7 @@ fn a_taken_port_fails_serve_with_the_address() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
     let w = Workdir::new("jobs: {}\n");
-    let mut d = w.serve(port);
+    let mut d = w.serve_on(port);
     let status = d.wait(Duration::from_secs(20));
     assert_eq!(status.code(), Some(1));
     assert!(
@@ -610,8 +661,8 @@ fn two_daemons_on_one_postgres_fire_each_second_once() {
     .with_db(&db.url);
     // Migrate once up front so both daemons start on a ready schema.
     assert!(w.run(&["migrate"]).status.success());
-    let mut a = w.serve(free_port());
-    let mut b = w.serve(free_port());
+    let mut a = w.serve();
+    let mut b = w.serve();
     let store = rt.block_on(db.open());
     let count = || {
         rt.block_on(store.list_runs(&runbookd::store::RunFilter {

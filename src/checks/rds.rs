@@ -300,4 +300,68 @@ mod tests {
             assert_eq!(got[0].check, "db/status");
         }
     }
+
+    /// The check through its seam with a fake RDS and an injected clock:
+    /// the same snapshot is fresh at 09:00 and stale a day later, which
+    /// moto (snapshots always fresh) cannot show.
+    #[derive(Debug)]
+    struct FakeRds {
+        instance: DbInstance,
+        snapshots: Vec<DbSnapshot>,
+    }
+
+    #[async_trait::async_trait]
+    impl crate::adapters::aws::RdsApi for FakeRds {
+        async fn instance(
+            &self,
+            _: &Target,
+            id: &str,
+        ) -> Result<DbInstance, crate::adapters::aws::AwsError> {
+            assert_eq!(id, self.instance.id);
+            Ok(self.instance.clone())
+        }
+        async fn automated_snapshots(
+            &self,
+            _: &Target,
+            _: &str,
+        ) -> Result<Vec<DbSnapshot>, crate::adapters::aws::AwsError> {
+            Ok(self.snapshots.clone())
+        }
+    }
+
+    #[tokio::test]
+    async fn through_the_seam_with_an_injected_clock() {
+        let fake = FakeRds {
+            instance: instance("available", Some("2026-11-29T08:58:00Z")),
+            snapshots: vec![snap("rds:nightly", "available", "2026-11-29T03:00:00Z")],
+        };
+        let adapters = std::sync::Arc::new(
+            crate::adapters::Adapters::real().with_rds(std::sync::Arc::new(fake)),
+        );
+        let check = RdsCheck {
+            instance: "flexoraa-production-db".into(),
+            region: None,
+            max_snapshot_age: None,
+            max_restore_lag: None,
+        };
+        let at = |now: &str| CheckContext {
+            now: t(now),
+            adapters: adapters.clone(),
+            timeout: Duration::from_secs(5),
+        };
+        let fresh = check.run("db", &at("2026-11-29T09:00:00Z")).await;
+        assert_eq!(fresh[1].status, CheckStatus::Pass, "{fresh:#?}");
+        let stale = check.run("db", &at("2026-11-30T09:00:00Z")).await;
+        assert_eq!(stale[1].status, CheckStatus::Fail, "{stale:#?}");
+        assert!(
+            stale[1].reason.contains("is 30h old"),
+            "{}",
+            stale[1].reason
+        );
+        assert_eq!(
+            stale[2].status,
+            CheckStatus::Fail,
+            "restore lag of a day: {stale:#?}"
+        );
+    }
 }

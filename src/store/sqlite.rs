@@ -46,20 +46,35 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(STORE_TIMEOUT)
             .foreign_keys(true);
-        let pool = tokio::time::timeout(
-            CONNECT_TIMEOUT,
-            SqlitePoolOptions::new()
-                .max_connections(4)
-                .acquire_timeout(STORE_TIMEOUT)
-                .connect_with(options),
-        )
-        .await
-        .map_err(|_| StoreError::Timeout {
-            url: shown.clone(),
-            op: "connect",
-            after: CONNECT_TIMEOUT,
-        })?
-        .map_err(connect_err)?;
+        // Opening a file another process is creating (the daemon and a CLI
+        // command started together) can meet a lock the busy timeout does
+        // not cover (switching to WAL); such a lock is retried until the
+        // connect deadline.
+        let deadline = tokio::time::Instant::now() + CONNECT_TIMEOUT;
+        let mut wait = Duration::from_millis(20);
+        let pool = loop {
+            let attempt = tokio::time::timeout_at(
+                deadline,
+                SqlitePoolOptions::new()
+                    .max_connections(4)
+                    .acquire_timeout(STORE_TIMEOUT)
+                    .connect_with(options.clone()),
+            )
+            .await
+            .map_err(|_| StoreError::Timeout {
+                url: shown.clone(),
+                op: "connect",
+                after: CONNECT_TIMEOUT,
+            })?;
+            match attempt {
+                Ok(pool) => break pool,
+                Err(e) if is_locked(&e) && tokio::time::Instant::now() + wait < deadline => {
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_millis(500));
+                }
+                Err(e) => return Err(connect_err(e)),
+            }
+        };
         Ok(SqliteStore { pool, url: shown })
     }
 
@@ -114,25 +129,30 @@ impl HistoryStore for SqliteStore {
         // a new file at once (the daemon and a CLI command) can both try to
         // apply the first one. Each migration is one transaction: the loser
         // rolls back, and on a retry finds it applied.
-        let mut last = None;
-        for attempt in 0..5u32 {
-            match tokio::time::timeout(STORE_TIMEOUT * 3, MIGRATOR.run(&self.pool)).await {
-                Ok(Ok(())) => return Ok(()),
-                Ok(Err(source)) => last = Some(source),
-                Err(_) => {
-                    return Err(StoreError::Timeout {
+        let deadline = tokio::time::Instant::now() + STORE_TIMEOUT;
+        let mut wait = Duration::from_millis(20);
+        loop {
+            let run = tokio::time::timeout_at(deadline, MIGRATOR.run(&self.pool))
+                .await
+                .map_err(|_| StoreError::Timeout {
+                    url: self.url.clone(),
+                    op: "migrate",
+                    after: STORE_TIMEOUT,
+                })?;
+            match run {
+                Ok(()) => return Ok(()),
+                Err(source) if tokio::time::Instant::now() + wait >= deadline => {
+                    return Err(StoreError::Migrate {
                         url: self.url.clone(),
-                        op: "migrate",
-                        after: STORE_TIMEOUT * 3,
+                        source,
                     });
                 }
+                Err(_) => {
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_millis(500));
+                }
             }
-            tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
         }
-        Err(StoreError::Migrate {
-            url: self.url.clone(),
-            source: last.expect("a failed attempt"),
-        })
     }
 
     async fn insert_run(&self, run: &NewRun) -> Result<Option<RunId>> {
@@ -401,4 +421,15 @@ fn time(us: i64) -> DateTime<Utc> {
 
 fn opt_time(us: Option<i64>) -> Option<DateTime<Utc>> {
     us.map(time)
+}
+
+/// SQLITE_BUSY or SQLITE_LOCKED, in any of their extended forms.
+fn is_locked(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(d) => d
+            .code()
+            .and_then(|c| c.parse::<i32>().ok())
+            .is_some_and(|c| matches!(c & 0xff, 5 | 6)),
+        _ => false,
+    }
 }
