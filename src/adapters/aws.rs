@@ -163,7 +163,9 @@ fn time(t: Option<&aws_sdk_rds::primitives::DateTime>) -> Option<DateTime<Utc>> 
     t.and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos()))
 }
 
-/// Sorts an SDK error into what an operator acts on.
+/// Sorts an SDK error into what an operator acts on. Every AWS SDK crate
+/// re-exports the same smithy `SdkError`, so this serves RDS and Secrets
+/// Manager alike.
 fn classify<E, R>(e: aws_sdk_rds::error::SdkError<E, R>) -> AwsError
 where
     E: aws_sdk_rds::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
@@ -262,32 +264,7 @@ impl SecretsApi for Aws {
             .secret_id(id)
             .send()
             .await
-            .map_err(|e| {
-                use aws_sdk_secretsmanager::error::SdkError;
-                // Same sorting as RDS; the SDKs share their error types'
-                // shapes but not the types.
-                let message = chain(&e);
-                let kind = match &e {
-                    _ if message.contains("loading credentials") => AwsErrorKind::Auth,
-                    SdkError::TimeoutError(_) => AwsErrorKind::Timeout,
-                    SdkError::DispatchFailure(d) if d.is_timeout() => AwsErrorKind::Timeout,
-                    SdkError::DispatchFailure(_) => AwsErrorKind::Unreachable,
-                    SdkError::ServiceError(s) => {
-                        use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
-                        match s.err().code().unwrap_or("") {
-                            "ResourceNotFoundException" => AwsErrorKind::NotFound,
-                            "AccessDeniedException"
-                            | "UnrecognizedClientException"
-                            | "InvalidClientTokenId"
-                            | "ExpiredTokenException" => AwsErrorKind::Auth,
-                            _ => AwsErrorKind::Other,
-                        }
-                    }
-                    _ if message.contains("credentials") => AwsErrorKind::Auth,
-                    _ => AwsErrorKind::Other,
-                };
-                AwsError { kind, message }
-            })?;
+            .map_err(classify)?;
         Ok(SecretInfo {
             name: out.name().unwrap_or(id).to_string(),
             last_rotated: time(out.last_rotated_date()),
