@@ -94,6 +94,14 @@ pub fn due(
     Due::Backlog { run, missed, more }
 }
 
+/// The running runs that a new claim `mine` yields to: only earlier claims.
+/// Two replicas claiming different fires at the same moment each see the
+/// other's row; without an order both would skip (forbid) or cancel each
+/// other (replace). Run ids grow with claim order. Pure.
+pub fn blockers(running: &[RunId], mine: RunId) -> Vec<RunId> {
+    running.iter().copied().filter(|r| *r < mine).collect()
+}
+
 /// One tick's work, for logs and tests.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TickReport {
@@ -250,15 +258,15 @@ impl Scheduler {
             report.lost_claims += 1;
             return Ok(());
         };
-        let others: Vec<RunId> = self
+        let running: Vec<RunId> = self
             .runner
             .store()
             .running(Some(&job.name))
             .await?
             .into_iter()
             .map(|r| r.id)
-            .filter(|r| *r != id)
             .collect();
+        let others = blockers(&running, id);
         if !others.is_empty() {
             let list = others
                 .iter()
@@ -459,6 +467,22 @@ mod tests {
                 LATE_TOLERANCE,
             );
             assert_eq!(describe(&got), *want, "{expr} cursor {cursor} now {now}");
+        }
+    }
+
+    #[test]
+    fn only_earlier_claims_block() {
+        // (running, mine, blockers)
+        let cases: &[(&[RunId], RunId, &[RunId])] = &[
+            (&[], 5, &[]),
+            (&[5], 5, &[]),
+            (&[3, 5], 5, &[3]),
+            // Two replicas claimed 7 and 8 at once: 7 goes on, 8 yields.
+            (&[7, 8], 7, &[]),
+            (&[7, 8], 8, &[7]),
+        ];
+        for (running, mine, want) in cases {
+            assert_eq!(blockers(running, *mine), *want, "{running:?} vs {mine}");
         }
     }
 

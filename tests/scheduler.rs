@@ -437,3 +437,52 @@ async fn secrets_never_reach_the_history() {
     assert!(everything.contains("token=[REDACTED]"), "{everything}");
     assert!(!everything.contains(secret), "{everything}");
 }
+
+/// Two replicas ticking different instants at once leave exactly one run
+/// going (the ordering rule itself is `scheduler::blockers`, table-tested).
+#[tokio::test]
+async fn concurrent_claims_of_different_fires_let_the_earlier_run() {
+    let job = JobBuilder::command("slow", &["sleep", "30"]).every_second();
+    let mut a = harness(
+        ConfigBuilder::new().job(job.clone()),
+        "2026-05-01T00:00:00Z",
+        async |_| {},
+    )
+    .await;
+    let clock_b = ManualClock::new(t("2026-05-01T00:00:00Z"));
+    let runner_b = Runner::new(
+        a.store.clone(),
+        Arc::new(clock_b.clone()),
+        Identity::current(),
+        Duration::from_millis(100),
+        4096,
+        Default::default(),
+    );
+    let b = Scheduler::start(
+        Arc::new(ConfigBuilder::new().job(job).build()),
+        runner_b,
+        Arc::new(clock_b.clone()),
+    )
+    .await
+    .unwrap();
+    // A evaluates up to :01, B (ahead) up to :02, at the same moment.
+    a.clock.set(t("2026-05-01T00:00:01Z"));
+    clock_b.set(t("2026-05-01T00:00:02Z"));
+    let (ra, rb) = tokio::join!(a.scheduler.tick(), b.tick());
+    // Claims are rows, so once both ticks return the store shows every
+    // decision: exactly one run going, the other fire skipped, none twice.
+    let running = a.store.running(Some("slow")).await.unwrap();
+    assert_eq!(running.len(), 1, "{ra:?} {rb:?}");
+    let all = runs(a.store.as_ref(), "slow").await;
+    assert_eq!(all.len(), 2, "one row per fire: {all:#?}");
+    assert_eq!(
+        all.iter()
+            .filter(|r| r.status == RunStatus::Skipped)
+            .count(),
+        1,
+        "{all:#?}"
+    );
+    assert_eq!(running[0].id, all[0].id, "the earlier claim runs");
+    b.shutdown(Duration::from_millis(10)).await;
+    a.scheduler.shutdown(Duration::from_millis(10)).await;
+}
