@@ -112,82 +112,99 @@ impl DaemonState {
     pub fn render_metrics(&self) -> String {
         let mut out = String::new();
         let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
-        let _ = writeln!(
-            out,
-            "# HELP runbookd_last_tick_timestamp_seconds When the scheduler last evaluated its jobs."
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed).to_string();
+        family(
+            &mut out,
+            "runbookd_last_tick_timestamp_seconds",
+            "gauge",
+            "When the scheduler last evaluated its jobs.",
+            [(
+                String::new(),
+                (self.last_tick_ms.load(Ordering::Relaxed) as f64 / 1000.0).to_string(),
+            )],
         );
-        let _ = writeln!(out, "# TYPE runbookd_last_tick_timestamp_seconds gauge");
-        let _ = writeln!(
-            out,
-            "runbookd_last_tick_timestamp_seconds {}",
-            self.last_tick_ms.load(Ordering::Relaxed) as f64 / 1000.0
+        family(
+            &mut out,
+            "runbookd_ticks_total",
+            "counter",
+            "Scheduler evaluations.",
+            [(String::new(), load(&self.ticks))],
         );
-        let _ = writeln!(out, "# HELP runbookd_ticks_total Scheduler evaluations.");
-        let _ = writeln!(out, "# TYPE runbookd_ticks_total counter");
-        let _ = writeln!(
-            out,
-            "runbookd_ticks_total {}",
-            self.ticks.load(Ordering::Relaxed)
+        family(
+            &mut out,
+            "runbookd_active_runs",
+            "gauge",
+            "Runs this process is executing.",
+            [(
+                String::new(),
+                self.active_runs.load(Ordering::Relaxed).to_string(),
+            )],
         );
-        let _ = writeln!(
-            out,
-            "# HELP runbookd_active_runs Runs this process is executing."
+        family(
+            &mut out,
+            "runbookd_store_errors_total",
+            "counter",
+            "Failed history store calls in the scheduler loop.",
+            [(String::new(), load(&self.store_errors))],
         );
-        let _ = writeln!(out, "# TYPE runbookd_active_runs gauge");
-        let _ = writeln!(
-            out,
-            "runbookd_active_runs {}",
-            self.active_runs.load(Ordering::Relaxed)
+        let by =
+            |map: &Mutex<BTreeMap<(String, String), u64>>, label: &str| -> Vec<(String, String)> {
+                map.lock()
+                    .expect("metrics lock")
+                    .iter()
+                    .map(|((job, v), n)| {
+                        (
+                            format!("{{job=\"{}\",{label}=\"{}\"}}", esc(job), esc(v)),
+                            n.to_string(),
+                        )
+                    })
+                    .collect()
+            };
+        family(
+            &mut out,
+            "runbookd_runs_started_total",
+            "counter",
+            "Run attempts started by this process.",
+            by(&self.started, "trigger"),
         );
-        let _ = writeln!(
-            out,
-            "# HELP runbookd_store_errors_total Failed history store calls in the scheduler loop."
+        family(
+            &mut out,
+            "runbookd_runs_finished_total",
+            "counter",
+            "Run attempts ended, by status.",
+            by(&self.finished, "status"),
         );
-        let _ = writeln!(out, "# TYPE runbookd_store_errors_total counter");
-        let _ = writeln!(
-            out,
-            "runbookd_store_errors_total {}",
-            self.store_errors.load(Ordering::Relaxed)
+        let delays: Vec<(String, String)> = self
+            .fire_delay
+            .lock()
+            .expect("metrics lock")
+            .iter()
+            .map(|(job, d)| (format!("{{job=\"{}\"}}", esc(job)), d.to_string()))
+            .collect();
+        family(
+            &mut out,
+            "runbookd_fire_delay_seconds",
+            "gauge",
+            "Scheduled instant to start, of the job's last scheduled run.",
+            delays,
         );
-        let _ = writeln!(
-            out,
-            "# HELP runbookd_runs_started_total Run attempts started by this process."
-        );
-        let _ = writeln!(out, "# TYPE runbookd_runs_started_total counter");
-        for ((job, trigger), n) in self.started.lock().expect("metrics lock").iter() {
-            let _ = writeln!(
-                out,
-                "runbookd_runs_started_total{{job=\"{}\",trigger=\"{}\"}} {n}",
-                esc(job),
-                esc(trigger)
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP runbookd_runs_finished_total Run attempts ended, by status."
-        );
-        let _ = writeln!(out, "# TYPE runbookd_runs_finished_total counter");
-        for ((job, status), n) in self.finished.lock().expect("metrics lock").iter() {
-            let _ = writeln!(
-                out,
-                "runbookd_runs_finished_total{{job=\"{}\",status=\"{}\"}} {n}",
-                esc(job),
-                esc(status)
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP runbookd_fire_delay_seconds Scheduled instant to start, of the job's last scheduled run."
-        );
-        let _ = writeln!(out, "# TYPE runbookd_fire_delay_seconds gauge");
-        for (job, d) in self.fire_delay.lock().expect("metrics lock").iter() {
-            let _ = writeln!(
-                out,
-                "runbookd_fire_delay_seconds{{job=\"{}\"}} {d}",
-                esc(job)
-            );
-        }
         out
+    }
+}
+
+/// One metric family in the Prometheus text format: HELP, TYPE, samples
+/// (label set, value).
+fn family(
+    out: &mut String,
+    name: &str,
+    kind: &str,
+    help: &str,
+    samples: impl IntoIterator<Item = (String, String)>,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+    for (labels, value) in samples {
+        let _ = writeln!(out, "{name}{labels} {value}");
     }
 }
 

@@ -1,7 +1,6 @@
 //! The built binary, as an operator uses it: validate, next, run, history,
 //! show, serve with signals, a crash and a restart.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};

@@ -60,6 +60,28 @@ async fn harness(
     }
 }
 
+/// A second daemon on the harness's store, with its own clock.
+async fn replica(
+    store: &Arc<dyn HistoryStore>,
+    job: JobBuilder,
+    now: &str,
+) -> (Scheduler, ManualClock) {
+    let clock = ManualClock::new(t(now));
+    let runner = Runner::new(
+        store.clone(),
+        Arc::new(clock.clone()),
+        Identity::current(),
+        Duration::from_millis(100),
+        4096,
+        Default::default(),
+    );
+    let config = Arc::new(ConfigBuilder::new().job(job).build());
+    let scheduler = Scheduler::start(config, runner, Arc::new(clock.clone()))
+        .await
+        .unwrap();
+    (scheduler, clock)
+}
+
 /// Waits for `n` Finished events and returns them.
 async fn finished(events: &mut Receiver<RunEvent>, n: usize) -> Vec<(i64, RunStatus)> {
     let mut out = Vec::new();
@@ -186,22 +208,7 @@ async fn two_replicas_catching_up_run_the_backlog_once() {
     )
     .await;
     // Replica B shares A's store.
-    let clock_b = ManualClock::new(t("2026-05-01T07:20:00Z"));
-    let runner_b = Runner::new(
-        a.store.clone(),
-        Arc::new(clock_b.clone()),
-        Identity::current(),
-        Duration::from_millis(100),
-        4096,
-        Default::default(),
-    );
-    let b = Scheduler::start(
-        Arc::new(ConfigBuilder::new().job(job).build()),
-        runner_b,
-        Arc::new(clock_b),
-    )
-    .await
-    .unwrap();
+    let (b, _clock_b) = replica(&a.store, job, "2026-05-01T07:20:00Z").await;
     let (ra, rb) = tokio::join!(a.scheduler.tick(), b.tick());
     assert_eq!(ra.started.len() + rb.started.len(), 1, "{ra:?} {rb:?}");
     assert_eq!(ra.lost_claims + rb.lost_claims, 1);
@@ -443,28 +450,13 @@ async fn secrets_never_reach_the_history() {
 #[tokio::test]
 async fn concurrent_claims_of_different_fires_let_the_earlier_run() {
     let job = JobBuilder::command("slow", &["sleep", "30"]).every_second();
-    let mut a = harness(
+    let a = harness(
         ConfigBuilder::new().job(job.clone()),
         "2026-05-01T00:00:00Z",
         async |_| {},
     )
     .await;
-    let clock_b = ManualClock::new(t("2026-05-01T00:00:00Z"));
-    let runner_b = Runner::new(
-        a.store.clone(),
-        Arc::new(clock_b.clone()),
-        Identity::current(),
-        Duration::from_millis(100),
-        4096,
-        Default::default(),
-    );
-    let b = Scheduler::start(
-        Arc::new(ConfigBuilder::new().job(job).build()),
-        runner_b,
-        Arc::new(clock_b.clone()),
-    )
-    .await
-    .unwrap();
+    let (b, clock_b) = replica(&a.store, job, "2026-05-01T00:00:00Z").await;
     // A evaluates up to :01, B (ahead) up to :02, at the same moment.
     a.clock.set(t("2026-05-01T00:00:01Z"));
     clock_b.set(t("2026-05-01T00:00:02Z"));

@@ -313,31 +313,40 @@ fn parse_enum<T: FromStr<Err = String>>(url: &str, text: &str) -> Result<T> {
 /// Row limit for listings when the caller gives none.
 pub const DEFAULT_LIMIT: u32 = 50;
 
-/// Rebuilds a stored check result.
-fn check_from_parts(
-    url: &str,
-    check: String,
-    status: &str,
-    number: Option<f64>,
-    text: Option<String>,
-    threshold: Option<String>,
-    reason: String,
-    duration_ms: i64,
-) -> Result<CheckResult> {
-    let status = crate::checks::CheckStatus::parse(status).ok_or_else(|| StoreError::Corrupt {
+/// Rebuilds a stored check result from a `checks.sql` row. The column
+/// types are the same in both backends, so one decoder serves both.
+fn check_from_row<R>(url: &str, row: &R) -> Result<CheckResult>
+where
+    R: sqlx::Row,
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<f64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let get = |e: sqlx::Error| StoreError::Query {
+        url: url.to_string(),
+        op: "decode check result",
+        source: e,
+    };
+    let status: String = row.try_get("status").map_err(get)?;
+    let status = crate::checks::CheckStatus::parse(&status).ok_or_else(|| StoreError::Corrupt {
         url: url.to_string(),
         what: format!("unknown check status `{status}`"),
     })?;
+    let number: Option<f64> = row.try_get("value_number").map_err(get)?;
+    let text: Option<String> = row.try_get("value_text").map_err(get)?;
+    let duration_ms: i64 = row.try_get("duration_ms").map_err(get)?;
     Ok(CheckResult {
-        check,
+        check: row.try_get("check_name").map_err(get)?,
         status,
         value: match (number, text) {
             (Some(n), _) => Some(crate::checks::Measured::Number(n)),
             (None, Some(t)) => Some(crate::checks::Measured::Text(t)),
             (None, None) => None,
         },
-        threshold,
-        reason,
+        threshold: row.try_get("threshold").map_err(get)?,
+        reason: row.try_get("reason").map_err(get)?,
         duration_ms: duration_ms.max(0) as u64,
     })
 }

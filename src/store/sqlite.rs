@@ -15,7 +15,7 @@ use sqlx::sqlite::{
 
 use super::{
     CONNECT_TIMEOUT, Finish, HistoryStore, NewRun, Result, Run, RunFilter, RunId, STORE_TIMEOUT,
-    StoreError, check_from_parts, parse_enum, timed,
+    StoreError, check_from_row, parse_enum, timed,
 };
 use crate::checks::{CheckResult, Measured};
 use crate::runlog::LogSnapshot;
@@ -368,27 +368,7 @@ impl HistoryStore for SqliteStore {
                 .fetch_all(&self.pool),
         )
         .await?;
-        let url = &self.url;
-        let get = |e: sqlx::Error| StoreError::Query {
-            url: url.clone(),
-            op: "decode check result",
-            source: e,
-        };
-        rows.iter()
-            .map(|r| {
-                let status: String = r.try_get("status").map_err(get)?;
-                check_from_parts(
-                    url,
-                    r.try_get("check_name").map_err(get)?,
-                    &status,
-                    r.try_get("value_number").map_err(get)?,
-                    r.try_get("value_text").map_err(get)?,
-                    r.try_get("threshold").map_err(get)?,
-                    r.try_get("reason").map_err(get)?,
-                    r.try_get("duration_ms").map_err(get)?,
-                )
-            })
-            .collect()
+        rows.iter().map(|r| check_from_row(&self.url, r)).collect()
     }
 
     async fn prune(&self, before: DateTime<Utc>) -> Result<u64> {
