@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use runbookd::adapters::Adapters;
 use runbookd::checks::{self, CheckContext, CheckStatus};
-use runbookd::jobs::JobSpec;
+use runbookd::jobs::checklist::ChecklistSpec;
 use runbookd::testkit::{TestDatabase, service};
 use serde_json::json;
 
@@ -203,6 +203,7 @@ fn main() {
         pool.close().await;
         let aws = service("RUNBOOKD_TEST_AWS_ENDPOINT", "moto");
         let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(runbookd::adapters::aws::https_client())
             .endpoint_url(&aws)
             .region(aws_config::Region::new("ap-south-1"))
             .credentials_provider(aws_sdk_rds::config::Credentials::new("testing", "testing", None, None, "bench"))
@@ -272,15 +273,15 @@ fn main() {
     };
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/jobs.yaml")).unwrap();
     let config =
-        runbookd::config::load_str(std::path::Path::new("jobs.yaml"), &text, &lookup).unwrap();
+        runbookd::jobs::load_str(std::path::Path::new("jobs.yaml"), &text, &lookup).unwrap();
     for (k, v) in &vars {
         // SAFETY: single-threaded apart from the runtime's workers, which
         // read no environment yet (aws-config and kube read it on first use).
         unsafe { std::env::set_var(k, v) };
     }
-    let JobSpec::Checklist(daily) = &config.jobs["daily-checklist"].spec else {
-        unreachable!()
-    };
+    let daily = config.jobs["daily-checklist"]
+        .spec_as::<ChecklistSpec>()
+        .expect("daily-checklist is a checklist");
     let now = DateTime::parse_from_rfc3339(T0)
         .unwrap()
         .with_timezone(&Utc);
@@ -292,7 +293,7 @@ fn main() {
 
     // Warm-up, and a look at the verdicts so a broken target is noticed.
     let results = rt.block_on(checks::run_all(
-        &daily.checks,
+        &daily.checks.value,
         &ctx(),
         daily.max_concurrency,
     ));
@@ -327,7 +328,7 @@ fn main() {
     for _ in 0..RUNS {
         let t = Instant::now();
         rt.block_on(checks::run_all(
-            &daily.checks,
+            &daily.checks.value,
             &ctx(),
             daily.max_concurrency,
         ));

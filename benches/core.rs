@@ -11,6 +11,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use runbookd::adapters::Adapters;
 use runbookd::clock::{Clock, SystemClock};
 use runbookd::identity::Identity;
 use runbookd::runner::{RunRequest, Runner, Stop};
@@ -79,14 +80,12 @@ async fn fire_latency(seconds: u64) {
 
 async fn command_overhead(label: &str, store: Arc<dyn HistoryStore>, n: usize) {
     let job = JobBuilder::command("true", &["true"]).build();
-    let runner = Runner::new(
-        store,
-        Arc::new(SystemClock) as Arc<dyn Clock>,
-        Identity::current(),
-        Duration::from_secs(5),
-        64 * 1024,
-        Default::default(),
-    );
+    let runner = Runner::builder(store, Arc::new(Adapters::real()))
+        .clock(Arc::new(SystemClock) as Arc<dyn Clock>)
+        .identity(Identity::current())
+        .heartbeat(Duration::from_secs(5))
+        .log_max_bytes(64 * 1024)
+        .build();
     let req = RunRequest {
         trigger: Trigger::Manual,
         triggered_by: "bench".into(),

@@ -9,20 +9,17 @@
 //! because each tick evaluates everything since the last.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::clock::Clock;
 use crate::config::Config;
 use crate::http::{self, DaemonState};
-use crate::identity::Identity;
 use crate::runner::Runner;
 use crate::scheduler::Scheduler;
-use crate::store::{HistoryStore, RunId, StoreError};
+use crate::store::StoreError;
 
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
@@ -42,62 +39,20 @@ pub enum DaemonError {
 
 pub type Result<T, E = DaemonError> = std::result::Result<T, E>;
 
-/// Marks `abandoned` the runs whose process is gone: on this host at once,
-/// elsewhere once their heartbeat is older than `stale_after`.
-pub async fn reap(
-    store: &dyn HistoryStore,
-    identity: &Identity,
-    clock: &dyn Clock,
-    stale_after: Duration,
-) -> Result<Vec<RunId>, StoreError> {
-    let now = clock.now();
-    let mut reaped = Vec::new();
-    for run in store.running(None).await? {
-        if identity.owner_is_dead(&run.owner, Path::new("/proc")) {
-            let reason = format!(
-                "abandoned: its process {} is gone (found by {} at start-up)",
-                run.owner,
-                identity.owner()
-            );
-            if store.abandon(run.id, now, &reason).await? {
-                reaped.push(run.id);
-            }
-        }
-    }
-    let stale_before = now - chrono::Duration::from_std(stale_after).unwrap_or_default();
-    reaped.extend(store.abandon_stale(stale_before, now).await?);
-    for id in &reaped {
-        tracing::warn!(run = id, "marked run {id} abandoned: its process stopped");
-    }
-    Ok(reaped)
-}
-
-/// Runs the daemon until `shutdown` is cancelled, then drains.
+/// Runs the daemon until `shutdown` is cancelled, then drains. The runner
+/// carries the store, the clock and the outside systems, so a test can run
+/// a whole daemon against fakes.
 pub async fn serve(
     config: Arc<Config>,
-    store: Arc<dyn HistoryStore>,
-    clock: Arc<dyn Clock>,
+    runner: Runner,
     listen: SocketAddr,
     shutdown: CancellationToken,
 ) -> Result<()> {
-    let identity = Identity::current();
     let daemon = &config.daemon;
-    reap(
-        store.as_ref(),
-        &identity,
-        clock.as_ref(),
-        daemon.stale_after,
-    )
-    .await?;
-
-    let runner = Runner::new(
-        store.clone(),
-        clock.clone(),
-        identity.clone(),
-        daemon.heartbeat,
-        config.history.log_max_bytes,
-        config.redactor.clone(),
-    );
+    let store = runner.store().clone();
+    let clock = runner.clock().clone();
+    let identity = runner.identity().clone();
+    runner.reap(daemon.stale_after).await?;
     let state = DaemonState::new(clock.now());
     let mut events = runner.subscribe();
     let observer_state = state.clone();

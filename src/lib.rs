@@ -1,7 +1,8 @@
 //! runbookd: a production runbook as scheduled, audited, tested jobs.
 //!
 //! `main.rs` only wires the CLI to this library; integration tests drive the
-//! same library and the built binary.
+//! same library and the built binary. The layers, top to bottom, are in
+//! STYLE.md.
 
 pub mod adapters;
 pub mod checks;
@@ -12,11 +13,16 @@ pub mod daemon;
 pub mod http;
 pub mod identity;
 pub mod jobs;
+pub mod model;
 pub mod runlog;
 pub mod runner;
 pub mod schedule;
 pub mod scheduler;
 pub mod secret;
 pub mod store;
-#[doc(hidden)]
+pub mod table;
+pub mod yaml;
+
+/// Fixtures for tests and benches; not in the shipped binary.
+#[cfg(feature = "testkit")]
 pub mod testkit;

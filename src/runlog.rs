@@ -56,12 +56,7 @@ struct Inner {
     version: u64,
 }
 
-/// A copy of the log as text, for the store.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct LogSnapshot {
-    pub text: String,
-    pub truncated: bool,
-}
+pub use crate::model::LogSnapshot;
 
 impl RunLog {
     pub fn new(max_bytes: usize, redactor: Redactor) -> Self {

@@ -12,11 +12,11 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use crate::adapters::Adapters;
-use crate::checks::{CheckResult, Measured};
-use crate::clock::Clock;
-use crate::config::JobConfig;
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Config, JobConfig};
 use crate::identity::Identity;
-use crate::jobs::{ExecEnv, JobError, RunContext};
+use crate::jobs::{self, ExecEnv, JobError, RunContext, Steps};
+use crate::model::{CheckResult, Measured, Record};
 use crate::runlog::RunLog;
 use crate::secret::Redactor;
 use crate::store::{Finish, HistoryStore, NewRun, RunId, RunStatus, StoreError, Trigger};
@@ -130,37 +130,113 @@ impl std::fmt::Debug for Runner {
     }
 }
 
-impl Runner {
-    pub fn new(
-        store: Arc<dyn HistoryStore>,
-        clock: Arc<dyn Clock>,
-        identity: Identity,
-        heartbeat: Duration,
-        log_max_bytes: usize,
-        redactor: Redactor,
-    ) -> Self {
+/// Builds a [`Runner`]: the one place runs are wired to the store, the
+/// clock and the outside systems (real or fake).
+pub struct RunnerBuilder {
+    store: Arc<dyn HistoryStore>,
+    adapters: Arc<Adapters>,
+    clock: Arc<dyn Clock>,
+    identity: Identity,
+    heartbeat: Duration,
+    log_max_bytes: usize,
+    redactor: Redactor,
+}
+
+impl RunnerBuilder {
+    /// Heartbeat, log size and redactor from the jobs file.
+    pub fn config(mut self, config: &Config) -> Self {
+        self.heartbeat = config.daemon.heartbeat;
+        self.log_max_bytes = config.history.log_max_bytes;
+        self.redactor = config.redactor.clone();
+        self
+    }
+
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    pub fn identity(mut self, identity: Identity) -> Self {
+        self.identity = identity;
+        self
+    }
+
+    pub fn heartbeat(mut self, every: Duration) -> Self {
+        self.heartbeat = every;
+        self
+    }
+
+    pub fn log_max_bytes(mut self, n: usize) -> Self {
+        self.log_max_bytes = n;
+        self
+    }
+
+    pub fn redactor(mut self, r: Redactor) -> Self {
+        self.redactor = r;
+        self
+    }
+
+    pub fn build(self) -> Runner {
         let (events, _) = broadcast::channel(1024);
-        let env = ExecEnv {
-            adapters: Arc::new(Adapters::real()),
-            clock: clock.clone(),
-        };
         Runner {
-            env,
-            store,
-            clock,
-            identity,
-            heartbeat: heartbeat.max(Duration::from_millis(50)),
-            log_max_bytes,
-            redactor,
+            env: ExecEnv {
+                adapters: self.adapters,
+                clock: self.clock.clone(),
+            },
+            store: self.store,
+            clock: self.clock,
+            identity: self.identity,
+            heartbeat: self.heartbeat.max(Duration::from_millis(50)),
+            log_max_bytes: self.log_max_bytes,
+            redactor: self.redactor,
             events,
             tee: None,
         }
     }
+}
 
-    /// Replaces the seams to outside systems (fakes in tests).
-    pub fn with_adapters(mut self, adapters: Arc<Adapters>) -> Self {
-        self.env.adapters = adapters;
-        self
+impl Runner {
+    /// A runner over `store`, reaching the outside through `adapters`;
+    /// the rest defaults (system clock, this process, 5 s heartbeat).
+    pub fn builder(store: Arc<dyn HistoryStore>, adapters: Arc<Adapters>) -> RunnerBuilder {
+        RunnerBuilder {
+            store,
+            adapters,
+            clock: Arc::new(SystemClock),
+            identity: Identity::current(),
+            heartbeat: Duration::from_secs(5),
+            log_max_bytes: 256 * 1024,
+            redactor: Redactor::default(),
+        }
+    }
+
+    /// Marks `abandoned` the runs whose process is gone: on this host at
+    /// once, elsewhere once their heartbeat is older than `stale_after`.
+    pub async fn reap(&self, stale_after: Duration) -> Result<Vec<RunId>, StoreError> {
+        let store = self.store.as_ref();
+        let now = self.clock.now();
+        let mut reaped = Vec::new();
+        for run in store.running(None).await? {
+            if self
+                .identity
+                .owner_is_dead(&run.owner, std::path::Path::new("/proc"))
+            {
+                let reason = format!(
+                    "abandoned: its process {} is gone (found by {} at start-up)",
+                    run.owner,
+                    self.identity.owner()
+                );
+                if store.abandon(run.id, now, &reason).await? {
+                    reaped.push(run.id);
+                }
+            }
+        }
+        let stale_before = now - chrono::Duration::from_std(stale_after).unwrap_or_default();
+        reaped.extend(store.abandon_stale(stale_before, now).await?);
+        for id in &reaped {
+            tracing::warn!(run = id, "marked run {id} abandoned: its process stopped");
+        }
+        Ok(reaped)
     }
 
     /// Echo every log line (already redacted) to `f`, for foreground runs.
@@ -175,6 +251,10 @@ impl Runner {
 
     pub fn store(&self) -> &Arc<dyn HistoryStore> {
         &self.store
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
     }
 
     pub fn identity(&self) -> &Identity {
@@ -338,6 +418,13 @@ impl Runner {
             attempt,
             dry_run: req.dry_run,
             log: log.clone(),
+            steps: Steps::new(
+                self.store.clone(),
+                self.clock.clone(),
+                id,
+                self.redactor.clone(),
+                log.clone(),
+            ),
             cancel: stop.token.clone(),
         };
         let heartbeat_done = CancellationToken::new();
@@ -351,7 +438,7 @@ impl Runner {
             heartbeat_done.clone(),
         ));
 
-        let exec = job.spec.executor(&self.env);
+        let exec = jobs::executor(job, &self.env);
         let fut = exec.run(&ctx);
         tokio::pin!(fut);
         let mut timed_out = false;
@@ -382,16 +469,7 @@ impl Runner {
 
         let (status, error) = match result {
             Ok(outcome) if !stop.is_cancelled() => {
-                if !outcome.checks.is_empty() {
-                    let checks: Vec<CheckResult> = outcome
-                        .checks
-                        .iter()
-                        .map(|c| self.redact_check(c))
-                        .collect();
-                    if let Err(e) = self.store.record_checks(id, &checks).await {
-                        log.info(&format!("cannot store check results: {e}"));
-                    }
-                }
+                self.store_records(id, &outcome.records, &log).await;
                 match outcome.failure {
                     Some(f) => {
                         log.info(&format!("failed: {f}"));
@@ -447,6 +525,32 @@ impl Runner {
             attempt,
         });
         (status, error)
+    }
+
+    /// Stores what the job handed back, whatever its kind.
+    async fn store_records(&self, id: RunId, records: &[Record], log: &RunLog) {
+        let checks: Vec<CheckResult> = records
+            .iter()
+            .filter_map(|r| match r {
+                Record::Check(c) => Some(self.redact_check(c)),
+                Record::Step(_) => None,
+            })
+            .collect();
+        if !checks.is_empty()
+            && let Err(e) = self.store.record_checks(id, &checks).await
+        {
+            log.info(&format!("cannot store check results: {e}"));
+        }
+        for r in records {
+            if let Record::Step(step) = r {
+                let mut step = step.clone();
+                step.detail = self.redactor.redact(&step.detail);
+                step.target = self.redactor.redact(&step.target);
+                if let Err(e) = self.store.record_step(id, &step).await {
+                    log.info(&format!("cannot store step `{}`: {e}", step.name));
+                }
+            }
+        }
     }
 
     fn redact_check(&self, c: &CheckResult) -> CheckResult {

@@ -11,6 +11,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer};
 
+use crate::yaml::{Pos, Text};
+
 pub const REDACTED: &str = "[REDACTED]";
 
 /// A string that is never displayed. Read it with [`Secret::expose`] at the
@@ -47,8 +49,12 @@ impl fmt::Display for Secret {
 }
 
 impl<'de> Deserialize<'de> for Secret {
+    /// The whole value is secret, and so is each part the environment put
+    /// in (`Bearer ${TOKEN}`: the token alone is scrubbed too).
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(Secret::new)
+        let t = Text::deserialize(d)?;
+        t.parts.iter().for_each(|p| collect(p));
+        Ok(Secret::new(t.into_string()))
     }
 }
 
@@ -56,7 +62,11 @@ impl<'de> Deserialize<'de> for Secret {
 /// with the redactor and every display masks it, while host and database
 /// stay readable in errors.
 #[derive(Clone, PartialEq, Eq, Default)]
-pub struct SecretUrl(String);
+pub struct SecretUrl {
+    url: String,
+    /// Where jobs.yaml wrote it, for errors about it.
+    pub at: Pos,
+}
 
 impl SecretUrl {
     pub fn new(url: impl Into<String>) -> Self {
@@ -64,16 +74,19 @@ impl SecretUrl {
         if let Some(p) = url_password(&url) {
             collect(&p);
         }
-        SecretUrl(url)
+        SecretUrl {
+            url,
+            at: Pos::default(),
+        }
     }
 
     pub fn expose(&self) -> &str {
-        &self.0
+        &self.url
     }
 
     /// The URL with its password masked.
     pub fn shown(&self) -> String {
-        redact_url(&self.0)
+        redact_url(&self.url)
     }
 }
 
@@ -91,7 +104,11 @@ impl fmt::Display for SecretUrl {
 
 impl<'de> Deserialize<'de> for SecretUrl {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(SecretUrl::new)
+        let t = Text::deserialize(d)?;
+        let at = t.at;
+        let mut u = SecretUrl::new(t.into_string());
+        u.at = at;
+        Ok(u)
     }
 }
 

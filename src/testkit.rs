@@ -15,10 +15,11 @@ use chrono_tz::Tz;
 use indexmap::IndexMap;
 
 use crate::config::{
-    Concurrency, Config, DaemonConfig, Defaults, Dur, HistoryConfig, JobConfig, RetryPolicy,
+    Concurrency, Config, DaemonConfig, Defaults, HistoryConfig, JobConfig, RetryPolicy,
 };
-use crate::jobs::JobSpec;
 use crate::jobs::command::CommandSpec;
+use crate::model::Dur;
+use crate::yaml::{At, Text};
 use crate::secret::{Redactor, SecretUrl};
 use crate::store::{self, HistoryStore};
 
@@ -26,12 +27,23 @@ pub const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 /// A job for tests: `JobBuilder::command("slow", &["sleep", "5"]).every_second().build()`.
 #[derive(Debug, Clone)]
-pub struct JobBuilder(JobConfig);
+pub struct JobBuilder(JobConfig, Option<CommandSpec>);
 
 impl JobBuilder {
     pub fn command(name: &str, argv: &[&str]) -> Self {
+        let spec = CommandSpec {
+            argv: At {
+                value: argv.iter().map(|s| Text::new(*s)).collect(),
+                at: Default::default(),
+            },
+            env: IndexMap::new(),
+            workdir: None,
+            inherit_env: true,
+            kill_grace: Some(Dur(Duration::from_secs(2))),
+        };
         JobBuilder(JobConfig {
             name: name.to_string(),
+            kind: "command",
             description: None,
             schedule: None,
             timezone: Tz::UTC,
@@ -44,14 +56,8 @@ impl JobBuilder {
             },
             catch_up: None,
             suspend: false,
-            spec: JobSpec::Command(CommandSpec {
-                argv: argv.iter().map(|s| s.to_string()).collect(),
-                env: IndexMap::new(),
-                workdir: None,
-                inherit_env: true,
-                kill_grace: Some(Dur(Duration::from_secs(2))),
-            }),
-        })
+            spec: Arc::new(spec.clone()),
+        }, Some(spec))
     }
 
     /// `sh -c script`.
@@ -103,12 +109,9 @@ impl JobBuilder {
     }
 
     pub fn env(mut self, key: &str, value: &str) -> Self {
-        match &mut self.0.spec {
-            JobSpec::Command(spec) => {
-                spec.env.insert(key.to_string(), value.to_string());
-            }
-            other => panic!("env() is for command jobs, not {}", other.kind()),
-        }
+        let spec = self.1.as_mut().expect("env() is for command jobs");
+        spec.env.insert(key.to_string(), Text::new(value));
+        self.0.spec = Arc::new(spec.clone());
         self
     }
 

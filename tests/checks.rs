@@ -9,7 +9,6 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use runbookd::adapters::Adapters;
 use runbookd::checks::{self, CheckConfig, CheckContext, CheckResult, CheckStatus};
-use runbookd::config::yaml;
 
 fn t(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -17,8 +16,7 @@ fn t(s: &str) -> DateTime<Utc> {
 
 /// A check from its jobs.yaml form, through the same parser as the loader.
 fn check(yaml_text: &str) -> CheckConfig {
-    let node = yaml::parse(yaml_text).unwrap();
-    checks::parse_check(&node).unwrap_or_else(|e| panic!("{yaml_text}: {e}"))
+    checks::parse(yaml_text).unwrap_or_else(|e| panic!("{yaml_text}: {e}"))
 }
 
 fn ctx_at(now: DateTime<Utc>, adapters: Adapters) -> CheckContext {
@@ -487,7 +485,7 @@ mod alertmanager {
     #[tokio::test]
     async fn none_firing_and_silenced() {
         let url = am();
-        let client = reqwest::Client::new();
+        let client = runbookd::adapters::http_client();
         let id = format!("t{}", Utc::now().timestamp_nanos_opt().unwrap());
         let ctx = ctx_at(Utc::now(), Adapters::real());
         let c = check(&format!(
@@ -648,6 +646,7 @@ mod aws {
 
     async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
         aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(runbookd::adapters::aws::https_client())
             .endpoint_url(endpoint)
             .region(aws_config::Region::new("ap-south-1"))
             .credentials_provider(aws_sdk_rds::config::Credentials::new(

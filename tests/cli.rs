@@ -220,7 +220,7 @@ fn validate_reports_every_error_with_its_position_and_exits_2() {
     );
     assert!(
         lines[3].starts_with(
-            "jobs.yaml:13:13: environment variable `RUNBOOKD_TEST_UNSET_VAR` is not set"
+            "jobs.yaml:13:13: job `c`: environment variable `RUNBOOKD_TEST_UNSET_VAR` is not set"
         ),
         "{text}"
     );

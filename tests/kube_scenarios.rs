@@ -11,7 +11,6 @@ use kube::client::Body;
 use runbookd::adapters::Adapters;
 use runbookd::adapters::kube::{Cluster, ClusterApi};
 use runbookd::checks::{self, CheckContext, CheckStatus};
-use runbookd::config::yaml;
 use serde_json::{Value, json};
 use tower_test::mock::{self, Handle};
 
@@ -122,11 +121,10 @@ fn not_found(what: &str) -> Value {
 }
 
 async fn run_check(cluster: Cluster) -> Vec<checks::CheckResult> {
-    let node = yaml::parse(
+    let check = checks::parse(
         "{name: api, kind: kubernetes, namespace: default, selector: app=api, deployment: api-deployment}",
     )
     .unwrap();
-    let check = checks::parse_check(&node).unwrap();
     let ctx = CheckContext {
         now: now(),
         adapters: Arc::new(Adapters::real().with_cluster(Arc::new(cluster))),

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use runbookd::adapters::Adapters;
 use runbookd::clock::{Clock, ManualClock};
 use runbookd::config::Concurrency;
 use runbookd::identity::Identity;
@@ -39,14 +40,13 @@ async fn harness(
     prepare(store.as_ref()).await;
     let config = Arc::new(config.build());
     let clock = ManualClock::new(t(now));
-    let runner = Runner::new(
-        store.clone(),
-        Arc::new(clock.clone()),
-        Identity::current(),
-        Duration::from_millis(100),
-        64 * 1024,
-        config.redactor.clone(),
-    );
+    let runner = Runner::builder(store.clone(), Arc::new(Adapters::real()))
+        .clock(Arc::new(clock.clone()))
+        .identity(Identity::current())
+        .heartbeat(Duration::from_millis(100))
+        .log_max_bytes(64 * 1024)
+        .redactor(config.redactor.clone())
+        .build();
     let events = runner.subscribe();
     let scheduler = Scheduler::start(config, runner, Arc::new(clock.clone()) as Arc<dyn Clock>)
         .await
@@ -67,14 +67,12 @@ async fn replica(
     now: &str,
 ) -> (Scheduler, ManualClock) {
     let clock = ManualClock::new(t(now));
-    let runner = Runner::new(
-        store.clone(),
-        Arc::new(clock.clone()),
-        Identity::current(),
-        Duration::from_millis(100),
-        4096,
-        Default::default(),
-    );
+    let runner = Runner::builder(store.clone(), Arc::new(Adapters::real()))
+        .clock(Arc::new(clock.clone()))
+        .identity(Identity::current())
+        .heartbeat(Duration::from_millis(100))
+        .log_max_bytes(4096)
+        .build();
     let config = Arc::new(ConfigBuilder::new().job(job).build());
     let scheduler = Scheduler::start(config, runner, Arc::new(clock.clone()))
         .await

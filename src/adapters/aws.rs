@@ -115,7 +115,9 @@ impl Aws {
         if let Some(c) = configs.get(target) {
             return c.clone();
         }
-        let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(https_client())
+            .timeout_config(
             TimeoutConfig::builder()
                 .operation_timeout(OPERATION_TIMEOUT)
                 .connect_timeout(CONNECT_TIMEOUT)
@@ -142,6 +144,24 @@ impl Aws {
         configs.insert(target.clone(), c.clone());
         c
     }
+}
+
+/// The SDK's HTTPS client over rustls with ring, the process's one crypto
+/// provider (the SDK's default client would compile aws-lc). It serves the
+/// services and the credential providers alike.
+pub fn https_client() -> aws_sdk_rds::config::SharedHttpClient {
+    static CLIENT: std::sync::OnceLock<aws_sdk_rds::config::SharedHttpClient> =
+        std::sync::OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            use aws_smithy_http_client::{Builder, tls};
+            Builder::new()
+                .tls_provider(tls::Provider::Rustls(
+                    tls::rustls_provider::CryptoMode::Ring,
+                ))
+                .build_https()
+        })
+        .clone()
 }
 
 /// The error and its causes, each once, without the SDK's debug dump of the

@@ -53,6 +53,7 @@ impl Adapters {
 /// One client for all HTTP checks; redirects are not followed, so a check
 /// sees the status the endpoint really answers.
 pub fn http_client() -> reqwest::Client {
+    install_crypto_provider();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("runbookd/", env!("CARGO_PKG_VERSION")))
@@ -61,14 +62,14 @@ pub fn http_client() -> reqwest::Client {
         .expect("the HTTP client's fixed settings are valid")
 }
 
-/// The build links two rustls crypto providers (aws-lc-rs through the AWS
-/// SDK, ring through sqlx and kube), so rustls cannot pick one by itself and
-/// a client that asks for the process default (kube's) would panic. We pick
-/// aws-lc-rs, once, before any client is made.
+/// Every TLS client here (AWS SDK, kube, sqlx, reqwest, lettre) uses
+/// rustls with ring, the only provider compiled in. reqwest built without a
+/// provider of its own takes the process default and panics without one,
+/// so it is installed once, before any client is made.
 pub fn install_crypto_provider() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         // Err means another part of the process installed one first: fine.
-        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let _ = rustls::crypto::ring::default_provider().install_default();
     });
 }

@@ -2,24 +2,26 @@
 //! inhibited), listed by name and severity; fails on any at or above a
 //! severity. The runbook's "Review Slack alerts", answered at the source.
 
+use async_trait::async_trait;
 use serde::Deserialize;
 
-use super::{CheckContext, CheckResult, CheckStatus};
+use super::{Check, CheckContext, CheckResult, CheckStatus};
+use crate::yaml::Text;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AlertmanagerCheck {
     /// Alertmanager base URL, e.g. `http://alertmanager:9093`.
-    pub url: String,
+    pub url: Text,
     /// Label matchers that select the alerts this check cares about, e.g.
     /// `env="production"`. Default: all alerts.
     #[serde(default)]
-    pub matchers: Vec<String>,
+    pub matchers: Vec<Text>,
     /// Severities from least to most severe. Default `[info, warning, critical]`.
-    pub severities: Option<Vec<String>>,
+    pub severities: Option<Vec<Text>>,
     /// Fail on any firing alert at or above this severity; alerts below it
     /// (or with an unknown severity) warn. Default `critical`.
-    pub fail_at: Option<String>,
+    pub fail_at: Option<Text>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -27,14 +29,26 @@ pub struct Alert {
     pub labels: std::collections::BTreeMap<String, String>,
 }
 
-impl AlertmanagerCheck {
-    fn severities(&self) -> Vec<String> {
-        self.severities
-            .clone()
-            .unwrap_or_else(|| vec!["info".into(), "warning".into(), "critical".into()])
+#[async_trait]
+impl Check for AlertmanagerCheck {
+    fn target(&self) -> String {
+        self.url.to_string()
     }
 
-    pub async fn run(&self, name: &str, ctx: &CheckContext) -> CheckResult {
+    async fn run(&self, name: &str, ctx: &CheckContext) -> Vec<CheckResult> {
+        vec![self.check(name, ctx).await]
+    }
+}
+
+impl AlertmanagerCheck {
+    fn severities(&self) -> Vec<String> {
+        match &self.severities {
+            Some(s) => s.iter().map(|t| t.to_string()).collect(),
+            None => vec!["info".into(), "warning".into(), "critical".into()],
+        }
+    }
+
+    async fn check(&self, name: &str, ctx: &CheckContext) -> CheckResult {
         let url = format!("{}/api/v2/alerts", self.url.trim_end_matches('/'));
         let mut query: Vec<(&str, &str)> = vec![
             ("active", "true"),
@@ -42,7 +56,7 @@ impl AlertmanagerCheck {
             ("inhibited", "false"),
         ];
         for m in &self.matchers {
-            query.push(("filter", m));
+            query.push(("filter", m.as_str()));
         }
         let resp = match ctx
             .adapters
@@ -80,7 +94,11 @@ impl AlertmanagerCheck {
     /// Pure: the verdict on a list of firing alerts.
     pub fn assess(&self, name: &str, alerts: &[Alert]) -> CheckResult {
         let order = self.severities();
-        let fail_at = self.fail_at.clone().unwrap_or_else(|| "critical".into());
+        let fail_at = self
+            .fail_at
+            .as_ref()
+            .map(|f| f.to_string())
+            .unwrap_or_else(|| "critical".into());
         let fail_rank = order
             .iter()
             .position(|s| *s == fail_at)

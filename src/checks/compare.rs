@@ -7,6 +7,7 @@ use std::fmt;
 use serde::Deserialize;
 
 use super::CheckStatus;
+pub use crate::model::fmt_number;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Condition {
@@ -95,11 +96,16 @@ impl std::str::FromStr for Condition {
     }
 }
 
+impl Default for Condition {
+    /// Only stands in for a condition that could not be read (reported).
+    fn default() -> Self {
+        Condition::Gt(f64::INFINITY)
+    }
+}
+
 impl<'de> Deserialize<'de> for Condition {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?
-            .parse()
-            .map_err(serde::de::Error::custom)
+        Ok(crate::yaml::parse_reported(&crate::yaml::Text::deserialize(d)?))
     }
 }
 
@@ -156,18 +162,6 @@ impl Thresholds {
 
 /// Numbers as an SRE reads them: integers plain, others to 4 significant
 /// decimals without trailing zeros.
-pub fn fmt_number(v: f64) -> String {
-    if v.is_finite() && v.fract() == 0.0 && v.abs() < 1e15 {
-        return format!("{}", v as i64);
-    }
-    let s = if v.abs() >= 1.0 {
-        format!("{v:.4}")
-    } else {
-        format!("{v:.6}")
-    };
-    let s = s.trim_end_matches('0').trim_end_matches('.');
-    s.to_string()
-}
 
 #[cfg(test)]
 mod tests {

@@ -4,13 +4,14 @@
 
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use indexmap::IndexMap;
 use serde::Deserialize;
 
-use super::{CheckContext, CheckResult, CheckStatus};
-use crate::config::Dur;
-use crate::config::yaml::{self, DeError, Node};
+use super::{Check, CheckContext, CheckResult, CheckStatus};
+use crate::model::Dur;
 use crate::secret::Secret;
+use crate::yaml::{Diags, Lenient, Pos, Text};
 
 /// Bodies are read up to this many bytes for `body_contains` and
 /// `json_field`.
@@ -27,7 +28,7 @@ pub enum StatusSet {
 #[serde(deny_unknown_fields)]
 pub struct JsonField {
     /// Dotted path into the JSON body, e.g. `status` or `data.db.ok`.
-    pub path: String,
+    pub path: Text,
     pub equals: serde_json::Value,
 }
 
@@ -35,44 +36,54 @@ pub struct JsonField {
 #[serde(deny_unknown_fields)]
 pub struct HttpCheck {
     /// Default `GET`.
-    pub method: Option<String>,
-    pub url: String,
+    pub method: Option<Text>,
+    pub url: Text,
     /// Request headers. Their values are treated as secrets (tokens).
     #[serde(default)]
     pub headers: IndexMap<String, Secret>,
     /// Status code, or list, that passes. Default: any 2xx.
     pub expect_status: Option<StatusSet>,
     /// Text the body must contain. Default: not checked.
-    pub body_contains: Option<String>,
+    pub body_contains: Option<Text>,
     /// A JSON field the body must have with this value. Default: not checked.
-    pub json_field: Option<JsonField>,
+    pub json_field: Option<Lenient<JsonField>>,
     /// Latency that warns. Default: none.
     pub warn_latency: Option<Dur>,
     /// Latency that fails. Default: none.
     pub fail_latency: Option<Dur>,
 }
 
-impl HttpCheck {
-    pub fn from_node(node: &Node) -> Result<Self, DeError> {
-        let c: HttpCheck = yaml::from_node(node)?;
-        let bad = |field: &str, message: String| DeError {
-            message,
-            mark: Some(node.get(field).map(|n| n.mark).unwrap_or(node.mark)),
-        };
-        let url = reqwest::Url::parse(&c.url)
-            .map_err(|e| bad("url", format!("url `{}` is not a URL: {e}", c.url)))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(bad("url", format!("url `{}` must be http or https", c.url)));
-        }
-        reqwest::Method::from_bytes(c.method().as_bytes())
-            .map_err(|_| bad("method", format!("`{}` is not an HTTP method", c.method())))?;
-        Ok(c)
+#[async_trait]
+impl Check for HttpCheck {
+    fn target(&self) -> String {
+        format!("{} {}", self.method(), self.url)
     }
 
+    fn validate(&self, _at: Pos, diags: &mut Diags) {
+        match reqwest::Url::parse(&self.url) {
+            Err(e) => diags.at(self.url.at, format!("url `{}` is not a URL: {e}", self.url)),
+            Ok(u) if !matches!(u.scheme(), "http" | "https") => {
+                diags.at(self.url.at, format!("url `{}` must be http or https", self.url))
+            }
+            Ok(_) => {}
+        }
+        if let Some(m) = &self.method
+            && reqwest::Method::from_bytes(m.to_uppercase().as_bytes()).is_err()
+        {
+            diags.at(m.at, format!("`{m}` is not an HTTP method"));
+        }
+    }
+
+    async fn run(&self, name: &str, ctx: &CheckContext) -> Vec<CheckResult> {
+        vec![self.check(name, ctx).await]
+    }
+}
+
+impl HttpCheck {
     pub fn method(&self) -> String {
         self.method
-            .clone()
-            .unwrap_or_else(|| "GET".into())
+            .as_deref()
+            .unwrap_or("GET")
             .to_uppercase()
     }
 
@@ -110,13 +121,13 @@ impl HttpCheck {
         parts.join("; ")
     }
 
-    pub async fn run(&self, name: &str, ctx: &CheckContext) -> CheckResult {
+    async fn check(&self, name: &str, ctx: &CheckContext) -> CheckResult {
         let method =
             reqwest::Method::from_bytes(self.method().as_bytes()).unwrap_or(reqwest::Method::GET);
         let mut req = ctx
             .adapters
             .http
-            .request(method, &self.url)
+            .request(method, self.url.as_str())
             .timeout(ctx.timeout);
         for (k, v) in &self.headers {
             req = req.header(k, v.expose());
@@ -163,7 +174,7 @@ impl HttpCheck {
             .number(code as f64)
             .threshold(format!("body contains `{want}`"));
         }
-        if let Some(field) = &self.json_field {
+        if let Some(Lenient(field)) = &self.json_field {
             let threshold = format!("{} == {}", field.path, field.equals);
             match serde_json::from_str::<serde_json::Value>(&body) {
                 Err(e) => {

@@ -12,25 +12,26 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ContainerStateTerminated, Pod};
+use async_trait::async_trait;
 use serde::Deserialize;
 
 use super::compare::fmt_number;
-use super::{CheckContext, CheckResult, CheckStatus};
+use super::{Check, CheckContext, CheckResult, CheckStatus};
 use crate::adapters::kube::{PodMetrics, quantity_bytes};
-use crate::config::Dur;
-use crate::config::yaml::{self, DeError, Node};
+use crate::model::Dur;
+use crate::yaml::{Diags, Pos, Text};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KubernetesCheck {
     /// Default `default`.
     #[serde(default = "default_namespace")]
-    pub namespace: String,
+    pub namespace: Text,
     /// Label selector of the pods. Default `app=api`.
     #[serde(default = "default_selector")]
-    pub selector: String,
+    pub selector: Text,
     /// Deployment whose rollout is checked. Default: none.
-    pub deployment: Option<String>,
+    pub deployment: Option<Text>,
     /// Window for restarts and OOM kills. Default `24h`.
     pub restart_window: Option<Dur>,
     /// More restarts than this in the window fails. Default 3.
@@ -41,12 +42,12 @@ pub struct KubernetesCheck {
     pub memory_fail: Option<f64>,
 }
 
-fn default_namespace() -> String {
-    "default".into()
+fn default_namespace() -> Text {
+    Text::new("default")
 }
 
-fn default_selector() -> String {
-    "app=api".into()
+fn default_selector() -> Text {
+    Text::new("app=api")
 }
 
 fn k8s_time(t: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time) -> Option<DateTime<Utc>> {
@@ -67,21 +68,30 @@ pub struct Limits {
     pub memory_fail: f64,
 }
 
-impl KubernetesCheck {
-    pub fn from_node(node: &Node) -> Result<Self, DeError> {
-        let c: KubernetesCheck = yaml::from_node(node)?;
-        let (w, f) = (c.memory_warn.unwrap_or(0.8), c.memory_fail.unwrap_or(0.95));
-        if !(0.0..=10.0).contains(&w) || !(0.0..=10.0).contains(&f) || w > f {
-            return Err(DeError {
-                message: format!(
-                    "memory_warn ({w}) and memory_fail ({f}) are fractions of the limit, warn <= fail"
-                ),
-                mark: Some(node.mark),
-            });
-        }
-        Ok(c)
+#[async_trait]
+impl Check for KubernetesCheck {
+    fn target(&self) -> String {
+        format!("namespace {} pods {}", self.namespace, self.selector)
     }
 
+    fn validate(&self, at: Pos, diags: &mut Diags) {
+        let (w, f) = (self.memory_warn.unwrap_or(0.8), self.memory_fail.unwrap_or(0.95));
+        if !(0.0..=10.0).contains(&w) || !(0.0..=10.0).contains(&f) || w > f {
+            diags.at(
+                at,
+                format!(
+                    "memory_warn ({w}) and memory_fail ({f}) are fractions of the limit, warn <= fail"
+                ),
+            );
+        }
+    }
+
+    async fn run(&self, name: &str, ctx: &CheckContext) -> Vec<CheckResult> {
+        self.check(name, ctx).await
+    }
+}
+
+impl KubernetesCheck {
     fn limits(&self) -> Limits {
         Limits {
             window: self
@@ -94,7 +104,7 @@ impl KubernetesCheck {
         }
     }
 
-    pub async fn run(&self, name: &str, ctx: &CheckContext) -> Vec<CheckResult> {
+    async fn check(&self, name: &str, ctx: &CheckContext) -> Vec<CheckResult> {
         let cluster = &ctx.adapters.cluster;
         let limits = self.limits();
         let pods = match cluster.pods(&self.namespace, &self.selector).await {

@@ -19,120 +19,45 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 
 use crate::adapters::Adapters;
-use crate::config::Dur;
-use crate::config::yaml::{self, DeError, Kind, Node};
+use crate::model::Dur;
+use crate::yaml::{self, Common, Diags, Pos, Text};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum CheckStatus {
-    Pass,
-    Warn,
-    Fail,
-    Error,
+pub use crate::model::{CheckResult, CheckStatus, Measured, fmt_age};
+
+/// One kind of check. Each kind is one file with its config struct
+/// (deserialized from the check's own fields) implementing this, and one
+/// line in [`CheckKinds`].
+#[async_trait]
+pub trait Check: fmt::Debug + Send + Sync {
+    /// What it asks of whom, for dry runs and logs; never holds a secret.
+    fn target(&self) -> String;
+
+    /// Problems only visible once the check is read; `at` is where the
+    /// check starts.
+    fn validate(&self, _at: Pos, _diags: &mut Diags) {}
+
+    /// Measures. Every result is named after the check, or `check/aspect`
+    /// for kinds that measure several things.
+    async fn run(&self, name: &str, ctx: &CheckContext) -> Vec<CheckResult>;
 }
 
-impl CheckStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CheckStatus::Pass => "pass",
-            CheckStatus::Warn => "warn",
-            CheckStatus::Fail => "fail",
-            CheckStatus::Error => "error",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "pass" => Some(CheckStatus::Pass),
-            "warn" => Some(CheckStatus::Warn),
-            "fail" => Some(CheckStatus::Fail),
-            "error" => Some(CheckStatus::Error),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for CheckStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// What a check measured: a number when it is one, so later runs and the
-/// morning report can compare it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(untagged)]
-pub enum Measured {
-    Number(f64),
-    Text(String),
-}
-
-impl Measured {
-    pub fn number(&self) -> Option<f64> {
-        match self {
-            Measured::Number(n) => Some(*n),
-            Measured::Text(_) => None,
-        }
-    }
-}
-
-impl fmt::Display for Measured {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Measured::Number(n) => f.write_str(&compare::fmt_number(*n)),
-            Measured::Text(t) => f.write_str(t),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct CheckResult {
-    pub check: String,
-    pub status: CheckStatus,
-    pub value: Option<Measured>,
-    pub threshold: Option<String>,
-    pub reason: String,
-    pub duration_ms: u64,
-}
-
-impl CheckResult {
-    pub fn new(check: impl Into<String>, status: CheckStatus, reason: impl Into<String>) -> Self {
-        CheckResult {
-            check: check.into(),
-            status,
-            value: None,
-            threshold: None,
-            reason: reason.into(),
-            duration_ms: 0,
-        }
-    }
-
-    pub fn error(check: impl Into<String>, reason: impl Into<String>) -> Self {
-        CheckResult::new(check, CheckStatus::Error, reason)
-    }
-
-    pub fn value(mut self, v: Measured) -> Self {
-        self.value = Some(v);
-        self
-    }
-
-    pub fn number(self, n: f64) -> Self {
-        self.value(Measured::Number(n))
-    }
-
-    pub fn text(self, t: impl Into<String>) -> Self {
-        self.value(Measured::Text(t.into()))
-    }
-
-    pub fn threshold(mut self, t: impl Into<String>) -> Self {
-        let t = t.into();
-        self.threshold = (!t.is_empty()).then_some(t);
-        self
-    }
+crate::kinds! {
+    /// The check kinds, one line each.
+    CheckKinds => dyn Check:
+    "http" => http::HttpCheck,
+    "prometheus" => prometheus::PrometheusCheck,
+    "alertmanager" => alertmanager::AlertmanagerCheck,
+    "sql" => sql::SqlCheck,
+    "redis" => redis::RedisCheck,
+    "rds" => rds::RdsCheck,
+    "secret_age" => secret_age::SecretAgeCheck,
+    "kubernetes" => kubernetes::KubernetesCheck,
 }
 
 /// What a check sees: the instant it evaluates at (queries of historical
@@ -144,79 +69,138 @@ pub struct CheckContext {
     pub timeout: Duration,
 }
 
+pub const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// One configured check.
 #[derive(Debug, Clone)]
 pub struct CheckConfig {
     pub name: String,
+    /// The registered kind, e.g. `http`.
+    pub kind: &'static str,
     pub description: Option<String>,
     pub timeout: Duration,
-    pub spec: CheckSpec,
+    pub spec: Arc<dyn Check>,
+    /// Where the check starts, and where its name is written.
+    pub at: Pos,
+    pub name_at: Pos,
 }
 
-#[derive(Debug, Clone)]
-pub enum CheckSpec {
-    Http(http::HttpCheck),
-    Prometheus(prometheus::PrometheusCheck),
-    Alertmanager(alertmanager::AlertmanagerCheck),
-    Sql(sql::SqlCheck),
-    Redis(redis::RedisCheck),
-    Rds(rds::RdsCheck),
-    SecretAge(secret_age::SecretAgeCheck),
-    Kubernetes(kubernetes::KubernetesCheck),
+/// Fields every check has.
+#[derive(Debug, Default)]
+struct CheckCommon {
+    name: Option<Text>,
+    description: Option<Text>,
+    /// Default `10s`.
+    timeout: Option<Dur>,
 }
 
-pub const CHECK_KINDS: &[&str] = &[
-    "http",
-    "prometheus",
-    "alertmanager",
-    "sql",
-    "redis",
-    "rds",
-    "secret_age",
-    "kubernetes",
-];
+impl<'de> Common<'de> for CheckCommon {
+    const FIELDS: &'static [&'static str] = &["name", "kind", "description", "timeout"];
 
-impl CheckSpec {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            CheckSpec::Http(_) => "http",
-            CheckSpec::Prometheus(_) => "prometheus",
-            CheckSpec::Alertmanager(_) => "alertmanager",
-            CheckSpec::Sql(_) => "sql",
-            CheckSpec::Redis(_) => "redis",
-            CheckSpec::Rds(_) => "rds",
-            CheckSpec::SecretAge(_) => "secret_age",
-            CheckSpec::Kubernetes(_) => "kubernetes",
+    fn take<M: MapAccess<'de>>(&mut self, key: &str, map: &mut M) -> Result<bool, M::Error> {
+        match key {
+            "kind" => {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+            "name" => self.name = map.next_value()?,
+            "description" => self.description = map.next_value()?,
+            "timeout" => self.timeout = map.next_value()?,
+            _ => return Ok(false),
         }
+        Ok(true)
     }
+}
 
-    /// The target, for dry runs and logs; never holds a secret.
-    pub fn target(&self) -> String {
-        match self {
-            CheckSpec::Http(c) => format!("{} {}", c.method(), c.url),
-            CheckSpec::Prometheus(c) => format!("{} query {}", c.url, c.query),
-            CheckSpec::Alertmanager(c) => c.url.clone(),
-            CheckSpec::Sql(c) => crate::secret::redact_url(c.database_url.expose()),
-            CheckSpec::Redis(c) => crate::secret::redact_url(c.url.expose()),
-            CheckSpec::Rds(c) => format!("RDS instance {}", c.instance),
-            CheckSpec::SecretAge(c) => format!("secret {}", c.secret_id),
-            CheckSpec::Kubernetes(c) => format!("namespace {} pods {}", c.namespace, c.selector),
-        }
+/// Stands in for a check whose kind was missing or unknown; that is
+/// reported, so a config holding one never loads.
+#[derive(Debug)]
+struct Unreadable;
+
+#[async_trait]
+impl Check for Unreadable {
+    fn target(&self) -> String {
+        "-".into()
     }
+    async fn run(&self, name: &str, _: &CheckContext) -> Vec<CheckResult> {
+        vec![CheckResult::error(name, "this check could not be read")]
+    }
+}
 
-    /// Runs the check. Every result is named after the check, or
-    /// `check/aspect` for kinds that measure several things.
-    async fn run(&self, name: &str, ctx: &CheckContext) -> Vec<CheckResult> {
-        match self {
-            CheckSpec::Http(c) => vec![c.run(name, ctx).await],
-            CheckSpec::Prometheus(c) => vec![c.run(name, ctx).await],
-            CheckSpec::Alertmanager(c) => vec![c.run(name, ctx).await],
-            CheckSpec::Sql(c) => vec![c.run(name, ctx).await],
-            CheckSpec::Redis(c) => c.run(name, ctx).await,
-            CheckSpec::Rds(c) => c.run(name, ctx).await,
-            CheckSpec::SecretAge(c) => vec![c.run(name, ctx).await],
-            CheckSpec::Kubernetes(c) => c.run(name, ctx).await,
+impl<'de> Deserialize<'de> for CheckConfig {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = CheckConfig;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a check: a mapping with `name` and `kind`")
+            }
+            fn visit_map<M: MapAccess<'de>>(self, map: M) -> Result<CheckConfig, M::Error> {
+                let k: yaml::Kinded<CheckCommon, Arc<dyn Check>> =
+                    yaml::visit_kinded(map, "check", CheckKinds::NAMES, true, |kind, de| {
+                        CheckKinds::deserialize(kind, de)
+                    })?;
+                let kind = CheckKinds::NAMES
+                    .iter()
+                    .find(|n| **n == k.kind.as_str())
+                    .copied()
+                    .unwrap_or("unknown");
+                let name = match k.common.name {
+                    Some(n) => n,
+                    None => {
+                        yaml::report(k.at, "check: missing field `name`");
+                        Text::default()
+                    }
+                };
+                Ok(CheckConfig {
+                    name: name.to_string(),
+                    kind,
+                    description: k.common.description.map(|d| d.to_string()),
+                    timeout: k.common.timeout.map(|t| t.0).unwrap_or(DEFAULT_CHECK_TIMEOUT),
+                    spec: k.spec.unwrap_or_else(|| Arc::new(Unreadable)),
+                    at: k.at,
+                    name_at: name.at,
+                })
+            }
         }
+        d.deserialize_map(V)
+    }
+}
+
+/// Problems of a list of checks: empty, unnamed, duplicate names, and each
+/// kind's own. `at` is where the list is written.
+pub fn validate_list(checks: &[CheckConfig], at: Pos, diags: &mut Diags) {
+    if checks.is_empty() {
+        diags.at(at, "checks: a checklist needs at least one check");
+    }
+    for (i, c) in checks.iter().enumerate() {
+        if c.name.trim().is_empty() && c.name_at.is_known() {
+            diags.at(c.name_at, "check `name` must not be empty");
+        }
+        if checks[..i].iter().any(|o| o.name == c.name) {
+            diags.at(c.name_at, format!("duplicate check name `{}`", c.name));
+        }
+        c.spec.validate(c.at, diags);
+    }
+}
+
+/// Reads one check from its jobs.yaml form, through the loader's reader
+/// and validation (for tests and tools); `${VAR}` comes from the process
+/// environment.
+pub fn parse(text: &str) -> Result<CheckConfig, String> {
+    let loaded = yaml::load::<CheckConfig>(text, &|k| std::env::var(k).ok());
+    let mut diags = Diags::default();
+    if let Some(c) = &loaded.value {
+        validate_list(std::slice::from_ref(c), c.at, &mut diags);
+    }
+    let all: Vec<String> = loaded
+        .diags
+        .into_iter()
+        .chain(diags.into_vec())
+        .map(|(p, m)| format!("{}:{}: {m}", p.line, p.col))
+        .collect();
+    match loaded.value {
+        Some(c) if all.is_empty() => Ok(c),
+        _ => Err(all.join("\n")),
     }
 }
 
@@ -248,115 +232,6 @@ impl CheckConfig {
         }
         results
     }
-}
-
-/// Fields every check has.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawCommon {
-    name: String,
-    // Read from the node to pick the kind; declared so it is a known field.
-    #[allow(dead_code)]
-    kind: String,
-    description: Option<String>,
-    /// Default `10s`.
-    timeout: Option<Dur>,
-}
-
-pub const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
-
-fn kind_fields(kind: &str) -> Option<&'static [&'static str]> {
-    Some(match kind {
-        "http" => yaml::struct_fields::<http::HttpCheck>(),
-        "prometheus" => yaml::struct_fields::<prometheus::PrometheusCheck>(),
-        "alertmanager" => yaml::struct_fields::<alertmanager::AlertmanagerCheck>(),
-        "sql" => yaml::struct_fields::<sql::SqlCheck>(),
-        "redis" => yaml::struct_fields::<redis::RedisCheck>(),
-        "rds" => yaml::struct_fields::<rds::RdsCheck>(),
-        "secret_age" => yaml::struct_fields::<secret_age::SecretAgeCheck>(),
-        "kubernetes" => yaml::struct_fields::<kubernetes::KubernetesCheck>(),
-        _ => return None,
-    })
-}
-
-/// Parses one entry of a checklist's `checks:` list.
-pub fn parse_check(node: &Node) -> Result<CheckConfig, DeError> {
-    let at = |mark, message: String| DeError {
-        message,
-        mark: Some(mark),
-    };
-    let entries = node.entries().ok_or_else(|| {
-        at(
-            node.mark,
-            format!(
-                "a check is a mapping with `name` and `kind`, found {}",
-                node.type_name()
-            ),
-        )
-    })?;
-    let kind_node = node.get("kind").ok_or_else(|| {
-        at(
-            node.mark,
-            format!(
-                "check: missing field `kind` (one of: {})",
-                CHECK_KINDS.join(", ")
-            ),
-        )
-    })?;
-    let kind = kind_node.as_str().unwrap_or("").trim();
-    let fields = kind_fields(kind).ok_or_else(|| {
-        at(
-            kind_node.mark,
-            format!(
-                "unknown check kind `{kind}` (one of: {})",
-                CHECK_KINDS.join(", ")
-            ),
-        )
-    })?;
-    let common_fields = yaml::struct_fields::<RawCommon>();
-    let (mut common, mut specific) = (Vec::new(), Vec::new());
-    for (k, v) in entries {
-        let key = k.as_str().unwrap_or("");
-        if common_fields.contains(&key) {
-            common.push((k.clone(), v.clone()));
-        } else if fields.contains(&key) {
-            specific.push((k.clone(), v.clone()));
-        } else {
-            let all: Vec<&str> = common_fields.iter().chain(fields).copied().collect();
-            return Err(at(
-                k.mark,
-                format!("{kind} check: {}", yaml::unknown_field_message(key, &all)),
-            ));
-        }
-    }
-    let common: RawCommon = yaml::from_node(&Node {
-        kind: Kind::Map(common),
-        mark: node.mark,
-    })?;
-    let specific = Node {
-        kind: Kind::Map(specific),
-        mark: node.mark,
-    };
-    let spec = match kind {
-        "http" => CheckSpec::Http(http::HttpCheck::from_node(&specific)?),
-        "prometheus" => CheckSpec::Prometheus(prometheus::PrometheusCheck::from_node(&specific)?),
-        "alertmanager" => CheckSpec::Alertmanager(yaml::from_node(&specific)?),
-        "sql" => CheckSpec::Sql(sql::SqlCheck::from_node(&specific)?),
-        "redis" => CheckSpec::Redis(redis::RedisCheck::from_node(&specific)?),
-        "rds" => CheckSpec::Rds(yaml::from_node(&specific)?),
-        "secret_age" => CheckSpec::SecretAge(yaml::from_node(&specific)?),
-        "kubernetes" => CheckSpec::Kubernetes(kubernetes::KubernetesCheck::from_node(&specific)?),
-        _ => unreachable!("kind checked above"),
-    };
-    if common.name.trim().is_empty() {
-        return Err(at(node.mark, "check `name` must not be empty".into()));
-    }
-    Ok(CheckConfig {
-        name: common.name,
-        description: common.description,
-        timeout: common.timeout.map(|t| t.0).unwrap_or(DEFAULT_CHECK_TIMEOUT),
-        spec,
-    })
 }
 
 /// Runs checks with at most `limit` at a time; results keep the checks'
@@ -405,37 +280,12 @@ pub fn summarize(results: &[CheckResult]) -> (bool, String) {
     }
 }
 
-/// An age as an SRE says it: `45s`, `12m`, `6h`, `30h 15m`, `3d 4h`.
-pub fn fmt_age(d: Duration) -> String {
-    let s = d.as_secs();
-    let (days, hours, mins) = (s / 86400, s % 86400 / 3600, s % 3600 / 60);
-    match s {
-        0..60 => format!("{s}s"),
-        60..3600 => format!("{mins}m"),
-        3600..172800 => {
-            let h = s / 3600;
-            if mins == 0 {
-                format!("{h}h")
-            } else {
-                format!("{h}h {mins}m")
-            }
-        }
-        _ => {
-            if hours == 0 {
-                format!("{days}d")
-            } else {
-                format!("{days}d {hours}h")
-            }
-        }
-    }
-}
-
 /// The readable table `run` and `show` print.
 pub fn render_table(results: &[CheckResult]) -> String {
-    let rows: Vec<[String; 5]> = results
+    let rows: Vec<Vec<String>> = results
         .iter()
         .map(|r| {
-            [
+            vec![
                 r.check.clone(),
                 r.status.to_string(),
                 r.value
@@ -447,31 +297,7 @@ pub fn render_table(results: &[CheckResult]) -> String {
             ]
         })
         .collect();
-    let header = ["CHECK", "STATUS", "VALUE", "THRESHOLD", "REASON"];
-    let mut widths = header.map(|h| h.len());
-    for r in &rows {
-        for (i, c) in r.iter().enumerate() {
-            widths[i] = widths[i].max(c.chars().count().min(60));
-        }
-    }
-    let mut out = String::new();
-    let mut line = |cells: [&str; 5]| {
-        let mut s = String::new();
-        for (i, c) in cells.iter().enumerate() {
-            if i == 4 {
-                s.push_str(c);
-            } else {
-                s.push_str(&format!("{c:<w$}  ", w = widths[i]));
-            }
-        }
-        out.push_str(s.trim_end());
-        out.push('\n');
-    };
-    line(header);
-    for r in &rows {
-        line([&r[0], &r[1], &r[2], &r[3], &r[4]]);
-    }
-    out
+    crate::table::render(&["CHECK", "STATUS", "VALUE", "THRESHOLD", "REASON"], &rows)
 }
 
 #[cfg(test)]
@@ -489,21 +315,6 @@ mod tests {
         ];
         for (results, ok) in cases {
             assert_eq!(summarize(&results).0, ok, "{results:?}");
-        }
-    }
-
-    #[test]
-    fn ages_read_well() {
-        let cases = [
-            (42, "42s"),
-            (600, "10m"),
-            (6 * 3600, "6h"),
-            (30 * 3600 + 900, "30h 15m"),
-            (90 * 86400, "90d"),
-            (54 * 3600, "2d 6h"),
-        ];
-        for (secs, want) in cases {
-            assert_eq!(fmt_age(Duration::from_secs(secs)), want);
         }
     }
 

@@ -6,12 +6,13 @@
 //! An empty result is "no data", never zero: a missing series must not pass
 //! a `< 0.01` check.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use serde::Deserialize;
 
 use super::compare::{Condition, Thresholds, fmt_number};
-use super::{CheckContext, CheckResult, CheckStatus};
-use crate::config::yaml::{self, DeError, Node};
+use super::{Check, CheckContext, CheckResult, CheckStatus};
+use crate::yaml::{Diags, Lenient, Pos, Text};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -38,8 +39,8 @@ pub struct Anomaly {
 #[serde(deny_unknown_fields)]
 pub struct PrometheusCheck {
     /// Prometheus base URL, e.g. `http://prometheus:9090`.
-    pub url: String,
-    pub query: String,
+    pub url: Text,
+    pub query: Text,
     pub fail_if: Option<Condition>,
     pub warn_if: Option<Condition>,
     /// Several series: `max` (default), `min` or `sum`.
@@ -47,7 +48,7 @@ pub struct PrometheusCheck {
     /// Status when the query returns no series. Default `error`.
     pub no_data: Option<CheckStatus>,
     /// Compare with the same query at the same time on previous days.
-    pub anomaly: Option<Anomaly>,
+    pub anomaly: Option<Lenient<Anomaly>>,
 }
 
 /// A Prometheus answer we could not use.
@@ -90,22 +91,27 @@ struct Data {
     result: serde_json::Value,
 }
 
-impl PrometheusCheck {
-    pub fn from_node(node: &Node) -> Result<Self, DeError> {
-        let c: PrometheusCheck = yaml::from_node(node)?;
-        if c.fail_if.is_none() && c.warn_if.is_none() && c.anomaly.is_none() {
-            return Err(DeError {
-                message: "a prometheus check needs `fail_if`, `warn_if` or `anomaly`".into(),
-                mark: Some(node.mark),
-            });
-        }
-        reqwest::Url::parse(&c.url).map_err(|e| DeError {
-            message: format!("url `{}` is not a URL: {e}", c.url),
-            mark: Some(node.get("url").map(|n| n.mark).unwrap_or(node.mark)),
-        })?;
-        Ok(c)
+#[async_trait]
+impl Check for PrometheusCheck {
+    fn target(&self) -> String {
+        format!("{} query {}", self.url, self.query)
     }
 
+    fn validate(&self, at: Pos, diags: &mut Diags) {
+        if self.fail_if.is_none() && self.warn_if.is_none() && self.anomaly.is_none() {
+            diags.at(at, "a prometheus check needs `fail_if`, `warn_if` or `anomaly`");
+        }
+        if let Err(e) = reqwest::Url::parse(&self.url) {
+            diags.at(self.url.at, format!("url `{}` is not a URL: {e}", self.url));
+        }
+    }
+
+    async fn run(&self, name: &str, ctx: &CheckContext) -> Vec<CheckResult> {
+        vec![self.check(name, ctx).await]
+    }
+}
+
+impl PrometheusCheck {
     fn thresholds(&self) -> Thresholds {
         Thresholds {
             fail_if: self.fail_if,
@@ -144,7 +150,7 @@ impl PrometheusCheck {
         parse_value(parsed, self.reduce.unwrap_or_default())
     }
 
-    pub async fn run(&self, name: &str, ctx: &CheckContext) -> CheckResult {
+    async fn check(&self, name: &str, ctx: &CheckContext) -> CheckResult {
         let value = match self.value_at(ctx, ctx.now).await {
             Err(e) => return CheckResult::error(name, e.to_string()),
             Ok(None) => {
@@ -161,7 +167,7 @@ impl PrometheusCheck {
             t.reason("value", value)
         };
         let mut threshold = t.describe();
-        if let Some(a) = &self.anomaly {
+        if let Some(Lenient(a)) = &self.anomaly {
             let days = a.days.unwrap_or(7).max(1);
             let past = futures::future::join_all(
                 (1..=days).map(|d| self.value_at(ctx, ctx.now - ChronoDuration::days(d as i64))),

@@ -10,19 +10,21 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use async_trait::async_trait;
 use serde::Deserialize;
 
-use super::{CheckContext, CheckResult, CheckStatus, fmt_age};
+use super::{Check, CheckContext, CheckResult, CheckStatus, fmt_age};
 use crate::adapters::aws::{DbInstance, DbSnapshot, Target};
-use crate::config::Dur;
+use crate::model::Dur;
+use crate::yaml::Text;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RdsCheck {
     /// DB instance identifier.
-    pub instance: String,
+    pub instance: Text,
     /// AWS region. Default: the standard chain (`AWS_REGION`, profile).
-    pub region: Option<String>,
+    pub region: Option<Text>,
     /// Newest automated snapshot older than this fails. Default `24h`.
     pub max_snapshot_age: Option<Dur>,
     /// `LatestRestorableTime` further behind than this fails. Default `15m`.
@@ -32,6 +34,17 @@ pub struct RdsCheck {
 pub struct Limits {
     pub max_snapshot_age: Duration,
     pub max_restore_lag: Duration,
+}
+
+#[async_trait]
+impl Check for RdsCheck {
+    fn target(&self) -> String {
+        format!("RDS instance {}", self.instance)
+    }
+
+    async fn run(&self, name: &str, ctx: &CheckContext) -> Vec<CheckResult> {
+        self.check(name, ctx).await
+    }
 }
 
 impl RdsCheck {
@@ -48,9 +61,9 @@ impl RdsCheck {
         }
     }
 
-    pub async fn run(&self, name: &str, ctx: &CheckContext) -> Vec<CheckResult> {
+    async fn check(&self, name: &str, ctx: &CheckContext) -> Vec<CheckResult> {
         let target = Target {
-            region: self.region.clone(),
+            region: self.region.as_ref().map(|r| r.to_string()),
         };
         let rds = &ctx.adapters.rds;
         let (instance, snapshots) = tokio::join!(
@@ -339,7 +352,7 @@ mod tests {
             crate::adapters::Adapters::real().with_rds(std::sync::Arc::new(fake)),
         );
         let check = RdsCheck {
-            instance: "flexoraa-production-db".into(),
+            instance: crate::yaml::Text::new("flexoraa-production-db"),
             region: None,
             max_snapshot_age: None,
             max_restore_lag: None,

@@ -3,12 +3,13 @@
 
 use std::time::Instant;
 
+use async_trait::async_trait;
 use serde::Deserialize;
 
 use super::compare::{Condition, Thresholds, fmt_number};
-use super::{CheckContext, CheckResult, CheckStatus};
-use crate::config::Dur;
-use crate::config::yaml::{self, DeError, Node};
+use super::{Check, CheckContext, CheckResult, CheckStatus};
+use crate::model::Dur;
+use crate::yaml::{Diags, Pos};
 use crate::secret::{SecretUrl, redact_url};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -26,16 +27,27 @@ pub struct RedisCheck {
     pub used_memory_warn_if: Option<Condition>,
 }
 
-impl RedisCheck {
-    pub fn from_node(node: &Node) -> Result<Self, DeError> {
-        let c: RedisCheck = yaml::from_node(node)?;
-        redis::Client::open(c.url.expose()).map_err(|e| DeError {
-            message: format!("url {} is not a Redis URL: {e}", redact_url(c.url.expose())),
-            mark: Some(node.get("url").map(|n| n.mark).unwrap_or(node.mark)),
-        })?;
-        Ok(c)
+#[async_trait]
+impl Check for RedisCheck {
+    fn target(&self) -> String {
+        redact_url(self.url.expose())
     }
 
+    fn validate(&self, at: Pos, diags: &mut Diags) {
+        if let Err(e) = redis::Client::open(self.url.expose()) {
+            diags.at(
+                if self.url.at.is_known() { self.url.at } else { at },
+                format!("url {} is not a Redis URL: {e}", redact_url(self.url.expose())),
+            );
+        }
+    }
+
+    async fn run(&self, name: &str, ctx: &CheckContext) -> Vec<CheckResult> {
+        self.check(name, ctx).await
+    }
+}
+
+impl RedisCheck {
     fn memory(&self) -> Thresholds {
         Thresholds {
             fail_if: self.used_memory_fail_if,
@@ -43,7 +55,7 @@ impl RedisCheck {
         }
     }
 
-    pub async fn run(&self, name: &str, ctx: &CheckContext) -> Vec<CheckResult> {
+    async fn check(&self, name: &str, ctx: &CheckContext) -> Vec<CheckResult> {
         let target = redact_url(self.url.expose());
         let fail = |e: redis::RedisError| {
             vec![CheckResult::error(

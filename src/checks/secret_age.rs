@@ -4,29 +4,42 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use async_trait::async_trait;
 use serde::Deserialize;
 
-use super::{CheckContext, CheckResult, CheckStatus, fmt_age};
+use super::{Check, CheckContext, CheckResult, CheckStatus, fmt_age};
 use crate::adapters::aws::{SecretInfo, Target};
-use crate::config::Dur;
+use crate::model::Dur;
+use crate::yaml::Text;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecretAgeCheck {
     /// Name or ARN, e.g. `/flexoraa/production/jwt-secret`.
-    pub secret_id: String,
+    pub secret_id: Text,
     /// AWS region. Default: the standard chain.
-    pub region: Option<String>,
+    pub region: Option<Text>,
     /// Older than this fails. Required.
     pub max_age: Dur,
     /// Older than this warns. Default: none.
     pub warn_age: Option<Dur>,
 }
 
+#[async_trait]
+impl Check for SecretAgeCheck {
+    fn target(&self) -> String {
+        format!("secret {}", self.secret_id)
+    }
+
+    async fn run(&self, name: &str, ctx: &CheckContext) -> Vec<CheckResult> {
+        vec![self.check(name, ctx).await]
+    }
+}
+
 impl SecretAgeCheck {
-    pub async fn run(&self, name: &str, ctx: &CheckContext) -> CheckResult {
+    async fn check(&self, name: &str, ctx: &CheckContext) -> CheckResult {
         let target = Target {
-            region: self.region.clone(),
+            region: self.region.as_ref().map(|r| r.to_string()),
         };
         match ctx
             .adapters

@@ -8,13 +8,14 @@
 
 use std::time::Duration;
 
+use async_trait::async_trait;
 use serde::Deserialize;
 use sqlx::Connection;
 
 use super::compare::{Condition, Thresholds};
-use super::{CheckContext, CheckResult};
-use crate::config::Dur;
-use crate::config::yaml::{self, DeError, Node};
+use super::{Check, CheckContext, CheckResult};
+use crate::model::Dur;
+use crate::yaml::{Diags, Pos, Text};
 use crate::secret::{SecretUrl, redact_url};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -23,37 +24,42 @@ pub struct SqlCheck {
     /// `postgres://…` of the database to query. A secret.
     pub database_url: SecretUrl,
     /// Returns one row with one numeric column.
-    pub query: String,
+    pub query: Text,
     pub fail_if: Option<Condition>,
     pub warn_if: Option<Condition>,
     /// Postgres `statement_timeout`. Default: the check's timeout less 1 s.
     pub statement_timeout: Option<Dur>,
 }
 
-impl SqlCheck {
-    pub fn from_node(node: &Node) -> Result<Self, DeError> {
-        let c: SqlCheck = yaml::from_node(node)?;
-        let bad = |field: &str, message: String| DeError {
-            message,
-            mark: Some(node.get(field).map(|n| n.mark).unwrap_or(node.mark)),
-        };
-        if c.fail_if.is_none() && c.warn_if.is_none() {
-            return Err(bad(
-                "query",
-                "a sql check needs `fail_if` or `warn_if`".into(),
-            ));
-        }
-        let url = c.database_url.expose();
-        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-            return Err(bad(
-                "database_url",
-                format!("database_url {} must be a postgres:// URL", redact_url(url)),
-            ));
-        }
-        Ok(c)
+#[async_trait]
+impl Check for SqlCheck {
+    fn target(&self) -> String {
+        redact_url(self.database_url.expose())
     }
 
-    pub async fn run(&self, name: &str, ctx: &CheckContext) -> CheckResult {
+    fn validate(&self, at: Pos, diags: &mut Diags) {
+        if self.fail_if.is_none() && self.warn_if.is_none() {
+            diags.at(
+                if self.query.at.is_known() { self.query.at } else { at },
+                "a sql check needs `fail_if` or `warn_if`",
+            );
+        }
+        let url = self.database_url.expose();
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            diags.at(
+                if self.database_url.at.is_known() { self.database_url.at } else { at },
+                format!("database_url {} must be a postgres:// URL", redact_url(url)),
+            );
+        }
+    }
+
+    async fn run(&self, name: &str, ctx: &CheckContext) -> Vec<CheckResult> {
+        vec![self.check(name, ctx).await]
+    }
+}
+
+impl SqlCheck {
+    async fn check(&self, name: &str, ctx: &CheckContext) -> CheckResult {
         let t = Thresholds {
             fail_if: self.fail_if,
             warn_if: self.warn_if,

@@ -2,46 +2,35 @@
 //!
 //! Loading is pure apart from reading the file: the environment is passed in,
 //! and everything that can be checked without I/O is checked here, so
-//! `runbookd validate` finds every error a run would hit at start-up.
-//! Each job is checked on its own, so one broken job does not hide the errors
-//! of the next.
+//! `runbookd validate` finds every error a run would hit at start-up. The
+//! file is read by `crate::yaml` (positions, interpolation, kinds); every
+//! semantic problem is then found from the positions the values carry, and
+//! all are reported together.
+//!
+//! This module sits below the job kinds: it knows a job's common fields and
+//! holds its kind's own part as a [`JobSpec`], read through the registry
+//! ([`JobKinds`]) the caller passes in.
 
-pub mod interpolate;
-pub mod yaml;
-
+use std::any::Any;
 use std::fmt;
+use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono_tz::Tz;
 use indexmap::IndexMap;
-use serde::{Deserialize, Serialize};
+use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::jobs::JobSpec;
+use crate::model::Dur;
 use crate::schedule::{CronExpr, parse_timezone};
 use crate::secret::{Redactor, SecretUrl, collecting};
-use yaml::{Kind, Mark, Node, Spanned};
+use crate::yaml::{self, At, Common, Diags, Kinded, Lenient, Pos, Text};
+
+pub use crate::yaml::Diagnostic;
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://runbookd.db";
-
-/// One problem in jobs.yaml, printed as `file:line:col: message`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-pub struct Diagnostic {
-    pub file: String,
-    pub line: usize,
-    pub col: usize,
-    pub message: String,
-}
-
-impl fmt::Display for Diagnostic {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.file, self.line, self.col, self.message
-        )
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -53,6 +42,25 @@ pub enum ConfigError {
     },
     #[error("{} error(s) in {}:\n{}", .0.len(), .0.first().map(|d| d.file.as_str()).unwrap_or("config"), .0.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n"))]
     Invalid(Vec<Diagnostic>),
+}
+
+/// A job kind's own configuration, as read from jobs.yaml.
+pub trait JobSpec: fmt::Debug + Send + Sync + Any {
+    /// Problems only visible once the whole job is read, each at its
+    /// position. `job` names the job for messages.
+    fn validate(&self, _job: &str, _diags: &mut Diags) {}
+
+    fn as_any(&self) -> &dyn Any;
+}
+
+/// The registry of job kinds the loader reads jobs with (`jobs::Registry`).
+pub trait JobKinds {
+    const NAMES: &'static [&'static str];
+
+    fn deserialize<'de, D: Deserializer<'de>>(
+        kind: &str,
+        d: D,
+    ) -> Result<Arc<dyn JobSpec>, D::Error>;
 }
 
 /// What a job does when it is due while an earlier run is still going.
@@ -74,21 +82,6 @@ impl fmt::Display for Concurrency {
             Concurrency::Forbid => "forbid",
             Concurrency::Allow => "allow",
             Concurrency::Replace => "replace",
-        })
-    }
-}
-
-/// A duration written as `30s`, `5m`, `2h`, `90d` or `1h 30m`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Dur(pub Duration);
-
-impl<'de> Deserialize<'de> for Dur {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        humantime::parse_duration(s.trim()).map(Dur).map_err(|e| {
-            serde::de::Error::custom(format!(
-                "invalid duration `{s}`: {e} (use forms like 30s, 5m, 2h, 90d)"
-            ))
         })
     }
 }
@@ -122,12 +115,15 @@ impl RetryPolicy {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRetries {
+    /// Extra attempts. Default 0.
     #[serde(default)]
     max: u32,
+    /// First wait. Default `30s`.
     backoff: Option<Dur>,
+    /// Longest wait. Default `10m`.
     max_backoff: Option<Dur>,
 }
 
@@ -146,13 +142,13 @@ impl RawRetries {
 #[serde(deny_unknown_fields)]
 struct RawDefaults {
     /// IANA zone for schedules. Default `UTC`.
-    timezone: Option<Spanned<String>>,
+    timezone: Option<Text>,
     /// Per-attempt limit. Default `1h`.
     timeout: Option<Dur>,
     /// Default `forbid`.
     concurrency: Option<Concurrency>,
     /// Default `{ max: 0, backoff: 30s, max_backoff: 10m }`.
-    retries: Option<RawRetries>,
+    retries: Option<Lenient<RawRetries>>,
     /// Default: none (missed fires are not run).
     catch_up: Option<Dur>,
 }
@@ -185,7 +181,7 @@ struct RawHistory {
     /// `postgres://…` or `sqlite://path`. Default `sqlite://runbookd.db`.
     database_url: Option<SecretUrl>,
     /// Runs older than this are deleted by the daemon. Default `90d`.
-    retention: Option<Dur>,
+    retention: Option<At<Dur>>,
     /// Bytes of log kept per run; the rest is dropped and the drop is said.
     /// Default 262144.
     log_max_bytes: Option<usize>,
@@ -213,7 +209,7 @@ impl Default for HistoryConfig {
 #[serde(deny_unknown_fields)]
 struct RawDaemon {
     /// Address of /healthz and /metrics. Default `0.0.0.0:9090`.
-    listen: Option<Spanned<String>>,
+    listen: Option<Text>,
     /// How often a running run proves it is alive. Default `5s`.
     heartbeat: Option<Dur>,
     /// A running run whose heartbeat is older than this is `abandoned`.
@@ -244,33 +240,118 @@ impl Default for DaemonConfig {
 }
 
 /// The fields every job has, whatever its kind.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawCommon {
-    // Read from the node before deserializing (it picks the kind's struct);
-    // declared so `kind` is a known field.
-    #[allow(dead_code)]
-    kind: Spanned<String>,
-    description: Option<String>,
-    // Schedule and timezone are read from the node by the loader (so their
-    // errors are reported even when another field is broken); declared so
-    // their types are checked and they are known fields.
+#[derive(Debug, Default)]
+struct JobCommon {
+    description: Option<Text>,
     /// Cron, 5 fields or 6 with seconds first. No schedule: manual only.
-    #[allow(dead_code)]
-    schedule: Option<Spanned<String>>,
-    #[allow(dead_code)]
-    timezone: Option<Spanned<String>>,
+    schedule: Option<Text>,
+    /// Default `defaults.timezone`.
+    timezone: Option<Text>,
     concurrency: Option<Concurrency>,
-    timeout: Option<Dur>,
-    retries: Option<RawRetries>,
-    catch_up: Option<Dur>,
-    #[serde(default)]
+    timeout: Option<At<Dur>>,
+    retries: Option<At<Lenient<RawRetries>>>,
+    catch_up: Option<At<Dur>>,
+    /// Default `false`.
     suspend: bool,
+}
+
+impl<'de> Common<'de> for JobCommon {
+    const FIELDS: &'static [&'static str] = &[
+        "kind",
+        "description",
+        "schedule",
+        "timezone",
+        "concurrency",
+        "timeout",
+        "retries",
+        "catch_up",
+        "suspend",
+    ];
+
+    fn take<M: MapAccess<'de>>(&mut self, key: &str, map: &mut M) -> Result<bool, M::Error> {
+        match key {
+            "kind" => {
+                map.next_value::<IgnoredAny>()?;
+            }
+            "description" => self.description = map.next_value()?,
+            "schedule" => self.schedule = map.next_value()?,
+            "timezone" => self.timezone = map.next_value()?,
+            "concurrency" => self.concurrency = map.next_value()?,
+            "timeout" => self.timeout = map.next_value()?,
+            "retries" => self.retries = map.next_value()?,
+            "catch_up" => self.catch_up = map.next_value()?,
+            "suspend" => self.suspend = map.next_value::<Option<bool>>()?.unwrap_or(false),
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
+type RawJob = Kinded<JobCommon, Arc<dyn JobSpec>>;
+
+/// `jobs:` in file order, each read by its kind.
+struct RawJobs<R>(Vec<(Text, RawJob)>, PhantomData<R>);
+
+impl<'de, R: JobKinds> Deserialize<'de> for RawJobs<R> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Jobs<R>(PhantomData<R>);
+        impl<'de, R: JobKinds> Visitor<'de> for Jobs<R> {
+            type Value = RawJobs<R>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a mapping of job name to job")
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(RawJobs(Vec::new(), PhantomData))
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+                let mut jobs = Vec::new();
+                while let Some(name) = map.next_key::<Text>()? {
+                    let job = map.next_value_seed(Job::<R>(PhantomData))?;
+                    jobs.push((name, job));
+                }
+                Ok(RawJobs(jobs, PhantomData))
+            }
+        }
+        struct Job<R>(PhantomData<R>);
+        impl<'de, R: JobKinds> DeserializeSeed<'de> for Job<R> {
+            type Value = RawJob;
+            fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<RawJob, D::Error> {
+                d.deserialize_map(self)
+            }
+        }
+        impl<'de, R: JobKinds> Visitor<'de> for Job<R> {
+            type Value = RawJob;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a job: a mapping with `kind`")
+            }
+            fn visit_map<M: MapAccess<'de>>(self, map: M) -> Result<RawJob, M::Error> {
+                yaml::visit_kinded(map, "job", R::NAMES, false, |kind, de| {
+                    R::deserialize(kind, de)
+                })
+            }
+        }
+        d.deserialize_any(Jobs::<R>(PhantomData))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, bound = "R: JobKinds")]
+struct RawFile<R> {
+    #[serde(default)]
+    defaults: Option<Lenient<RawDefaults>>,
+    #[serde(default)]
+    history: Option<Lenient<RawHistory>>,
+    #[serde(default)]
+    daemon: Option<At<Lenient<RawDaemon>>>,
+    #[serde(default)]
+    jobs: Option<RawJobs<R>>,
 }
 
 #[derive(Debug, Clone)]
 pub struct JobConfig {
     pub name: String,
+    /// The registered kind, e.g. `checklist`.
+    pub kind: &'static str,
     pub description: Option<String>,
     pub schedule: Option<CronExpr>,
     pub timezone: Tz,
@@ -279,12 +360,17 @@ pub struct JobConfig {
     pub retries: RetryPolicy,
     pub catch_up: Option<Duration>,
     pub suspend: bool,
-    pub spec: JobSpec,
+    pub spec: Arc<dyn JobSpec>,
 }
 
 impl JobConfig {
     pub fn kind(&self) -> &'static str {
-        self.spec.kind()
+        self.kind
+    }
+
+    /// The kind's own configuration, if it is a `T`.
+    pub fn spec_as<T: 'static>(&self) -> Option<&T> {
+        self.spec.as_any().downcast_ref::<T>()
     }
 }
 
@@ -324,496 +410,256 @@ impl Config {
 }
 
 /// Reads and loads a jobs.yaml file with the process environment.
-pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
+pub fn load_file<R: JobKinds>(path: &Path) -> Result<Config, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    load_str(path, &text, &|k| std::env::var(k).ok())
+    load_str::<R>(path, &text, &|k| std::env::var(k).ok())
 }
 
 /// Loads jobs.yaml text. `env` resolves `${VAR}` references.
-pub fn load_str(
+pub fn load_str<R: JobKinds>(
     path: &Path,
     text: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigError> {
-    let ((config, mut diags), secrets) = collecting(|| Loader::new(path, env).load(text));
-    diags.sort();
-    diags.dedup();
-    match config {
-        Some(mut c) if diags.is_empty() => {
-            c.redactor = Redactor::new(secrets);
+    let file = path.display().to_string();
+    let ((loaded, built, diags), secrets) = collecting(|| {
+        let loaded = yaml::load::<Lenient<RawFile<R>>>(text, env);
+        let mut diags = Diags::default();
+        let built = loaded
+            .value
+            .as_ref()
+            .map(|raw| build::<R>(path, &raw.0, &mut diags));
+        (
+            (loaded.diags, loaded.secrets, loaded.jobs),
+            built,
+            diags,
+        )
+    });
+    let (read_diags, tagged_secrets, job_starts) = loaded;
+    let mut all: Vec<Diagnostic> = read_diags
+        .into_iter()
+        .chain(diags.into_vec())
+        .map(|(pos, message)| Diagnostic {
+            file: file.clone(),
+            line: pos.line,
+            col: pos.col,
+            message: in_job(&job_starts, pos, message),
+        })
+        .collect();
+    all.sort();
+    all.dedup();
+    match built {
+        Some(mut c) if all.is_empty() => {
+            c.redactor = Redactor::new(secrets.into_iter().chain(tagged_secrets));
             Ok(c)
         }
-        _ => Err(ConfigError::Invalid(diags)),
+        _ => Err(ConfigError::Invalid(all)),
     }
 }
 
-const TOP_LEVEL: &[&str] = &["defaults", "history", "daemon", "jobs"];
-
-struct Loader<'a> {
-    file: String,
-    env: &'a dyn Fn(&str) -> Option<String>,
-    diags: Vec<Diagnostic>,
+/// Prefixes a problem inside a job with the job's name, unless it says it.
+fn in_job(starts: &[(String, Pos)], pos: Pos, message: String) -> String {
+    let job = starts
+        .iter()
+        .rev()
+        .find(|(_, at)| *at <= pos)
+        .map(|(name, _)| name);
+    match job {
+        Some(name) if !message.starts_with("job `") && !message.starts_with("duplicate job") => {
+            format!("job `{name}`: {message}")
+        }
+        _ => message,
+    }
 }
 
-impl<'a> Loader<'a> {
-    fn new(path: &Path, env: &'a dyn Fn(&str) -> Option<String>) -> Self {
-        Loader {
-            file: path.display().to_string(),
-            env,
-            diags: Vec::new(),
+fn timezone(t: &Text, diags: &mut Diags) -> Option<Tz> {
+    match parse_timezone(t.trim()) {
+        Ok(tz) => Some(tz),
+        Err(m) => {
+            diags.at(t.at, m);
+            None
         }
     }
+}
 
-    fn err(&mut self, mark: Mark, message: impl Into<String>) {
-        self.diags.push(Diagnostic {
-            file: self.file.clone(),
-            line: mark.line,
-            col: mark.col,
-            message: message.into(),
-        });
-    }
-
-    fn de<T: serde::de::DeserializeOwned>(&mut self, node: &Node, what: &str) -> Option<T> {
-        match yaml::from_node::<T>(node) {
-            Ok(v) => Some(v),
-            Err(e) => {
-                self.err(
-                    e.mark.unwrap_or(node.mark),
-                    format!("{what}: {}", e.message),
-                );
-                None
-            }
+/// Builds the model from what was read, reporting every semantic problem.
+fn build<R: JobKinds>(path: &Path, raw: &RawFile<R>, diags: &mut Diags) -> Config {
+    let defaults = defaults(raw.defaults.as_ref().map(|d| &d.0), diags);
+    let history = history(raw.history.as_ref().map(|h| &h.0), diags);
+    let daemon = daemon(raw.daemon.as_ref(), diags);
+    let mut jobs = IndexMap::new();
+    for (name, job) in raw.jobs.iter().flat_map(|j| j.0.iter()) {
+        if let Some(j) = build_job::<R>(name, job, &defaults, diags) {
+            jobs.entry(name.to_string()).or_insert(j);
         }
     }
-
-    fn load(mut self, text: &str) -> (Option<Config>, Vec<Diagnostic>) {
-        let mut root = match yaml::parse(text) {
-            Ok(n) => n,
-            Err(e) => {
-                self.err(e.mark, format!("YAML syntax: {}", e.message));
-                return (None, self.diags);
-            }
-        };
-        self.check_duplicates(&root, "");
-        self.interpolate(&mut root);
-        if root.is_null() {
-            root.kind = Kind::Map(Vec::new());
-        }
-        let Some(entries) = root.entries() else {
-            self.err(
-                root.mark,
-                format!(
-                    "expected a mapping with {}, found {}",
-                    TOP_LEVEL.join(", "),
-                    root.type_name()
-                ),
-            );
-            return (None, self.diags);
-        };
-        for (k, _) in entries {
-            let key = k.as_str().unwrap_or("");
-            if !TOP_LEVEL.contains(&key) {
-                self.err(k.mark, yaml::unknown_field_message(key, TOP_LEVEL));
-            }
-        }
-
-        let defaults = self.defaults(root.get("defaults"));
-        let history = self.history(root.get("history"));
-        let daemon = self.daemon(root.get("daemon"));
-        let mut jobs = IndexMap::new();
-        match root.get("jobs") {
-            None => {}
-            Some(n) if n.is_null() => {}
-            Some(n) => match n.entries() {
-                None => self.err(
-                    n.mark,
-                    format!(
-                        "jobs: expected a mapping of job name to job, found {}",
-                        n.type_name()
-                    ),
-                ),
-                Some(entries) => {
-                    for (k, v) in entries {
-                        let name = k.as_str().unwrap_or("").to_string();
-                        if let Some(job) = self.job(&name, k.mark, v, &defaults) {
-                            jobs.entry(name).or_insert(job);
-                        }
-                    }
-                }
-            },
-        }
-        let config = Config {
-            file: PathBuf::from(&self.file),
-            defaults,
-            history,
-            daemon,
-            jobs,
-            redactor: Redactor::default(),
-        };
-        (Some(config), self.diags)
+    Config {
+        file: path.to_path_buf(),
+        defaults,
+        history,
+        daemon,
+        jobs,
+        redactor: Redactor::default(),
     }
+}
 
-    /// Duplicate keys are an error everywhere; for jobs they would silently
-    /// drop a job.
-    fn check_duplicates(&mut self, node: &Node, path: &str) {
-        match &node.kind {
-            Kind::Map(entries) => {
-                let mut seen: Vec<(&str, Mark)> = Vec::new();
-                for (k, v) in entries {
-                    let key = k.as_str().unwrap_or("");
-                    if let Some((_, first)) = seen.iter().find(|(s, _)| *s == key) {
-                        let what = if path == "jobs" { "job" } else { "key" };
-                        let first = *first;
-                        self.err(
-                            k.mark,
-                            format!(
-                                "duplicate {what} `{key}` (first defined at line {}, column {})",
-                                first.line, first.col
-                            ),
-                        );
-                    } else {
-                        seen.push((key, k.mark));
-                    }
-                    let child = if path.is_empty() {
-                        key.to_string()
-                    } else {
-                        format!("{path}.{key}")
-                    };
-                    self.check_duplicates(v, &child);
-                }
-            }
-            Kind::Seq(items) => items.iter().for_each(|n| self.check_duplicates(n, path)),
-            Kind::Scalar { .. } => {}
+fn defaults(raw: Option<&RawDefaults>, diags: &mut Diags) -> Defaults {
+    let mut d = Defaults::default();
+    let Some(raw) = raw else { return d };
+    if let Some(tz) = raw.timezone.as_ref().and_then(|t| timezone(t, diags)) {
+        d.timezone = tz;
+    }
+    if let Some(t) = raw.timeout {
+        d.timeout = t.0;
+    }
+    if let Some(c) = raw.concurrency {
+        d.concurrency = c;
+    }
+    if let Some(r) = &raw.retries {
+        d.retries = r.0.over(d.retries);
+    }
+    d.catch_up = raw.catch_up.map(|c| c.0);
+    d
+}
+
+fn history(raw: Option<&RawHistory>, diags: &mut Diags) -> HistoryConfig {
+    let mut h = HistoryConfig::default();
+    let Some(raw) = raw else { return h };
+    if let Some(u) = &raw.database_url
+        && !u.expose().is_empty()
+    {
+        h.database_url = u.clone();
+    }
+    if let Some(r) = raw.retention {
+        if r.value.0 < Duration::from_secs(3600) {
+            diags.at(r.at, "history.retention must be at least 1h");
+        }
+        h.retention = r.value.0;
+    }
+    if let Some(b) = raw.log_max_bytes {
+        h.log_max_bytes = b;
+    }
+    h
+}
+
+fn daemon(raw: Option<&At<Lenient<RawDaemon>>>, diags: &mut Diags) -> DaemonConfig {
+    let mut d = DaemonConfig::default();
+    let Some(At {
+        value: Lenient(raw),
+        at,
+    }) = raw
+    else {
+        return d;
+    };
+    if let Some(l) = &raw.listen {
+        match l.parse() {
+            Ok(a) => d.listen = a,
+            Err(_) => diags.at(
+                l.at,
+                format!("daemon.listen: `{}` is not an address like 0.0.0.0:9090", l.as_str()),
+            ),
         }
     }
-
-    fn interpolate(&mut self, root: &mut Node) {
-        let env = self.env;
-        let mut errors = Vec::new();
-        root.for_each_value_scalar(&mut |text, plain, secret, mark| {
-            match interpolate::interpolate(text, env) {
-                Ok(v) => *text = v,
-                Err(errs) => {
-                    for e in errs {
-                        // Columns inside a scalar are exact for one-line plain
-                        // scalars and off by the quote for quoted ones.
-                        let at = if plain {
-                            mark.right(e.offset)
-                        } else {
-                            mark.right(e.offset + 1)
-                        };
-                        errors.push((at, e.message));
-                    }
-                }
-            }
-            if secret {
-                crate::secret::collect(text);
-            }
-        });
-        for (at, m) in errors {
-            self.err(at, m);
-        }
+    if let Some(h) = raw.heartbeat {
+        d.heartbeat = h.0;
     }
-
-    fn timezone(&mut self, tz: &Spanned<String>) -> Option<Tz> {
-        self.timezone_in(tz, "")
+    if let Some(s) = raw.stale_after {
+        d.stale_after = s.0;
     }
-
-    fn timezone_in(&mut self, tz: &Spanned<String>, prefix: &str) -> Option<Tz> {
-        match parse_timezone(tz.value.trim()) {
-            Ok(t) => Some(t),
-            Err(m) => {
-                self.err(tz.mark, format!("{prefix}{m}"));
-                None
-            }
-        }
+    if let Some(g) = raw.shutdown_grace {
+        d.shutdown_grace = g.0;
     }
-
-    /// `Some(None)` when the key is absent or null, `None` after reporting a
-    /// value that is not a scalar.
-    fn spanned_scalar(
-        &mut self,
-        node: &Node,
-        key: &str,
-        what: &str,
-    ) -> Option<Option<Spanned<String>>> {
-        match node.get(key) {
-            None => Some(None),
-            Some(v) if v.is_null() => Some(None),
-            Some(v) => match v.as_str() {
-                Some(s) => Some(Some(Spanned {
-                    value: s.to_string(),
-                    mark: v.mark,
-                })),
-                None => {
-                    self.err(
-                        v.mark,
-                        format!("{what}: {key}: expected a string, found {}", v.type_name()),
-                    );
-                    None
-                }
-            },
-        }
-    }
-
-    fn defaults(&mut self, node: Option<&Node>) -> Defaults {
-        let mut d = Defaults::default();
-        let Some(raw) = node
-            .filter(|n| !n.is_null())
-            .and_then(|n| self.de::<RawDefaults>(n, "defaults"))
-        else {
-            return d;
-        };
-        if let Some(tz) = &raw.timezone
-            && let Some(t) = self.timezone(tz)
-        {
-            d.timezone = t;
-        }
-        if let Some(t) = raw.timeout {
-            d.timeout = t.0;
-        }
-        if let Some(c) = raw.concurrency {
-            d.concurrency = c;
-        }
-        if let Some(r) = &raw.retries {
-            d.retries = r.over(d.retries);
-        }
-        d.catch_up = raw.catch_up.map(|c| c.0);
-        d
-    }
-
-    fn history(&mut self, node: Option<&Node>) -> HistoryConfig {
-        let mut h = HistoryConfig::default();
-        let Some(raw) = node
-            .filter(|n| !n.is_null())
-            .and_then(|n| self.de::<RawHistory>(n, "history"))
-        else {
-            return h;
-        };
-        if let Some(u) = raw.database_url
-            && !u.expose().is_empty()
-        {
-            h.database_url = u;
-        }
-        if let Some(r) = raw.retention {
-            if r.0 < Duration::from_secs(3600) {
-                let mark = node
-                    .and_then(|n| n.get("retention"))
-                    .map(|n| n.mark)
-                    .unwrap_or_default();
-                self.err(mark, "history.retention must be at least 1h");
-            }
-            h.retention = r.0;
-        }
-        if let Some(b) = raw.log_max_bytes {
-            h.log_max_bytes = b;
-        }
-        h
-    }
-
-    fn daemon(&mut self, node: Option<&Node>) -> DaemonConfig {
-        let mut d = DaemonConfig::default();
-        let Some(raw) = node
-            .filter(|n| !n.is_null())
-            .and_then(|n| self.de::<RawDaemon>(n, "daemon"))
-        else {
-            return d;
-        };
-        if let Some(l) = &raw.listen {
-            match l.value.parse() {
-                Ok(a) => d.listen = a,
-                Err(_) => self.err(
-                    l.mark,
-                    format!(
-                        "daemon.listen: `{}` is not an address like 0.0.0.0:9090",
-                        l.value
-                    ),
-                ),
-            }
-        }
-        if let Some(h) = raw.heartbeat {
-            d.heartbeat = h.0;
-        }
-        if let Some(s) = raw.stale_after {
-            d.stale_after = s.0;
-        }
-        if let Some(g) = raw.shutdown_grace {
-            d.shutdown_grace = g.0;
-        }
-        if d.heartbeat.is_zero() || d.stale_after < d.heartbeat * 2 {
-            let mark = node.map(|n| n.mark).unwrap_or_default();
-            self.err(
-                mark,
-                format!(
-                    "daemon.stale_after ({}) must be at least twice daemon.heartbeat ({}), or live runs would be marked abandoned",
-                    humantime::format_duration(d.stale_after),
-                    humantime::format_duration(d.heartbeat)
-                ),
-            );
-        }
-        d
-    }
-
-    fn job(
-        &mut self,
-        name: &str,
-        name_mark: Mark,
-        node: &Node,
-        defaults: &Defaults,
-    ) -> Option<JobConfig> {
-        if !is_job_name(name) {
-            self.err(
-                name_mark,
-                format!(
-                    "job name `{name}` must be 1-52 characters of a-z, 0-9 and `-`, starting and ending with a letter or digit (it names Kubernetes CronJobs)"
-                ),
-            );
-        }
-        let Some(entries) = node.entries() else {
-            self.err(
-                node.mark,
-                format!(
-                    "job `{name}`: expected a mapping, found {}",
-                    node.type_name()
-                ),
-            );
-            return None;
-        };
-        let Some(kind_node) = node.get("kind") else {
-            self.err(
-                node.mark,
-                format!(
-                    "job `{name}`: missing field `kind` (one of: {})",
-                    crate::jobs::KINDS.join(", ")
-                ),
-            );
-            return None;
-        };
-        let kind = kind_node.as_str().unwrap_or("").trim().to_string();
-        let Some(kind_fields) = crate::jobs::fields(&kind) else {
-            self.err(
-                kind_node.mark,
-                format!(
-                    "job `{name}`: unknown kind `{kind}` (one of: {})",
-                    crate::jobs::KINDS.join(", ")
-                ),
-            );
-            return None;
-        };
-        let common_fields = yaml::struct_fields::<RawCommon>();
-        let mut common = Vec::new();
-        let mut specific = Vec::new();
-        for (k, v) in entries {
-            let key = k.as_str().unwrap_or("");
-            if common_fields.contains(&key) {
-                common.push((k.clone(), v.clone()));
-            } else if kind_fields.contains(&key) {
-                specific.push((k.clone(), v.clone()));
-            } else {
-                let all: Vec<&str> = common_fields.iter().chain(kind_fields).copied().collect();
-                self.err(
-                    k.mark,
-                    format!("job `{name}`: {}", yaml::unknown_field_message(key, &all)),
-                );
-            }
-        }
-        let what = format!("job `{name}`");
-        let common: Option<RawCommon> = self.de(
-            &Node {
-                kind: Kind::Map(common),
-                mark: node.mark,
-            },
-            &what,
+    if d.heartbeat.is_zero() || d.stale_after < d.heartbeat * 2 {
+        diags.at(
+            *at,
+            format!(
+                "daemon.stale_after ({}) must be at least twice daemon.heartbeat ({}), or live runs would be marked abandoned",
+                humantime::format_duration(d.stale_after),
+                humantime::format_duration(d.heartbeat)
+            ),
         );
-        let spec = match crate::jobs::parse_spec(
-            &kind,
-            &Node {
-                kind: Kind::Map(specific),
-                mark: node.mark,
-            },
-        ) {
-            Ok(s) => Some(s),
+    }
+    d
+}
+
+fn build_job<R: JobKinds>(
+    name: &Text,
+    raw: &RawJob,
+    defaults: &Defaults,
+    diags: &mut Diags,
+) -> Option<JobConfig> {
+    if !is_job_name(name) {
+        diags.at(
+            name.at,
+            format!(
+                "job name `{}` must be 1-52 characters of a-z, 0-9 and `-`, starting and ending with a letter or digit (it names Kubernetes CronJobs)",
+                name.as_str()
+            ),
+        );
+    }
+    let common = &raw.common;
+    let timezone = match &common.timezone {
+        Some(t) => timezone(t, diags),
+        None => Some(defaults.timezone),
+    };
+    let schedule = match &common.schedule {
+        None => Some(None),
+        Some(s) => match s.parse::<CronExpr>() {
+            Ok(c) => Some(Some(c)),
             Err(e) => {
-                self.err(
-                    e.mark.unwrap_or(node.mark),
-                    format!("{what}: {}", e.message),
+                let lead = s.len() - s.trim_start().len();
+                diags.at(
+                    s.inside(e.offset + lead),
+                    format!("invalid schedule `{}`: {}", s.as_str(), e.message),
                 );
                 None
             }
-        };
-        // Schedule and timezone are checked from the node itself, so a
-        // structural error elsewhere in the job does not hide them.
-        let timezone = match self.spanned_scalar(node, "timezone", &what) {
-            Some(Some(tz)) => self.timezone_in(&tz, &format!("{what}: ")).map(Some),
-            Some(None) => Some(None),
-            None => None,
-        };
-        let schedule = match self.spanned_scalar(node, "schedule", &what) {
-            Some(Some(s)) => match s.value.parse::<CronExpr>() {
-                Ok(c) => Some(Some(c)),
-                Err(e) => {
-                    // Point inside the expression: after a quote if quoted.
-                    let quoted = node
-                        .get("schedule")
-                        .map(|n| matches!(n.kind, Kind::Scalar { plain: false, .. }))
-                        .unwrap_or(false);
-                    let lead = s.value.len() - s.value.trim_start().len();
-                    let at = s.mark.right(e.offset + lead + usize::from(quoted));
-                    self.err(
-                        at,
-                        format!("{what}: invalid schedule `{}`: {}", s.value, e.message),
-                    );
-                    None
-                }
-            },
-            Some(None) => Some(None),
-            None => None,
-        };
-        let common = common?;
-        let timezone = timezone?.unwrap_or(defaults.timezone);
-        let retries = common
-            .retries
-            .as_ref()
-            .map(|r| r.over(defaults.retries))
-            .unwrap_or(defaults.retries);
-        if retries.max_backoff < retries.backoff {
-            let mark = node.get("retries").map(|n| n.mark).unwrap_or(node.mark);
-            self.err(
-                mark,
-                format!("{what}: retries.max_backoff must not be less than retries.backoff"),
-            );
-        }
-        let timeout = common.timeout.map(|t| t.0).unwrap_or(defaults.timeout);
-        if timeout.is_zero() {
-            let mark = node.get("timeout").map(|n| n.mark).unwrap_or(node.mark);
-            self.err(mark, format!("{what}: timeout must be more than 0s"));
-        }
-        let catch_up = common.catch_up.map(|c| c.0).or(defaults.catch_up);
-        if common.catch_up.is_some() && common.schedule.is_none() {
-            let mark = node.get("catch_up").map(|n| n.mark).unwrap_or(node.mark);
-            self.err(
-                mark,
-                format!(
-                    "{what}: catch_up needs a schedule (a manual-only job has no fires to miss)"
-                ),
-            );
-        }
-        Some(JobConfig {
-            name: name.to_string(),
-            description: common.description,
-            schedule: schedule?,
-            timezone,
-            concurrency: common.concurrency.unwrap_or(defaults.concurrency),
-            timeout,
-            retries,
-            catch_up,
-            suspend: common.suspend,
-            spec: spec?,
-        })
+        },
+    };
+    let retries = common
+        .retries
+        .as_ref()
+        .map(|r| r.value.0.over(defaults.retries))
+        .unwrap_or(defaults.retries);
+    if retries.max_backoff < retries.backoff {
+        let at = common.retries.as_ref().map(|r| r.at).unwrap_or(name.at);
+        diags.at(
+            at,
+            "retries.max_backoff must not be less than retries.backoff",
+        );
     }
+    let timeout = common.timeout.map(|t| t.value.0).unwrap_or(defaults.timeout);
+    if timeout.is_zero() {
+        let at = common.timeout.map(|t| t.at).unwrap_or(name.at);
+        diags.at(at, "timeout must be more than 0s");
+    }
+    if let Some(c) = common.catch_up
+        && common.schedule.is_none()
+    {
+        diags.at(
+            c.at,
+            "catch_up needs a schedule (a manual-only job has no fires to miss)",
+        );
+    }
+    let spec = raw.spec.as_ref()?;
+    spec.validate(name, diags);
+    let kind = R::NAMES.iter().find(|k| **k == raw.kind.as_str())?;
+    Some(JobConfig {
+        name: name.to_string(),
+        kind,
+        description: common.description.as_ref().map(|d| d.to_string()),
+        schedule: schedule?,
+        timezone: timezone?,
+        concurrency: common.concurrency.unwrap_or(defaults.concurrency),
+        timeout,
+        retries,
+        catch_up: common.catch_up.map(|c| c.value.0).or(defaults.catch_up),
+        suspend: common.suspend,
+        spec: spec.clone(),
+    })
 }
 
 fn is_job_name(s: &str) -> bool {

@@ -8,79 +8,55 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::Deserialize;
 
-use super::{Job, JobError, Outcome, RunContext};
+use super::{ExecEnv, Job, JobError, JobKind, Outcome, RunContext};
 use crate::adapters::Adapters;
 use crate::checks::{self, CheckConfig, CheckContext};
 use crate::clock::Clock;
-use crate::config::yaml::{self, DeError, Kind, Node};
+use crate::config::JobSpec;
+use crate::model::Record;
+use crate::yaml::{At, Diags};
 
 pub const DEFAULT_MAX_CONCURRENCY: usize = 8;
 
-/// The fields of a checklist, for the loader; `checks` is parsed by hand so
-/// each check's kind picks its own struct.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawChecklist {
-    #[allow(dead_code)]
-    checks: serde::de::IgnoredAny,
-    /// Checks running at once. Default 8.
-    max_concurrency: Option<usize>,
-}
-
-#[derive(Debug, Clone)]
 pub struct ChecklistSpec {
-    pub checks: Vec<CheckConfig>,
-    pub max_concurrency: usize,
+    /// The checks, run concurrently. Required, at least one.
+    pub checks: At<Vec<CheckConfig>>,
+    /// Checks running at once. Default 8.
+    pub max_concurrency: Option<At<usize>>,
 }
 
 impl ChecklistSpec {
-    pub fn from_node(node: &Node) -> Result<Self, DeError> {
-        let raw: RawChecklist = yaml::from_node(node)?;
-        let list = node.get("checks").ok_or_else(|| DeError {
-            message: "missing field `checks`".into(),
-            mark: Some(node.mark),
-        })?;
-        let Kind::Seq(items) = &list.kind else {
-            return Err(DeError {
-                message: format!(
-                    "checks: expected a list of checks, found {}",
-                    list.type_name()
-                ),
-                mark: Some(list.mark),
-            });
-        };
-        if items.is_empty() {
-            return Err(DeError {
-                message: "checks: a checklist needs at least one check".into(),
-                mark: Some(list.mark),
-            });
+    pub fn max_concurrency(&self) -> usize {
+        self.max_concurrency
+            .map(|m| m.value)
+            .unwrap_or(DEFAULT_MAX_CONCURRENCY)
+    }
+}
+
+impl JobSpec for ChecklistSpec {
+    fn validate(&self, _job: &str, diags: &mut Diags) {
+        checks::validate_list(&self.checks.value, self.checks.at, diags);
+        if let Some(m) = self.max_concurrency
+            && m.value == 0
+        {
+            diags.at(m.at, "max_concurrency must be at least 1");
         }
-        let mut checks: Vec<CheckConfig> = Vec::new();
-        for item in items {
-            let c = checks::parse_check(item)?;
-            if checks.iter().any(|o| o.name == c.name) {
-                return Err(DeError {
-                    message: format!("duplicate check name `{}`", c.name),
-                    mark: Some(item.get("name").map(|n| n.mark).unwrap_or(item.mark)),
-                });
-            }
-            checks.push(c);
-        }
-        let max_concurrency = raw.max_concurrency.unwrap_or(DEFAULT_MAX_CONCURRENCY);
-        if max_concurrency == 0 {
-            return Err(DeError {
-                message: "max_concurrency must be at least 1".into(),
-                mark: Some(
-                    node.get("max_concurrency")
-                        .map(|n| n.mark)
-                        .unwrap_or(node.mark),
-                ),
-            });
-        }
-        Ok(ChecklistSpec {
-            checks,
-            max_concurrency,
-        })
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+impl JobKind for ChecklistSpec {
+    fn executor(&self, env: &ExecEnv) -> Arc<dyn Job> {
+        Arc::new(ChecklistJob::new(
+            self.clone(),
+            env.adapters.clone(),
+            env.clock.clone(),
+        ))
     }
 }
 
@@ -107,18 +83,18 @@ impl Job for ChecklistJob {
         if ctx.dry_run {
             // Checks only read, but a dry run promises no contact at all: it
             // lists what would be asked of whom.
-            for c in &self.spec.checks {
+            for c in &self.spec.checks.value {
                 ctx.log.info(&format!(
                     "dry run: would check {} ({}): {}",
                     c.name,
-                    c.spec.kind(),
+                    c.kind,
                     c.spec.target()
                 ));
             }
             return Ok(Outcome {
                 summary: Some(format!(
                     "dry run: {} checks listed, none run",
-                    self.spec.checks.len()
+                    self.spec.checks.value.len()
                 )),
                 ..Default::default()
             });
@@ -130,11 +106,11 @@ impl Job for ChecklistJob {
         };
         ctx.log.info(&format!(
             "running {} checks, at most {} at a time",
-            self.spec.checks.len(),
-            self.spec.max_concurrency
+            self.spec.checks.value.len(),
+            self.spec.max_concurrency()
         ));
         let results = tokio::select! {
-            r = checks::run_all(&self.spec.checks, &check_ctx, self.spec.max_concurrency) => r,
+            r = checks::run_all(&self.spec.checks.value, &check_ctx, self.spec.max_concurrency()) => r,
             _ = ctx.cancel.cancelled() => return Err(JobError::Cancelled),
         };
         for line in checks::render_table(&results).lines() {
@@ -144,7 +120,7 @@ impl Job for ChecklistJob {
         Ok(Outcome {
             failure: (!ok).then(|| summary.clone()),
             summary: Some(summary),
-            checks: results,
+            records: results.into_iter().map(Record::Check).collect(),
         })
     }
 }

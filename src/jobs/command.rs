@@ -14,10 +14,11 @@ use serde::Deserialize;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Command;
 
-use super::{Job, JobError, Outcome, RunContext};
-use crate::config::Dur;
-use crate::config::yaml::{self, DeError, Node};
+use super::{ExecEnv, Job, JobError, JobKind, Outcome, RunContext};
+use crate::config::JobSpec;
+use crate::model::Dur;
 use crate::runlog::{RunLog, Stream};
+use crate::yaml::{At, Diags, Text};
 
 /// How long output readers may run after the child exits, for a grandchild
 /// that keeps the pipe open.
@@ -27,13 +28,13 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 #[serde(deny_unknown_fields)]
 pub struct CommandSpec {
     /// Program and arguments. Required, not run through a shell.
-    pub argv: Vec<String>,
+    pub argv: At<Vec<Text>>,
     /// Extra environment variables. Tag a value `!secret` to keep it out of
     /// logs. Default: none.
     #[serde(default)]
-    pub env: IndexMap<String, String>,
+    pub env: IndexMap<String, Text>,
     /// Working directory. Default: runbookd's own.
-    pub workdir: Option<PathBuf>,
+    pub workdir: Option<Text>,
     /// Whether the child inherits runbookd's environment. Default `true`.
     #[serde(default = "default_true")]
     pub inherit_env: bool,
@@ -45,18 +46,28 @@ fn default_true() -> bool {
     true
 }
 
-impl CommandSpec {
-    pub fn from_node(node: &Node) -> Result<Self, DeError> {
-        let spec: CommandSpec = yaml::from_node(node)?;
-        if spec.argv.is_empty() || spec.argv[0].trim().is_empty() {
-            return Err(DeError {
-                message: "argv must name a program, e.g. [\"pg_dump\", \"--version\"]".into(),
-                mark: Some(node.get("argv").map(|n| n.mark).unwrap_or(node.mark)),
-            });
+impl JobSpec for CommandSpec {
+    fn validate(&self, _job: &str, diags: &mut Diags) {
+        if self.argv.value.first().is_none_or(|p| p.trim().is_empty()) {
+            diags.at(
+                self.argv.at,
+                "argv must name a program, e.g. [\"pg_dump\", \"--version\"]",
+            );
         }
-        Ok(spec)
     }
 
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+impl JobKind for CommandSpec {
+    fn executor(&self, _env: &ExecEnv) -> std::sync::Arc<dyn Job> {
+        std::sync::Arc::new(CommandJob::new(self.clone()))
+    }
+}
+
+impl CommandSpec {
     fn kill_grace(&self) -> Duration {
         self.kill_grace
             .map(|d| d.0)
@@ -75,9 +86,9 @@ impl CommandJob {
     }
 
     fn describe(&self) -> String {
-        let mut s = format!("{:?}", self.spec.argv);
+        let mut s = format!("{:?}", self.spec.argv.value);
         if let Some(w) = &self.spec.workdir {
-            s.push_str(&format!(" in {}", w.display()));
+            s.push_str(&format!(" in {w}"));
         }
         if !self.spec.env.is_empty() {
             let keys: Vec<&str> = self.spec.env.keys().map(String::as_str).collect();
@@ -98,8 +109,8 @@ impl Job for CommandJob {
                 ..Default::default()
             });
         }
-        let argv = &self.spec.argv;
-        let mut cmd = Command::new(&argv[0]);
+        let argv: Vec<&str> = self.spec.argv.value.iter().map(|a| a.as_str()).collect();
+        let mut cmd = Command::new(argv[0]);
         cmd.args(&argv[1..])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -112,9 +123,9 @@ impl Job for CommandJob {
                 cmd.env("PATH", path);
             }
         }
-        cmd.envs(&self.spec.env);
+        cmd.envs(self.spec.env.iter().map(|(k, v)| (k, v.as_str())));
         if let Some(w) = &self.spec.workdir {
-            cmd.current_dir(w);
+            cmd.current_dir(PathBuf::from(w.as_str()));
         }
         ctx.log.info(&format!("exec {what}"));
         let mut child = cmd
@@ -142,7 +153,7 @@ impl Job for CommandJob {
         finish_readers(readers).await;
         let status =
             status.map_err(|e| JobError::Failed(format!("waiting for `{}`: {e}", argv[0])))?;
-        exit_result(&argv[0], status)
+        exit_result(argv[0], status)
     }
 }
 

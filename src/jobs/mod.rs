@@ -1,28 +1,95 @@
-//! Job kinds. Each kind has its config struct and its executor in one file;
-//! this module only registers them.
+//! Job kinds. A kind is one file: its config struct (the kind's own fields
+//! of jobs.yaml) implementing [`JobSpec`] and [`JobKind`], and its
+//! executor. This module registers them, one line each, and defines what a
+//! running job sees ([`RunContext`]) and hands back ([`Outcome`]).
 
 pub mod checklist;
 pub mod command;
 
+use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
 use crate::adapters::Adapters;
-use crate::checks::CheckResult;
 use crate::clock::Clock;
-use crate::config::yaml::{self, DeError, Node};
+use crate::config::{self, Config, ConfigError, JobConfig, JobSpec};
+use crate::model::{Record, RunId, Step, StepStatus};
 use crate::runlog::RunLog;
-use crate::store::RunId;
+use crate::secret::Redactor;
+use crate::store::HistoryStore;
 
-/// The kinds jobs.yaml accepts, for error messages.
-pub const KINDS: &[&str] = &["command", "checklist"];
+/// A job kind: builds the executor of a job from its spec.
+pub trait JobKind: JobSpec {
+    fn executor(&self, env: &ExecEnv) -> Arc<dyn Job>;
+}
 
-#[derive(Debug, Clone)]
-pub enum JobSpec {
-    Command(command::CommandSpec),
-    Checklist(checklist::ChecklistSpec),
+/// The registry: the kinds jobs.yaml accepts, one line each.
+macro_rules! job_kinds {
+    ($($name:literal => $ty:ty),+ $(,)?) => {
+        crate::kinds! {
+            /// The job kinds jobs.yaml accepts.
+            Registry => dyn JobSpec: $($name => $ty),+
+        }
+
+        impl config::JobKinds for Registry {
+            const NAMES: &'static [&'static str] = Registry::NAMES;
+
+            fn deserialize<'de, D: serde::Deserializer<'de>>(
+                kind: &str,
+                d: D,
+            ) -> Result<Arc<dyn JobSpec>, D::Error> {
+                Registry::deserialize(kind, d)
+            }
+        }
+
+        /// The executor of a job, by its kind.
+        pub fn executor(job: &JobConfig, env: &ExecEnv) -> Arc<dyn Job> {
+            let spec = job.spec.as_any();
+            $(
+                if let Some(s) = spec.downcast_ref::<$ty>() {
+                    return JobKind::executor(s, env);
+                }
+            )+
+            Arc::new(Unregistered(job.kind))
+        }
+    };
+}
+
+job_kinds! {
+    "command" => command::CommandSpec,
+    "checklist" => checklist::ChecklistSpec,
+}
+
+/// Reads a jobs file with every registered kind and the process
+/// environment.
+pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
+    config::load_file::<Registry>(path)
+}
+
+/// Reads jobs.yaml text; `env` resolves `${VAR}`.
+pub fn load_str(
+    path: &Path,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    config::load_str::<Registry>(path, text, env)
+}
+
+/// A spec whose type is not registered (only a test can build one).
+#[derive(Debug)]
+struct Unregistered(&'static str);
+
+#[async_trait]
+impl Job for Unregistered {
+    async fn run(&self, _: &RunContext) -> Result<Outcome, JobError> {
+        Err(JobError::Failed(format!(
+            "job kind `{}` is not registered",
+            self.0
+        )))
+    }
 }
 
 /// What executors are built with: the seams to outside systems and the
@@ -31,47 +98,6 @@ pub enum JobSpec {
 pub struct ExecEnv {
     pub adapters: Arc<Adapters>,
     pub clock: Arc<dyn Clock>,
-}
-
-impl JobSpec {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            JobSpec::Command(_) => "command",
-            JobSpec::Checklist(_) => "checklist",
-        }
-    }
-
-    pub fn executor(&self, env: &ExecEnv) -> Arc<dyn Job> {
-        match self {
-            JobSpec::Command(s) => Arc::new(command::CommandJob::new(s.clone())),
-            JobSpec::Checklist(s) => Arc::new(checklist::ChecklistJob::new(
-                s.clone(),
-                env.adapters.clone(),
-                env.clock.clone(),
-            )),
-        }
-    }
-}
-
-/// The fields a kind accepts beside the common ones.
-pub fn fields(kind: &str) -> Option<&'static [&'static str]> {
-    match kind {
-        "command" => Some(yaml::struct_fields::<command::CommandSpec>()),
-        "checklist" => Some(yaml::struct_fields::<checklist::RawChecklist>()),
-        _ => None,
-    }
-}
-
-/// Deserializes and checks a kind's own fields.
-pub fn parse_spec(kind: &str, node: &Node) -> Result<JobSpec, DeError> {
-    match kind {
-        "command" => command::CommandSpec::from_node(node).map(JobSpec::Command),
-        "checklist" => checklist::ChecklistSpec::from_node(node).map(JobSpec::Checklist),
-        other => Err(DeError {
-            message: format!("unknown kind `{other}`"),
-            mark: Some(node.mark),
-        }),
-    }
 }
 
 /// What a job sees while it runs.
@@ -83,6 +109,8 @@ pub struct RunContext {
     /// Plan and log every mutating step, perform none.
     pub dry_run: bool,
     pub log: RunLog,
+    /// Records the run's steps in the history as they happen.
+    pub steps: Steps,
     /// Cancelled on timeout, shutdown, `concurrency: replace` or a cancel
     /// request. A job must stop promptly and leave nothing half-done that it
     /// has not logged.
@@ -97,8 +125,9 @@ pub struct Outcome {
     /// Set when the job ran to the end but its verdict is a failure (a
     /// checklist with a failing check); the run ends `failed` with this error.
     pub failure: Option<String>,
-    /// Check results, stored with the run.
-    pub checks: Vec<CheckResult>,
+    /// Results for the history (check results; steps are saved as they
+    /// happen through [`Steps`]).
+    pub records: Vec<Record>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -113,4 +142,111 @@ pub enum JobError {
 #[async_trait]
 pub trait Job: Send + Sync + std::fmt::Debug {
     async fn run(&self, ctx: &RunContext) -> Result<Outcome, JobError>;
+}
+
+/// Saves a run's steps as they start and end. A step that cannot be
+/// recorded is an error: a job that changes production must not go on
+/// unrecorded.
+#[derive(Clone)]
+pub struct Steps {
+    store: Arc<dyn HistoryStore>,
+    clock: Arc<dyn Clock>,
+    run: RunId,
+    redactor: Redactor,
+    log: RunLog,
+    next: Arc<AtomicU32>,
+}
+
+impl std::fmt::Debug for Steps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Steps").field("run", &self.run).finish()
+    }
+}
+
+/// A step that has started; end it with [`StepHandle::end`].
+#[derive(Debug)]
+pub struct StepHandle {
+    steps: Steps,
+    step: Step,
+}
+
+impl Steps {
+    pub fn new(
+        store: Arc<dyn HistoryStore>,
+        clock: Arc<dyn Clock>,
+        run: RunId,
+        redactor: Redactor,
+        log: RunLog,
+    ) -> Self {
+        Steps {
+            store,
+            clock,
+            run,
+            redactor,
+            log,
+            next: Arc::new(AtomicU32::new(0)),
+        }
+    }
+
+    /// Records a step as started: `name` what is done, `target` on what,
+    /// `detail` the call.
+    pub async fn start(
+        &self,
+        name: &str,
+        target: &str,
+        detail: &str,
+    ) -> Result<StepHandle, JobError> {
+        let step = Step {
+            position: self.next.fetch_add(1, Ordering::SeqCst),
+            name: name.to_string(),
+            target: self.redactor.redact(target),
+            status: StepStatus::Running,
+            started_at: self.clock.now(),
+            finished_at: None,
+            detail: self.redactor.redact(detail),
+            payload: None,
+        };
+        self.log
+            .info(&format!("step {} {name} on {}: {}", step.position + 1, step.target, step.detail));
+        self.save(&step).await?;
+        Ok(StepHandle {
+            steps: self.clone(),
+            step,
+        })
+    }
+
+    async fn save(&self, step: &Step) -> Result<(), JobError> {
+        self.store
+            .record_step(self.run, step)
+            .await
+            .map_err(|e| JobError::Failed(format!("cannot record step `{}`: {e}", step.name)))
+    }
+}
+
+impl StepHandle {
+    /// Ends the step with `status`, a one-line `detail` and an optional
+    /// structured payload, and saves it.
+    pub async fn end(
+        mut self,
+        status: StepStatus,
+        detail: &str,
+        payload: Option<serde_json::Value>,
+    ) -> Result<Step, JobError> {
+        self.step.status = status;
+        self.step.finished_at = Some(self.steps.clock.now());
+        self.step.detail = self.steps.redactor.redact(detail);
+        // A payload passes the redactor like every other text.
+        self.step.payload = payload.map(|p| {
+            let text = self.steps.redactor.redact(&p.to_string());
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+        });
+        self.steps.log.info(&format!(
+            "step {} {} {status}: {}",
+            self.step.position + 1,
+            self.step.name,
+            self.step.detail
+        ));
+        self.steps.save(&self.step).await?;
+        Ok(self.step)
+    }
 }

@@ -8,25 +8,23 @@
 //! constraint does not.
 
 mod postgres;
+mod sql;
 mod sqlite;
 
 use std::fmt;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 
-use crate::checks::CheckResult;
-use crate::runlog::LogSnapshot;
+use crate::model::{CheckResult, LogSnapshot, Step};
 use crate::secret::redact_url;
 
+pub use crate::model::{Finish, NewRun, Run, RunFilter, RunId, RunStatus, Trigger};
 pub use postgres::PostgresStore;
+pub use sql::SqlStore;
 pub use sqlite::SqliteStore;
-
-pub type RunId = i64;
 
 /// Every store call is bounded by this, so a hung database shows up as an
 /// error naming the operation instead of a daemon that silently stops.
@@ -68,138 +66,6 @@ pub enum StoreError {
     UnsupportedUrl { url: String },
     #[error("history store {url}: {what}")]
     Corrupt { url: String, what: String },
-}
-
-macro_rules! string_enum {
-    ($(#[$m:meta])* $name:ident { $($variant:ident => $text:literal),* $(,)? }) => {
-        $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-        #[serde(rename_all = "snake_case")]
-        pub enum $name { $($variant),* }
-
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),*];
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text),* }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = String;
-            fn from_str(s: &str) -> Result<Self, String> {
-                match s {
-                    $($text => Ok($name::$variant),)*
-                    other => Err(format!(
-                        concat!("unknown ", stringify!($name), " `{}` (one of: {})"),
-                        other,
-                        [$($text),*].join(", ")
-                    )),
-                }
-            }
-        }
-    };
-}
-
-string_enum! {
-    /// Why a run started.
-    Trigger {
-        Schedule => "schedule",
-        Manual => "manual",
-        Catchup => "catchup",
-        Retry => "retry",
-    }
-}
-
-string_enum! {
-    RunStatus {
-        Running => "running",
-        Succeeded => "succeeded",
-        Failed => "failed",
-        TimedOut => "timed_out",
-        Cancelled => "cancelled",
-        Skipped => "skipped",
-        Abandoned => "abandoned",
-    }
-}
-
-impl RunStatus {
-    pub fn is_success(self) -> bool {
-        matches!(self, RunStatus::Succeeded | RunStatus::Skipped)
-    }
-}
-
-/// A row of the history.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Run {
-    pub id: RunId,
-    pub job: String,
-    pub trigger: Trigger,
-    pub triggered_by: String,
-    pub scheduled_for: Option<DateTime<Utc>>,
-    pub started_at: DateTime<Utc>,
-    pub finished_at: Option<DateTime<Utc>>,
-    pub status: RunStatus,
-    pub attempt: u32,
-    pub error: Option<String>,
-    pub dry_run: bool,
-    /// `host:pid:instance` of the process executing the run.
-    pub owner: String,
-    pub heartbeat_at: DateTime<Utc>,
-    /// The earlier attempt this one retries.
-    pub retry_of: Option<RunId>,
-    /// Only filled by [`HistoryStore::get_run`].
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub log: Option<String>,
-    pub log_truncated: bool,
-    /// Check results of a checklist run; only filled by
-    /// [`HistoryStore::get_run`].
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub checks: Vec<CheckResult>,
-}
-
-impl Run {
-    pub fn duration(&self) -> Option<chrono::Duration> {
-        self.finished_at.map(|f| f - self.started_at)
-    }
-}
-
-/// A row to insert: the claim of a fire, or a manual run.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewRun {
-    pub job: String,
-    pub trigger: Trigger,
-    pub triggered_by: String,
-    pub scheduled_for: Option<DateTime<Utc>>,
-    pub started_at: DateTime<Utc>,
-    /// `Running`, or a terminal status for a fire decided without running
-    /// (`Skipped`).
-    pub status: RunStatus,
-    pub attempt: u32,
-    pub error: Option<String>,
-    pub dry_run: bool,
-    pub owner: String,
-    pub retry_of: Option<RunId>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Finish {
-    pub status: RunStatus,
-    pub finished_at: DateTime<Utc>,
-    pub error: Option<String>,
-    pub log: LogSnapshot,
-}
-
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct RunFilter {
-    pub job: Option<String>,
-    pub since: Option<DateTime<Utc>>,
-    pub limit: u32,
 }
 
 #[async_trait]
@@ -262,6 +128,12 @@ pub trait HistoryStore: Send + Sync + fmt::Debug {
     /// A run's check results, in order.
     async fn checks(&self, run: RunId) -> Result<Vec<CheckResult>>;
 
+    /// Saves a step as it starts, and again (same position) as it ends.
+    async fn record_step(&self, run: RunId, step: &Step) -> Result<()>;
+
+    /// A run's steps, in order.
+    async fn steps(&self, run: RunId) -> Result<Vec<Step>>;
+
     /// Deletes ended runs started before `before`. Returns how many.
     async fn prune(&self, before: DateTime<Utc>) -> Result<u64>;
 }
@@ -282,71 +154,5 @@ pub async fn open(url: &str) -> Result<Arc<dyn HistoryStore>> {
     Ok(store)
 }
 
-/// Bounds a store call with [`STORE_TIMEOUT`] and names it in errors.
-async fn timed<T>(
-    url: &str,
-    op: &'static str,
-    fut: impl std::future::Future<Output = std::result::Result<T, sqlx::Error>>,
-) -> Result<T> {
-    match tokio::time::timeout(STORE_TIMEOUT, fut).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(source)) => Err(StoreError::Query {
-            url: url.to_string(),
-            op,
-            source,
-        }),
-        Err(_) => Err(StoreError::Timeout {
-            url: url.to_string(),
-            op,
-            after: STORE_TIMEOUT,
-        }),
-    }
-}
-
-fn parse_enum<T: FromStr<Err = String>>(url: &str, text: &str) -> Result<T> {
-    text.parse().map_err(|what| StoreError::Corrupt {
-        url: url.to_string(),
-        what,
-    })
-}
-
 /// Row limit for listings when the caller gives none.
 pub const DEFAULT_LIMIT: u32 = 50;
-
-/// Rebuilds a stored check result from a `checks.sql` row. The column
-/// types are the same in both backends, so one decoder serves both.
-fn check_from_row<R>(url: &str, row: &R) -> Result<CheckResult>
-where
-    R: sqlx::Row,
-    for<'a> &'a str: sqlx::ColumnIndex<R>,
-    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> Option<f64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-{
-    let get = |e: sqlx::Error| StoreError::Query {
-        url: url.to_string(),
-        op: "decode check result",
-        source: e,
-    };
-    let status: String = row.try_get("status").map_err(get)?;
-    let status = crate::checks::CheckStatus::parse(&status).ok_or_else(|| StoreError::Corrupt {
-        url: url.to_string(),
-        what: format!("unknown check status `{status}`"),
-    })?;
-    let number: Option<f64> = row.try_get("value_number").map_err(get)?;
-    let text: Option<String> = row.try_get("value_text").map_err(get)?;
-    let duration_ms: i64 = row.try_get("duration_ms").map_err(get)?;
-    Ok(CheckResult {
-        check: row.try_get("check_name").map_err(get)?,
-        status,
-        value: match (number, text) {
-            (Some(n), _) => Some(crate::checks::Measured::Number(n)),
-            (None, Some(t)) => Some(crate::checks::Measured::Text(t)),
-            (None, None) => None,
-        },
-        threshold: row.try_get("threshold").map_err(get)?,
-        reason: row.try_get("reason").map_err(get)?,
-        duration_ms: duration_ms.max(0) as u64,
-    })
-}

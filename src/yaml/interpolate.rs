@@ -8,6 +8,10 @@
 //! - `${VAR:-default}`: the default when the variable is unset or empty, as in
 //!   the shell.
 //! - `$$`: a literal `$`.
+//!
+//! Besides the text, it returns the values the environment put in, so a
+//! secret value's parts can be scrubbed even where they appear alone
+//! (`Bearer ${TOKEN}` echoed back as just the token).
 
 /// An error with its byte offset inside the scalar.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,8 +23,9 @@ pub struct InterpolationError {
 pub fn interpolate(
     input: &str,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<String, Vec<InterpolationError>> {
+) -> Result<(String, Vec<String>), Vec<InterpolationError>> {
     let mut out = String::with_capacity(input.len());
+    let mut parts = Vec::new();
     let mut errors = Vec::new();
     let mut rest = input;
     let mut pos = 0;
@@ -63,7 +68,10 @@ pub fn interpolate(
         } else {
             match (env(name), default) {
                 (Some(v), Some(d)) if v.is_empty() => out.push_str(d),
-                (Some(v), _) => out.push_str(&v),
+                (Some(v), _) => {
+                    out.push_str(&v);
+                    parts.push(v);
+                }
                 (None, Some(d)) => out.push_str(d),
                 (None, None) => errors.push(InterpolationError {
                     offset: here,
@@ -78,7 +86,7 @@ pub fn interpolate(
     }
     out.push_str(rest);
     if errors.is_empty() {
-        Ok(out)
+        Ok((out, parts))
     } else {
         Err(errors)
     }
@@ -123,7 +131,7 @@ mod tests {
         for (input, want) in cases {
             let got = interpolate(input, &env);
             match (want, got) {
-                (Ok(w), Ok(g)) => assert_eq!(&g, w, "{input}"),
+                (Ok(w), Ok((g, _))) => assert_eq!(&g, w, "{input}"),
                 (Err((off, msg)), Err(errs)) => {
                     assert_eq!(errs[0].offset, *off, "{input}");
                     assert!(
@@ -135,6 +143,12 @@ mod tests {
                 (w, g) => panic!("{input}: want {w:?}, got {g:?}"),
             }
         }
+    }
+
+    #[test]
+    fn returns_what_the_environment_put_in() {
+        let (_, parts) = interpolate("u=${HOST} p=${MISSING:-dflt} q=${EMPTY:-x}", &env).unwrap();
+        assert_eq!(parts, vec!["db.internal".to_string()]);
     }
 
     #[test]

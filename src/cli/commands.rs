@@ -1,0 +1,363 @@
+//! Each command's orchestration: load the file, open the store, build the
+//! runner (in one place), act, and hand the result to `render.rs`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use tokio_util::sync::CancellationToken;
+
+use super::render::{self, JobRow, NextFire, print_json};
+use super::{Cli, CliError, Command, Result};
+use crate::adapters::Adapters;
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Config, ConfigError};
+use crate::daemon;
+use crate::jobs;
+use crate::runner::{RunRequest, Runner, Stop};
+use crate::schedule::{Shift, offset_seconds};
+use crate::secret::redact_url;
+use crate::store::{self, HistoryStore, Run, RunFilter, RunStatus, Trigger};
+
+pub async fn dispatch(cli: Cli) -> Result<()> {
+    match &cli.command {
+        Command::Validate { json } => validate(&cli, *json),
+        Command::Jobs { json } => jobs(&cli, *json).await,
+        Command::Next {
+            job,
+            n,
+            after,
+            json,
+        } => next(&cli, job, *n, after.as_deref(), *json),
+        Command::Run { job, dry_run, json } => run_job(&cli, job, *dry_run, *json).await,
+        Command::History {
+            job,
+            since,
+            limit,
+            json,
+        } => history(&cli, job.clone(), since.as_deref(), *limit, *json).await,
+        Command::Show { run_id, json } => show(&cli, *run_id, *json).await,
+        Command::Cancel { run_id } => cancel(&cli, *run_id).await,
+        Command::Serve { listen } => serve(&cli, *listen).await,
+        Command::Migrate => {
+            let config = load(&cli)?;
+            let store = open_store(&cli, &config).await?;
+            eprintln!("history store {} is up to date", store.url());
+            Ok(())
+        }
+    }
+}
+
+fn load(cli: &Cli) -> Result<Config> {
+    Ok(jobs::load_file(&cli.config)?)
+}
+
+fn database_url(cli: &Cli, config: &Config) -> String {
+    cli.database_url
+        .clone()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| config.history.database_url.expose().to_string())
+}
+
+async fn open_store(cli: &Cli, config: &Config) -> Result<Arc<dyn HistoryStore>> {
+    Ok(store::open(&database_url(cli, config)).await?)
+}
+
+/// The one way the CLI builds a runner: real outside systems, the jobs
+/// file's settings.
+fn runner(config: &Config, store: Arc<dyn HistoryStore>) -> Runner {
+    Runner::builder(store, Arc::new(Adapters::real()))
+        .config(config)
+        .build()
+}
+
+fn validate(cli: &Cli, json: bool) -> Result<()> {
+    match jobs::load_file(&cli.config) {
+        Ok(c) => {
+            if json {
+                print_json(
+                    &serde_json::json!({ "file": cli.config, "valid": true, "jobs": c.jobs.len(), "errors": [] }),
+                )?;
+            } else {
+                println!("{}: ok, {} job(s)", cli.config.display(), c.jobs.len());
+            }
+            Ok(())
+        }
+        Err(ConfigError::Invalid(diags)) => {
+            if json {
+                print_json(
+                    &serde_json::json!({ "file": cli.config, "valid": false, "errors": diags }),
+                )?;
+            } else {
+                for d in &diags {
+                    println!("{d}");
+                }
+            }
+            eprintln!("{}: {} error(s)", cli.config.display(), diags.len());
+            Err(CliError::Usage(String::new()))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn jobs(cli: &Cli, json: bool) -> Result<()> {
+    let config = load(cli)?;
+    let store = match open_store(cli, &config).await {
+        Ok(s) => Some(s),
+        Err(e) => {
+            eprintln!("warning: last status unknown: {e}");
+            None
+        }
+    };
+    let now = SystemClock.now();
+    let mut rows = Vec::new();
+    for job in config.jobs.values() {
+        let last = match &store {
+            Some(s) => s.last_run(&job.name).await?,
+            None => None,
+        };
+        let next = job
+            .schedule
+            .as_ref()
+            .and_then(|e| e.next_fire(job.timezone, now))
+            .map(|f| {
+                f.at.with_timezone(&job.timezone)
+                    .format("%Y-%m-%dT%H:%M:%S%:z")
+                    .to_string()
+            });
+        rows.push(JobRow {
+            name: job.name.clone(),
+            kind: job.kind(),
+            schedule: job.schedule.as_ref().map(|s| s.to_string()),
+            timezone: job.timezone.name().to_string(),
+            concurrency: job.concurrency.to_string(),
+            suspended: job.suspend,
+            next_fire: if job.suspend { None } else { next },
+            last_status: last.as_ref().map(|r| r.status),
+            last_run_id: last.as_ref().map(|r| r.id),
+            last_started_at: last.as_ref().map(|r| r.started_at),
+        });
+    }
+    if json {
+        return print_json(&rows);
+    }
+    render::jobs(&rows)
+}
+
+fn next(cli: &Cli, name: &str, n: usize, after: Option<&str>, json: bool) -> Result<()> {
+    let config = load(cli)?;
+    let job = config.job(name).map_err(CliError::Usage)?;
+    let Some(expr) = &job.schedule else {
+        return Err(CliError::Usage(format!(
+            "job `{name}` has no schedule: it runs only when started by hand (runbookd run {name})"
+        )));
+    };
+    let mut t = match after {
+        Some(a) => DateTime::parse_from_rfc3339(a)
+            .map_err(|e| {
+                CliError::Usage(format!(
+                    "--after `{a}` is not an RFC 3339 instant (e.g. 2026-03-08T00:00:00Z): {e}"
+                ))
+            })?
+            .with_timezone(&Utc),
+        None => SystemClock.now(),
+    };
+    let tz = job.timezone;
+    let mut prev_offset = offset_seconds(tz, t);
+    let mut fires = Vec::new();
+    for _ in 0..n {
+        let Some(f) = expr.next_fire(tz, t) else {
+            break;
+        };
+        let local = f.at.with_timezone(&tz);
+        let offset = offset_seconds(tz, f.at);
+        let note = match f.shift {
+            Shift::Gap => Some(format!(
+                "DST: {} does not exist in {}; runs at the first instant after the gap",
+                f.nominal.format("%Y-%m-%d %H:%M:%S"),
+                tz.name()
+            )),
+            Shift::Repeated => Some(format!(
+                "DST: {} occurs twice in {}; runs once, at the first",
+                f.nominal.format("%H:%M:%S"),
+                tz.name()
+            )),
+            Shift::None if offset != prev_offset => {
+                Some(format!("DST: UTC offset is now {}", local.format("%:z")))
+            }
+            Shift::None => None,
+        };
+        prev_offset = offset;
+        fires.push(NextFire {
+            utc: render::fmt_time(f.at),
+            local: local.format("%Y-%m-%dT%H:%M:%S%:z").to_string(),
+            offset: local.format("%:z").to_string(),
+            nominal: f.nominal.format("%Y-%m-%dT%H:%M:%S").to_string(),
+            shift: f.shift,
+            note,
+        });
+        t = f.at;
+    }
+    if json {
+        return print_json(&fires);
+    }
+    render::next(name, &expr.to_string(), tz, &fires)
+}
+
+/// Cancelled on SIGTERM or SIGINT, with the signal's name.
+fn signals() -> (CancellationToken, Arc<std::sync::Mutex<&'static str>>) {
+    let token = CancellationToken::new();
+    let which = Arc::new(std::sync::Mutex::new(""));
+    let (t, w) = (token.clone(), which.clone());
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            tracing::error!("cannot install signal handlers");
+            return;
+        };
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        *w.lock().expect("signal lock") = name;
+        t.cancel();
+    });
+    (token, which)
+}
+
+async fn run_job(cli: &Cli, name: &str, dry_run: bool, json: bool) -> Result<()> {
+    let config = load(cli)?;
+    let job = config.job(name).map_err(CliError::Usage)?.clone();
+    let store = open_store(cli, &config).await?;
+    let runner = runner(&config, store.clone()).with_tee(|line| eprintln!("{line}"));
+    runner.reap(config.daemon.stale_after).await?;
+    let req = RunRequest {
+        trigger: Trigger::Manual,
+        triggered_by: runner.identity().user.clone(),
+        scheduled_for: None,
+        dry_run,
+    };
+    let id = runner
+        .claim(&job, &req)
+        .await?
+        .ok_or_else(|| CliError::Usage("the history store refused the run".into()))?;
+    let stop = Stop::new();
+    let (sig, which) = signals();
+    let watcher = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            sig.cancelled().await;
+            let name = *which.lock().expect("signal lock");
+            stop.cancel(format!("interrupted by {name}"));
+        })
+    };
+    let ended = runner.execute(&job, &req, id, &stop).await;
+    watcher.abort();
+    let run = store.get_run(ended.id).await?;
+    if json {
+        if let Some(r) = &run {
+            print_json(r)?;
+        }
+    } else {
+        render::run_end(
+            run.as_ref(),
+            ended.id,
+            name,
+            ended.status,
+            ended.attempt,
+            ended.error.as_deref(),
+        )?;
+    }
+    if ended.status == RunStatus::Succeeded {
+        Ok(())
+    } else {
+        Err(CliError::JobFailed {
+            id: ended.id,
+            job: name.to_string(),
+            status: ended.status,
+        })
+    }
+}
+
+fn parse_since(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    let d = humantime::parse_duration(s).map_err(|e| {
+        CliError::Usage(format!(
+            "--since `{s}` is neither a duration (24h, 7d) nor an RFC 3339 instant: {e}"
+        ))
+    })?;
+    Ok(now - chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX))
+}
+
+async fn history(
+    cli: &Cli,
+    job: Option<String>,
+    since: Option<&str>,
+    limit: u32,
+    json: bool,
+) -> Result<()> {
+    let config = load(cli)?;
+    let since = since
+        .map(|s| parse_since(s, SystemClock.now()))
+        .transpose()?;
+    let store = open_store(cli, &config).await?;
+    let runs = store
+        .list_runs(&RunFilter {
+            job,
+            since,
+            limit: limit.max(1),
+        })
+        .await?;
+    if json {
+        return print_json(&runs);
+    }
+    render::history(&runs)
+}
+
+async fn show(cli: &Cli, id: i64, json: bool) -> Result<()> {
+    let config = load(cli)?;
+    let store = open_store(cli, &config).await?;
+    let run: Run = store
+        .get_run(id)
+        .await?
+        .ok_or_else(|| CliError::Usage(format!("no run {id} in history store {}", store.url())))?;
+    if json {
+        return print_json(&run);
+    }
+    render::show(&run)
+}
+
+async fn cancel(cli: &Cli, id: i64) -> Result<()> {
+    let config = load(cli)?;
+    let store = open_store(cli, &config).await?;
+    if store.request_cancel(id).await? {
+        println!("cancel requested for run {id}; its process stops it at the next heartbeat");
+        Ok(())
+    } else {
+        Err(CliError::Usage(format!("run {id} is not running")))
+    }
+}
+
+async fn serve(cli: &Cli, listen: Option<SocketAddr>) -> Result<()> {
+    let config = Arc::new(load(cli)?);
+    let url = database_url(cli, &config);
+    let store = store::open(&url).await?;
+    let (sig, which) = signals();
+    let listen = listen.unwrap_or(config.daemon.listen);
+    let shutdown = CancellationToken::new();
+    let s2 = shutdown.clone();
+    tokio::spawn(async move {
+        sig.cancelled().await;
+        tracing::info!("{} received", *which.lock().expect("signal lock"));
+        s2.cancel();
+    });
+    tracing::debug!(store = %redact_url(&url), "starting");
+    let runner = runner(&config, store);
+    daemon::serve(config, runner, listen, shutdown).await?;
+    Ok(())
+}

@@ -1,0 +1,244 @@
+//! What each command prints: tables, one run, fire lists, JSON. Data goes
+//! to stdout; nothing here decides anything.
+
+use std::io::Write;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use chrono_tz::Tz;
+use serde::Serialize;
+
+use super::Result;
+use crate::model::{Run, Step};
+use crate::schedule::Shift;
+
+pub fn print_json(value: &impl Serialize) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value).map_err(std::io::Error::other)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+pub fn print_table(header: &[&str], rows: &[Vec<String>]) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    write!(out, "{}", crate::table::render(header, rows))?;
+    Ok(())
+}
+
+pub fn fmt_time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn short(s: &str, n: usize) -> String {
+    let one_line = s.lines().next().unwrap_or("");
+    if one_line.chars().count() > n {
+        format!("{}…", one_line.chars().take(n - 1).collect::<String>())
+    } else {
+        one_line.to_string()
+    }
+}
+
+fn took(run: &Run) -> Option<String> {
+    run.duration()
+        .map(|d| format!("{:.1}s", d.num_milliseconds() as f64 / 1000.0))
+}
+
+/// A row of `runbookd jobs`.
+#[derive(Serialize)]
+pub struct JobRow {
+    pub name: String,
+    pub kind: &'static str,
+    pub schedule: Option<String>,
+    pub timezone: String,
+    pub concurrency: String,
+    pub suspended: bool,
+    /// RFC 3339 with the zone's offset.
+    pub next_fire: Option<String>,
+    pub last_status: Option<crate::model::RunStatus>,
+    pub last_run_id: Option<i64>,
+    pub last_started_at: Option<DateTime<Utc>>,
+}
+
+pub fn jobs(rows: &[JobRow]) -> Result<()> {
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.name.clone(),
+                r.kind.to_string(),
+                r.schedule.clone().unwrap_or_else(|| "(manual)".into()),
+                r.timezone.clone(),
+                if r.suspended {
+                    "(suspended)".into()
+                } else {
+                    r.next_fire
+                        .as_deref()
+                        .and_then(|n| DateTime::parse_from_rfc3339(n).ok())
+                        .and_then(|d| {
+                            r.timezone.parse::<Tz>().ok().map(|tz| {
+                                d.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S %Z").to_string()
+                            })
+                        })
+                        .unwrap_or_else(|| "-".into())
+                },
+                match (r.last_status, r.last_run_id) {
+                    (Some(s), Some(id)) => format!("{s} (#{id})"),
+                    _ => "-".into(),
+                },
+            ]
+        })
+        .collect();
+    print_table(
+        &["JOB", "KIND", "SCHEDULE", "TIMEZONE", "NEXT", "LAST"],
+        &table,
+    )
+}
+
+/// One fire of `runbookd next`.
+#[derive(Serialize)]
+pub struct NextFire {
+    pub utc: String,
+    pub local: String,
+    pub offset: String,
+    /// The wall-clock time the cron expression named.
+    pub nominal: String,
+    pub shift: Shift,
+    pub note: Option<String>,
+}
+
+pub fn next(name: &str, expr: &str, tz: Tz, fires: &[NextFire]) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{name}: `{expr}` in {}", tz.name())?;
+    for f in fires {
+        let local = DateTime::parse_from_rfc3339(&f.local)
+            .map(|d| {
+                d.with_timezone(&tz)
+                    .format("%Y-%m-%d %H:%M:%S %Z")
+                    .to_string()
+            })
+            .unwrap_or_else(|_| f.local.clone());
+        match &f.note {
+            Some(note) => writeln!(out, "{local}  ({})  {}  [{note}]", f.offset, f.utc)?,
+            None => writeln!(out, "{local}  ({})  {}", f.offset, f.utc)?,
+        }
+    }
+    Ok(())
+}
+
+pub fn history(runs: &[Run]) -> Result<()> {
+    let rows: Vec<Vec<String>> = runs
+        .iter()
+        .map(|r| {
+            vec![
+                r.id.to_string(),
+                r.job.clone(),
+                format!("{}{}", r.trigger, if r.dry_run { " (dry)" } else { "" }),
+                r.status.to_string(),
+                r.attempt.to_string(),
+                fmt_time(r.started_at),
+                took(r).unwrap_or_else(|| "-".into()),
+                r.error.as_deref().map(|e| short(e, 60)).unwrap_or_default(),
+            ]
+        })
+        .collect();
+    print_table(
+        &[
+            "ID", "JOB", "TRIGGER", "STATUS", "ATTEMPT", "STARTED", "TOOK", "ERROR",
+        ],
+        &rows,
+    )
+}
+
+/// The steps of a run as a table.
+pub fn steps_table(steps: &[Step]) -> String {
+    let rows: Vec<Vec<String>> = steps
+        .iter()
+        .map(|s| {
+            vec![
+                (s.position + 1).to_string(),
+                s.name.clone(),
+                s.target.clone(),
+                s.status.to_string(),
+                s.finished_at
+                    .map(|f| format!("{:.1}s", (f - s.started_at).num_milliseconds() as f64 / 1000.0))
+                    .unwrap_or_else(|| "-".into()),
+                s.detail.clone(),
+            ]
+        })
+        .collect();
+    crate::table::render(&["#", "STEP", "TARGET", "STATUS", "TOOK", "DETAIL"], &rows)
+}
+
+pub fn show(run: &Run) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    let opt = |t: Option<DateTime<Utc>>| t.map(fmt_time).unwrap_or_else(|| "-".into());
+    writeln!(out, "run {}  {}  {}", run.id, run.job, run.status)?;
+    writeln!(
+        out,
+        "trigger       {}{}",
+        run.trigger,
+        if run.dry_run { " (dry run)" } else { "" }
+    )?;
+    writeln!(out, "triggered_by  {}", run.triggered_by)?;
+    writeln!(out, "scheduled_for {}", opt(run.scheduled_for))?;
+    writeln!(out, "started_at    {}", fmt_time(run.started_at))?;
+    writeln!(out, "finished_at   {}", opt(run.finished_at))?;
+    writeln!(
+        out,
+        "attempt       {}{}",
+        run.attempt,
+        run.retry_of
+            .map(|r| format!(" (retry of #{r})"))
+            .unwrap_or_default()
+    )?;
+    writeln!(out, "owner         {}", run.owner)?;
+    if let Some(e) = &run.error {
+        writeln!(out, "error         {e}")?;
+    }
+    if !run.steps.is_empty() {
+        writeln!(out, "steps:")?;
+        write!(out, "{}", steps_table(&run.steps))?;
+    }
+    if !run.checks.is_empty() {
+        writeln!(out, "checks:")?;
+        write!(out, "{}", crate::checks::render_table(&run.checks))?;
+    }
+    writeln!(
+        out,
+        "log{}:",
+        if run.log_truncated {
+            " (truncated)"
+        } else {
+            ""
+        }
+    )?;
+    write!(out, "{}", run.log.as_deref().unwrap_or(""))?;
+    Ok(())
+}
+
+/// The end of a foreground run: its results, then one summary line.
+pub fn run_end(run: Option<&Run>, id: i64, job: &str, status: crate::model::RunStatus, attempt: u32, error: Option<&str>) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    if let Some(r) = run {
+        if !r.steps.is_empty() {
+            write!(out, "{}", steps_table(&r.steps))?;
+        }
+        if !r.checks.is_empty() {
+            write!(out, "{}", crate::checks::render_table(&r.checks))?;
+        }
+    }
+    let took = run
+        .and_then(|r| r.duration())
+        .map(|d| format!(" in {:.2}s", d.num_milliseconds() as f64 / 1000.0))
+        .unwrap_or_default();
+    writeln!(
+        out,
+        "run {id} of `{job}` {status}{took}{}{}",
+        if attempt > 1 {
+            format!(" (attempt {attempt})")
+        } else {
+            String::new()
+        },
+        error.map(|e| format!(": {e}")).unwrap_or_default()
+    )?;
+    Ok(())
+}

@@ -1,0 +1,379 @@
+//! The plain data of a run: ids, statuses, the history row, check results,
+//! step records and durations. Every layer speaks these types; this module
+//! imports nothing of runbookd's, so it can sit below all of them.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+pub type RunId = i64;
+
+/// An enum stored and shown as a fixed lowercase word.
+macro_rules! string_enum {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident => $text:literal),* $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($(#[$vm])* $variant),* }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),*];
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),* }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s {
+                    $($text => Ok($name::$variant),)*
+                    other => Err(format!(
+                        concat!("unknown ", stringify!($name), " `{}` (one of: {})"),
+                        other,
+                        [$($text),*].join(", ")
+                    )),
+                }
+            }
+        }
+    };
+}
+
+string_enum! {
+    /// Why a run started.
+    Trigger {
+        Schedule => "schedule",
+        Manual => "manual",
+        Catchup => "catchup",
+        Retry => "retry",
+    }
+}
+
+string_enum! {
+    RunStatus {
+        Running => "running",
+        Succeeded => "succeeded",
+        Failed => "failed",
+        TimedOut => "timed_out",
+        Cancelled => "cancelled",
+        Skipped => "skipped",
+        Abandoned => "abandoned",
+    }
+}
+
+impl RunStatus {
+    pub fn is_success(self) -> bool {
+        matches!(self, RunStatus::Succeeded | RunStatus::Skipped)
+    }
+}
+
+string_enum! {
+    /// The verdict of one check.
+    CheckStatus {
+        Pass => "pass",
+        Warn => "warn",
+        Fail => "fail",
+        Error => "error",
+    }
+}
+
+impl CheckStatus {
+    pub fn parse(s: &str) -> Option<Self> {
+        s.parse().ok()
+    }
+}
+
+string_enum! {
+    /// Where one step of a run stands.
+    StepStatus {
+        Running => "running",
+        Succeeded => "succeeded",
+        Failed => "failed",
+        /// Not done: a dry run, or an earlier step made it unnecessary.
+        Skipped => "skipped",
+    }
+}
+
+/// What a check measured: a number when it is one, so later runs and the
+/// morning report can compare it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Measured {
+    Number(f64),
+    Text(String),
+}
+
+impl Measured {
+    pub fn number(&self) -> Option<f64> {
+        match self {
+            Measured::Number(n) => Some(*n),
+            Measured::Text(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for Measured {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Measured::Number(n) => f.write_str(&fmt_number(*n)),
+            Measured::Text(t) => f.write_str(t),
+        }
+    }
+}
+
+/// A number as a person reads it: integers plainly, fractions to a few
+/// significant places.
+pub fn fmt_number(v: f64) -> String {
+    if v.is_finite() && v.fract() == 0.0 && v.abs() < 1e15 {
+        return format!("{}", v as i64);
+    }
+    let s = if v.abs() >= 1.0 {
+        format!("{v:.4}")
+    } else {
+        format!("{v:.6}")
+    };
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    s.to_string()
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CheckResult {
+    pub check: String,
+    pub status: CheckStatus,
+    pub value: Option<Measured>,
+    pub threshold: Option<String>,
+    pub reason: String,
+    pub duration_ms: u64,
+}
+
+impl CheckResult {
+    pub fn new(check: impl Into<String>, status: CheckStatus, reason: impl Into<String>) -> Self {
+        CheckResult {
+            check: check.into(),
+            status,
+            value: None,
+            threshold: None,
+            reason: reason.into(),
+            duration_ms: 0,
+        }
+    }
+
+    pub fn error(check: impl Into<String>, reason: impl Into<String>) -> Self {
+        CheckResult::new(check, CheckStatus::Error, reason)
+    }
+
+    pub fn value(mut self, v: Measured) -> Self {
+        self.value = Some(v);
+        self
+    }
+
+    pub fn number(self, n: f64) -> Self {
+        self.value(Measured::Number(n))
+    }
+
+    pub fn text(self, t: impl Into<String>) -> Self {
+        self.value(Measured::Text(t.into()))
+    }
+
+    pub fn threshold(mut self, t: impl Into<String>) -> Self {
+        let t = t.into();
+        self.threshold = (!t.is_empty()).then_some(t);
+        self
+    }
+}
+
+/// One step of a run that acts on the outside world: what was called, on
+/// what, how it went, how long it took. Saved as it starts and again as it
+/// ends, so a crash mid-job leaves the steps done so far in the history.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Step {
+    /// Position in the run, from 0.
+    pub position: u32,
+    /// What was done, e.g. `create-snapshot`.
+    pub name: String,
+    /// On what, e.g. `rds:flexoraa-production-db`.
+    pub target: String,
+    pub status: StepStatus,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// One line: the call made, or its result.
+    pub detail: String,
+    /// Structured result a later reader needs, e.g. `{"snapshot": "…"}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload: Option<serde_json::Value>,
+}
+
+/// A result a job hands back for the history, whatever its kind.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record {
+    Check(CheckResult),
+    Step(Step),
+}
+
+/// A row of the history.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Run {
+    pub id: RunId,
+    pub job: String,
+    pub trigger: Trigger,
+    pub triggered_by: String,
+    pub scheduled_for: Option<DateTime<Utc>>,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub status: RunStatus,
+    pub attempt: u32,
+    pub error: Option<String>,
+    pub dry_run: bool,
+    /// `host:pid:instance` of the process executing the run.
+    pub owner: String,
+    pub heartbeat_at: DateTime<Utc>,
+    /// The earlier attempt this one retries.
+    pub retry_of: Option<RunId>,
+    /// Only filled when one run is read whole.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log: Option<String>,
+    pub log_truncated: bool,
+    /// Check results, in order; only filled when one run is read whole.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckResult>,
+    /// Steps, in order; only filled when one run is read whole.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<Step>,
+}
+
+impl Run {
+    pub fn duration(&self) -> Option<chrono::Duration> {
+        self.finished_at.map(|f| f - self.started_at)
+    }
+}
+
+/// A row to insert: the claim of a fire, or a manual run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewRun {
+    pub job: String,
+    pub trigger: Trigger,
+    pub triggered_by: String,
+    pub scheduled_for: Option<DateTime<Utc>>,
+    pub started_at: DateTime<Utc>,
+    /// `Running`, or a terminal status for a fire decided without running
+    /// (`Skipped`).
+    pub status: RunStatus,
+    pub attempt: u32,
+    pub error: Option<String>,
+    pub dry_run: bool,
+    pub owner: String,
+    pub retry_of: Option<RunId>,
+}
+
+/// A copy of a run's log as text, for the store.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LogSnapshot {
+    pub text: String,
+    pub truncated: bool,
+}
+
+/// The end of a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finish {
+    pub status: RunStatus,
+    pub finished_at: DateTime<Utc>,
+    pub error: Option<String>,
+    pub log: LogSnapshot,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RunFilter {
+    pub job: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub limit: u32,
+}
+
+/// A duration written in jobs.yaml as `30s`, `5m`, `2h`, `90d` or `1h 30m`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Dur(pub Duration);
+
+impl FromStr for Dur {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        humantime::parse_duration(s.trim())
+            .map(Dur)
+            .map_err(|e| format!("invalid duration `{s}`: {e} (use forms like 30s, 5m, 2h, 90d)"))
+    }
+}
+
+impl fmt::Display for Dur {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", humantime::format_duration(self.0))
+    }
+}
+
+/// An age as an SRE says it: `45s`, `12m`, `6h`, `30h 15m`, `3d 4h`.
+pub fn fmt_age(d: Duration) -> String {
+    let s = d.as_secs();
+    let (days, hours, mins) = (s / 86400, s % 86400 / 3600, s % 3600 / 60);
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{mins}m"),
+        3600..172800 => {
+            let h = s / 3600;
+            if mins == 0 {
+                format!("{h}h")
+            } else {
+                format!("{h}h {mins}m")
+            }
+        }
+        _ => {
+            if hours == 0 {
+                format!("{days}d")
+            } else {
+                format!("{days}d {hours}h")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_read_well() {
+        let cases = [
+            (42, "42s"),
+            (600, "10m"),
+            (6 * 3600, "6h"),
+            (30 * 3600 + 900, "30h 15m"),
+            (90 * 86400, "90d"),
+            (54 * 3600, "2d 6h"),
+        ];
+        for (secs, want) in cases {
+            assert_eq!(fmt_age(Duration::from_secs(secs)), want);
+        }
+    }
+
+    #[test]
+    fn words_round_trip() {
+        for s in RunStatus::ALL {
+            assert_eq!(s.as_str().parse::<RunStatus>().unwrap(), *s);
+        }
+        for s in StepStatus::ALL {
+            assert_eq!(s.as_str().parse::<StepStatus>().unwrap(), *s);
+        }
+        assert!("nope".parse::<Trigger>().unwrap_err().contains("one of"));
+    }
+
+    #[test]
+    fn durations_parse_or_say_how() {
+        assert_eq!("1h 30m".parse::<Dur>().unwrap().0, Duration::from_secs(5400));
+        assert!("soon".parse::<Dur>().unwrap_err().contains("invalid duration `soon`"));
+    }
+}

@@ -1,0 +1,482 @@
+//! The history store's behaviour, written once for both backends.
+//!
+//! Every method is here, over a small per-backend part ([`Backend`]):
+//! binding and reading values (timestamps are `TIMESTAMPTZ` in Postgres and
+//! integer microseconds in SQLite), the two statements whose SQL differs,
+//! connecting and migrating. SQL lives in `sql/*.sql`, shared; the dialect's
+//! own statements in `sql/<backend>/`.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::{
+    Finish, HistoryStore, NewRun, Result, Run, RunFilter, RunId, STORE_TIMEOUT, StoreError,
+};
+use crate::model::{CheckResult, CheckStatus, LogSnapshot, Measured, Step, StepStatus};
+
+/// A value bound to a statement parameter.
+#[derive(Debug, Clone, Copy)]
+pub enum Arg<'a> {
+    Text(Option<&'a str>),
+    Int(Option<i64>),
+    Float(Option<f64>),
+    Bool(Option<bool>),
+    Time(Option<DateTime<Utc>>),
+}
+
+impl<'a> From<&'a str> for Arg<'a> {
+    fn from(v: &'a str) -> Self {
+        Arg::Text(Some(v))
+    }
+}
+
+impl<'a> From<&'a String> for Arg<'a> {
+    fn from(v: &'a String) -> Self {
+        Arg::Text(Some(v))
+    }
+}
+
+impl<'a> From<Option<&'a str>> for Arg<'a> {
+    fn from(v: Option<&'a str>) -> Self {
+        Arg::Text(v)
+    }
+}
+
+impl From<i64> for Arg<'_> {
+    fn from(v: i64) -> Self {
+        Arg::Int(Some(v))
+    }
+}
+
+impl From<Option<i64>> for Arg<'_> {
+    fn from(v: Option<i64>) -> Self {
+        Arg::Int(v)
+    }
+}
+
+impl From<bool> for Arg<'_> {
+    fn from(v: bool) -> Self {
+        Arg::Bool(Some(v))
+    }
+}
+
+impl From<DateTime<Utc>> for Arg<'_> {
+    fn from(v: DateTime<Utc>) -> Self {
+        Arg::Time(Some(v))
+    }
+}
+
+impl From<Option<DateTime<Utc>>> for Arg<'_> {
+    fn from(v: Option<DateTime<Utc>>) -> Self {
+        Arg::Time(v)
+    }
+}
+
+/// Reads a column of a result row, whatever the backend's encoding.
+pub trait RowRead {
+    fn text(&self, col: &str) -> Result<String, sqlx::Error>;
+    fn opt_text(&self, col: &str) -> Result<Option<String>, sqlx::Error>;
+    fn int(&self, col: &str) -> Result<i64, sqlx::Error>;
+    fn opt_int(&self, col: &str) -> Result<Option<i64>, sqlx::Error>;
+    fn opt_float(&self, col: &str) -> Result<Option<f64>, sqlx::Error>;
+    fn boolean(&self, col: &str) -> Result<bool, sqlx::Error>;
+    fn time(&self, col: &str) -> Result<DateTime<Utc>, sqlx::Error>;
+    fn opt_time(&self, col: &str) -> Result<Option<DateTime<Utc>>, sqlx::Error>;
+}
+
+/// The statements whose SQL differs between backends.
+pub struct Dialect {
+    pub abandon_stale: &'static str,
+    pub advance_cursor: &'static str,
+}
+
+/// What differs between Postgres and SQLite, and nothing else.
+#[async_trait]
+pub trait Backend: Send + Sync + fmt::Debug + 'static {
+    type Row: RowRead + Send + Sync;
+
+    const DIALECT: Dialect;
+
+    async fn migrate(&self, url: &str) -> Result<()>;
+    async fn execute(&self, sql: &'static str, args: &[Arg<'_>]) -> Result<u64, sqlx::Error>;
+    async fn fetch_all(
+        &self,
+        sql: &'static str,
+        args: &[Arg<'_>],
+    ) -> Result<Vec<Self::Row>, sqlx::Error>;
+    /// Runs the statements in one transaction.
+    async fn execute_all(&self, stmts: &[(&'static str, Vec<Arg<'_>>)]) -> Result<(), sqlx::Error>;
+}
+
+macro_rules! sql {
+    ($name:literal) => {
+        include_str!(concat!("sql/", $name, ".sql"))
+    };
+}
+
+/// A history store over a backend.
+#[derive(Debug)]
+pub struct SqlStore<B> {
+    backend: B,
+    /// The URL with its password masked, for errors.
+    url: String,
+}
+
+impl<B: Backend> SqlStore<B> {
+    pub(super) fn new(backend: B, url: String) -> Self {
+        SqlStore { backend, url }
+    }
+
+    pub(super) fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    /// Bounds a store call with [`STORE_TIMEOUT`] and names it in errors.
+    async fn timed<T>(
+        &self,
+        op: &'static str,
+        fut: impl std::future::Future<Output = Result<T, sqlx::Error>>,
+    ) -> Result<T> {
+        match tokio::time::timeout(STORE_TIMEOUT, fut).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(source)) => Err(StoreError::Query {
+                url: self.url.clone(),
+                op,
+                source,
+            }),
+            Err(_) => Err(StoreError::Timeout {
+                url: self.url.clone(),
+                op,
+                after: STORE_TIMEOUT,
+            }),
+        }
+    }
+
+    async fn rows(&self, op: &'static str, sql: &'static str, args: &[Arg<'_>]) -> Result<Vec<B::Row>> {
+        self.timed(op, self.backend.fetch_all(sql, args)).await
+    }
+
+    async fn row(&self, op: &'static str, sql: &'static str, args: &[Arg<'_>]) -> Result<Option<B::Row>> {
+        Ok(self.rows(op, sql, args).await?.into_iter().next())
+    }
+
+    async fn exec(&self, op: &'static str, sql: &'static str, args: &[Arg<'_>]) -> Result<u64> {
+        self.timed(op, self.backend.execute(sql, args)).await
+    }
+
+    fn decode<T>(&self, r: Result<T, sqlx::Error>) -> Result<T> {
+        r.map_err(|source| StoreError::Query {
+            url: self.url.clone(),
+            op: "decode row",
+            source,
+        })
+    }
+
+    fn word<T: std::str::FromStr<Err = String>>(&self, text: String) -> Result<T> {
+        text.parse().map_err(|what| StoreError::Corrupt {
+            url: self.url.clone(),
+            what,
+        })
+    }
+
+    fn run_from_row(&self, row: &B::Row, with_log: bool) -> Result<Run> {
+        let d = |r| self.decode(r);
+        Ok(Run {
+            id: self.decode(row.int("id"))?,
+            job: d(row.text("job"))?,
+            trigger: self.word(d(row.text("trigger"))?)?,
+            triggered_by: d(row.text("triggered_by"))?,
+            scheduled_for: self.decode(row.opt_time("scheduled_for"))?,
+            started_at: self.decode(row.time("started_at"))?,
+            finished_at: self.decode(row.opt_time("finished_at"))?,
+            status: self.word(d(row.text("status"))?)?,
+            attempt: self.decode(row.int("attempt"))?.max(1) as u32,
+            error: self.decode(row.opt_text("error"))?,
+            dry_run: self.decode(row.boolean("dry_run"))?,
+            owner: d(row.text("owner"))?,
+            heartbeat_at: self.decode(row.time("heartbeat_at"))?,
+            retry_of: self.decode(row.opt_int("retry_of"))?,
+            log: if with_log {
+                Some(d(row.text("log"))?)
+            } else {
+                None
+            },
+            log_truncated: self.decode(row.boolean("log_truncated"))?,
+            checks: Vec::new(),
+            steps: Vec::new(),
+        })
+    }
+
+    fn check_from_row(&self, row: &B::Row) -> Result<CheckResult> {
+        let status: CheckStatus = self.word(self.decode(row.text("status"))?)?;
+        let number = self.decode(row.opt_float("value_number"))?;
+        let text = self.decode(row.opt_text("value_text"))?;
+        Ok(CheckResult {
+            check: self.decode(row.text("check_name"))?,
+            status,
+            value: match (number, text) {
+                (Some(n), _) => Some(Measured::Number(n)),
+                (None, Some(t)) => Some(Measured::Text(t)),
+                (None, None) => None,
+            },
+            threshold: self.decode(row.opt_text("threshold"))?,
+            reason: self.decode(row.text("reason"))?,
+            duration_ms: self.decode(row.int("duration_ms"))?.max(0) as u64,
+        })
+    }
+
+    fn step_from_row(&self, row: &B::Row) -> Result<Step> {
+        let status: StepStatus = self.word(self.decode(row.text("status"))?)?;
+        let payload = self
+            .decode(row.opt_text("payload"))?
+            .map(|p| serde_json::from_str(&p).unwrap_or(serde_json::Value::String(p)));
+        Ok(Step {
+            position: self.decode(row.int("position"))?.max(0) as u32,
+            name: self.decode(row.text("name"))?,
+            target: self.decode(row.text("target"))?,
+            status,
+            started_at: self.decode(row.time("started_at"))?,
+            finished_at: self.decode(row.opt_time("finished_at"))?,
+            detail: self.decode(row.text("detail"))?,
+            payload,
+        })
+    }
+
+    fn runs(&self, rows: Vec<B::Row>) -> Result<Vec<Run>> {
+        rows.iter().map(|r| self.run_from_row(r, false)).collect()
+    }
+}
+
+#[async_trait]
+impl<B: Backend> HistoryStore for SqlStore<B> {
+    fn url(&self) -> &str {
+        &self.url
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        self.backend.migrate(&self.url).await
+    }
+
+    async fn insert_run(&self, run: &NewRun) -> Result<Option<RunId>> {
+        let row = self
+            .row(
+                "insert run",
+                sql!("insert_run"),
+                &[
+                    (&run.job).into(),
+                    run.trigger.as_str().into(),
+                    (&run.triggered_by).into(),
+                    run.scheduled_for.into(),
+                    run.started_at.into(),
+                    run.status.as_str().into(),
+                    i64::from(run.attempt).into(),
+                    run.error.as_deref().into(),
+                    run.dry_run.into(),
+                    (&run.owner).into(),
+                    run.retry_of.into(),
+                ],
+            )
+            .await?;
+        row.map(|r| self.decode(r.int("id"))).transpose()
+    }
+
+    async fn heartbeat(
+        &self,
+        id: RunId,
+        at: DateTime<Utc>,
+        log: Option<&LogSnapshot>,
+    ) -> Result<bool> {
+        let row = self
+            .row(
+                "heartbeat",
+                sql!("heartbeat"),
+                &[
+                    id.into(),
+                    at.into(),
+                    log.map(|l| l.text.as_str()).into(),
+                    Arg::Bool(log.map(|l| l.truncated)),
+                ],
+            )
+            .await?;
+        match row {
+            Some(r) => self.decode(r.boolean("cancel_requested")),
+            None => Ok(false),
+        }
+    }
+
+    async fn finish_run(&self, id: RunId, f: &Finish) -> Result<()> {
+        self.exec(
+            "finish run",
+            sql!("finish_run"),
+            &[
+                id.into(),
+                f.status.as_str().into(),
+                f.finished_at.into(),
+                f.error.as_deref().into(),
+                (&f.log.text).into(),
+                f.log.truncated.into(),
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn request_cancel(&self, id: RunId) -> Result<bool> {
+        let rows = self
+            .rows("request cancel", sql!("request_cancel"), &[id.into()])
+            .await?;
+        Ok(!rows.is_empty())
+    }
+
+    async fn running(&self, job: Option<&str>) -> Result<Vec<Run>> {
+        let rows = self
+            .rows("list running runs", sql!("running"), &[job.into()])
+            .await?;
+        self.runs(rows)
+    }
+
+    async fn abandon_stale(
+        &self,
+        stale_before: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<RunId>> {
+        let rows = self
+            .rows(
+                "abandon stale runs",
+                B::DIALECT.abandon_stale,
+                &[stale_before.into(), now.into()],
+            )
+            .await?;
+        rows.iter().map(|r| self.decode(r.int("id"))).collect()
+    }
+
+    async fn abandon(&self, id: RunId, now: DateTime<Utc>, reason: &str) -> Result<bool> {
+        let rows = self
+            .rows(
+                "abandon run",
+                sql!("abandon"),
+                &[id.into(), now.into(), reason.into()],
+            )
+            .await?;
+        Ok(!rows.is_empty())
+    }
+
+    async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<Run>> {
+        let rows = self
+            .rows(
+                "list runs",
+                sql!("list_runs"),
+                &[
+                    filter.job.as_deref().into(),
+                    filter.since.into(),
+                    i64::from(filter.limit).into(),
+                ],
+            )
+            .await?;
+        self.runs(rows)
+    }
+
+    async fn get_run(&self, id: RunId) -> Result<Option<Run>> {
+        let Some(row) = self.row("get run", sql!("get_run"), &[id.into()]).await? else {
+            return Ok(None);
+        };
+        let mut run = self.run_from_row(&row, true)?;
+        run.checks = self.checks(id).await?;
+        run.steps = self.steps(id).await?;
+        Ok(Some(run))
+    }
+
+    async fn last_run(&self, job: &str) -> Result<Option<Run>> {
+        let row = self.row("last run", sql!("last_run"), &[job.into()]).await?;
+        row.map(|r| self.run_from_row(&r, false)).transpose()
+    }
+
+    async fn cursor(&self, job: &str) -> Result<Option<DateTime<Utc>>> {
+        let row = self.row("read cursor", sql!("cursor"), &[job.into()]).await?;
+        row.map(|r| self.decode(r.time("evaluated_until"))).transpose()
+    }
+
+    async fn advance_cursor(&self, job: &str, to: DateTime<Utc>) -> Result<()> {
+        self.exec(
+            "advance cursor",
+            B::DIALECT.advance_cursor,
+            &[job.into(), to.into()],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn record_checks(&self, run: RunId, checks: &[CheckResult]) -> Result<()> {
+        let stmts: Vec<(&'static str, Vec<Arg<'_>>)> = checks
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                (
+                    sql!("insert_check"),
+                    vec![
+                        run.into(),
+                        (i as i64).into(),
+                        (&c.check).into(),
+                        c.status.as_str().into(),
+                        Arg::Float(c.value.as_ref().and_then(|v| v.number())),
+                        match &c.value {
+                            Some(Measured::Text(t)) => Arg::Text(Some(t)),
+                            _ => Arg::Text(None),
+                        },
+                        c.threshold.as_deref().into(),
+                        (&c.reason).into(),
+                        (c.duration_ms as i64).into(),
+                    ],
+                )
+            })
+            .collect();
+        self.timed("record check results", self.backend.execute_all(&stmts))
+            .await
+    }
+
+    async fn checks(&self, run: RunId) -> Result<Vec<CheckResult>> {
+        let rows = self
+            .rows("read check results", sql!("checks"), &[run.into()])
+            .await?;
+        rows.iter().map(|r| self.check_from_row(r)).collect()
+    }
+
+    async fn record_step(&self, run: RunId, step: &Step) -> Result<()> {
+        let payload = step.payload.as_ref().map(|p| p.to_string());
+        self.exec(
+            "record step",
+            sql!("record_step"),
+            &[
+                run.into(),
+                i64::from(step.position).into(),
+                (&step.name).into(),
+                (&step.target).into(),
+                step.status.as_str().into(),
+                step.started_at.into(),
+                step.finished_at.into(),
+                (&step.detail).into(),
+                payload.as_deref().into(),
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn steps(&self, run: RunId) -> Result<Vec<Step>> {
+        let rows = self.rows("read steps", sql!("steps"), &[run.into()]).await?;
+        rows.iter().map(|r| self.step_from_row(r)).collect()
+    }
+
+    async fn prune(&self, before: DateTime<Utc>) -> Result<u64> {
+        let mut total = 0;
+        loop {
+            let n = self.exec("prune", sql!("prune"), &[before.into()]).await?;
+            total += n;
+            if n == 0 {
+                return Ok(total);
+            }
+        }
+    }
+}

@@ -1,1 +1,0 @@
-SELECT evaluated_until FROM job_cursors WHERE job = ?1

@@ -1,5 +1,0 @@
-SELECT id, job, "trigger", triggered_by, scheduled_for, started_at, finished_at, status, attempt, error, dry_run, owner, heartbeat_at, retry_of, log_truncated
-FROM runs
-WHERE job = ?1
-ORDER BY started_at DESC, id DESC
-LIMIT 1

@@ -1,7 +1,0 @@
--- In batches, so pruning a large backlog never holds the write lock for long.
-DELETE FROM runs
-WHERE id IN (
-    SELECT id FROM runs
-    WHERE started_at < ?1 AND status <> 'running'
-    LIMIT 10000
-)

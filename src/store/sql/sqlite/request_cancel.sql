@@ -1,1 +1,0 @@
-UPDATE runs SET cancel_requested = 1 WHERE id = ?1 AND status = 'running' RETURNING id
