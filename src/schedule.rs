@@ -12,8 +12,10 @@
 //!   instant after the gap: 02:30 in New York on the spring-forward day runs at
 //!   03:00 EDT; several such times in one gap still fire once;
 //! - a local time that occurs twice (fall back) fires once, at its first
-//!   occurrence. Interval jobs that must not pause for the repeated hour belong
-//!   in `timezone: UTC`.
+//!   occurrence, when the hour field names hours (`30 1 * * *`); when the
+//!   hour field is `*` (`*/30 * * * *`, `0 * * * *`) it fires in both
+//!   passes, as cronie, Vixie cron and healthchecks.io's cronsim do, so an
+//!   interval job never pauses for the repeated hour.
 
 use std::fmt;
 use std::str::FromStr;
@@ -60,6 +62,8 @@ pub struct CronExpr {
     weekdays: Bits,
     days_restricted: bool,
     weekdays_restricted: bool,
+    /// The hour field starts with `*`: a repeated hour runs in both passes.
+    hours_wild: bool,
 }
 
 impl fmt::Debug for CronExpr {
@@ -182,7 +186,7 @@ impl FromStr for CronExpr {
             None => Bits(1),
         };
         let (minutes, _) = parse(rest[0], &MINUTE)?;
-        let (hours, _) = parse(rest[1], &HOUR)?;
+        let (hours, hours_restricted) = parse(rest[1], &HOUR)?;
         let (days, days_restricted) = parse(rest[2], &DAY)?;
         let (months, _) = parse(rest[3], &MONTH)?;
         let (mut weekdays, weekdays_restricted) = parse(rest[4], &WEEKDAY)?;
@@ -199,6 +203,7 @@ impl FromStr for CronExpr {
             weekdays,
             days_restricted,
             weekdays_restricted,
+            hours_wild: !hours_restricted,
         };
         if !expr.can_ever_fire() {
             return Err(CronError {
@@ -389,9 +394,31 @@ impl CronExpr {
         }
     }
 
+    /// Whether a repeated (fall-back) hour runs in both passes: the hour
+    /// field is `*`.
+    pub fn runs_both_passes(&self) -> bool {
+        self.hours_wild
+    }
+
     /// The first fire strictly after `after`, applying the DST rules in the
     /// module documentation.
     pub fn next_fire(&self, tz: Tz, after: DateTime<Utc>) -> Option<Fire> {
+        let next = self.next_in_order(tz, after)?;
+        if !self.hours_wild {
+            return Some(next);
+        }
+        // Inside the first pass of a repeated hour, the second pass starts
+        // again from the hour's first minute, earlier in wall-clock order
+        // than what comes after the pass.
+        match self.second_pass_fire(tz, after) {
+            Some(f) if f.at < next.at => Some(f),
+            _ => Some(next),
+        }
+    }
+
+    /// The first fire after `after` found by walking wall-clock times
+    /// forward from `after`'s own.
+    fn next_in_order(&self, tz: Tz, after: DateTime<Utc>) -> Option<Fire> {
         let mut nominal = after.with_timezone(&tz).naive_local();
         loop {
             nominal = self.next_naive(nominal)?;
@@ -401,21 +428,74 @@ impl CronExpr {
                     nominal,
                     shift: Shift::None,
                 },
-                LocalResult::Ambiguous(first, _) => Fire {
-                    at: first.with_timezone(&Utc),
-                    nominal,
-                    shift: Shift::Repeated,
-                },
+                LocalResult::Ambiguous(first, second) => {
+                    let first = first.with_timezone(&Utc);
+                    Fire {
+                        // In the second pass, the second occurrence is next.
+                        at: if self.hours_wild && first <= after {
+                            second.with_timezone(&Utc)
+                        } else {
+                            first
+                        },
+                        nominal,
+                        shift: Shift::Repeated,
+                    }
+                }
                 LocalResult::None => Fire {
                     at: gap_end(tz, nominal),
                     nominal,
                     shift: Shift::Gap,
                 },
             };
-            // Skips the second pass of a repeated hour and the other nominal
-            // times of a gap already fired at its end.
+            // Skips the second pass of a repeated hour (for jobs that run
+            // once) and the other nominal times of a gap already fired at
+            // its end.
             if fire.at > after {
                 return Some(fire);
+            }
+        }
+    }
+
+    /// When `after` is in the first pass of a repeated hour: the first fire
+    /// of the second pass.
+    fn second_pass_fire(&self, tz: Tz, after: DateTime<Utc>) -> Option<Fire> {
+        let local = after.with_timezone(&tz).naive_local();
+        let LocalResult::Ambiguous(first, second) = tz.from_local_datetime(&local) else {
+            return None;
+        };
+        if first.with_timezone(&Utc) != after {
+            return None;
+        }
+        let (first, second) = (first.with_timezone(&Utc), second.with_timezone(&Utc));
+        let fold = second - first;
+        // The instant the clocks went back: the first with the later offset.
+        let later = offset_seconds(tz, second);
+        let (mut lo, mut hi) = (first, second);
+        while hi - lo > Duration::seconds(1) {
+            let mid = lo + (hi - lo) / 2;
+            if offset_seconds(tz, mid) == later {
+                hi = mid;
+            } else {
+                lo = mid;
+            }
+        }
+        let start = hi.with_timezone(&tz).naive_local();
+        let end = start + fold;
+        let mut n = start - Duration::seconds(1);
+        loop {
+            n = self.next_naive(n)?;
+            if n >= end {
+                return None;
+            }
+            if let LocalResult::Ambiguous(_, s) = tz.from_local_datetime(&n) {
+                let at = s.with_timezone(&Utc);
+                if at > after {
+                    return Some(Fire {
+                        at,
+                        nominal: n,
+                        shift: Shift::Repeated,
+                    });
+                }
             }
         }
     }
@@ -674,7 +754,8 @@ mod tests {
                 ],
                 &[Shift::None, Shift::Repeated, Shift::None],
             ),
-            // Hourly: 01:00 fires once (EDT); the next is 02:00 EST.
+            // Hourly (hour field `*`): 01:00 fires in both passes, EDT then
+            // EST, then 02:00 EST. No gap longer than the interval.
             (
                 "0 * * * *",
                 "America/New_York",
@@ -682,9 +763,58 @@ mod tests {
                 &[
                     "2026-11-01T04:00:00Z",
                     "2026-11-01T05:00:00Z",
+                    "2026-11-01T06:00:00Z",
                     "2026-11-01T07:00:00Z",
                 ],
-                &[Shift::None, Shift::Repeated, Shift::None],
+                &[Shift::None, Shift::Repeated, Shift::Repeated, Shift::None],
+            ),
+            // Every 30 minutes: both passes of 01:00 and 01:30.
+            (
+                "*/30 * * * *",
+                "America/New_York",
+                "2026-11-01T04:40:00Z",
+                &[
+                    "2026-11-01T05:00:00Z",
+                    "2026-11-01T05:30:00Z",
+                    "2026-11-01T06:00:00Z",
+                    "2026-11-01T06:30:00Z",
+                    "2026-11-01T07:00:00Z",
+                ],
+                &[
+                    Shift::Repeated,
+                    Shift::Repeated,
+                    Shift::Repeated,
+                    Shift::Repeated,
+                    Shift::None,
+                ],
+            ),
+            // London, every 30 minutes through 01:00-01:59 twice.
+            (
+                "*/30 * * * *",
+                "Europe/London",
+                "2026-10-24T23:50:00Z",
+                &[
+                    "2026-10-25T00:00:00Z",
+                    "2026-10-25T00:30:00Z",
+                    "2026-10-25T01:00:00Z",
+                    "2026-10-25T01:30:00Z",
+                    "2026-10-25T02:00:00Z",
+                ],
+                &[
+                    Shift::Repeated,
+                    Shift::Repeated,
+                    Shift::Repeated,
+                    Shift::Repeated,
+                    Shift::None,
+                ],
+            ),
+            // A fixed hour inside the fold still fires once, at the first.
+            (
+                "15 1 * * *",
+                "Europe/London",
+                "2026-10-24T23:50:00Z",
+                &["2026-10-25T00:15:00Z", "2026-10-26T01:15:00Z"],
+                &[Shift::Repeated, Shift::None],
             ),
             // London, 2026-10-25 02:00 BST -> 01:00 GMT.
             (
@@ -707,8 +837,8 @@ mod tests {
         }
     }
 
-    /// Starting inside the second pass of a repeated hour must not fire the
-    /// repeated times again.
+    /// Starting inside the second pass of a repeated hour continues that
+    /// pass and never fires the first pass again.
     #[test]
     fn starting_in_second_pass_does_not_repeat() {
         // 2026-11-01T06:10Z is 01:10 EST, the second 01:10.
@@ -716,9 +846,42 @@ mod tests {
             "*/20 * * * *",
             "America/New_York",
             "2026-11-01T06:10:00Z",
-            2,
+            3,
         );
-        assert_eq!(at(&got), ["2026-11-01T07:00:00Z", "2026-11-01T07:20:00Z"]);
+        assert_eq!(
+            at(&got),
+            [
+                "2026-11-01T06:20:00Z",
+                "2026-11-01T06:40:00Z",
+                "2026-11-01T07:00:00Z"
+            ]
+        );
+        // A fixed-hour job started in the second pass waits for tomorrow.
+        let got = fires("20 1 * * *", "America/New_York", "2026-11-01T06:10:00Z", 1);
+        assert_eq!(at(&got), ["2026-11-02T06:20:00Z"]);
+    }
+
+    /// Per-second and per-minute jobs have no gap on a fall-back night: the
+    /// largest distance between fires is the interval.
+    #[test]
+    fn wildcard_hour_jobs_never_pause_at_fall_back() {
+        for (expr, tz, from, step) in [
+            ("* * * * *", "America/New_York", "2026-11-01T04:30:00Z", 60),
+            ("*/5 * * * *", "Europe/London", "2026-10-24T23:30:00Z", 300),
+        ] {
+            let e: CronExpr = expr.parse().unwrap();
+            let tz: Tz = tz.parse().unwrap();
+            let f = e.fires_between(
+                tz,
+                utc(from),
+                utc(from) + Duration::hours(4),
+                10_000,
+            );
+            assert_eq!(f.len() as i64, 4 * 3600 / step, "{expr}");
+            for w in f.windows(2) {
+                assert_eq!((w[1].at - w[0].at).num_seconds(), step, "{expr} at {}", w[0].at);
+            }
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use runbookd::runlog::LogSnapshot;
+use runbookd::model::{CheckResult, CheckStatus, LogSnapshot, Measured, Step, StepStatus};
 use runbookd::store::{Finish, HistoryStore, NewRun, RunFilter, RunStatus, Trigger};
 use runbookd::testkit::TestDatabase;
 
@@ -346,6 +346,62 @@ async fn prune_keeps_recent_and_running(s: Arc<dyn HistoryStore>) {
     assert!(s.get_run(recent).await.unwrap().is_some());
 }
 
+async fn check_results_keep_order_and_values(s: Arc<dyn HistoryStore>) {
+    let id = s.insert_run(&new_run("c", None)).await.unwrap().unwrap();
+    let results = vec![
+        CheckResult::new("api", CheckStatus::Pass, "200 in 12 ms")
+            .number(12.0)
+            .threshold("fail if > 5000 ms"),
+        CheckResult::new("pods/ready", CheckStatus::Fail, "1 of 3 not ready").text("2/3"),
+        CheckResult::error("redis", "refused: redis://cache:6379"),
+    ];
+    s.record_checks(id, &results).await.unwrap();
+    let got = s.checks(id).await.unwrap();
+    assert_eq!(got, results);
+    assert_eq!(got[0].value, Some(Measured::Number(12.0)));
+    assert_eq!(s.get_run(id).await.unwrap().unwrap().checks, results);
+}
+
+async fn steps_are_saved_as_they_start_and_end(s: Arc<dyn HistoryStore>) {
+    let id = s.insert_run(&new_run("m", None)).await.unwrap().unwrap();
+    let started = Step {
+        position: 0,
+        name: "create-snapshot".into(),
+        target: "rds:flexoraa-production-db".into(),
+        status: StepStatus::Running,
+        started_at: t("2026-01-01T00:00:01Z"),
+        finished_at: None,
+        detail: "CreateDBSnapshot".into(),
+        payload: None,
+    };
+    s.record_step(id, &started).await.unwrap();
+    // A crash here leaves the step, running, in the history.
+    assert_eq!(s.steps(id).await.unwrap(), vec![started.clone()]);
+    let done = Step {
+        status: StepStatus::Succeeded,
+        finished_at: Some(t("2026-01-01T00:03:00Z")),
+        detail: "snapshot available".into(),
+        payload: Some(serde_json::json!({"snapshot": "runbookd-20260101-000001"})),
+        ..started.clone()
+    };
+    s.record_step(id, &done).await.unwrap();
+    let second = Step {
+        position: 1,
+        name: "run-migration".into(),
+        status: StepStatus::Failed,
+        ..started
+    };
+    s.record_step(id, &second).await.unwrap();
+    let got = s.get_run(id).await.unwrap().unwrap().steps;
+    assert_eq!(got, vec![done, second]);
+    // Steps go with their run.
+    s.finish_run(id, &finish(RunStatus::Failed, "2026-01-01T00:04:00Z", ""))
+        .await
+        .unwrap();
+    assert_eq!(s.prune(t("2026-06-01T00:00:00Z")).await.unwrap(), 1);
+    assert!(s.steps(id).await.unwrap().is_empty());
+}
+
 async fn migrate_is_idempotent(s: Arc<dyn HistoryStore>) {
     s.migrate().await.unwrap();
     s.migrate().await.unwrap();
@@ -378,6 +434,8 @@ macro_rules! conformance {
             case!(listing_filters_and_orders);
             case!(cursor_only_moves_forward);
             case!(prune_keeps_recent_and_running);
+            case!(check_results_keep_order_and_values);
+            case!(steps_are_saved_as_they_start_and_end);
             case!(migrate_is_idempotent);
         }
     };

@@ -262,6 +262,24 @@ pub struct Verdict {
     pub threshold: String,
 }
 
+/// The smallest deviation an anomaly is measured in: 10% of the mean, and
+/// for counts (every value a whole number) √mean, at least 1, the noise of
+/// a count (Poisson). A steady history has σ near 0; without a floor, a
+/// change of 0.15% or one error after seven quiet nights would be
+/// "billions of σ".
+pub fn deviation_floor(value: f64, history: &[f64], mean: f64) -> (f64, &'static str) {
+    let tenth = 0.1 * mean.abs();
+    let counts = std::iter::once(&value)
+        .chain(history)
+        .all(|v| *v >= 0.0 && v.fract() == 0.0);
+    let root = if counts { mean.max(1.0).sqrt() } else { 0.0 };
+    if root > tenth {
+        (root, "√mean, the noise of a count")
+    } else {
+        (tenth, "10% of the mean")
+    }
+}
+
 /// Today's value against the same window on previous days. Pure.
 pub fn anomaly(value: f64, history: &[f64], sigmas: f64, flagged: CheckStatus) -> Verdict {
     let threshold = format!(
@@ -281,7 +299,13 @@ pub fn anomaly(value: f64, history: &[f64], sigmas: f64, flagged: CheckStatus) -
     }
     let n = history.len() as f64;
     let mean = history.iter().sum::<f64>() / n;
-    let sd = (history.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+    let measured = (history.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+    let (floor, why) = deviation_floor(value, history, mean);
+    let (sd, floored) = if measured < floor {
+        (floor, format!(" (σ {} floored to {}: {why})", fmt_number(measured), fmt_number(floor)))
+    } else {
+        (measured, String::new())
+    };
     let threshold = format!(
         "within {}σ of the {}-day mean {} (σ {})",
         fmt_number(sigmas),
@@ -307,7 +331,7 @@ pub fn anomaly(value: f64, history: &[f64], sigmas: f64, flagged: CheckStatus) -
         Verdict {
             status: flagged,
             reason: format!(
-                "anomaly: {} is {z_text} {dir} the {}-day mean {}",
+                "anomaly: {} is {z_text} {dir} the {}-day mean {}{floored}",
                 fmt_number(value),
                 history.len(),
                 fmt_number(mean)
@@ -317,7 +341,7 @@ pub fn anomaly(value: f64, history: &[f64], sigmas: f64, flagged: CheckStatus) -
     } else {
         Verdict {
             status: CheckStatus::Pass,
-            reason: format!("{z_text} {dir} the {}-day mean", history.len()),
+            reason: format!("{z_text} {dir} the {}-day mean{floored}", history.len()),
             threshold,
         }
     }
@@ -383,11 +407,35 @@ mod tests {
             (200.0, &week, CheckStatus::Fail, "anomaly: 200 is"),
             (10.0, &week, CheckStatus::Fail, "below the 7-day mean 100"),
             (100.0, &[100.0, 100.0, 100.0], CheckStatus::Pass, "0.0σ"),
+            // A steady history: σ is floored, so noise never flags.
             (
                 101.0,
                 &[100.0, 100.0, 100.0],
+                CheckStatus::Pass,
+                "0.1σ above the 3-day mean (σ 0 floored to 10",
+            ),
+            // 0.15% below a steady mean of about 1.5e12 (the case).
+            (
+                1_497_104_549_898.6 * 0.9985,
+                &[1_497_104_549_898.6, 1_497_104_549_898.7, 1_497_104_549_898.5],
+                CheckStatus::Pass,
+                "10% of the mean",
+            ),
+            // One error after seven nights of none: the noise of a count.
+            (
+                1.0,
+                &[0.0; 7],
+                CheckStatus::Pass,
+                "1.0σ above the 7-day mean (σ 0 floored to 1: √mean",
+            ),
+            // Fifty after seven nights of none is a real change.
+            (50.0, &[0.0; 7], CheckStatus::Fail, "anomaly: 50 is 50.0σ above"),
+            // An error rate (not a count) jumping fiftyfold.
+            (
+                0.05,
+                &[0.001, 0.0012, 0.0009, 0.0011],
                 CheckStatus::Fail,
-                "infinitely many σ",
+                "anomaly: 0.05 is",
             ),
             (100.0, &[100.0], CheckStatus::Warn, "need 3"),
         ];

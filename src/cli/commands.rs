@@ -177,6 +177,11 @@ fn next(cli: &Cli, name: &str, n: usize, after: Option<&str>, json: bool) -> Res
                 f.nominal.format("%Y-%m-%d %H:%M:%S"),
                 tz.name()
             )),
+            Shift::Repeated if expr.runs_both_passes() => Some(format!(
+                "DST: {} occurs twice in {}; the hour field is `*`, so it runs in both passes",
+                f.nominal.format("%H:%M:%S"),
+                tz.name()
+            )),
             Shift::Repeated => Some(format!(
                 "DST: {} occurs twice in {}; runs once, at the first",
                 f.nominal.format("%H:%M:%S"),

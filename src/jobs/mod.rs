@@ -250,3 +250,74 @@ impl StepHandle {
         Ok(self.step)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::model::{NewRun, RunStatus, Trigger};
+    use crate::testkit::TestDatabase;
+
+    #[tokio::test]
+    async fn steps_are_in_the_history_as_they_happen_and_redacted() {
+        let db = TestDatabase::sqlite();
+        let store = db.open().await;
+        let t0 = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            .unwrap()
+            .to_utc();
+        let run = store
+            .insert_run(&NewRun {
+                job: "rotate".into(),
+                trigger: Trigger::Manual,
+                triggered_by: "sre".into(),
+                scheduled_for: None,
+                started_at: t0,
+                status: RunStatus::Running,
+                attempt: 1,
+                error: None,
+                dry_run: false,
+                owner: "h:1:a".into(),
+                retry_of: None,
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        let clock = ManualClock::new(t0);
+        let redactor = Redactor::new(["s3cret-value-123".to_string()]);
+        let log = RunLog::new(10_000, redactor.clone());
+        let steps = Steps::new(
+            store.clone(),
+            Arc::new(clock.clone()),
+            run,
+            redactor,
+            log.clone(),
+        );
+        let put = steps
+            .start("put-secret-value", "secret:/app/jwt", "PutSecretValue s3cret-value-123")
+            .await
+            .unwrap();
+        let saved = store.steps(run).await.unwrap();
+        assert_eq!(saved.len(), 1);
+        assert_eq!(saved[0].status, StepStatus::Running);
+        assert_eq!(saved[0].detail, "PutSecretValue [REDACTED]");
+        clock.advance(chrono::Duration::seconds(2));
+        put.end(
+            StepStatus::Succeeded,
+            "version v2 staged AWSPENDING",
+            Some(serde_json::json!({"version": "v2", "leak": "s3cret-value-123"})),
+        )
+        .await
+        .unwrap();
+        let second = steps.start("restart", "deployment/api", "patch").await.unwrap();
+        assert_eq!(second.step.position, 1);
+        let saved = store.steps(run).await.unwrap();
+        assert_eq!(saved[0].status, StepStatus::Succeeded);
+        assert_eq!(saved[0].finished_at, Some(t0 + chrono::Duration::seconds(2)));
+        let payload = saved[0].payload.as_ref().unwrap().to_string();
+        assert!(!payload.contains("s3cret-value-123"), "{payload}");
+        assert_eq!(saved[1].status, StepStatus::Running);
+        let text = log.snapshot().text;
+        assert!(text.contains("step 1 put-secret-value succeeded"), "{text}");
+        assert!(!text.contains("s3cret-value-123"), "{text}");
+    }
+}
