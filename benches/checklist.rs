@@ -295,7 +295,7 @@ fn main() {
     let results = rt.block_on(checks::run_all(
         &daily.checks.value,
         &ctx(),
-        daily.max_concurrency,
+        daily.max_concurrency(),
     ));
     for r in &results {
         println!(
@@ -312,7 +312,7 @@ fn main() {
     println!("warm-up: {} results, {errors} in error", results.len());
 
     let mut single = Vec::new();
-    for c in &daily.checks {
+    for c in &daily.checks.value {
         let times: Vec<f64> = (0..RUNS)
             .map(|_| {
                 let t = Instant::now();
@@ -330,7 +330,7 @@ fn main() {
         rt.block_on(checks::run_all(
             &daily.checks.value,
             &ctx(),
-            daily.max_concurrency,
+            daily.max_concurrency(),
         ));
         whole.push(t.elapsed().as_secs_f64() * 1000.0);
         let t = Instant::now();
@@ -358,7 +358,7 @@ fn main() {
     println!("sum of single checks: {sum:.1} ms; slowest: {slowest_name} {slowest:.1} ms");
     println!(
         "checklist (concurrent, bound {}), median of {RUNS}: {whole:.1} ms = {:.2} x the slowest check",
-        daily.max_concurrency,
+        daily.max_concurrency(),
         whole / slowest
     );
     println!(

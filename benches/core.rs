@@ -39,16 +39,11 @@ async fn fire_latency(seconds: u64) {
     );
     let stop = CancellationToken::new();
     let s2 = stop.clone();
-    let st = store.clone();
+    let runner = Runner::builder(store.clone(), Arc::new(Adapters::real()))
+        .config(&config)
+        .build();
     let daemon = tokio::spawn(async move {
-        runbookd::daemon::serve(
-            config,
-            st,
-            Arc::new(SystemClock),
-            ([127, 0, 0, 1], 0).into(),
-            s2,
-        )
-        .await
+        runbookd::daemon::serve(config, runner, ([127, 0, 0, 1], 0).into(), s2).await
     });
     tokio::time::sleep(Duration::from_secs(seconds)).await;
     stop.cancel();

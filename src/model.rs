@@ -373,7 +373,15 @@ mod tests {
 
     #[test]
     fn durations_parse_or_say_how() {
-        assert_eq!("1h 30m".parse::<Dur>().unwrap().0, Duration::from_secs(5400));
-        assert!("soon".parse::<Dur>().unwrap_err().contains("invalid duration `soon`"));
+        assert_eq!(
+            "1h 30m".parse::<Dur>().unwrap().0,
+            Duration::from_secs(5400)
+        );
+        assert!(
+            "soon"
+                .parse::<Dur>()
+                .unwrap_err()
+                .contains("invalid duration `soon`")
+        );
     }
 }

@@ -871,15 +871,15 @@ mod tests {
         ] {
             let e: CronExpr = expr.parse().unwrap();
             let tz: Tz = tz.parse().unwrap();
-            let f = e.fires_between(
-                tz,
-                utc(from),
-                utc(from) + Duration::hours(4),
-                10_000,
-            );
+            let f = e.fires_between(tz, utc(from), utc(from) + Duration::hours(4), 10_000);
             assert_eq!(f.len() as i64, 4 * 3600 / step, "{expr}");
             for w in f.windows(2) {
-                assert_eq!((w[1].at - w[0].at).num_seconds(), step, "{expr} at {}", w[0].at);
+                assert_eq!(
+                    (w[1].at - w[0].at).num_seconds(),
+                    step,
+                    "{expr} at {}",
+                    w[0].at
+                );
             }
         }
     }

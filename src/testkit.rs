@@ -19,9 +19,9 @@ use crate::config::{
 };
 use crate::jobs::command::CommandSpec;
 use crate::model::Dur;
-use crate::yaml::{At, Text};
 use crate::secret::{Redactor, SecretUrl};
 use crate::store::{self, HistoryStore};
+use crate::yaml::{At, Text};
 
 pub const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
@@ -41,23 +41,26 @@ impl JobBuilder {
             inherit_env: true,
             kill_grace: Some(Dur(Duration::from_secs(2))),
         };
-        JobBuilder(JobConfig {
-            name: name.to_string(),
-            kind: "command",
-            description: None,
-            schedule: None,
-            timezone: Tz::UTC,
-            concurrency: Concurrency::Forbid,
-            timeout: Duration::from_secs(60),
-            retries: RetryPolicy {
-                max: 0,
-                backoff: Duration::from_millis(100),
-                max_backoff: Duration::from_secs(1),
+        JobBuilder(
+            JobConfig {
+                name: name.to_string(),
+                kind: "command",
+                description: None,
+                schedule: None,
+                timezone: Tz::UTC,
+                concurrency: Concurrency::Forbid,
+                timeout: Duration::from_secs(60),
+                retries: RetryPolicy {
+                    max: 0,
+                    backoff: Duration::from_millis(100),
+                    max_backoff: Duration::from_secs(1),
+                },
+                catch_up: None,
+                suspend: false,
+                spec: Arc::new(spec.clone()),
             },
-            catch_up: None,
-            suspend: false,
-            spec: Arc::new(spec.clone()),
-        }, Some(spec))
+            Some(spec),
+        )
     }
 
     /// `sh -c script`.

@@ -28,7 +28,9 @@ impl SecretsApi for FakeSecrets {
         self.calls.fetch_add(1, Ordering::SeqCst);
         Ok(SecretInfo {
             name: id.to_string(),
-            last_rotated: Some(Utc::now() - chrono::Duration::days(10) - chrono::Duration::minutes(30)),
+            last_rotated: Some(
+                Utc::now() - chrono::Duration::days(10) - chrono::Duration::minutes(30),
+            ),
             last_changed: None,
             rotation_enabled: false,
         })

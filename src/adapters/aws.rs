@@ -118,11 +118,11 @@ impl Aws {
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .http_client(https_client())
             .timeout_config(
-            TimeoutConfig::builder()
-                .operation_timeout(OPERATION_TIMEOUT)
-                .connect_timeout(CONNECT_TIMEOUT)
-                .build(),
-        );
+                TimeoutConfig::builder()
+                    .operation_timeout(OPERATION_TIMEOUT)
+                    .connect_timeout(CONNECT_TIMEOUT)
+                    .build(),
+            );
         if let Some(r) = &target.region {
             loader = loader.region(aws_config::Region::new(r.clone()));
         }

@@ -105,7 +105,9 @@ impl Default for Condition {
 
 impl<'de> Deserialize<'de> for Condition {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(crate::yaml::parse_reported(&crate::yaml::Text::deserialize(d)?))
+        Ok(crate::yaml::parse_reported(
+            &crate::yaml::Text::deserialize(d)?,
+        ))
     }
 }
 
@@ -159,9 +161,6 @@ impl Thresholds {
         }
     }
 }
-
-/// Numbers as an SRE reads them: integers plain, others to 4 significant
-/// decimals without trailing zeros.
 
 #[cfg(test)]
 mod tests {

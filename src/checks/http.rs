@@ -62,9 +62,10 @@ impl Check for HttpCheck {
     fn validate(&self, _at: Pos, diags: &mut Diags) {
         match reqwest::Url::parse(&self.url) {
             Err(e) => diags.at(self.url.at, format!("url `{}` is not a URL: {e}", self.url)),
-            Ok(u) if !matches!(u.scheme(), "http" | "https") => {
-                diags.at(self.url.at, format!("url `{}` must be http or https", self.url))
-            }
+            Ok(u) if !matches!(u.scheme(), "http" | "https") => diags.at(
+                self.url.at,
+                format!("url `{}` must be http or https", self.url),
+            ),
             Ok(_) => {}
         }
         if let Some(m) = &self.method
@@ -81,10 +82,7 @@ impl Check for HttpCheck {
 
 impl HttpCheck {
     pub fn method(&self) -> String {
-        self.method
-            .as_deref()
-            .unwrap_or("GET")
-            .to_uppercase()
+        self.method.as_deref().unwrap_or("GET").to_uppercase()
     }
 
     fn status_ok(&self, code: u16) -> bool {

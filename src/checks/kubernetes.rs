@@ -9,10 +9,10 @@
 
 use std::time::Duration;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ContainerStateTerminated, Pod};
-use async_trait::async_trait;
 use serde::Deserialize;
 
 use super::compare::fmt_number;
@@ -75,7 +75,10 @@ impl Check for KubernetesCheck {
     }
 
     fn validate(&self, at: Pos, diags: &mut Diags) {
-        let (w, f) = (self.memory_warn.unwrap_or(0.8), self.memory_fail.unwrap_or(0.95));
+        let (w, f) = (
+            self.memory_warn.unwrap_or(0.8),
+            self.memory_fail.unwrap_or(0.95),
+        );
         if !(0.0..=10.0).contains(&w) || !(0.0..=10.0).contains(&f) || w > f {
             diags.at(
                 at,

@@ -155,7 +155,11 @@ impl<'de> Deserialize<'de> for CheckConfig {
                     name: name.to_string(),
                     kind,
                     description: k.common.description.map(|d| d.to_string()),
-                    timeout: k.common.timeout.map(|t| t.0).unwrap_or(DEFAULT_CHECK_TIMEOUT),
+                    timeout: k
+                        .common
+                        .timeout
+                        .map(|t| t.0)
+                        .unwrap_or(DEFAULT_CHECK_TIMEOUT),
                     spec: k.spec.unwrap_or_else(|| Arc::new(Unreadable)),
                     at: k.at,
                     name_at: name.at,

@@ -99,7 +99,10 @@ impl Check for PrometheusCheck {
 
     fn validate(&self, at: Pos, diags: &mut Diags) {
         if self.fail_if.is_none() && self.warn_if.is_none() && self.anomaly.is_none() {
-            diags.at(at, "a prometheus check needs `fail_if`, `warn_if` or `anomaly`");
+            diags.at(
+                at,
+                "a prometheus check needs `fail_if`, `warn_if` or `anomaly`",
+            );
         }
         if let Err(e) = reqwest::Url::parse(&self.url) {
             diags.at(self.url.at, format!("url `{}` is not a URL: {e}", self.url));
@@ -302,7 +305,14 @@ pub fn anomaly(value: f64, history: &[f64], sigmas: f64, flagged: CheckStatus) -
     let measured = (history.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
     let (floor, why) = deviation_floor(value, history, mean);
     let (sd, floored) = if measured < floor {
-        (floor, format!(" (σ {} floored to {}: {why})", fmt_number(measured), fmt_number(floor)))
+        (
+            floor,
+            format!(
+                " (σ {} floored to {}: {why})",
+                fmt_number(measured),
+                fmt_number(floor)
+            ),
+        )
     } else {
         (measured, String::new())
     };
@@ -417,7 +427,11 @@ mod tests {
             // 0.15% below a steady mean of about 1.5e12 (the case).
             (
                 1_497_104_549_898.6 * 0.9985,
-                &[1_497_104_549_898.6, 1_497_104_549_898.7, 1_497_104_549_898.5],
+                &[
+                    1_497_104_549_898.6,
+                    1_497_104_549_898.7,
+                    1_497_104_549_898.5,
+                ],
                 CheckStatus::Pass,
                 "10% of the mean",
             ),
@@ -429,7 +443,12 @@ mod tests {
                 "1.0σ above the 7-day mean (σ 0 floored to 1: √mean",
             ),
             // Fifty after seven nights of none is a real change.
-            (50.0, &[0.0; 7], CheckStatus::Fail, "anomaly: 50 is 50.0σ above"),
+            (
+                50.0,
+                &[0.0; 7],
+                CheckStatus::Fail,
+                "anomaly: 50 is 50.0σ above",
+            ),
             // An error rate (not a count) jumping fiftyfold.
             (
                 0.05,

@@ -9,8 +9,8 @@ use serde::Deserialize;
 use super::compare::{Condition, Thresholds, fmt_number};
 use super::{Check, CheckContext, CheckResult, CheckStatus};
 use crate::model::Dur;
-use crate::yaml::{Diags, Pos};
 use crate::secret::{SecretUrl, redact_url};
+use crate::yaml::{Diags, Pos};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -36,8 +36,15 @@ impl Check for RedisCheck {
     fn validate(&self, at: Pos, diags: &mut Diags) {
         if let Err(e) = redis::Client::open(self.url.expose()) {
             diags.at(
-                if self.url.at.is_known() { self.url.at } else { at },
-                format!("url {} is not a Redis URL: {e}", redact_url(self.url.expose())),
+                if self.url.at.is_known() {
+                    self.url.at
+                } else {
+                    at
+                },
+                format!(
+                    "url {} is not a Redis URL: {e}",
+                    redact_url(self.url.expose())
+                ),
             );
         }
     }

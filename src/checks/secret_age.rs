@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::{Check, CheckContext, CheckResult, CheckStatus, fmt_age};

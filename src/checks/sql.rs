@@ -15,8 +15,8 @@ use sqlx::Connection;
 use super::compare::{Condition, Thresholds};
 use super::{Check, CheckContext, CheckResult};
 use crate::model::Dur;
-use crate::yaml::{Diags, Pos, Text};
 use crate::secret::{SecretUrl, redact_url};
+use crate::yaml::{Diags, Pos, Text};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -40,14 +40,22 @@ impl Check for SqlCheck {
     fn validate(&self, at: Pos, diags: &mut Diags) {
         if self.fail_if.is_none() && self.warn_if.is_none() {
             diags.at(
-                if self.query.at.is_known() { self.query.at } else { at },
+                if self.query.at.is_known() {
+                    self.query.at
+                } else {
+                    at
+                },
                 "a sql check needs `fail_if` or `warn_if`",
             );
         }
         let url = self.database_url.expose();
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             diags.at(
-                if self.database_url.at.is_known() { self.database_url.at } else { at },
+                if self.database_url.at.is_known() {
+                    self.database_url.at
+                } else {
+                    at
+                },
                 format!("database_url {} must be a postgres:// URL", redact_url(url)),
             );
         }

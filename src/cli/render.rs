@@ -75,7 +75,9 @@ pub fn jobs(rows: &[JobRow]) -> Result<()> {
                         .and_then(|n| DateTime::parse_from_rfc3339(n).ok())
                         .and_then(|d| {
                             r.timezone.parse::<Tz>().ok().map(|tz| {
-                                d.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S %Z").to_string()
+                                d.with_timezone(&tz)
+                                    .format("%Y-%m-%d %H:%M:%S %Z")
+                                    .to_string()
                             })
                         })
                         .unwrap_or_else(|| "-".into())
@@ -159,7 +161,12 @@ pub fn steps_table(steps: &[Step]) -> String {
                 s.target.clone(),
                 s.status.to_string(),
                 s.finished_at
-                    .map(|f| format!("{:.1}s", (f - s.started_at).num_milliseconds() as f64 / 1000.0))
+                    .map(|f| {
+                        format!(
+                            "{:.1}s",
+                            (f - s.started_at).num_milliseconds() as f64 / 1000.0
+                        )
+                    })
                     .unwrap_or_else(|| "-".into()),
                 s.detail.clone(),
             ]
@@ -216,7 +223,14 @@ pub fn show(run: &Run) -> Result<()> {
 }
 
 /// The end of a foreground run: its results, then one summary line.
-pub fn run_end(run: Option<&Run>, id: i64, job: &str, status: crate::model::RunStatus, attempt: u32, error: Option<&str>) -> Result<()> {
+pub fn run_end(
+    run: Option<&Run>,
+    id: i64,
+    job: &str,
+    status: crate::model::RunStatus,
+    attempt: u32,
+    error: Option<&str>,
+) -> Result<()> {
     let mut out = std::io::stdout().lock();
     if let Some(r) = run {
         if !r.steps.is_empty() {

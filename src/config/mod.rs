@@ -432,11 +432,7 @@ pub fn load_str<R: JobKinds>(
             .value
             .as_ref()
             .map(|raw| build::<R>(path, &raw.0, &mut diags));
-        (
-            (loaded.diags, loaded.secrets, loaded.jobs),
-            built,
-            diags,
-        )
+        ((loaded.diags, loaded.secrets, loaded.jobs), built, diags)
     });
     let (read_diags, tagged_secrets, job_starts) = loaded;
     let mut all: Vec<Diagnostic> = read_diags
@@ -559,7 +555,10 @@ fn daemon(raw: Option<&At<Lenient<RawDaemon>>>, diags: &mut Diags) -> DaemonConf
             Ok(a) => d.listen = a,
             Err(_) => diags.at(
                 l.at,
-                format!("daemon.listen: `{}` is not an address like 0.0.0.0:9090", l.as_str()),
+                format!(
+                    "daemon.listen: `{}` is not an address like 0.0.0.0:9090",
+                    l.as_str()
+                ),
             ),
         }
     }
@@ -631,7 +630,10 @@ fn build_job<R: JobKinds>(
             "retries.max_backoff must not be less than retries.backoff",
         );
     }
-    let timeout = common.timeout.map(|t| t.value.0).unwrap_or(defaults.timeout);
+    let timeout = common
+        .timeout
+        .map(|t| t.value.0)
+        .unwrap_or(defaults.timeout);
     if timeout.is_zero() {
         let at = common.timeout.map(|t| t.at).unwrap_or(name.at);
         diags.at(at, "timeout must be more than 0s");

@@ -125,7 +125,11 @@ fn bad_configs_table() {
             "catch_up needs a schedule",
         ),
         // The parser points at the bracket left open.
-        ("jobs: [\n", "jobs.yaml:1:7:", "YAML syntax: unclosed bracket"),
+        (
+            "jobs: [\n",
+            "jobs.yaml:1:7:",
+            "YAML syntax: unclosed bracket",
+        ),
     ];
     for (yaml, at, msg) in cases {
         let errs = load(yaml).expect_err(yaml);

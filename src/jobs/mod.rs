@@ -206,8 +206,12 @@ impl Steps {
             detail: self.redactor.redact(detail),
             payload: None,
         };
-        self.log
-            .info(&format!("step {} {name} on {}: {}", step.position + 1, step.target, step.detail));
+        self.log.info(&format!(
+            "step {} {name} on {}: {}",
+            step.position + 1,
+            step.target,
+            step.detail
+        ));
         self.save(&step).await?;
         Ok(StepHandle {
             steps: self.clone(),
@@ -293,7 +297,11 @@ mod tests {
             log.clone(),
         );
         let put = steps
-            .start("put-secret-value", "secret:/app/jwt", "PutSecretValue s3cret-value-123")
+            .start(
+                "put-secret-value",
+                "secret:/app/jwt",
+                "PutSecretValue s3cret-value-123",
+            )
             .await
             .unwrap();
         let saved = store.steps(run).await.unwrap();
@@ -308,11 +316,17 @@ mod tests {
         )
         .await
         .unwrap();
-        let second = steps.start("restart", "deployment/api", "patch").await.unwrap();
+        let second = steps
+            .start("restart", "deployment/api", "patch")
+            .await
+            .unwrap();
         assert_eq!(second.step.position, 1);
         let saved = store.steps(run).await.unwrap();
         assert_eq!(saved[0].status, StepStatus::Succeeded);
-        assert_eq!(saved[0].finished_at, Some(t0 + chrono::Duration::seconds(2)));
+        assert_eq!(
+            saved[0].finished_at,
+            Some(t0 + chrono::Duration::seconds(2))
+        );
         let payload = saved[0].payload.as_ref().unwrap().to_string();
         assert!(!payload.contains("s3cret-value-123"), "{payload}");
         assert_eq!(saved[1].status, StepStatus::Running);

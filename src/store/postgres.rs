@@ -91,7 +91,10 @@ fn migrate_on_one_connection(
     })
 }
 
-fn bind<'q>(q: Query<'q, sqlx::Postgres, PgArguments>, a: &Arg<'q>) -> Query<'q, sqlx::Postgres, PgArguments> {
+fn bind<'q>(
+    q: Query<'q, sqlx::Postgres, PgArguments>,
+    a: &Arg<'q>,
+) -> Query<'q, sqlx::Postgres, PgArguments> {
     match *a {
         Arg::Text(v) => q.bind(v),
         Arg::Int(v) => q.bind(v),
@@ -136,7 +139,11 @@ impl Backend for Postgres {
         Ok(query(sql, args).execute(&self.pool).await?.rows_affected())
     }
 
-    async fn fetch_all(&self, sql: &'static str, args: &[Arg<'_>]) -> Result<Vec<PgRow>, sqlx::Error> {
+    async fn fetch_all(
+        &self,
+        sql: &'static str,
+        args: &[Arg<'_>],
+    ) -> Result<Vec<PgRow>, sqlx::Error> {
         query(sql, args).fetch_all(&self.pool).await
     }
 
@@ -162,8 +169,10 @@ impl RowRead for PgRow {
             .or_else(|_| self.try_get::<i32, _>(col).map(i64::from))
     }
     fn opt_int(&self, col: &str) -> Result<Option<i64>, sqlx::Error> {
-        self.try_get::<Option<i64>, _>(col)
-            .or_else(|_| self.try_get::<Option<i32>, _>(col).map(|v| v.map(i64::from)))
+        self.try_get::<Option<i64>, _>(col).or_else(|_| {
+            self.try_get::<Option<i32>, _>(col)
+                .map(|v| v.map(i64::from))
+        })
     }
     fn opt_float(&self, col: &str) -> Result<Option<f64>, sqlx::Error> {
         self.try_get(col)

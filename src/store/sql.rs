@@ -154,11 +154,21 @@ impl<B: Backend> SqlStore<B> {
         }
     }
 
-    async fn rows(&self, op: &'static str, sql: &'static str, args: &[Arg<'_>]) -> Result<Vec<B::Row>> {
+    async fn rows(
+        &self,
+        op: &'static str,
+        sql: &'static str,
+        args: &[Arg<'_>],
+    ) -> Result<Vec<B::Row>> {
         self.timed(op, self.backend.fetch_all(sql, args)).await
     }
 
-    async fn row(&self, op: &'static str, sql: &'static str, args: &[Arg<'_>]) -> Result<Option<B::Row>> {
+    async fn row(
+        &self,
+        op: &'static str,
+        sql: &'static str,
+        args: &[Arg<'_>],
+    ) -> Result<Option<B::Row>> {
         Ok(self.rows(op, sql, args).await?.into_iter().next())
     }
 
@@ -389,13 +399,18 @@ impl<B: Backend> HistoryStore for SqlStore<B> {
     }
 
     async fn last_run(&self, job: &str) -> Result<Option<Run>> {
-        let row = self.row("last run", sql!("last_run"), &[job.into()]).await?;
+        let row = self
+            .row("last run", sql!("last_run"), &[job.into()])
+            .await?;
         row.map(|r| self.run_from_row(&r, false)).transpose()
     }
 
     async fn cursor(&self, job: &str) -> Result<Option<DateTime<Utc>>> {
-        let row = self.row("read cursor", sql!("cursor"), &[job.into()]).await?;
-        row.map(|r| self.decode(r.time("evaluated_until"))).transpose()
+        let row = self
+            .row("read cursor", sql!("cursor"), &[job.into()])
+            .await?;
+        row.map(|r| self.decode(r.time("evaluated_until")))
+            .transpose()
     }
 
     async fn advance_cursor(&self, job: &str, to: DateTime<Utc>) -> Result<()> {
@@ -465,7 +480,9 @@ impl<B: Backend> HistoryStore for SqlStore<B> {
     }
 
     async fn steps(&self, run: RunId) -> Result<Vec<Step>> {
-        let rows = self.rows("read steps", sql!("steps"), &[run.into()]).await?;
+        let rows = self
+            .rows("read steps", sql!("steps"), &[run.into()])
+            .await?;
         rows.iter().map(|r| self.step_from_row(r)).collect()
     }
 

@@ -90,7 +90,10 @@ fn time(us: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(us).unwrap_or_default()
 }
 
-fn bind<'q>(q: Query<'q, sqlx::Sqlite, SqliteArguments>, a: &Arg<'q>) -> Query<'q, sqlx::Sqlite, SqliteArguments> {
+fn bind<'q>(
+    q: Query<'q, sqlx::Sqlite, SqliteArguments>,
+    a: &Arg<'q>,
+) -> Query<'q, sqlx::Sqlite, SqliteArguments> {
     match *a {
         Arg::Text(v) => q.bind(v),
         Arg::Int(v) => q.bind(v),
@@ -148,7 +151,11 @@ impl Backend for Sqlite {
         Ok(query(sql, args).execute(&self.pool).await?.rows_affected())
     }
 
-    async fn fetch_all(&self, sql: &'static str, args: &[Arg<'_>]) -> Result<Vec<SqliteRow>, sqlx::Error> {
+    async fn fetch_all(
+        &self,
+        sql: &'static str,
+        args: &[Arg<'_>],
+    ) -> Result<Vec<SqliteRow>, sqlx::Error> {
         query(sql, args).fetch_all(&self.pool).await
     }
 

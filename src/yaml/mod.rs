@@ -72,7 +72,11 @@ pub struct Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.file, self.line, self.col, self.message)
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file, self.line, self.col, self.message
+        )
     }
 }
 
@@ -252,7 +256,11 @@ pub fn report(pos: Pos, message: impl Into<String>) {
 }
 
 fn scalar_at(pos: Pos) -> Option<Scalar> {
-    CONTEXT.with(|c| c.borrow().as_ref().and_then(|c| c.scalars.get(&pos).cloned()))
+    CONTEXT.with(|c| {
+        c.borrow()
+            .as_ref()
+            .and_then(|c| c.scalars.get(&pos).cloned())
+    })
 }
 
 fn kind_at(pos: Pos) -> Option<KindAt> {
@@ -288,7 +296,9 @@ fn options() -> serde_saphyr::Options {
 }
 
 fn error_pos(e: &serde_saphyr::Error) -> Pos {
-    e.location().map(|l| Pos::of(&l)).unwrap_or(Pos { line: 1, col: 1 })
+    e.location()
+        .map(|l| Pos::of(&l))
+        .unwrap_or(Pos { line: 1, col: 1 })
 }
 
 fn root_cause(mut e: &serde_saphyr::Error) -> &serde_saphyr::Error {
@@ -331,7 +341,10 @@ fn error_message(e: &serde_saphyr::Error) -> String {
 
 /// Reads `text` into `T` in the two passes described above. `env` resolves
 /// `${VAR}`.
-pub fn load<T: de::DeserializeOwned>(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Loaded<T> {
+pub fn load<T: de::DeserializeOwned>(
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Loaded<T> {
     let mut ctx = Context::default();
     let mut jobs = Vec::new();
     let tree_options = {
@@ -400,7 +413,13 @@ pub fn load<T: de::DeserializeOwned>(text: &str, env: &dyn Fn(&str) -> Option<St
 }
 
 /// `path` is the key of the enclosing mapping entry (`jobs` for the jobs).
-fn walk(item: &Item, path: &str, text: &str, env: &dyn Fn(&str) -> Option<String>, ctx: &mut Context) {
+fn walk(
+    item: &Item,
+    path: &str,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    ctx: &mut Context,
+) {
     match &item.node {
         Node::Null => {}
         Node::Scalar(s) => {
@@ -654,7 +673,10 @@ where
     let Some(found) = found else {
         report(
             first_at,
-            format!("{what}: missing field `kind` (one of: {})", kinds.join(", ")),
+            format!(
+                "{what}: missing field `kind` (one of: {})",
+                kinds.join(", ")
+            ),
         );
         map.next_value::<IgnoredAny>()?;
         drain(&mut map)?;
@@ -766,7 +788,11 @@ impl<'de, M: MapAccess<'de>, C: Common<'de>> MapAccess<'de> for Filter<'_, 'de, 
             let known: Vec<&str> = C::FIELDS.iter().chain(self.fields).copied().collect();
             report(
                 Pos::of(&key.referenced),
-                format!("{}{}", self.label, unknown_field_message(&key.value, &known)),
+                format!(
+                    "{}{}",
+                    self.label,
+                    unknown_field_message(&key.value, &known)
+                ),
             );
             self.inner.next_value::<IgnoredAny>()?;
         }
@@ -927,7 +953,10 @@ mod tests {
     fn problems_table() {
         // (yaml, expected diagnostics)
         let cases: &[(&str, &[&str])] = &[
-            ("a: ${NOPE}\n", &["1:4: environment variable `NOPE` is not set"]),
+            (
+                "a: ${NOPE}\n",
+                &["1:4: environment variable `NOPE` is not set"],
+            ),
             (
                 "a: x\na: y\n",
                 &["2:1: duplicate key `a` (first defined at line 1, column 1)"],
