@@ -289,6 +289,7 @@ fn main() {
         now,
         adapters: Arc::new(Adapters::real()),
         timeout: checks::DEFAULT_CHECK_TIMEOUT,
+        redactor: Default::default(),
     };
 
     // Warm-up, and a look at the verdicts so a broken target is noticed.

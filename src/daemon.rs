@@ -53,7 +53,8 @@ pub async fn serve(
     let clock = runner.clock().clone();
     let identity = runner.identity().clone();
     runner.reap(daemon.stale_after).await?;
-    let state = DaemonState::new(clock.now());
+    let health = runner.store_health().clone();
+    let state = DaemonState::new(clock.now(), health.clone());
     let mut events = runner.subscribe();
     let observer_state = state.clone();
     let observer = tokio::spawn(async move {
@@ -98,32 +99,47 @@ pub async fn serve(
     // The first evaluation happens at once: it is the one that catches up.
     wake.notify_one();
     loop {
+        // The timer polls every 500 ms; a fire due before its next poll is
+        // met exactly by sleeping until it.
+        let exact = scheduler
+            .next_due()
+            .map(|at| (at - clock.now()).to_std().unwrap_or_default())
+            .filter(|d| *d <= EXACT_WAKE_WITHIN);
+        let until_due = async move {
+            match exact {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
-            _ = wake.notified() => {
-                scheduler.tick().await;
-                state.ticked(clock.now(), scheduler.active_runs());
-            }
+            _ = until_due => tick(&scheduler, &state, clock.as_ref()).await,
+            _ = wake.notified() => tick(&scheduler, &state, clock.as_ref()).await,
             _ = maintenance.tick() => {
-                let stale_before = clock.now() - chrono::Duration::from_std(daemon.stale_after).unwrap_or_default();
-                match store.abandon_stale(stale_before, clock.now()).await {
-                    Ok(ids) => for id in ids {
-                        tracing::warn!(run = id, "marked run {id} abandoned: no heartbeat for {}", humantime::format_duration(daemon.stale_after));
-                    },
-                    Err(e) => { state.store_error(); tracing::warn!("{e}") }
+                // While the store is down only the scheduler's probe calls
+                // it: housekeeping waits, so the loop never stalls on it.
+                if health.is_up() {
+                    let stale_before = clock.now() - chrono::Duration::from_std(daemon.stale_after).unwrap_or_default();
+                    match store.abandon_stale(stale_before, clock.now()).await {
+                        Ok(ids) => for id in ids {
+                            tracing::warn!(run = id, "marked run {id} abandoned: no heartbeat for {}", humantime::format_duration(daemon.stale_after));
+                        },
+                        Err(e) => tracing::warn!("{e}"),
+                    }
                 }
-                if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
+                if health.is_up() && last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
                     last_prune = Some(tokio::time::Instant::now());
                     let before = clock.now() - chrono::Duration::from_std(config.history.retention).unwrap_or_default();
                     match store.prune(before).await {
                         Ok(0) => {}
                         Ok(n) => tracing::info!("pruned {n} run(s) older than {}", humantime::format_duration(config.history.retention)),
-                        Err(e) => { state.store_error(); tracing::warn!("{e}") }
+                        Err(e) => tracing::warn!("{e}"),
                     }
                 }
             }
         }
+        state.loop_turned(clock.now());
     }
 
     tracing::info!("stopping: no new fires; draining running jobs");
@@ -134,6 +150,15 @@ pub async fn serve(
     observer.abort();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// A fire due within this of now is waited for exactly, not left to the
+/// timer's next poll.
+const EXACT_WAKE_WITHIN: Duration = Duration::from_secs(2);
+
+async fn tick(scheduler: &Scheduler, state: &DaemonState, clock: &dyn crate::clock::Clock) {
+    let report = scheduler.tick().await;
+    state.ticked(clock.now(), scheduler.active_runs(), &report);
 }
 
 async fn start_timer(wake: Arc<Notify>) -> Result<tokio_cron_scheduler::JobScheduler> {

@@ -1,8 +1,9 @@
-//! `/healthz` and `/metrics` of `runbookd serve`.
+//! `/healthz`, `/readyz` and `/metrics` of `runbookd serve`.
 //!
-//! Health is the scheduler loop's own: if ticks stop, the pod should be
-//! restarted. A down history store does not fail health, because a restart
-//! would not bring it back; it shows in the metrics and the logs instead.
+//! Health is the process's own: its loop turns. A down history store does
+//! not fail health, because a restart would not bring it back, and the loop
+//! never waits on it; it fails readiness, shows in `runbookd_store_up` and
+//! `runbookd_store_errors_total`, and in the logs.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -20,6 +21,8 @@ use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
 use crate::runner::RunEvent;
+use crate::scheduler::TickReport;
+use crate::store::StoreHealth;
 
 /// A tick older than this makes `/healthz` fail.
 pub const TICK_STALE_SECS: i64 = 15;
@@ -28,31 +31,42 @@ pub const TICK_STALE_SECS: i64 = 15;
 pub struct DaemonState {
     started_at_ms: AtomicI64,
     last_tick_ms: AtomicI64,
+    last_loop_ms: AtomicI64,
     ticks: AtomicU64,
     active_runs: AtomicI64,
     started: Mutex<BTreeMap<(String, String), u64>>,
     finished: Mutex<BTreeMap<(String, String), u64>>,
     fire_delay: Mutex<BTreeMap<String, f64>>,
-    store_errors: AtomicU64,
+    missed: Mutex<BTreeMap<String, u64>>,
+    store: Arc<StoreHealth>,
 }
 
 impl DaemonState {
-    pub fn new(now: DateTime<Utc>) -> Arc<Self> {
-        let s = DaemonState::default();
+    pub fn new(now: DateTime<Utc>, store: Arc<StoreHealth>) -> Arc<Self> {
+        let s = DaemonState {
+            store,
+            ..Default::default()
+        };
         s.started_at_ms
             .store(now.timestamp_millis(), Ordering::Relaxed);
         Arc::new(s)
     }
 
-    pub fn ticked(&self, now: DateTime<Utc>, active: usize) {
+    pub fn ticked(&self, now: DateTime<Utc>, active: usize, report: &TickReport) {
         self.last_tick_ms
             .store(now.timestamp_millis(), Ordering::Relaxed);
         self.ticks.fetch_add(1, Ordering::Relaxed);
         self.active_runs.store(active as i64, Ordering::Relaxed);
+        let mut missed = self.missed.lock().expect("metrics lock");
+        for (job, n) in &report.missed {
+            *missed.entry(job.clone()).or_default() += n;
+        }
     }
 
-    pub fn store_error(&self) {
-        self.store_errors.fetch_add(1, Ordering::Relaxed);
+    /// The daemon's loop came round: the process is alive.
+    pub fn loop_turned(&self, now: DateTime<Utc>) {
+        self.last_loop_ms
+            .store(now.timestamp_millis(), Ordering::Relaxed);
     }
 
     pub fn observe(&self, ev: &RunEvent) {
@@ -89,9 +103,10 @@ impl DaemonState {
         }
     }
 
-    /// `Ok` with a summary, or `Err` with why the daemon is unhealthy.
+    /// `Ok` with a summary, or `Err` with why the daemon is unhealthy: its
+    /// loop has not come round for [`TICK_STALE_SECS`].
     pub fn health(&self, now: DateTime<Utc>) -> Result<String, String> {
-        let last = self.last_tick_ms.load(Ordering::Relaxed);
+        let last = self.last_loop_ms.load(Ordering::Relaxed);
         let started = self.started_at_ms.load(Ordering::Relaxed);
         let now_ms = now.timestamp_millis();
         if last == 0 {
@@ -104,9 +119,25 @@ impl DaemonState {
         }
         let age = (now_ms - last) / 1000;
         if age > TICK_STALE_SECS {
-            return Err(format!("last scheduler tick was {age}s ago"));
+            return Err(format!("the daemon's loop last came round {age}s ago"));
         }
-        Ok(format!("ok: last tick {age}s ago"))
+        Ok(format!("ok: loop came round {age}s ago"))
+    }
+
+    /// Ready: the scheduler is running and the history store answers.
+    pub fn readiness(&self) -> Result<String, String> {
+        if self.last_tick_ms.load(Ordering::Relaxed) == 0 {
+            return Err("the scheduler has not evaluated its jobs yet".to_string());
+        }
+        if !self.store.is_up() {
+            return Err(format!(
+                "history store down: {}",
+                self.store
+                    .last_error()
+                    .unwrap_or_else(|| "unknown error".into())
+            ));
+        }
+        Ok("ready".to_string())
     }
 
     pub fn render_metrics(&self) -> String {
@@ -142,10 +173,37 @@ impl DaemonState {
         );
         family(
             &mut out,
+            "runbookd_store_up",
+            "gauge",
+            "Whether the history store answers (1) or not (0).",
+            [(String::new(), u8::from(self.store.is_up()).to_string())],
+        );
+        let errors: Vec<(String, String)> = self
+            .store
+            .errors()
+            .iter()
+            .map(|(op, n)| (format!("{{op=\"{}\"}}", esc(op)), n.to_string()))
+            .collect();
+        family(
+            &mut out,
             "runbookd_store_errors_total",
             "counter",
-            "Failed history store calls in the scheduler loop.",
-            [(String::new(), load(&self.store_errors))],
+            "Failed history store calls, by operation.",
+            errors,
+        );
+        let missed: Vec<(String, String)> = self
+            .missed
+            .lock()
+            .expect("metrics lock")
+            .iter()
+            .map(|(job, n)| (format!("{{job=\"{}\"}}", esc(job)), n.to_string()))
+            .collect();
+        family(
+            &mut out,
+            "runbookd_fires_missed_total",
+            "counter",
+            "Scheduled fires that will never run (runbookd or its store was down).",
+            missed,
         );
         let by =
             |map: &Mutex<BTreeMap<(String, String), u64>>, label: &str| -> Vec<(String, String)> {
@@ -215,6 +273,13 @@ async fn healthz(State(state): State<Arc<DaemonState>>) -> impl IntoResponse {
     }
 }
 
+async fn readyz(State(state): State<Arc<DaemonState>>) -> impl IntoResponse {
+    match state.readiness() {
+        Ok(msg) => (StatusCode::OK, msg),
+        Err(msg) => (StatusCode::SERVICE_UNAVAILABLE, msg),
+    }
+}
+
 async fn metrics(State(state): State<Arc<DaemonState>>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
@@ -225,6 +290,7 @@ async fn metrics(State(state): State<Arc<DaemonState>>) -> impl IntoResponse {
 pub fn router(state: Arc<DaemonState>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(state)
 }
@@ -260,19 +326,28 @@ mod tests {
     }
 
     #[test]
-    fn health_follows_the_tick() {
-        let s = DaemonState::new(t("2026-01-01T00:00:00Z"));
+    fn health_follows_the_loop() {
+        let s = DaemonState::new(t("2026-01-01T00:00:00Z"), Arc::default());
         assert!(s.health(t("2026-01-01T00:00:05Z")).is_ok());
         assert!(s.health(t("2026-01-01T00:01:00Z")).is_err());
-        s.ticked(t("2026-01-01T00:01:00Z"), 0);
+        s.loop_turned(t("2026-01-01T00:01:00Z"));
         assert!(s.health(t("2026-01-01T00:01:10Z")).is_ok());
         let e = s.health(t("2026-01-01T00:02:00Z")).unwrap_err();
         assert!(e.contains("60s ago"), "{e}");
     }
 
     #[test]
+    fn readiness_needs_a_tick_and_the_store() {
+        let store = Arc::new(StoreHealth::default());
+        let s = DaemonState::new(t("2026-01-01T00:00:00Z"), store.clone());
+        assert!(s.readiness().is_err());
+        s.ticked(t("2026-01-01T00:00:01Z"), 0, &TickReport::default());
+        assert!(s.readiness().is_ok());
+    }
+
+    #[test]
     fn metrics_count_runs() {
-        let s = DaemonState::new(t("2026-01-01T00:00:00Z"));
+        let s = DaemonState::new(t("2026-01-01T00:00:00Z"), Arc::default());
         s.observe(&RunEvent::Started {
             id: 1,
             job: "hello".into(),

@@ -14,6 +14,7 @@ pub mod http;
 pub mod identity;
 pub mod jobs;
 pub mod model;
+pub mod process;
 pub mod runlog;
 pub mod runner;
 pub mod schedule;

@@ -15,11 +15,16 @@ fn main() -> anyhow::Result<()> {
     // that needed credentials already reports the outcome.
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(format!("{default_level},aws_config=error")));
-    // Colour only on a terminal: logs in files and in `kubectl logs` stay plain.
+    // Colour only on a terminal: logs in files and in `kubectl logs` stay
+    // plain. A log line that cannot be written (the reader of stderr went
+    // away) is dropped: reporting that on stderr would panic the task that
+    // logged, which once left the daemon deaf to SIGTERM.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .log_internal_errors(false)
         .with_writer(std::io::stderr);
+    let cli_format = cli.log_format;
     match cli.log_format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
@@ -31,8 +36,15 @@ fn main() -> anyhow::Result<()> {
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     if let Err(e) = result {
         let message = e.to_string();
-        if !message.is_empty() {
-            eprintln!("error: {message}");
+        if !message.is_empty() && !e.is_closed_output() {
+            use std::io::Write;
+            let line = match cli_format {
+                LogFormat::Json => {
+                    serde_json::json!({ "level": "ERROR", "message": message }).to_string()
+                }
+                LogFormat::Text => format!("error: {message}"),
+            };
+            let _ = writeln!(std::io::stderr(), "{line}");
         }
         std::process::exit(e.exit_code());
     }

@@ -11,6 +11,10 @@ use serde::{Deserialize, Serialize};
 
 pub type RunId = i64;
 
+/// Parameters of a run given by hand (`run --only`, later `trigger
+/// --param`), by name.
+pub type Params = std::collections::BTreeMap<String, String>;
+
 /// An enum stored and shown as a fixed lowercase word.
 macro_rules! string_enum {
     ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident => $text:literal),* $(,)? }) => {
@@ -55,6 +59,12 @@ string_enum! {
         Manual => "manual",
         Catchup => "catchup",
         Retry => "retry",
+    }
+}
+
+impl Default for Trigger {
+    fn default() -> Self {
+        Trigger::Manual
     }
 }
 
@@ -274,6 +284,14 @@ pub struct NewRun {
     pub retry_of: Option<RunId>,
 }
 
+/// A run's process group and when its leader started (clock ticks since
+/// boot), which tells it apart from a later group given the same id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessGroup {
+    pub pgid: i32,
+    pub leader_start: u64,
+}
+
 /// A copy of a run's log as text, for the store.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct LogSnapshot {
@@ -288,6 +306,20 @@ pub struct Finish {
     pub finished_at: DateTime<Utc>,
     pub error: Option<String>,
     pub log: LogSnapshot,
+}
+
+/// Fires of a job that did not run and never will: missed while runbookd
+/// was down or its history store was, outside the catch-up rule. Kept so the
+/// morning report can show them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MissedFires {
+    pub job: String,
+    /// The oldest and newest of the missed fires.
+    pub first: DateTime<Utc>,
+    pub last: DateTime<Utc>,
+    pub count: u64,
+    pub reason: String,
+    pub recorded_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]

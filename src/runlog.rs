@@ -3,7 +3,10 @@
 //!
 //! When a run prints more than the limit, the first half of the budget keeps
 //! the start (what was attempted) and the second half keeps the end (how it
-//! failed); the middle is dropped and the drop is written into the log.
+//! failed); the middle is dropped and the drop is written into the log. A
+//! single line longer than [`MAX_LINE`] is cut (after redaction, so a secret
+//! is never cut in half and left readable), so memory per run is bounded
+//! whatever shape the output has.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -11,6 +14,10 @@ use std::sync::{Arc, Mutex};
 use chrono::{SecondsFormat, Utc};
 
 use crate::secret::Redactor;
+
+/// The longest line kept whole; the rest of a longer line is counted, not
+/// kept.
+pub const MAX_LINE: usize = 16 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stream {
@@ -21,7 +28,7 @@ pub enum Stream {
 }
 
 impl Stream {
-    fn label(self) -> &'static str {
+    pub fn label(self) -> &'static str {
         match self {
             Stream::Stdout => "stdout",
             Stream::Stderr => "stderr",
@@ -30,13 +37,28 @@ impl Stream {
     }
 }
 
-type Tee = Arc<dyn Fn(&str) + Send + Sync>;
+/// A line as a foreground run shows it while it happens.
+#[derive(Debug, Clone, Copy)]
+pub struct TeeLine<'a> {
+    /// RFC 3339, milliseconds.
+    pub at: &'a str,
+    pub stream: Stream,
+    /// Already redacted.
+    pub text: &'a str,
+    /// The job and run the line belongs to.
+    pub job: &'a str,
+    pub run: i64,
+}
+
+type Tee = Arc<dyn Fn(&TeeLine<'_>) + Send + Sync>;
 
 #[derive(Clone)]
 pub struct RunLog {
     inner: Arc<Mutex<Inner>>,
     redactor: Redactor,
     tee: Option<Tee>,
+    job: Arc<str>,
+    run: i64,
 }
 
 impl std::fmt::Debug for RunLog {
@@ -73,45 +95,72 @@ impl RunLog {
             })),
             redactor,
             tee: None,
+            job: Arc::from(""),
+            run: 0,
         }
+    }
+
+    /// Names the job and run its lines belong to (for a tee).
+    pub fn for_run(mut self, job: &str, run: i64) -> Self {
+        self.job = Arc::from(job);
+        self.run = run;
+        self
     }
 
     /// Also passes every (redacted) line to `f`, e.g. to echo a foreground
     /// run on the terminal.
-    pub fn with_tee(mut self, f: impl Fn(&str) + Send + Sync + 'static) -> Self {
+    pub fn with_tee(mut self, f: impl Fn(&TeeLine<'_>) + Send + Sync + 'static) -> Self {
         self.tee = Some(Arc::new(f));
         self
     }
 
     pub fn line(&self, stream: Stream, text: &str) {
-        let text = self.redactor.redact(text.trim_end_matches(['\n', '\r']));
-        let ts = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
-        let line = format!("{ts} {} {text}", stream.label());
-        if let Some(tee) = &self.tee {
-            tee(&line);
-        }
-        let mut g = self.inner.lock().expect("run log lock");
-        g.version += 1;
-        let len = line.len() + 1;
-        let half = g.max_bytes / 2;
-        if g.tail.is_empty() && g.head_bytes + len <= half {
-            g.head_bytes += len;
-            g.head.push(line);
-            return;
-        }
-        g.tail_bytes += len;
-        g.tail.push_back(line);
-        while g.tail_bytes > half && g.tail.len() > 1 {
-            if let Some(old) = g.tail.pop_front() {
-                g.tail_bytes -= old.len() + 1;
-                g.dropped_lines += 1;
-                g.dropped_bytes += old.len() as u64 + 1;
-            }
-        }
+        self.append(stream, &[(text, 0)], true);
     }
 
+    /// Several lines of one stream at once: one timestamp, one lock. Each
+    /// comes with how many bytes of it were already dropped as too long.
+    pub fn lines(&self, stream: Stream, texts: &[(&str, u64)]) {
+        self.append(stream, texts, true);
+    }
+
+    /// A line by runbookd about the run, shown and stored.
     pub fn info(&self, text: &str) {
         self.line(Stream::Runbookd, text);
+    }
+
+    /// A line kept in the history but not echoed: a result the command
+    /// prints itself (a checklist's table, the run's outcome).
+    pub fn record(&self, text: &str) {
+        self.append(Stream::Runbookd, &[(text, 0)], false);
+    }
+
+    fn append(&self, stream: Stream, texts: &[(&str, u64)], echo: bool) {
+        let ts = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
+        let label = stream.label();
+        let lines: Vec<String> = texts
+            .iter()
+            .map(|(t, dropped)| {
+                let text = cut(
+                    &self.redactor.redact(t.trim_end_matches(['\n', '\r'])),
+                    *dropped,
+                );
+                if echo && let Some(tee) = &self.tee {
+                    tee(&TeeLine {
+                        at: &ts,
+                        stream,
+                        text: &text,
+                        job: &self.job,
+                        run: self.run,
+                    });
+                }
+                format!("{ts} {label} {text}")
+            })
+            .collect();
+        let mut g = self.inner.lock().expect("run log lock");
+        for line in lines {
+            g.push(line);
+        }
     }
 
     /// Increases with every line; lets the heartbeat skip unchanged logs.
@@ -141,6 +190,45 @@ impl RunLog {
             truncated: g.dropped_lines > 0,
         }
     }
+}
+
+impl Inner {
+    fn push(&mut self, line: String) {
+        self.version += 1;
+        let len = line.len() + 1;
+        let half = self.max_bytes / 2;
+        if self.tail.is_empty() && self.head_bytes + len <= half {
+            self.head_bytes += len;
+            self.head.push(line);
+            return;
+        }
+        self.tail_bytes += len;
+        self.tail.push_back(line);
+        while self.tail_bytes > half && self.tail.len() > 1 {
+            if let Some(old) = self.tail.pop_front() {
+                self.tail_bytes -= old.len() + 1;
+                self.dropped_lines += 1;
+                self.dropped_bytes += old.len() as u64 + 1;
+            }
+        }
+    }
+}
+
+/// A line cut to [`MAX_LINE`] bytes (on a character boundary), saying how
+/// much more it had (`dropped`: bytes its reader did not even keep).
+fn cut(text: &str, dropped: u64) -> String {
+    if text.len() <= MAX_LINE && dropped == 0 {
+        return text.to_string();
+    }
+    let mut end = text.len().min(MAX_LINE);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!(
+        "{}… [line cut: {} more bytes]",
+        &text[..end],
+        (text.len() - end) as u64 + dropped
+    )
 }
 
 #[cfg(test)]
@@ -176,10 +264,37 @@ mod tests {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let seen2 = seen.clone();
         let log = RunLog::new(10_000, Redactor::new(["tok-123456".to_string()]))
-            .with_tee(move |l| seen2.lock().unwrap().push(l.to_string()));
+            .with_tee(move |l| seen2.lock().unwrap().push(l.text.to_string()));
         log.line(Stream::Stdout, "token=tok-123456");
         assert!(!log.snapshot().text.contains("tok-123456"));
         assert!(log.snapshot().text.contains("token=[REDACTED]"));
         assert!(!seen.lock().unwrap()[0].contains("tok-123456"));
+    }
+
+    #[test]
+    fn a_long_line_is_scrubbed_then_cut() {
+        let secret = "s3cr3t-".repeat(4);
+        let log = RunLog::new(1 << 20, Redactor::new([secret.clone()]));
+        // The secret straddles the cut point.
+        let mut text = "x".repeat(MAX_LINE - 10);
+        text.push_str(&secret);
+        text.push_str(&"y".repeat(100));
+        log.line(Stream::Stdout, &text);
+        let s = log.snapshot().text;
+        assert!(!s.contains("s3cr3t"), "part of the secret survived the cut");
+        assert!(s.contains("[line cut:"), "{}", &s[s.len() - 80..]);
+        assert!(s.len() < MAX_LINE + 200);
+    }
+
+    #[test]
+    fn recorded_lines_are_stored_not_echoed() {
+        let seen = Arc::new(Mutex::new(0));
+        let seen2 = seen.clone();
+        let log =
+            RunLog::new(10_000, Redactor::default()).with_tee(move |_| *seen2.lock().unwrap() += 1);
+        log.record("CHECK  STATUS");
+        log.info("progress");
+        assert_eq!(*seen.lock().unwrap(), 1);
+        assert!(log.snapshot().text.contains("CHECK  STATUS"));
     }
 }

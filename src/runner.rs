@@ -15,11 +15,15 @@ use crate::adapters::Adapters;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, JobConfig};
 use crate::identity::Identity;
-use crate::jobs::{self, ExecEnv, JobError, RunContext, Steps};
-use crate::model::{CheckResult, Measured, Record};
-use crate::runlog::RunLog;
+use crate::jobs::{self, ExecEnv, JobError, Processes, RunContext, Steps};
+use crate::model::{CheckResult, Measured, Params, Record};
+use crate::runlog::{RunLog, TeeLine};
+
+type Tee = Arc<dyn Fn(&TeeLine<'_>) + Send + Sync>;
 use crate::secret::Redactor;
-use crate::store::{Finish, HistoryStore, NewRun, RunId, RunStatus, StoreError, Trigger};
+use crate::store::{
+    Finish, HistoryStore, NewRun, RunId, RunStatus, StoreError, StoreHealth, Trigger, WatchedStore,
+};
 
 /// How long a job may take to stop after it is cancelled before it is
 /// dropped (which kills a command's process group).
@@ -91,12 +95,16 @@ pub enum RunEvent {
 }
 
 /// What a manual or scheduled run asks for.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct RunRequest {
     pub trigger: Trigger,
     pub triggered_by: String,
     pub scheduled_for: Option<DateTime<Utc>>,
     pub dry_run: bool,
+    pub params: Params,
+    /// Said in the run's log after its first line (e.g. that it was forced
+    /// past an overlap rule).
+    pub notes: Vec<String>,
 }
 
 /// The end of a run: its last attempt.
@@ -111,13 +119,14 @@ pub struct Ended {
 #[derive(Clone)]
 pub struct Runner {
     store: Arc<dyn HistoryStore>,
+    health: Arc<StoreHealth>,
     clock: Arc<dyn Clock>,
     identity: Identity,
     heartbeat: Duration,
     log_max_bytes: usize,
     redactor: Redactor,
     events: broadcast::Sender<RunEvent>,
-    tee: Option<Arc<dyn Fn(&str) + Send + Sync>>,
+    tee: Option<Tee>,
     env: ExecEnv,
 }
 
@@ -178,12 +187,21 @@ impl RunnerBuilder {
 
     pub fn build(self) -> Runner {
         let (events, _) = broadcast::channel(1024);
+        // Every call the runner and the scheduler make is watched: failures
+        // counted, and a down store known at once.
+        let store: Arc<dyn HistoryStore> = match self.store.health() {
+            Some(_) => self.store,
+            None => Arc::new(WatchedStore::new(self.store)),
+        };
+        let health = store.health().expect("a watched store has health");
         Runner {
+            health,
             env: ExecEnv {
                 adapters: self.adapters,
                 clock: self.clock.clone(),
+                redactor: self.redactor.clone(),
             },
-            store: self.store,
+            store,
             clock: self.clock,
             identity: self.identity,
             heartbeat: self.heartbeat.max(Duration::from_millis(50)),
@@ -211,7 +229,9 @@ impl Runner {
     }
 
     /// Marks `abandoned` the runs whose process is gone: on this host at
-    /// once, elsewhere once their heartbeat is older than `stale_after`.
+    /// once, elsewhere once their heartbeat is older than `stale_after`. A
+    /// dead owner's job processes on this host are stopped first, so a
+    /// `forbid` job never runs beside its orphan.
     pub async fn reap(&self, stale_after: Duration) -> Result<Vec<RunId>, StoreError> {
         let store = self.store.as_ref();
         let now = self.clock.now();
@@ -221,10 +241,16 @@ impl Runner {
                 .identity
                 .owner_is_dead(&run.owner, std::path::Path::new("/proc"))
             {
+                let stopped = self.stop_orphans(&run).await;
                 let reason = format!(
-                    "abandoned: its process {} is gone (found by {} at start-up)",
+                    "abandoned: its process {} is gone (found by {} at start-up){}",
                     run.owner,
-                    self.identity.owner()
+                    self.identity.owner(),
+                    if stopped > 0 {
+                        format!("; stopped {stopped} process(es) it left running")
+                    } else {
+                        String::new()
+                    }
                 );
                 if store.abandon(run.id, now, &reason).await? {
                     reaped.push(run.id);
@@ -239,8 +265,49 @@ impl Runner {
         Ok(reaped)
     }
 
+    /// Stops what a dead owner's run left running on this host: members of
+    /// its recorded process groups started while the owner still lived.
+    async fn stop_orphans(&self, run: &crate::model::Run) -> usize {
+        let groups = match self.store.processes(run.id).await {
+            Ok(g) => g,
+            Err(e) => {
+                tracing::warn!(
+                    run = run.id,
+                    "cannot read the process groups of run {}: {e}",
+                    run.id
+                );
+                return 0;
+            }
+        };
+        // The owner lived until its last heartbeat, give or take one beat.
+        let since_alive = (self.clock.now() - run.heartbeat_at).num_milliseconds() as f64 / 1000.0
+            - 2.0 * self.heartbeat.as_secs_f64();
+        let bound = crate::process::ticks_now().map(|t| {
+            t.saturating_sub(
+                (since_alive.max(0.0) * crate::process::ticks_per_second() as f64) as u64,
+            )
+        });
+        let mut stopped = 0;
+        for (host, group) in groups {
+            if host != self.identity.host {
+                continue;
+            }
+            let n = crate::process::stop_group(group, bound, Duration::from_secs(2)).await;
+            if n > 0 {
+                tracing::warn!(
+                    run = run.id,
+                    "stopped {n} process(es) of run {} left by {}",
+                    run.id,
+                    run.owner
+                );
+            }
+            stopped += n;
+        }
+        stopped
+    }
+
     /// Echo every log line (already redacted) to `f`, for foreground runs.
-    pub fn with_tee(mut self, f: impl Fn(&str) + Send + Sync + 'static) -> Self {
+    pub fn with_tee(mut self, f: impl Fn(&TeeLine<'_>) + Send + Sync + 'static) -> Self {
         self.tee = Some(Arc::new(f));
         self
     }
@@ -251,6 +318,11 @@ impl Runner {
 
     pub fn store(&self) -> &Arc<dyn HistoryStore> {
         &self.store
+    }
+
+    /// Whether the history store answers, and its failures.
+    pub fn store_health(&self) -> &Arc<StoreHealth> {
+        &self.health
     }
 
     pub fn clock(&self) -> &Arc<dyn Clock> {
@@ -391,7 +463,7 @@ impl Runner {
         attempt: u32,
         outer: &Stop,
     ) -> (RunStatus, Option<String>) {
-        let mut log = RunLog::new(self.log_max_bytes, self.redactor.clone());
+        let mut log = RunLog::new(self.log_max_bytes, self.redactor.clone()).for_run(&job.name, id);
         if let Some(tee) = &self.tee {
             let tee = tee.clone();
             log = log.with_tee(move |l| tee(l));
@@ -412,17 +484,31 @@ impl Runner {
             req.triggered_by,
             self.identity.owner(),
         ));
+        if !req.params.is_empty() {
+            let p: Vec<String> = req.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            log.info(&format!("parameters: {}", p.join(" ")));
+        }
+        for note in &req.notes {
+            log.info(note);
+        }
         let ctx = RunContext {
             run_id: id,
             job: job.name.clone(),
             attempt,
             dry_run: req.dry_run,
+            params: req.params.clone(),
             log: log.clone(),
             steps: Steps::new(
                 self.store.clone(),
                 self.clock.clone(),
                 id,
                 self.redactor.clone(),
+                log.clone(),
+            ),
+            procs: Processes::new(
+                self.store.clone(),
+                id,
+                self.identity.host.clone(),
                 log.clone(),
             ),
             cancel: stop.token.clone(),
@@ -471,13 +557,15 @@ impl Runner {
             Ok(outcome) if !stop.is_cancelled() => {
                 self.store_records(id, &outcome.records, &log).await;
                 match outcome.failure {
+                    // The outcome is the command's own last line; the log
+                    // keeps it for the history without echoing it twice.
                     Some(f) => {
-                        log.info(&format!("failed: {f}"));
+                        log.record(&format!("failed: {f}"));
                         (RunStatus::Failed, Some(f))
                     }
                     None => {
                         if let Some(s) = &outcome.summary {
-                            log.info(&format!("succeeded: {s}"));
+                            log.record(&format!("succeeded: {s}"));
                         }
                         (RunStatus::Succeeded, None)
                     }
@@ -505,7 +593,7 @@ impl Runner {
                 Some("job stopped as cancelled without being asked".to_string()),
             ),
             Err(JobError::Failed(m)) => {
-                log.info(&format!("failed: {m}"));
+                log.record(&format!("failed: {m}"));
                 (RunStatus::Failed, Some(m))
             }
             Ok(_) => unreachable!("handled above"),

@@ -19,7 +19,7 @@ use crate::clock::Clock;
 use crate::config::{Concurrency, Config, JobConfig};
 use crate::runner::{RunRequest, Runner, Stop};
 use crate::schedule::{CronExpr, Fire};
-use crate::store::{RunId, StoreError, Trigger};
+use crate::store::{MissedFires, RunId, StoreError, Trigger};
 
 /// A fire this late or less is simply late (a slow tick), not missed.
 pub const LATE_TOLERANCE: Duration = Duration::from_secs(30);
@@ -42,6 +42,8 @@ pub enum Due {
         /// Fires that will not run. `more`: there were yet more, uncounted.
         missed: usize,
         more: bool,
+        /// The oldest and newest of the missed fires.
+        span: Option<(DateTime<Utc>, DateTime<Utc>)>,
     },
 }
 
@@ -61,11 +63,12 @@ pub fn due(
     let reach = chrono::Duration::from_std(reach).unwrap_or(chrono::Duration::MAX);
     let scan_from = cursor.max(now.checked_sub_signed(reach).unwrap_or(cursor));
     // Fires before the window are only counted, for the log.
-    let before_window = if scan_from > cursor {
-        expr.fires_between(tz, cursor, scan_from, COUNT_LIMIT).len()
+    let early = if scan_from > cursor {
+        expr.fires_between(tz, cursor, scan_from, COUNT_LIMIT)
     } else {
-        0
+        Vec::new()
     };
+    let before_window = early.len();
     let fires = expr.fires_between(tz, scan_from, now, SCAN_LIMIT);
     let more = before_window == COUNT_LIMIT || fires.len() == SCAN_LIMIT;
     let late = |f: &Fire| (now - f.at).to_std().unwrap_or_default() > tolerance;
@@ -80,6 +83,7 @@ pub fn due(
             run: None,
             missed: before_window,
             more,
+            span: early.first().zip(early.last()).map(|(a, b)| (a.at, b.at)),
         };
     };
     let age = (now - newest.at).to_std().unwrap_or_default();
@@ -91,7 +95,15 @@ pub fn due(
         None
     };
     let missed = before_window + fires.len() - usize::from(run.is_some());
-    Due::Backlog { run, missed, more }
+    let not_run = &fires[..fires.len() - usize::from(run.is_some())];
+    let first = early.first().or(not_run.first()).map(|f| f.at);
+    let last = not_run.last().or(early.last()).map(|f| f.at);
+    Due::Backlog {
+        run,
+        missed,
+        more,
+        span: first.zip(last),
+    }
 }
 
 /// The running runs that a new claim `mine` yields to: only earlier claims.
@@ -109,7 +121,58 @@ pub struct TickReport {
     pub skipped: Vec<(String, RunId)>,
     /// Fires another replica claimed first.
     pub lost_claims: usize,
-    pub missed: usize,
+    /// Fires that will never run, by job.
+    pub missed: Vec<(String, u64)>,
+    /// Whether the store took this tick's claims.
+    pub store_ok: bool,
+}
+
+impl TickReport {
+    pub fn missed_total(&self) -> u64 {
+        self.missed.iter().map(|(_, n)| n).sum()
+    }
+}
+
+/// Fires that could not be claimed because the store was down. When it
+/// answers again they follow the downtime rule: the newest runs once if it
+/// is inside `catch_up` and no fire is due on time, the rest are missed.
+#[derive(Debug, Clone, Default)]
+struct Outage {
+    count: u64,
+    first: Option<DateTime<Utc>>,
+    newest: Option<Fire>,
+}
+
+impl Outage {
+    fn add(&mut self, fires: &[Fire]) {
+        if let Some(f) = fires.first() {
+            self.first.get_or_insert(f.at);
+        }
+        self.count += fires.len() as u64;
+        if let Some(f) = fires.last() {
+            self.newest = Some(*f);
+        }
+    }
+}
+
+/// What to do with an outage's fires once the store answers. Pure.
+/// Returns the fire to run (as catch-up) and the missed stretch.
+pub fn settle(
+    outage_count: u64,
+    first: Option<DateTime<Utc>>,
+    newest: Option<Fire>,
+    on_time_now: bool,
+    now: DateTime<Utc>,
+    catch_up: Option<Duration>,
+) -> (Option<Fire>, u64, Option<(DateTime<Utc>, DateTime<Utc>)>) {
+    let Some(newest) = newest else {
+        return (None, 0, None);
+    };
+    let age = (now - newest.at).to_std().unwrap_or_default();
+    let run = (!on_time_now && catch_up.is_some_and(|w| age <= w)).then_some(newest);
+    let missed = outage_count - u64::from(run.is_some());
+    let span = first.map(|f| (f, newest.at));
+    (run, missed, span.filter(|_| missed > 0))
 }
 
 pub struct Scheduler {
@@ -118,6 +181,7 @@ pub struct Scheduler {
     clock: Arc<dyn Clock>,
     tolerance: Duration,
     cursors: Mutex<HashMap<String, DateTime<Utc>>>,
+    outages: Mutex<HashMap<String, Outage>>,
     /// Runs this process is executing, to cancel on replace or shutdown.
     active: Arc<Mutex<HashMap<RunId, (String, Stop)>>>,
     tasks: TaskTracker,
@@ -130,6 +194,9 @@ impl std::fmt::Debug for Scheduler {
             .finish()
     }
 }
+
+/// How long a probe of a down store may take before the tick moves on.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Scheduler {
     /// Loads each scheduled job's cursor from the store. A job the store has
@@ -151,6 +218,7 @@ impl Scheduler {
             clock,
             tolerance: LATE_TOLERANCE,
             cursors: Mutex::new(cursors),
+            outages: Mutex::default(),
             active: Arc::new(Mutex::new(HashMap::new())),
             tasks: TaskTracker::new(),
         })
@@ -169,10 +237,47 @@ impl Scheduler {
         self.active.lock().expect("active lock").len()
     }
 
-    /// Evaluates every scheduled job at the clock's now.
+    /// The next instant any job is due, so the daemon can wake exactly then
+    /// instead of at its timer's next poll.
+    pub fn next_due(&self) -> Option<DateTime<Utc>> {
+        let cursors = self.cursors.lock().expect("cursor lock");
+        self.config
+            .jobs
+            .values()
+            .filter(|j| !j.suspend)
+            .filter_map(|j| {
+                let expr = j.schedule.as_ref()?;
+                let cursor = cursors.get(&j.name)?;
+                expr.next_fire(j.timezone, *cursor).map(|f| f.at)
+            })
+            .min()
+    }
+
+    /// Whether claims can be tried now: the store is up, or it is down and
+    /// this tick's probe (at most one per `PROBE_EVERY`) finds it back.
+    async fn store_reachable(&self) -> bool {
+        let health = self.runner.store_health();
+        if health.is_up() {
+            return true;
+        }
+        if !health.probe_due() {
+            return false;
+        }
+        matches!(
+            tokio::time::timeout(PROBE_TIMEOUT, self.runner.store().ping()).await,
+            Ok(Ok(()))
+        )
+    }
+
+    /// Evaluates every scheduled job at the clock's now. A fire is looked at
+    /// by one tick only: one that cannot be claimed (the store is down) is
+    /// never replayed; it waits in the job's outage for the catch-up rule.
     pub async fn tick(&self) -> TickReport {
         let now = self.clock.now();
-        let mut report = TickReport::default();
+        let mut report = TickReport {
+            store_ok: self.store_reachable().await,
+            ..Default::default()
+        };
         for job in self.config.jobs.values() {
             let Some(expr) = &job.schedule else { continue };
             let cursor = self
@@ -190,11 +295,15 @@ impl Scheduler {
                 job.catch_up,
                 self.tolerance,
             );
-            let to_run: Vec<(Fire, Trigger)> = match decision {
-                Due::Nothing => continue,
+            let mut to_run: Vec<(Fire, Trigger)> = match decision {
+                Due::Nothing => Vec::new(),
                 Due::OnTime(fires) => fires.into_iter().map(|f| (f, Trigger::Schedule)).collect(),
-                Due::Backlog { run, missed, more } => {
-                    report.missed += missed;
+                Due::Backlog {
+                    run,
+                    missed,
+                    more,
+                    span,
+                } => {
                     tracing::warn!(
                         job = %job.name,
                         "{missed}{} fire(s) missed while runbookd was not evaluating {} (cursor {}); {}",
@@ -209,30 +318,112 @@ impl Scheduler {
                             },
                         }
                     );
+                    if let Some((first, last)) = span {
+                        self.missed(
+                            job,
+                            missed as u64,
+                            first,
+                            last,
+                            "runbookd was not evaluating schedules (stopped, or its loop stalled)",
+                            &mut report,
+                        )
+                        .await;
+                    }
                     run.into_iter().collect()
                 }
             };
-            let mut ok = true;
-            for (fire, trigger) in &to_run {
+            self.cursors
+                .lock()
+                .expect("cursor lock")
+                .insert(job.name.clone(), now);
+            if !report.store_ok {
+                let fires: Vec<Fire> = to_run.iter().map(|(f, _)| *f).collect();
+                if !fires.is_empty() {
+                    tracing::warn!(job = %job.name, "history store down: {} fire(s) not claimed", fires.len());
+                }
+                self.add_outage(&job.name, &fires);
+                continue;
+            }
+            // The store answers: settle fires an outage left behind.
+            let outage = self.outages.lock().expect("outage lock").remove(&job.name);
+            if let Some(o) = outage {
+                let (run, missed, span) = settle(
+                    o.count,
+                    o.first,
+                    o.newest,
+                    !to_run.is_empty(),
+                    now,
+                    job.catch_up,
+                );
+                if let Some((first, last)) = span {
+                    tracing::warn!(job = %job.name, "{missed} fire(s) missed while the history store was down");
+                    self.missed(
+                        job,
+                        missed,
+                        first,
+                        last,
+                        "the history store was unreachable, so the fire could not be claimed",
+                        &mut report,
+                    )
+                    .await;
+                }
+                if let Some(f) = run {
+                    to_run.insert(0, (f, Trigger::Catchup));
+                }
+            }
+            for (i, (fire, trigger)) in to_run.iter().enumerate() {
                 if let Err(e) = self.fire(job, *fire, *trigger, &mut report).await {
                     tracing::error!(job = %job.name, "cannot start the fire at {}: {e}", fire.at.to_rfc3339());
-                    ok = false;
+                    report.store_ok = false;
+                    let rest: Vec<Fire> = to_run[i..].iter().map(|(f, _)| *f).collect();
+                    self.add_outage(&job.name, &rest);
                     break;
                 }
             }
-            // On a store error the cursor stays, so the next tick retries the
-            // same fires (the claim keeps that from doubling a run).
-            if ok {
-                self.cursors
-                    .lock()
-                    .expect("cursor lock")
-                    .insert(job.name.clone(), now);
-                if let Err(e) = self.runner.store().advance_cursor(&job.name, now).await {
-                    tracing::warn!(job = %job.name, "cannot save the schedule cursor: {e}");
-                }
+            if report.store_ok
+                && let Err(e) = self.runner.store().advance_cursor(&job.name, now).await
+            {
+                tracing::warn!(job = %job.name, "cannot save the schedule cursor: {e}");
             }
         }
         report
+    }
+
+    fn add_outage(&self, job: &str, fires: &[Fire]) {
+        self.outages
+            .lock()
+            .expect("outage lock")
+            .entry(job.to_string())
+            .or_default()
+            .add(fires);
+    }
+
+    /// Records fires that will never run, for the metrics and the morning
+    /// report. The record is best effort: the log has them too.
+    async fn missed(
+        &self,
+        job: &JobConfig,
+        count: u64,
+        first: DateTime<Utc>,
+        last: DateTime<Utc>,
+        reason: &str,
+        report: &mut TickReport,
+    ) {
+        if count == 0 {
+            return;
+        }
+        report.missed.push((job.name.clone(), count));
+        let m = MissedFires {
+            job: job.name.clone(),
+            first,
+            last,
+            count,
+            reason: reason.to_string(),
+            recorded_at: self.clock.now(),
+        };
+        if let Err(e) = self.runner.store().record_missed(&m).await {
+            tracing::warn!(job = %job.name, "cannot record {count} missed fire(s): {e}");
+        }
     }
 
     async fn fire(
@@ -251,6 +442,7 @@ impl Scheduler {
             triggered_by: self.runner.identity().scheduler(),
             scheduled_for: Some(fire.at),
             dry_run: false,
+            ..Default::default()
         };
         // Claim first, decide second: the decision then happens in exactly one
         // process, whatever the others see.
@@ -258,14 +450,21 @@ impl Scheduler {
             report.lost_claims += 1;
             return Ok(());
         };
-        let running: Vec<RunId> = self
-            .runner
-            .store()
-            .running(Some(&job.name))
-            .await?
-            .into_iter()
-            .map(|r| r.id)
-            .collect();
+        let running: Vec<RunId> = match self.runner.store().running(Some(&job.name)).await {
+            Ok(r) => r.into_iter().map(|r| r.id).collect(),
+            Err(e) => {
+                // Claimed, but overlap cannot be decided: do not run.
+                let _ = self
+                    .runner
+                    .skip(
+                        job,
+                        id,
+                        &format!("skipped: cannot check for a running run: {e}"),
+                    )
+                    .await;
+                return Err(e);
+            }
+        };
         let others = blockers(&running, id);
         if !others.is_empty() {
             let list = others
@@ -370,7 +569,9 @@ mod tests {
                     .collect::<Vec<_>>()
                     .join(",")
             ),
-            Due::Backlog { run, missed, more } => format!(
+            Due::Backlog {
+                run, missed, more, ..
+            } => format!(
                 "backlog run={} missed={missed}{}",
                 run.map(|(f, t)| format!("{}/{t}", f.at.format("%H:%M:%S")))
                     .unwrap_or_else(|| "none".into()),

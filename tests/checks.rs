@@ -24,6 +24,7 @@ fn ctx_at(now: DateTime<Utc>, adapters: Adapters) -> CheckContext {
         now,
         adapters: Arc::new(adapters),
         timeout: checks::DEFAULT_CHECK_TIMEOUT,
+        redactor: Default::default(),
     }
 }
 

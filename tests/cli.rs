@@ -245,7 +245,7 @@ fn the_shipped_jobs_file_validates() {
 
 #[test]
 fn missing_config_and_unknown_job_are_usage_errors() {
-    let w = Workdir::new("jobs: {}\n");
+    let w = Workdir::new("jobs:\n  real:\n    kind: command\n    argv: [\"true\"]\n");
     let out = w.run(&["-c", "nope.yaml", "jobs"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
@@ -635,7 +635,7 @@ fn serve_answers_healthz_and_metrics() {
 fn a_taken_port_fails_serve_with_the_address() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
-    let w = Workdir::new("jobs: {}\n");
+    let w = Workdir::new("jobs:\n  a:\n    kind: command\n    argv: [\"true\"]\n");
     let mut d = w.serve_on(port);
     let status = d.wait(Duration::from_secs(20));
     assert_eq!(status.code(), Some(1));

@@ -129,6 +129,7 @@ async fn run_check(cluster: Cluster) -> Vec<checks::CheckResult> {
         now: now(),
         adapters: Arc::new(Adapters::real().with_cluster(Arc::new(cluster))),
         timeout: Duration::from_secs(10),
+        redactor: Default::default(),
     };
     check.execute(&ctx).await
 }

@@ -147,7 +147,8 @@ impl HttpCheck {
         let latency = started.elapsed();
         let ms = latency.as_millis() as f64;
         if !self.status_ok(code) {
-            let snippet: String = body.chars().take(120).collect();
+            // Scrub first, then cut: a token cut in half would survive.
+            let snippet: String = ctx.redactor.redact(&body).chars().take(120).collect();
             return CheckResult::new(
                 name,
                 CheckStatus::Fail,

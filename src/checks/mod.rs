@@ -26,6 +26,7 @@ use serde::{Deserialize, Deserializer};
 
 use crate::adapters::Adapters;
 use crate::model::Dur;
+use crate::secret::Redactor;
 use crate::yaml::{self, Common, Diags, Pos, Text};
 
 pub use crate::model::{CheckResult, CheckStatus, Measured, fmt_age};
@@ -61,12 +62,30 @@ crate::kinds! {
 }
 
 /// What a check sees: the instant it evaluates at (queries of historical
-/// data use it) and the clients to the outside.
+/// data use it), the clients to the outside, and the secrets to scrub from
+/// what it quotes (before cutting it short, so no secret is left half).
 #[derive(Clone)]
 pub struct CheckContext {
     pub now: DateTime<Utc>,
     pub adapters: Arc<Adapters>,
     pub timeout: Duration,
+    pub redactor: Redactor,
+}
+
+impl CheckContext {
+    pub fn new(now: DateTime<Utc>, adapters: Arc<Adapters>) -> Self {
+        CheckContext {
+            now,
+            adapters,
+            timeout: DEFAULT_CHECK_TIMEOUT,
+            redactor: Redactor::default(),
+        }
+    }
+
+    pub fn with_redactor(mut self, r: Redactor) -> Self {
+        self.redactor = r;
+        self
+    }
 }
 
 pub const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(10);

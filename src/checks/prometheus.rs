@@ -147,7 +147,11 @@ impl PrometheusCheck {
         let parsed: Response = serde_json::from_str(&text).map_err(|e| {
             QueryError::Decode(format!(
                 "HTTP {code} from {url}: {e}: {}",
-                text.chars().take(120).collect::<String>()
+                ctx.redactor
+                    .redact(&text)
+                    .chars()
+                    .take(120)
+                    .collect::<String>()
             ))
         })?;
         parse_value(parsed, self.reduce.unwrap_or_default())

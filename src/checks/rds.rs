@@ -361,6 +361,7 @@ mod tests {
             now: t(now),
             adapters: adapters.clone(),
             timeout: Duration::from_secs(5),
+            redactor: Default::default(),
         };
         let fresh = check.run("db", &at("2026-11-29T09:00:00Z")).await;
         assert_eq!(fresh[1].status, CheckStatus::Pass, "{fresh:#?}");

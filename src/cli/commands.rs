@@ -11,12 +11,14 @@ use super::render::{self, JobRow, NextFire, print_json};
 use super::{Cli, CliError, Command, Result};
 use crate::adapters::Adapters;
 use crate::clock::{Clock, SystemClock};
-use crate::config::{Config, ConfigError};
+use crate::config::{Concurrency, Config, ConfigError};
 use crate::daemon;
 use crate::jobs;
+use crate::model::Params;
 use crate::runner::{RunRequest, Runner, Stop};
 use crate::schedule::{Shift, offset_seconds};
-use crate::secret::redact_url;
+use crate::scheduler::blockers;
+use crate::secret::{redact_url, url_password};
 use crate::store::{self, HistoryStore, Run, RunFilter, RunStatus, Trigger};
 
 pub async fn dispatch(cli: Cli) -> Result<()> {
@@ -28,21 +30,36 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
             n,
             after,
             json,
-        } => next(&cli, job, *n, after.as_deref(), *json),
-        Command::Run { job, dry_run, json } => run_job(&cli, job, *dry_run, *json).await,
+        } => next(&cli, job, *n as usize, after.as_deref(), *json),
+        Command::Run {
+            job,
+            dry_run,
+            json,
+            only,
+            skip,
+            force,
+        } => {
+            let mut params = Params::new();
+            for (k, v) in [("only", only), ("skip", skip)] {
+                if !v.is_empty() {
+                    params.insert(k.to_string(), v.join(","));
+                }
+            }
+            run_job(&cli, job, *dry_run, *json, params, *force).await
+        }
         Command::History {
             job,
             since,
             limit,
             json,
         } => history(&cli, job.clone(), since.as_deref(), *limit, *json).await,
-        Command::Show { run_id, json } => show(&cli, *run_id, *json).await,
+        Command::Show { run, json } => show(&cli, run, *json).await,
         Command::Cancel { run_id } => cancel(&cli, *run_id).await,
         Command::Serve { listen } => serve(&cli, *listen).await,
         Command::Migrate => {
             let config = load(&cli)?;
             let store = open_store(&cli, &config).await?;
-            eprintln!("history store {} is up to date", store.url());
+            render::note(&format!("history store {} is up to date", store.url()));
             Ok(())
         }
     }
@@ -64,10 +81,15 @@ async fn open_store(cli: &Cli, config: &Config) -> Result<Arc<dyn HistoryStore>>
 }
 
 /// The one way the CLI builds a runner: real outside systems, the jobs
-/// file's settings.
-fn runner(config: &Config, store: Arc<dyn HistoryStore>) -> Runner {
+/// file's settings, and the history store's password among the secrets
+/// (it may come from `--database-url` rather than the file).
+fn runner(cli: &Cli, config: &Config, store: Arc<dyn HistoryStore>) -> Runner {
+    let redactor = config
+        .redactor
+        .with(url_password(&database_url(cli, config)));
     Runner::builder(store, Arc::new(Adapters::real()))
         .config(config)
+        .redactor(redactor)
         .build()
 }
 
@@ -79,7 +101,11 @@ fn validate(cli: &Cli, json: bool) -> Result<()> {
                     &serde_json::json!({ "file": cli.config, "valid": true, "jobs": c.jobs.len(), "errors": [] }),
                 )?;
             } else {
-                println!("{}: ok, {} job(s)", cli.config.display(), c.jobs.len());
+                render::say(&format!(
+                    "{}: ok, {} job(s)",
+                    cli.config.display(),
+                    c.jobs.len()
+                ))?;
             }
             Ok(())
         }
@@ -90,10 +116,14 @@ fn validate(cli: &Cli, json: bool) -> Result<()> {
                 )?;
             } else {
                 for d in &diags {
-                    println!("{d}");
+                    render::say(&d.to_string())?;
                 }
             }
-            eprintln!("{}: {} error(s)", cli.config.display(), diags.len());
+            render::note(&format!(
+                "{}: {} error(s)",
+                cli.config.display(),
+                diags.len()
+            ));
             Err(CliError::Usage(String::new()))
         }
         Err(e) => Err(e.into()),
@@ -105,7 +135,7 @@ async fn jobs(cli: &Cli, json: bool) -> Result<()> {
     let store = match open_store(cli, &config).await {
         Ok(s) => Some(s),
         Err(e) => {
-            eprintln!("warning: last status unknown: {e}");
+            render::note(&format!("warning: last status unknown: {e}"));
             None
         }
     };
@@ -233,22 +263,74 @@ fn signals() -> (CancellationToken, Arc<std::sync::Mutex<&'static str>>) {
     (token, which)
 }
 
-async fn run_job(cli: &Cli, name: &str, dry_run: bool, json: bool) -> Result<()> {
+async fn run_job(
+    cli: &Cli,
+    name: &str,
+    dry_run: bool,
+    json: bool,
+    params: Params,
+    force: bool,
+) -> Result<()> {
     let config = load(cli)?;
     let job = config.job(name).map_err(CliError::Usage)?.clone();
+    job.spec
+        .accepts(&params)
+        .map_err(|e| CliError::Usage(format!("job `{name}`: {e}")))?;
     let store = open_store(cli, &config).await?;
-    let runner = runner(&config, store.clone()).with_tee(|line| eprintln!("{line}"));
+    let format = cli.log_format;
+    let runner = runner(cli, &config, store.clone()).with_tee(move |l| render::tee(format, l));
     runner.reap(config.daemon.stale_after).await?;
-    let req = RunRequest {
+    let mut req = RunRequest {
         trigger: Trigger::Manual,
         triggered_by: runner.identity().user.clone(),
         scheduled_for: None,
         dry_run,
+        params,
+        notes: Vec::new(),
     };
     let id = runner
         .claim(&job, &req)
         .await?
         .ok_or_else(|| CliError::Usage("the history store refused the run".into()))?;
+    // Overlap rules hold for runs by hand as for scheduled ones.
+    let running: Vec<i64> = store
+        .running(Some(name))
+        .await?
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    let others = blockers(&running, id);
+    if !others.is_empty() {
+        let list = others
+            .iter()
+            .map(|i| format!("#{i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        match job.concurrency {
+            Concurrency::Forbid if !force => {
+                let reason = format!(
+                    "skipped: run {list} is still running (concurrency: forbid); --force runs beside it"
+                );
+                runner.skip(&job, id, &reason).await?;
+                return Err(CliError::Refused(format!(
+                    "not started: run {list} of `{name}` is still running and its concurrency is forbid (recorded as skipped run {id}); use --force to run beside it"
+                )));
+            }
+            Concurrency::Forbid => req.notes.push(format!(
+                "forced with --force by {}: running beside run {list} (concurrency: forbid)",
+                req.triggered_by
+            )),
+            Concurrency::Replace => {
+                for other in &others {
+                    store.request_cancel(*other).await?;
+                }
+                req.notes.push(format!(
+                    "replacing run {list} (concurrency: replace): asked it to cancel"
+                ));
+            }
+            Concurrency::Allow => {}
+        }
+    }
     let stop = Stop::new();
     let (sig, which) = signals();
     let watcher = {
@@ -324,9 +406,23 @@ async fn history(
     render::history(&runs)
 }
 
-async fn show(cli: &Cli, id: i64, json: bool) -> Result<()> {
+async fn show(cli: &Cli, which: &str, json: bool) -> Result<()> {
     let config = load(cli)?;
     let store = open_store(cli, &config).await?;
+    let id = match which.parse::<i64>() {
+        Ok(id) => id,
+        // A job's name: its latest run.
+        Err(_) => {
+            config.job(which).map_err(|e| {
+                CliError::Usage(format!("`{which}` is neither a run id nor a job: {e}"))
+            })?;
+            store
+                .last_run(which)
+                .await?
+                .ok_or_else(|| CliError::Usage(format!("job `{which}` has no runs yet")))?
+                .id
+        }
+    };
     let run: Run = store
         .get_run(id)
         .await?
@@ -341,7 +437,9 @@ async fn cancel(cli: &Cli, id: i64) -> Result<()> {
     let config = load(cli)?;
     let store = open_store(cli, &config).await?;
     if store.request_cancel(id).await? {
-        println!("cancel requested for run {id}; its process stops it at the next heartbeat");
+        render::say(&format!(
+            "cancel requested for run {id}; its process stops it at the next heartbeat"
+        ))?;
         Ok(())
     } else {
         Err(CliError::Usage(format!("run {id} is not running")))
@@ -358,11 +456,12 @@ async fn serve(cli: &Cli, listen: Option<SocketAddr>) -> Result<()> {
     let s2 = shutdown.clone();
     tokio::spawn(async move {
         sig.cancelled().await;
-        tracing::info!("{} received", *which.lock().expect("signal lock"));
+        // Stop first: nothing after this line may keep the daemon running.
         s2.cancel();
+        tracing::info!("{} received", *which.lock().expect("signal lock"));
     });
     tracing::debug!(store = %redact_url(&url), "starting");
-    let runner = runner(&config, store);
+    let runner = runner(cli, &config, store);
     daemon::serve(config, runner, listen, shutdown).await?;
     Ok(())
 }

@@ -59,65 +59,96 @@ pub enum LogFormat {
     Json,
 }
 
+/// The most fires `next` lists, and rows `history` returns.
+pub const MAX_NEXT: usize = 1000;
+pub const MAX_HISTORY: u32 = 10_000;
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check the jobs file and report every error as file:line:col: message.
     Validate {
+        /// Print {file, valid, jobs, errors} as JSON on stdout.
         #[arg(long)]
         json: bool,
     },
     /// List jobs with their schedule, next fire and last status.
     Jobs {
+        /// Print the rows as JSON (next_fire in RFC 3339).
         #[arg(long)]
         json: bool,
     },
     /// Print a job's next fire times in its timezone and in UTC, flagging DST
     /// shifts.
     Next {
+        /// The job (see `runbookd jobs`).
         job: String,
-        /// How many fires.
-        #[arg(short = 'n', long = "count", default_value_t = 5)]
-        n: usize,
+        /// How many fires (1 to 1000).
+        #[arg(short = 'n', long = "count", default_value_t = 5,
+              value_parser = clap::value_parser!(u64).range(1..=MAX_NEXT as u64))]
+        n: u64,
         /// Start after this instant (RFC 3339) instead of now.
         #[arg(long)]
         after: Option<String>,
+        /// Print utc, local, offset, nominal, shift and note per fire as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Run a job now, in this process, and record it in the history.
     Run {
+        /// The job (see `runbookd jobs`).
         job: String,
         /// Log what the job would do; change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Print the recorded run (with checks and steps) as JSON.
         #[arg(long)]
         json: bool,
+        /// Checklists: run only these checks (comma-separated names).
+        #[arg(long, value_delimiter = ',', value_name = "NAME,...")]
+        only: Vec<String>,
+        /// Checklists: leave out these checks (comma-separated names).
+        #[arg(long, value_delimiter = ',', value_name = "NAME,...")]
+        skip: Vec<String>,
+        /// Run even though a run of the job is running and its concurrency
+        /// says forbid; the run records that it was forced.
+        #[arg(long)]
+        force: bool,
     },
     /// List recent runs, newest first.
     History {
+        /// Only runs of this job.
         #[arg(long)]
         job: Option<String>,
         /// Only runs started within this long (e.g. 24h, 7d) or since an
         /// RFC 3339 instant.
         #[arg(long)]
         since: Option<String>,
-        #[arg(long, default_value_t = DEFAULT_LIMIT)]
+        /// At most this many runs (1 to 10000).
+        #[arg(long, default_value_t = DEFAULT_LIMIT,
+              value_parser = clap::value_parser!(u32).range(1..=MAX_HISTORY as i64))]
         limit: u32,
+        /// Print the runs as JSON.
         #[arg(long)]
         json: bool,
     },
-    /// Show one run with its log.
+    /// Show one run with its steps, checks and log.
     Show {
-        run_id: i64,
+        /// A run id, or a job name for its latest run.
+        #[arg(value_name = "RUN_ID|JOB")]
+        run: String,
+        /// Print the run as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Ask the process running a run to cancel it.
-    Cancel { run_id: i64 },
+    Cancel {
+        /// The run to cancel (see `runbookd history`).
+        run_id: i64,
+    },
     /// Run the scheduler daemon.
     Serve {
-        /// Address for /healthz and /metrics. Default: daemon.listen from the
-        /// jobs file, else 0.0.0.0:9090.
+        /// Address for /healthz, /readyz and /metrics. Default: daemon.listen
+        /// from the jobs file, else 0.0.0.0:9090.
         #[arg(long)]
         listen: Option<SocketAddr>,
     },
@@ -135,6 +166,9 @@ pub enum CliError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Daemon(#[from] DaemonError),
+    /// The job was not started (an overlap rule); says why.
+    #[error("{0}")]
+    Refused(String),
     /// The job ran and did not succeed; its details are already printed.
     #[error("run {id} of `{job}` ended {status}")]
     JobFailed {
@@ -149,9 +183,18 @@ pub enum CliError {
 impl CliError {
     pub fn exit_code(&self) -> i32 {
         match self {
-            CliError::Config(_) | CliError::Usage(_) => 2,
+            CliError::Config(_)
+            | CliError::Usage(_)
+            | CliError::Store(StoreError::UnsupportedUrl { .. }) => 2,
+            // The reader of our output went away (`| head`): nothing to say.
+            _ if self.is_closed_output() => 0,
             _ => 1,
         }
+    }
+
+    /// stdout was closed by its reader.
+    pub fn is_closed_output(&self) -> bool {
+        matches!(self, CliError::Output(e) if e.kind() == std::io::ErrorKind::BrokenPipe)
     }
 }
 

@@ -11,6 +11,39 @@ use super::Result;
 use crate::model::{Run, Step};
 use crate::schedule::Shift;
 
+/// A line of data on stdout. A closed stdout is an error the caller ends
+/// on quietly (`| head`), never a panic.
+pub fn say(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{text}")?;
+    Ok(())
+}
+
+/// A line for the operator on stderr; if no one reads stderr any more, the
+/// line is dropped and the command goes on.
+pub fn note(text: &str) {
+    let _ = writeln!(std::io::stderr(), "{text}");
+}
+
+/// A foreground run's log line on stderr, as text or as one JSON object
+/// carrying the job and run.
+pub fn tee(format: super::LogFormat, l: &crate::runlog::TeeLine<'_>) {
+    let line = match format {
+        super::LogFormat::Text => format!("{} {} {}", l.at, l.stream.label(), l.text),
+        super::LogFormat::Json => serde_json::json!({
+            "timestamp": l.at,
+            "level": "INFO",
+            "target": "runbookd::run",
+            "job": l.job,
+            "run": l.run,
+            "stream": l.stream.label(),
+            "message": l.text,
+        })
+        .to_string(),
+    };
+    note(&line);
+}
+
 pub fn print_json(value: &impl Serialize) -> Result<()> {
     let mut out = std::io::stdout().lock();
     serde_json::to_writer_pretty(&mut out, value).map_err(std::io::Error::other)?;

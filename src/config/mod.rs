@@ -23,7 +23,7 @@ use indexmap::IndexMap;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::model::Dur;
+use crate::model::{Dur, Params};
 use crate::schedule::{CronExpr, parse_timezone};
 use crate::secret::{Redactor, SecretUrl, collecting};
 use crate::yaml::{self, At, Common, Diags, Kinded, Lenient, Pos, Text};
@@ -49,6 +49,15 @@ pub trait JobSpec: fmt::Debug + Send + Sync + Any {
     /// Problems only visible once the whole job is read, each at its
     /// position. `job` names the job for messages.
     fn validate(&self, _job: &str, _diags: &mut Diags) {}
+
+    /// Checks the parameters of a run given by hand, before it is claimed.
+    /// By default a kind takes none.
+    fn accepts(&self, params: &Params) -> Result<(), String> {
+        match params.keys().next() {
+            None => Ok(()),
+            Some(k) => Err(format!("this kind of job takes no `{k}` parameter")),
+        }
+    }
 
     fn as_any(&self) -> &dyn Any;
 }
@@ -487,6 +496,13 @@ fn build<R: JobKinds>(path: &Path, raw: &RawFile<R>, diags: &mut Diags) -> Confi
     let history = history(raw.history.as_ref().map(|h| &h.0), diags);
     let daemon = daemon(raw.daemon.as_ref(), diags);
     let mut jobs = IndexMap::new();
+    if raw.jobs.as_ref().is_none_or(|j| j.0.is_empty()) {
+        // An empty file, or `jobs:` alone, would serve nothing and say ok.
+        diags.at(
+            Pos { line: 1, col: 1 },
+            "no jobs: the file needs a `jobs:` mapping with at least one job",
+        );
+    }
     for (name, job) in raw.jobs.iter().flat_map(|j| j.0.iter()) {
         if let Some(j) = build_job::<R>(name, job, &defaults, diags) {
             jobs.entry(name.to_string()).or_insert(j);

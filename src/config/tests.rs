@@ -185,7 +185,7 @@ jobs:
 fn interpolation_defaults_and_env_override() {
     let c = load_str(
         Path::new("jobs.yaml"),
-        "history: { database_url: \"${RUNBOOKD_DATABASE_URL:-sqlite://x.db}\" }\n",
+        "history: { database_url: \"${RUNBOOKD_DATABASE_URL:-sqlite://x.db}\" }\njobs: { a: { kind: command, argv: [\"true\"] } }\n",
         &|k| (k == "RUNBOOKD_DATABASE_URL").then(|| "postgres://u@h/db".to_string()),
     )
     .unwrap();
@@ -193,9 +193,21 @@ fn interpolation_defaults_and_env_override() {
 }
 
 #[test]
-fn empty_file_is_a_valid_empty_config() {
-    let c = load("").unwrap();
-    assert!(c.jobs.is_empty());
+fn a_file_without_jobs_is_an_error() {
+    for text in [
+        "",
+        "# only a comment\n",
+        "jobs:\n",
+        "jobs: {}\n",
+        "defaults: { timezone: UTC }\n",
+    ] {
+        let errs = load(text).expect_err(text);
+        assert_eq!(errs.len(), 1, "{text:?}: {errs:?}");
+        assert!(
+            errs[0].starts_with("jobs.yaml:1:1: no jobs"),
+            "{text:?}: {errs:?}"
+        );
+    }
 }
 
 #[test]

@@ -13,7 +13,7 @@ use crate::adapters::Adapters;
 use crate::checks::{self, CheckConfig, CheckContext};
 use crate::clock::Clock;
 use crate::config::JobSpec;
-use crate::model::Record;
+use crate::model::{Params, Record};
 use crate::yaml::{At, Diags};
 
 pub const DEFAULT_MAX_CONCURRENCY: usize = 8;
@@ -45,18 +45,62 @@ impl JobSpec for ChecklistSpec {
         }
     }
 
+    /// `only` and `skip`: comma-separated names of its checks.
+    fn accepts(&self, params: &Params) -> Result<(), String> {
+        let names: Vec<&str> = self.checks.value.iter().map(|c| c.name.as_str()).collect();
+        for (k, v) in params {
+            if k != "only" && k != "skip" {
+                return Err(format!("a checklist takes `only` and `skip`, not `{k}`"));
+            }
+            for name in list(v) {
+                if !names.contains(&name) {
+                    return Err(format!(
+                        "--{k}: no check named `{name}` in this checklist; its checks: {}",
+                        names.join(", ")
+                    ));
+                }
+            }
+        }
+        if selected(&self.checks.value, params).is_empty() {
+            return Err("--only and --skip leave no check to run".to_string());
+        }
+        Ok(())
+    }
+
     fn as_any(&self) -> &dyn std::any::Any {
         self
     }
 }
 
+fn list(v: &str) -> impl Iterator<Item = &str> {
+    v.split(',').map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// The checks a run's `only` and `skip` leave.
+fn selected<'a>(checks: &'a [CheckConfig], params: &Params) -> Vec<&'a CheckConfig> {
+    let only: Vec<&str> = params
+        .get("only")
+        .map(|v| list(v).collect())
+        .unwrap_or_default();
+    let skip: Vec<&str> = params
+        .get("skip")
+        .map(|v| list(v).collect())
+        .unwrap_or_default();
+    checks
+        .iter()
+        .filter(|c| only.is_empty() || only.contains(&c.name.as_str()))
+        .filter(|c| !skip.contains(&c.name.as_str()))
+        .collect()
+}
+
 impl JobKind for ChecklistSpec {
     fn executor(&self, env: &ExecEnv) -> Arc<dyn Job> {
-        Arc::new(ChecklistJob::new(
-            self.clone(),
-            env.adapters.clone(),
-            env.clock.clone(),
-        ))
+        Arc::new(ChecklistJob {
+            spec: self.clone(),
+            adapters: env.adapters.clone(),
+            clock: env.clock.clone(),
+            redactor: env.redactor.clone(),
+        })
     }
 }
 
@@ -65,25 +109,20 @@ pub struct ChecklistJob {
     spec: ChecklistSpec,
     adapters: Arc<Adapters>,
     clock: Arc<dyn Clock>,
-}
-
-impl ChecklistJob {
-    pub fn new(spec: ChecklistSpec, adapters: Arc<Adapters>, clock: Arc<dyn Clock>) -> Self {
-        ChecklistJob {
-            spec,
-            adapters,
-            clock,
-        }
-    }
+    redactor: crate::secret::Redactor,
 }
 
 #[async_trait]
 impl Job for ChecklistJob {
     async fn run(&self, ctx: &RunContext) -> Result<Outcome, JobError> {
+        let chosen: Vec<CheckConfig> = selected(&self.spec.checks.value, &ctx.params)
+            .into_iter()
+            .cloned()
+            .collect();
         if ctx.dry_run {
             // Checks only read, but a dry run promises no contact at all: it
             // lists what would be asked of whom.
-            for c in &self.spec.checks.value {
+            for c in &chosen {
                 ctx.log.info(&format!(
                     "dry run: would check {} ({}): {}",
                     c.name,
@@ -92,29 +131,24 @@ impl Job for ChecklistJob {
                 ));
             }
             return Ok(Outcome {
-                summary: Some(format!(
-                    "dry run: {} checks listed, none run",
-                    self.spec.checks.value.len()
-                )),
+                summary: Some(format!("dry run: {} checks listed, none run", chosen.len())),
                 ..Default::default()
             });
         }
-        let check_ctx = CheckContext {
-            now: self.clock.now(),
-            adapters: self.adapters.clone(),
-            timeout: checks::DEFAULT_CHECK_TIMEOUT,
-        };
+        let check_ctx = CheckContext::new(self.clock.now(), self.adapters.clone())
+            .with_redactor(self.redactor.clone());
         ctx.log.info(&format!(
             "running {} checks, at most {} at a time",
-            self.spec.checks.value.len(),
+            chosen.len(),
             self.spec.max_concurrency()
         ));
         let results = tokio::select! {
-            r = checks::run_all(&self.spec.checks.value, &check_ctx, self.spec.max_concurrency()) => r,
+            r = checks::run_all(&chosen, &check_ctx, self.spec.max_concurrency()) => r,
             _ = ctx.cancel.cancelled() => return Err(JobError::Cancelled),
         };
+        // Stored with the run; a foreground run prints the table itself.
         for line in checks::render_table(&results).lines() {
-            ctx.log.info(line);
+            ctx.log.record(line);
         }
         let (ok, summary) = checks::summarize(&results);
         Ok(Outcome {

@@ -2,7 +2,14 @@
 //!
 //! The child gets its own process group so a timeout or cancel stops
 //! everything it started (SIGTERM, then SIGKILL after `kill_grace`), not just
-//! the direct child.
+//! the direct child; the group ends with the run whatever way the run ends,
+//! and with the daemon (see `crate::process`).
+//!
+//! The child's environment is an allow-list ([`PASSED_ENV`]) plus the job's
+//! own `env`: the daemon's environment holds the history store's URL and
+//! the checks' tokens, which a job printing `env` would put in its log.
+//! `inherit_env: true` passes everything; secrets runbookd knows of are
+//! scrubbed from the output either way.
 
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
@@ -11,13 +18,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use indexmap::IndexMap;
 use serde::Deserialize;
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
 
 use super::{ExecEnv, Job, JobError, JobKind, Outcome, RunContext};
 use crate::config::JobSpec;
 use crate::model::Dur;
-use crate::runlog::{RunLog, Stream};
+use crate::process::{self, Group};
+use crate::runlog::{MAX_LINE, RunLog, Stream};
 use crate::yaml::{At, Diags, Text};
 
 /// How long output readers may run after the child exits, for a grandchild
@@ -35,16 +43,21 @@ pub struct CommandSpec {
     pub env: IndexMap<String, Text>,
     /// Working directory. Default: runbookd's own.
     pub workdir: Option<Text>,
-    /// Whether the child inherits runbookd's environment. Default `true`.
-    #[serde(default = "default_true")]
+    /// Whether the child gets runbookd's whole environment. Default
+    /// `false`: only [`PASSED_ENV`] and `env`.
+    #[serde(default)]
     pub inherit_env: bool,
     /// Time between SIGTERM and SIGKILL when the run is stopped. Default `10s`.
     pub kill_grace: Option<Dur>,
 }
 
-fn default_true() -> bool {
-    true
-}
+/// What a job gets of runbookd's environment by default.
+pub const PASSED_ENV: &[&str] = &[
+    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR",
+];
+
+/// Bytes of one output line held while reading; the rest is counted.
+const KEEP_LINE: usize = MAX_LINE + 4096;
 
 impl JobSpec for CommandSpec {
     fn validate(&self, _job: &str, diags: &mut Diags) {
@@ -117,10 +130,16 @@ impl Job for CommandJob {
             .stderr(Stdio::piped())
             .process_group(0)
             .kill_on_drop(true);
+        // SAFETY: prctl is async-signal-safe and touches no memory of ours.
+        unsafe {
+            cmd.pre_exec(process::die_with_parent);
+        }
         if !self.spec.inherit_env {
             cmd.env_clear();
-            if let Ok(path) = std::env::var("PATH") {
-                cmd.env("PATH", path);
+            for k in PASSED_ENV {
+                if let Some(v) = std::env::var_os(k) {
+                    cmd.env(k, v);
+                }
             }
         }
         cmd.envs(self.spec.env.iter().map(|(k, v)| (k, v.as_str())));
@@ -132,6 +151,10 @@ impl Job for CommandJob {
             .spawn()
             .map_err(|e| JobError::Failed(format!("cannot start `{}`: {e}", argv[0])))?;
         let pid = child.id();
+        let group = pid.and_then(process::group_of);
+        if let Some(g) = group {
+            ctx.procs.started(g).await;
+        }
         let readers = [
             child
                 .stdout
@@ -142,14 +165,17 @@ impl Job for CommandJob {
                 .take()
                 .map(|e| drain(e, ctx.log.clone(), Stream::Stderr)),
         ];
+        let grace = self.spec.kill_grace();
         let status = tokio::select! {
             s = child.wait() => s,
             _ = ctx.cancel.cancelled() => {
-                stop_group(pid, &mut child, self.spec.kill_grace(), &ctx.log).await;
+                stop_leader(pid, &mut child, grace, &ctx.log).await;
+                end_group(group, grace, &ctx.log).await;
                 finish_readers(readers).await;
                 return Err(JobError::Cancelled);
             }
         };
+        end_group(group, grace, &ctx.log).await;
         finish_readers(readers).await;
         let status =
             status.map_err(|e| JobError::Failed(format!("waiting for `{}`: {e}", argv[0])))?;
@@ -157,18 +183,62 @@ impl Job for CommandJob {
     }
 }
 
+/// The run ends with its process group: what the main process left behind
+/// (`sleep 1000 &`) is stopped, and the log says so.
+async fn end_group(group: Option<Group>, grace: Duration, log: &RunLog) {
+    let Some(g) = group else { return };
+    let n = process::stop_group(g, process::ticks_now(), grace).await;
+    if n > 0 {
+        log.info(&format!(
+            "stopped {n} leftover process(es) of process group {} (the run has ended)",
+            g.pgid
+        ));
+    }
+}
+
+/// Reads a pipe in chunks into the run log: lines in batches, each line
+/// held to [`KEEP_LINE`] bytes (the rest only counted), so memory stays
+/// bounded whatever the output's shape, and capture keeps up with the pipe.
 fn drain(
-    r: impl AsyncRead + Unpin + Send + 'static,
+    mut r: impl AsyncRead + Unpin + Send + 'static,
     log: RunLog,
     stream: Stream,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut lines = BufReader::new(r).lines();
-        // A non-UTF-8 line ends reading rather than failing the run.
-        while let Ok(Some(line)) = lines.next_line().await {
-            log.line(stream, &line);
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut line: Vec<u8> = Vec::new();
+        let mut over: u64 = 0;
+        let mut batch: Vec<(String, u64)> = Vec::new();
+        loop {
+            let n = match r.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            let mut rest = &buf[..n];
+            while let Some(i) = rest.iter().position(|b| *b == b'\n') {
+                hold(&mut line, &mut over, &rest[..i]);
+                batch.push((String::from_utf8_lossy(&line).into_owned(), over));
+                line.clear();
+                over = 0;
+                rest = &rest[i + 1..];
+            }
+            hold(&mut line, &mut over, rest);
+            if !batch.is_empty() {
+                let lines: Vec<(&str, u64)> = batch.iter().map(|(t, o)| (t.as_str(), *o)).collect();
+                log.lines(stream, &lines);
+                batch.clear();
+            }
+        }
+        if !line.is_empty() || over > 0 {
+            log.lines(stream, &[(&String::from_utf8_lossy(&line), over)]);
         }
     })
+}
+
+fn hold(line: &mut Vec<u8>, over: &mut u64, bytes: &[u8]) {
+    let take = KEEP_LINE.saturating_sub(line.len()).min(bytes.len());
+    line.extend_from_slice(&bytes[..take]);
+    *over += (bytes.len() - take) as u64;
 }
 
 async fn finish_readers(readers: [Option<tokio::task::JoinHandle<()>>; 2]) {
@@ -180,7 +250,8 @@ async fn finish_readers(readers: [Option<tokio::task::JoinHandle<()>>; 2]) {
     }
 }
 
-async fn stop_group(
+/// Stops the main process: SIGTERM to its group, SIGKILL after `grace`.
+async fn stop_leader(
     pid: Option<u32>,
     child: &mut tokio::process::Child,
     grace: Duration,
@@ -190,7 +261,12 @@ async fn stop_group(
     use nix::unistd::Pid;
     let Some(pid) = pid else { return };
     let pgid = Pid::from_raw(pid as i32);
-    log.info(&format!("stopping process group {pid}: SIGTERM"));
+    let count = process::group_of(pid)
+        .map(|g| process::members(std::path::Path::new("/proc"), g, None).len())
+        .unwrap_or(0);
+    log.info(&format!(
+        "stopping process group {pid} ({count} process(es)): SIGTERM"
+    ));
     let _ = killpg(pgid, Signal::SIGTERM);
     if tokio::time::timeout(grace, child.wait()).await.is_err() {
         log.info(&format!(
@@ -200,8 +276,6 @@ async fn stop_group(
         let _ = killpg(pgid, Signal::SIGKILL);
         let _ = child.wait().await;
     }
-    // Children that ignored SIGTERM while the leader exited.
-    let _ = killpg(pgid, Signal::SIGKILL);
 }
 
 fn exit_result(program: &str, status: ExitStatus) -> Result<Outcome, JobError> {

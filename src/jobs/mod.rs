@@ -16,7 +16,8 @@ use tokio_util::sync::CancellationToken;
 use crate::adapters::Adapters;
 use crate::clock::Clock;
 use crate::config::{self, Config, ConfigError, JobConfig, JobSpec};
-use crate::model::{Record, RunId, Step, StepStatus};
+use crate::model::{Params, Record, RunId, Step, StepStatus};
+use crate::process::Group;
 use crate::runlog::RunLog;
 use crate::secret::Redactor;
 use crate::store::HistoryStore;
@@ -98,6 +99,8 @@ impl Job for Unregistered {
 pub struct ExecEnv {
     pub adapters: Arc<Adapters>,
     pub clock: Arc<dyn Clock>,
+    /// Every secret runbookd knows, for what a job quotes.
+    pub redactor: Redactor,
 }
 
 /// What a job sees while it runs.
@@ -108,9 +111,14 @@ pub struct RunContext {
     pub attempt: u32,
     /// Plan and log every mutating step, perform none.
     pub dry_run: bool,
+    /// Given by hand; the kind's `accepts` has checked them.
+    pub params: Params,
     pub log: RunLog,
     /// Records the run's steps in the history as they happen.
     pub steps: Steps,
+    /// Records the process groups the run starts, so a daemon that finds
+    /// the run's owner dead can stop them.
+    pub procs: Processes,
     /// Cancelled on timeout, shutdown, `concurrency: replace` or a cancel
     /// request. A job must stop promptly and leave nothing half-done that it
     /// has not logged.
@@ -142,6 +150,43 @@ pub enum JobError {
 #[async_trait]
 pub trait Job: Send + Sync + std::fmt::Debug {
     async fn run(&self, ctx: &RunContext) -> Result<Outcome, JobError>;
+}
+
+/// Records a run's process groups in the history.
+#[derive(Clone)]
+pub struct Processes {
+    store: Arc<dyn HistoryStore>,
+    run: RunId,
+    host: String,
+    log: RunLog,
+}
+
+impl std::fmt::Debug for Processes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Processes").field("run", &self.run).finish()
+    }
+}
+
+impl Processes {
+    pub fn new(store: Arc<dyn HistoryStore>, run: RunId, host: String, log: RunLog) -> Self {
+        Processes {
+            store,
+            run,
+            host,
+            log,
+        }
+    }
+
+    /// Best effort: the group also dies with the daemon (parent-death
+    /// signal); the record lets a restart stop what that leaves.
+    pub async fn started(&self, group: Group) {
+        if let Err(e) = self.store.record_process(self.run, &self.host, group).await {
+            self.log.info(&format!(
+                "cannot record process group {} in the history: {e}",
+                group.pgid
+            ));
+        }
+    }
 }
 
 /// Saves a run's steps as they start and end. A step that cannot be

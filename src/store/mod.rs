@@ -10,6 +10,7 @@
 mod postgres;
 mod sql;
 mod sqlite;
+mod watch;
 
 use std::fmt;
 use std::sync::Arc;
@@ -18,13 +19,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::model::{CheckResult, LogSnapshot, Step};
+use crate::model::{CheckResult, LogSnapshot, ProcessGroup, Step};
 use crate::secret::redact_url;
 
-pub use crate::model::{Finish, NewRun, Run, RunFilter, RunId, RunStatus, Trigger};
+pub use crate::model::{Finish, MissedFires, NewRun, Run, RunFilter, RunId, RunStatus, Trigger};
 pub use postgres::PostgresStore;
 pub use sql::SqlStore;
 pub use sqlite::SqliteStore;
+pub use watch::{PROBE_EVERY, StoreHealth, WatchedStore};
 
 /// Every store call is bounded by this, so a hung database shows up as an
 /// error naming the operation instead of a daemon that silently stops.
@@ -66,6 +68,10 @@ pub enum StoreError {
     UnsupportedUrl { url: String },
     #[error("history store {url}: {what}")]
     Corrupt { url: String, what: String },
+    /// A write would not be durable (the database file was deleted or
+    /// replaced under us).
+    #[error("history store {url}: {why}")]
+    Lost { url: String, why: String },
 }
 
 #[async_trait]
@@ -74,6 +80,14 @@ pub trait HistoryStore: Send + Sync + fmt::Debug {
     fn url(&self) -> &str;
 
     async fn migrate(&self) -> Result<()>;
+
+    /// Whether the store answers (and would keep what it is given).
+    async fn ping(&self) -> Result<()>;
+
+    /// The daemon's view of this store, when it is watched.
+    fn health(&self) -> Option<Arc<StoreHealth>> {
+        None
+    }
 
     /// Inserts a run. `None` means another process already holds this
     /// `(job, scheduled_for, attempt)`: the fire is theirs.
@@ -134,7 +148,20 @@ pub trait HistoryStore: Send + Sync + fmt::Debug {
     /// A run's steps, in order.
     async fn steps(&self, run: RunId) -> Result<Vec<Step>>;
 
-    /// Deletes ended runs started before `before`. Returns how many.
+    /// Records the process group a run started on `host`.
+    async fn record_process(&self, run: RunId, host: &str, group: ProcessGroup) -> Result<()>;
+
+    /// The process groups a run started, with their hosts.
+    async fn processes(&self, run: RunId) -> Result<Vec<(String, ProcessGroup)>>;
+
+    /// Records fires that will never run (see [`MissedFires`]).
+    async fn record_missed(&self, missed: &MissedFires) -> Result<()>;
+
+    /// Missed fires recorded since `since`, oldest first.
+    async fn missed(&self, since: DateTime<Utc>) -> Result<Vec<MissedFires>>;
+
+    /// Deletes ended runs started before `before`, and missed-fire records
+    /// older than it. Returns how many runs.
     async fn prune(&self, before: DateTime<Utc>) -> Result<u64>;
 }
 

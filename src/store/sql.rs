@@ -12,9 +12,12 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{
-    Finish, HistoryStore, NewRun, Result, Run, RunFilter, RunId, STORE_TIMEOUT, StoreError,
+    Finish, HistoryStore, MissedFires, NewRun, Result, Run, RunFilter, RunId, STORE_TIMEOUT,
+    StoreError,
 };
-use crate::model::{CheckResult, CheckStatus, LogSnapshot, Measured, Step, StepStatus};
+use crate::model::{
+    CheckResult, CheckStatus, LogSnapshot, Measured, ProcessGroup, Step, StepStatus,
+};
 
 /// A value bound to a statement parameter.
 #[derive(Debug, Clone, Copy)]
@@ -108,6 +111,12 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
     ) -> Result<Vec<Self::Row>, sqlx::Error>;
     /// Runs the statements in one transaction.
     async fn execute_all(&self, stmts: &[(&'static str, Vec<Arg<'_>>)]) -> Result<(), sqlx::Error>;
+
+    /// Why a write now would not be kept, if it would not: the database
+    /// file was deleted or replaced since it was opened.
+    fn lost(&self) -> Option<String> {
+        None
+    }
 }
 
 macro_rules! sql {
@@ -254,6 +263,16 @@ impl<B: Backend> SqlStore<B> {
         })
     }
 
+    fn durable(&self) -> Result<()> {
+        match self.backend.lost() {
+            Some(why) => Err(StoreError::Lost {
+                url: self.url.clone(),
+                why,
+            }),
+            None => Ok(()),
+        }
+    }
+
     fn runs(&self, rows: Vec<B::Row>) -> Result<Vec<Run>> {
         rows.iter().map(|r| self.run_from_row(r, false)).collect()
     }
@@ -269,7 +288,15 @@ impl<B: Backend> HistoryStore for SqlStore<B> {
         self.backend.migrate(&self.url).await
     }
 
+    async fn ping(&self) -> Result<()> {
+        self.durable()?;
+        self.rows("ping", sql!("ping"), &[]).await?;
+        Ok(())
+    }
+
     async fn insert_run(&self, run: &NewRun) -> Result<Option<RunId>> {
+        // A claim that would not be kept is no claim.
+        self.durable()?;
         let row = self
             .row(
                 "insert run",
@@ -486,7 +513,76 @@ impl<B: Backend> HistoryStore for SqlStore<B> {
         rows.iter().map(|r| self.step_from_row(r)).collect()
     }
 
+    async fn record_process(&self, run: RunId, host: &str, g: ProcessGroup) -> Result<()> {
+        self.exec(
+            "record process",
+            sql!("insert_process"),
+            &[
+                run.into(),
+                host.into(),
+                i64::from(g.pgid).into(),
+                (g.leader_start.min(i64::MAX as u64) as i64).into(),
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn processes(&self, run: RunId) -> Result<Vec<(String, ProcessGroup)>> {
+        let rows = self
+            .rows("read processes", sql!("processes"), &[run.into()])
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    self.decode(r.text("host"))?,
+                    ProcessGroup {
+                        pgid: self.decode(r.int("pgid"))? as i32,
+                        leader_start: self.decode(r.int("leader_start"))?.max(0) as u64,
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    async fn record_missed(&self, m: &MissedFires) -> Result<()> {
+        self.exec(
+            "record missed fires",
+            sql!("insert_missed"),
+            &[
+                (&m.job).into(),
+                m.first.into(),
+                m.last.into(),
+                (m.count.min(i64::MAX as u64) as i64).into(),
+                (&m.reason).into(),
+                m.recorded_at.into(),
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn missed(&self, since: DateTime<Utc>) -> Result<Vec<MissedFires>> {
+        let rows = self
+            .rows("read missed fires", sql!("missed"), &[since.into()])
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(MissedFires {
+                    job: self.decode(r.text("job"))?,
+                    first: self.decode(r.time("first_fire"))?,
+                    last: self.decode(r.time("last_fire"))?,
+                    count: self.decode(r.int("count"))?.max(0) as u64,
+                    reason: self.decode(r.text("reason"))?,
+                    recorded_at: self.decode(r.time("recorded_at"))?,
+                })
+            })
+            .collect()
+    }
+
     async fn prune(&self, before: DateTime<Utc>) -> Result<u64> {
+        self.exec("prune missed fires", sql!("prune_missed"), &[before.into()])
+            .await?;
         let mut total = 0;
         loop {
             let n = self.exec("prune", sql!("prune"), &[before.into()]).await?;

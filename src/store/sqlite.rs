@@ -26,6 +26,18 @@ pub type SqliteStore = SqlStore<Sqlite>;
 #[derive(Debug, Clone)]
 pub struct Sqlite {
     pool: SqlitePool,
+    /// The database file and its identity when opened: a file deleted or
+    /// replaced under the daemon would swallow writes no one can read.
+    file: Option<(std::path::PathBuf, FileId)>,
+}
+
+/// Device and inode.
+type FileId = (u64, u64);
+
+fn file_id(path: &std::path::Path) -> std::io::Result<FileId> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path)?;
+    Ok((m.dev(), m.ino()))
 }
 
 impl SqliteStore {
@@ -42,7 +54,9 @@ impl SqliteStore {
             .map_err(connect_err)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            // A claim is a promise that the fire is ours; FULL syncs the WAL
+            // at each commit so a crash or power loss cannot take it back.
+            .synchronous(SqliteSynchronous::Full)
             .busy_timeout(STORE_TIMEOUT)
             .foreign_keys(true);
         // Opening a file another process is creating (the daemon and a CLI
@@ -74,7 +88,9 @@ impl SqliteStore {
                 Err(e) => return Err(connect_err(e)),
             }
         };
-        Ok(SqlStore::new(Sqlite { pool }, shown))
+        let path = options.get_filename().to_path_buf();
+        let file = file_id(&path).ok().map(|id| (path, id));
+        Ok(SqlStore::new(Sqlite { pool, file }, shown))
     }
 
     pub fn pool(&self) -> &SqlitePool {
@@ -165,6 +181,21 @@ impl Backend for Sqlite {
             query(sql, args).execute(&mut *tx).await?;
         }
         tx.commit().await
+    }
+
+    fn lost(&self) -> Option<String> {
+        let (path, opened) = self.file.as_ref()?;
+        match file_id(path) {
+            Ok(id) if id == *opened => None,
+            Ok(_) => Some(format!(
+                "the database file {} was replaced since it was opened; restart runbookd to use the new one",
+                path.display()
+            )),
+            Err(e) => Some(format!(
+                "the database file {} is gone ({e}); writes would be lost",
+                path.display()
+            )),
+        }
     }
 }
 

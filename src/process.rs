@@ -1,0 +1,205 @@
+//! Job processes: each `command` job runs in its own process group, which
+//! ends with its run, and which no daemon crash can leave behind.
+//!
+//! - The child gets a parent-death signal (SIGKILL), so a daemon killed
+//!   with `kill -9` takes its job's main process with it.
+//! - When a run ends, whatever is left in its group (`sleep 1000 &`) is
+//!   stopped, SIGTERM then SIGKILL, and the log says how many.
+//! - A run's group is recorded with its leader's start time; a daemon that
+//!   finds a dead owner's run on its own host stops that group, guarding
+//!   against PID reuse by the start times (`/proc/<pid>/stat` field 22).
+
+use std::path::Path;
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+
+pub use crate::model::ProcessGroup as Group;
+
+/// One line of `/proc/<pid>/stat`, the fields we need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcStat {
+    pub pid: i32,
+    pub pgrp: i32,
+    pub start: u64,
+}
+
+/// Parses `/proc/<pid>/stat`; the command name may hold spaces and
+/// parentheses, so fields are counted after its last `)`.
+pub fn parse_stat(text: &str) -> Option<ProcStat> {
+    let pid: i32 = text.split_whitespace().next()?.parse().ok()?;
+    let rest = &text[text.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After the name: state(3) ppid(4) pgrp(5) … starttime(22).
+    Some(ProcStat {
+        pid,
+        pgrp: fields.get(2)?.parse().ok()?,
+        start: fields.get(19)?.parse().ok()?,
+    })
+}
+
+fn stat_of(proc_root: &Path, pid: i32) -> Option<ProcStat> {
+    parse_stat(&std::fs::read_to_string(proc_root.join(pid.to_string()).join("stat")).ok()?)
+}
+
+/// The group a just-started child leads.
+pub fn group_of(pid: u32) -> Option<Group> {
+    let s = stat_of(Path::new("/proc"), pid as i32)?;
+    Some(Group {
+        pgid: s.pgrp,
+        leader_start: s.start,
+    })
+}
+
+/// The members of `group` that are still ours: every process in it if its
+/// leader is alive with the recorded start time; if the leader is gone,
+/// only members started no later than `started_before` (clock ticks), so a
+/// group id reused by a later process is never touched. Pure over
+/// `proc_root`.
+pub fn members(proc_root: &Path, group: Group, started_before: Option<u64>) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir(proc_root) else {
+        return Vec::new();
+    };
+    let all: Vec<ProcStat> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|pid| stat_of(proc_root, pid))
+        .filter(|s| s.pgrp == group.pgid && s.start >= group.leader_start)
+        .collect();
+    let leader_alive = all
+        .iter()
+        .any(|s| s.pid == group.pgid && s.start == group.leader_start);
+    all.into_iter()
+        .filter(|s| leader_alive || started_before.is_some_and(|b| s.start <= b))
+        .map(|s| s.pid)
+        .collect()
+}
+
+/// Clock ticks since boot now, comparable with start times.
+pub fn ticks_now() -> Option<u64> {
+    let uptime = std::fs::read_to_string("/proc/uptime").ok()?;
+    let secs: f64 = uptime.split_whitespace().next()?.parse().ok()?;
+    Some((secs * ticks_per_second() as f64) as u64)
+}
+
+/// The unit of `/proc` start times.
+pub fn ticks_per_second() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    hz.max(1) as u64
+}
+
+/// Stops what is left of a group: SIGTERM, then SIGKILL after `grace`.
+/// Returns how many processes were in it.
+pub async fn stop_group(group: Group, started_before: Option<u64>, grace: Duration) -> usize {
+    let proc_root = Path::new("/proc");
+    let found = members(proc_root, group, started_before);
+    if found.is_empty() {
+        return 0;
+    }
+    let pgid = Pid::from_raw(group.pgid);
+    let _ = killpg(pgid, Signal::SIGTERM);
+    let deadline = tokio::time::Instant::now() + grace;
+    while tokio::time::Instant::now() < deadline {
+        if members(proc_root, group, started_before)
+            .iter()
+            .all(|p| is_zombie(proc_root, *p))
+        {
+            return found.len();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = killpg(pgid, Signal::SIGKILL);
+    found.len()
+}
+
+fn is_zombie(proc_root: &Path, pid: i32) -> bool {
+    std::fs::read_to_string(proc_root.join(pid.to_string()).join("stat"))
+        .ok()
+        .and_then(|t| {
+            let rest = &t[t.rfind(')')? + 1..];
+            rest.split_whitespace().next().map(|s| s == "Z")
+        })
+        .unwrap_or(true)
+}
+
+/// For `Command::pre_exec`: the child dies with its parent.
+pub fn die_with_parent() -> std::io::Result<()> {
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_lines_parse_past_odd_names() {
+        let line = "4242 (my (odd) name) S 1 4242 4242 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 987654 1000 10";
+        assert_eq!(
+            parse_stat(line),
+            Some(ProcStat {
+                pid: 4242,
+                pgrp: 4242,
+                start: 987654
+            })
+        );
+        assert_eq!(parse_stat("garbage"), None);
+    }
+
+    fn fake_proc(procs: &[(i32, i32, u64)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (pid, pgrp, start) in procs {
+            let p = dir.path().join(pid.to_string());
+            std::fs::create_dir(&p).unwrap();
+            std::fs::write(
+                p.join("stat"),
+                format!("{pid} (sh) S 1 {pgrp} {pgrp} 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 {start} 0 0"),
+            )
+            .unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn group_members_table() {
+        let g = Group {
+            pgid: 100,
+            leader_start: 5000,
+        };
+        // (processes as (pid, pgrp, start), started_before, expected members)
+        let cases: &[(&[(i32, i32, u64)], Option<u64>, &[i32], &str)] = &[
+            (
+                &[(100, 100, 5000), (101, 100, 5100)],
+                None,
+                &[100, 101],
+                "leader alive: the whole group",
+            ),
+            (
+                &[(101, 100, 5100), (102, 100, 9000)],
+                Some(6000),
+                &[101],
+                "leader gone: only members from its lifetime",
+            ),
+            (
+                &[(100, 100, 9000)],
+                Some(6000),
+                &[],
+                "the group id reused by a later leader",
+            ),
+            (
+                &[(101, 100, 5100)],
+                None,
+                &[],
+                "leader gone, no bound: touch nothing",
+            ),
+            (&[(200, 200, 5000)], Some(6000), &[], "another group"),
+        ];
+        for (procs, before, want, why) in cases {
+            let root = fake_proc(procs);
+            let mut got = members(root.path(), g, *before);
+            got.sort();
+            assert_eq!(got, *want, "{why}");
+        }
+    }
+}

@@ -1,0 +1,1 @@
+DELETE FROM missed_fires WHERE recorded_at < $1

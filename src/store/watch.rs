@@ -1,0 +1,286 @@
+//! The store as a daemon sees it: every call's failure counted by
+//! operation, and whether the store answers. While it does not, the
+//! scheduler fails fast instead of waiting out a timeout per call, probing
+//! the store at most every [`PROBE_EVERY`], so the daemon's loop keeps
+//! turning and `/healthz` stays true to the process; `/readyz` and the
+//! `runbookd_store_up` gauge carry the store's state.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::{HistoryStore, MissedFires, Result, StoreError};
+use crate::model::{
+    CheckResult, Finish, LogSnapshot, NewRun, ProcessGroup, Run, RunFilter, RunId, Step,
+};
+
+/// How often a down store is tried again by the scheduler.
+pub const PROBE_EVERY: Duration = Duration::from_secs(2);
+
+/// Whether the store answers, and what failed.
+#[derive(Debug)]
+pub struct StoreHealth {
+    up: AtomicBool,
+    errors: Mutex<BTreeMap<&'static str, u64>>,
+    last_error: Mutex<Option<String>>,
+    last_probe: Mutex<Option<Instant>>,
+}
+
+impl Default for StoreHealth {
+    fn default() -> Self {
+        StoreHealth {
+            up: AtomicBool::new(true),
+            errors: Mutex::default(),
+            last_error: Mutex::default(),
+            last_probe: Mutex::default(),
+        }
+    }
+}
+
+impl StoreHealth {
+    pub fn is_up(&self) -> bool {
+        self.up.load(Ordering::SeqCst)
+    }
+
+    /// Failed calls, by operation.
+    pub fn errors(&self) -> BTreeMap<&'static str, u64> {
+        self.errors.lock().expect("store health lock").clone()
+    }
+
+    pub fn errors_total(&self) -> u64 {
+        self.errors().values().sum()
+    }
+
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock().expect("store health lock").clone()
+    }
+
+    /// While the store is down: true at most once per [`PROBE_EVERY`], for
+    /// the one call that finds out whether it is back.
+    pub fn probe_due(&self) -> bool {
+        let mut last = self.last_probe.lock().expect("store health lock");
+        if last.is_some_and(|t| t.elapsed() < PROBE_EVERY) {
+            return false;
+        }
+        *last = Some(Instant::now());
+        true
+    }
+
+    fn ok(&self) {
+        if !self.up.swap(true, Ordering::SeqCst) {
+            tracing::info!("history store answers again");
+        }
+    }
+
+    fn failed(&self, op: &'static str, e: &StoreError) {
+        *self
+            .errors
+            .lock()
+            .expect("store health lock")
+            .entry(op)
+            .or_default() += 1;
+        *self.last_error.lock().expect("store health lock") = Some(e.to_string());
+        if self.up.swap(false, Ordering::SeqCst) {
+            tracing::error!("history store is down: {e}");
+        }
+    }
+}
+
+/// A store whose every call reports to a [`StoreHealth`].
+#[derive(Debug)]
+pub struct WatchedStore {
+    inner: Arc<dyn HistoryStore>,
+    health: Arc<StoreHealth>,
+}
+
+impl WatchedStore {
+    pub fn new(inner: Arc<dyn HistoryStore>) -> Self {
+        WatchedStore {
+            inner,
+            health: Arc::default(),
+        }
+    }
+
+    pub fn health(&self) -> &Arc<StoreHealth> {
+        &self.health
+    }
+
+    async fn watch<T>(
+        &self,
+        op: &'static str,
+        fut: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let r = fut.await;
+        match &r {
+            Ok(_) => self.health.ok(),
+            Err(e) => self.health.failed(op, e),
+        }
+        r
+    }
+}
+
+#[async_trait]
+impl HistoryStore for WatchedStore {
+    fn url(&self) -> &str {
+        self.inner.url()
+    }
+
+    fn health(&self) -> Option<Arc<StoreHealth>> {
+        Some(self.health.clone())
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        self.watch("migrate", self.inner.migrate()).await
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.watch("ping", self.inner.ping()).await
+    }
+
+    async fn insert_run(&self, run: &NewRun) -> Result<Option<RunId>> {
+        self.watch("insert run", self.inner.insert_run(run)).await
+    }
+
+    async fn heartbeat(
+        &self,
+        id: RunId,
+        at: DateTime<Utc>,
+        log: Option<&LogSnapshot>,
+    ) -> Result<bool> {
+        self.watch("heartbeat", self.inner.heartbeat(id, at, log))
+            .await
+    }
+
+    async fn finish_run(&self, id: RunId, finish: &Finish) -> Result<()> {
+        self.watch("finish run", self.inner.finish_run(id, finish))
+            .await
+    }
+
+    async fn request_cancel(&self, id: RunId) -> Result<bool> {
+        self.watch("request cancel", self.inner.request_cancel(id))
+            .await
+    }
+
+    async fn running(&self, job: Option<&str>) -> Result<Vec<Run>> {
+        self.watch("list running runs", self.inner.running(job))
+            .await
+    }
+
+    async fn abandon_stale(
+        &self,
+        stale_before: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<RunId>> {
+        self.watch(
+            "abandon stale runs",
+            self.inner.abandon_stale(stale_before, now),
+        )
+        .await
+    }
+
+    async fn abandon(&self, id: RunId, now: DateTime<Utc>, reason: &str) -> Result<bool> {
+        self.watch("abandon run", self.inner.abandon(id, now, reason))
+            .await
+    }
+
+    async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<Run>> {
+        self.watch("list runs", self.inner.list_runs(filter)).await
+    }
+
+    async fn get_run(&self, id: RunId) -> Result<Option<Run>> {
+        self.watch("get run", self.inner.get_run(id)).await
+    }
+
+    async fn last_run(&self, job: &str) -> Result<Option<Run>> {
+        self.watch("last run", self.inner.last_run(job)).await
+    }
+
+    async fn cursor(&self, job: &str) -> Result<Option<DateTime<Utc>>> {
+        self.watch("read cursor", self.inner.cursor(job)).await
+    }
+
+    async fn advance_cursor(&self, job: &str, to: DateTime<Utc>) -> Result<()> {
+        self.watch("advance cursor", self.inner.advance_cursor(job, to))
+            .await
+    }
+
+    async fn record_checks(&self, run: RunId, checks: &[CheckResult]) -> Result<()> {
+        self.watch(
+            "record check results",
+            self.inner.record_checks(run, checks),
+        )
+        .await
+    }
+
+    async fn checks(&self, run: RunId) -> Result<Vec<CheckResult>> {
+        self.watch("read check results", self.inner.checks(run))
+            .await
+    }
+
+    async fn record_step(&self, run: RunId, step: &Step) -> Result<()> {
+        self.watch("record step", self.inner.record_step(run, step))
+            .await
+    }
+
+    async fn steps(&self, run: RunId) -> Result<Vec<Step>> {
+        self.watch("read steps", self.inner.steps(run)).await
+    }
+
+    async fn record_process(&self, run: RunId, host: &str, group: ProcessGroup) -> Result<()> {
+        self.watch(
+            "record process",
+            self.inner.record_process(run, host, group),
+        )
+        .await
+    }
+
+    async fn processes(&self, run: RunId) -> Result<Vec<(String, ProcessGroup)>> {
+        self.watch("read processes", self.inner.processes(run))
+            .await
+    }
+
+    async fn record_missed(&self, missed: &MissedFires) -> Result<()> {
+        self.watch("record missed fires", self.inner.record_missed(missed))
+            .await
+    }
+
+    async fn missed(&self, since: DateTime<Utc>) -> Result<Vec<MissedFires>> {
+        self.watch("read missed fires", self.inner.missed(since))
+            .await
+    }
+
+    async fn prune(&self, before: DateTime<Utc>) -> Result<u64> {
+        self.watch("prune", self.inner.prune(before)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probes_are_spaced() {
+        let h = StoreHealth::default();
+        assert!(h.probe_due());
+        assert!(!h.probe_due());
+    }
+
+    #[test]
+    fn failures_are_counted_by_operation_and_mark_down() {
+        let h = StoreHealth::default();
+        let e = StoreError::UnsupportedUrl { url: "x".into() };
+        h.failed("insert run", &e);
+        h.failed("insert run", &e);
+        h.failed("heartbeat", &e);
+        assert!(!h.is_up());
+        assert_eq!(h.errors_total(), 3);
+        assert_eq!(h.errors()["insert run"], 2);
+        h.ok();
+        assert!(h.is_up());
+        assert!(h.last_error().unwrap().contains("unsupported"));
+    }
+}
