@@ -23,6 +23,8 @@ pub struct ProcStat {
     pub pid: i32,
     pub pgrp: i32,
     pub start: u64,
+    /// Exited, not yet reaped: nothing left to stop.
+    pub zombie: bool,
 }
 
 /// Parses `/proc/<pid>/stat`; the command name may hold spaces and
@@ -36,6 +38,7 @@ pub fn parse_stat(text: &str) -> Option<ProcStat> {
         pid,
         pgrp: fields.get(2)?.parse().ok()?,
         start: fields.get(19)?.parse().ok()?,
+        zombie: *fields.first()? == "Z",
     })
 }
 
@@ -71,6 +74,7 @@ pub fn members(proc_root: &Path, group: Group, started_before: Option<u64>) -> V
         .iter()
         .any(|s| s.pid == group.pgid && s.start == group.leader_start);
     all.into_iter()
+        .filter(|s| !s.zombie)
         .filter(|s| leader_alive || started_before.is_some_and(|b| s.start <= b))
         .map(|s| s.pid)
         .collect()
@@ -98,6 +102,7 @@ pub async fn stop_group(group: Group, started_before: Option<u64>, grace: Durati
     if found.is_empty() {
         return 0;
     }
+    // A zombie leader still counts as the group's anchor for killpg.
     let pgid = Pid::from_raw(group.pgid);
     let _ = killpg(pgid, Signal::SIGTERM);
     let deadline = tokio::time::Instant::now() + grace;
@@ -141,7 +146,8 @@ mod tests {
             Some(ProcStat {
                 pid: 4242,
                 pgrp: 4242,
-                start: 987654
+                start: 987654,
+                zombie: false,
             })
         );
         assert_eq!(parse_stat("garbage"), None);

@@ -198,6 +198,10 @@ impl std::fmt::Debug for Scheduler {
 /// How long a probe of a down store may take before the tick moves on.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// After an outage, a fire older than this came due while the store was
+/// down: it is the outage's, and follows the catch-up rule.
+const FRESH: Duration = Duration::from_secs(2);
+
 impl Scheduler {
     /// Loads each scheduled job's cursor from the store. A job the store has
     /// never seen starts at `now`: a new job has no missed fires.
@@ -273,9 +277,11 @@ impl Scheduler {
     /// by one tick only: one that cannot be claimed (the store is down) is
     /// never replayed; it waits in the job's outage for the catch-up rule.
     pub async fn tick(&self) -> TickReport {
+        // The probe can take a while: the tick's now is after it.
+        let store_ok = self.store_reachable().await;
         let now = self.clock.now();
         let mut report = TickReport {
-            store_ok: self.store_reachable().await,
+            store_ok,
             ..Default::default()
         };
         for job in self.config.jobs.values() {
@@ -344,9 +350,16 @@ impl Scheduler {
                 self.add_outage(&job.name, &fires);
                 continue;
             }
-            // The store answers: settle fires an outage left behind.
+            // The store answers: settle fires an outage left behind. A fire
+            // that came due while the store was still down (a slow tick
+            // waiting on it) belongs to the outage, not to now.
             let outage = self.outages.lock().expect("outage lock").remove(&job.name);
-            if let Some(o) = outage {
+            if let Some(mut o) = outage {
+                let fresh_after = now - chrono::Duration::from_std(FRESH).unwrap_or_default();
+                let (stale, fresh): (Vec<_>, Vec<_>) =
+                    to_run.into_iter().partition(|(f, _)| f.at <= fresh_after);
+                o.add(&stale.iter().map(|(f, _)| *f).collect::<Vec<_>>());
+                to_run = fresh;
                 let (run, missed, span) = settle(
                     o.count,
                     o.first,

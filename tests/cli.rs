@@ -1,192 +1,22 @@
 //! The built binary, as an operator uses it: validate, next, run, history,
 //! show, serve with signals, a crash and a restart.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use runbookd::testkit::binary::{Workdir, eventually, free_port, stderr, stdout};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_runbookd");
 
-struct Workdir {
-    dir: tempfile::TempDir,
-    db_url: String,
-}
-
-impl Workdir {
-    fn new(jobs_yaml: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("jobs.yaml"), jobs_yaml).unwrap();
-        let db_url = format!("sqlite://{}", dir.path().join("history.db").display());
-        Workdir { dir, db_url }
-    }
-
-    fn with_db(mut self, url: &str) -> Self {
-        self.db_url = url.to_string();
-        self
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
-        c.current_dir(self.path())
-            .args(args)
-            .env("RUNBOOKD_DATABASE_URL", &self.db_url)
-            .env_remove("RUNBOOKD_CONFIG")
-            .env_remove("RUST_LOG");
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        let mut child = self
-            .cmd(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        // Every command here is short; a hang is a failure, not a stuck suite.
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if child.try_wait().unwrap().is_some() {
-                return child.wait_with_output().unwrap();
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("runbookd {args:?} did not finish within 60s");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!(
-                "{args:?} printed no JSON ({e}): {}",
-                String::from_utf8_lossy(&out.stdout)
-            )
-        })
-    }
-
-    /// Starts `serve` on a port the kernel picks (no race with other tests
-    /// for a "free" port); [`Daemon::addr`] reads it back from the log.
-    fn serve(&self) -> Daemon {
-        self.serve_on(0)
-    }
-
-    fn serve_on(&self, port: u16) -> Daemon {
-        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let log = self.path().join(format!("serve-{n}.log"));
-        let child = self
-            .cmd(&["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        Daemon { child, log }
-    }
-}
-
-struct Daemon {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Daemon {
-    fn signal(&self, sig: nix::sys::signal::Signal) {
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), sig).unwrap();
-    }
-
-    fn wait(&mut self, within: Duration) -> std::process::ExitStatus {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return s;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!(
-                    "daemon did not exit within {within:?}; log:\n{}",
-                    self.log()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// The address `serve` bound, from its start-up log line.
-    fn addr(&self) -> std::net::SocketAddr {
-        eventually(
-            Duration::from_secs(20),
-            "the daemon's listen address in its log",
-            || {
-                let log = self.log();
-                let at = log.find("listen=")?;
-                log[at + 7..].split_whitespace().next()?.parse().ok()
-            },
-        )
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("--- daemon log ---\n{}--- end ---", self.log());
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Polls `f` until it returns Some, failing after `within`.
-fn eventually<T>(within: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        if Instant::now() > deadline {
-            panic!("timed out after {within:?} waiting for {what}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
+fn workdir(jobs_yaml: &str) -> Workdir {
+    Workdir::new(BIN, jobs_yaml)
 }
 
 const DAEMON: &str = "daemon:\n  heartbeat: 200ms\n  stale_after: 2s\n  shutdown_grace: 1s\n";
 
 #[test]
 fn validate_reports_every_error_with_its_position_and_exits_2() {
-    let w = Workdir::new(
+    let w = workdir(
         "jobs:
   a:
     kind: command
@@ -237,7 +67,7 @@ fn validate_reports_every_error_with_its_position_and_exits_2() {
 fn the_shipped_jobs_file_validates() {
     let shipped =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/jobs.yaml")).unwrap();
-    let w = Workdir::new(&shipped);
+    let w = workdir(&shipped);
     let out = w.run(&["validate"]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     assert!(stdout(&out).contains("ok"), "{}", stdout(&out));
@@ -245,7 +75,7 @@ fn the_shipped_jobs_file_validates() {
 
 #[test]
 fn missing_config_and_unknown_job_are_usage_errors() {
-    let w = Workdir::new("jobs:\n  real:\n    kind: command\n    argv: [\"true\"]\n");
+    let w = workdir("jobs:\n  real:\n    kind: command\n    argv: [\"true\"]\n");
     let out = w.run(&["-c", "nope.yaml", "jobs"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
@@ -264,7 +94,7 @@ fn missing_config_and_unknown_job_are_usage_errors() {
 
 #[test]
 fn jobs_lists_schedule_next_fire_and_last_status() {
-    let w = Workdir::new(
+    let w = workdir(
         "jobs:\n  nightly:\n    kind: command\n    argv: [\"true\"]\n    schedule: \"30 2 * * *\"\n    timezone: Europe/London\n  adhoc:\n    kind: command\n    argv: [\"false\"]\n",
     );
     assert!(w.run(&["migrate"]).status.success());
@@ -292,7 +122,7 @@ fn jobs_lists_schedule_next_fire_and_last_status() {
 
 #[test]
 fn next_prints_local_and_utc_and_flags_dst() {
-    let w = Workdir::new(
+    let w = workdir(
         "jobs:\n  nightly:\n    kind: command\n    argv: [true]\n    schedule: \"30 2 * * *\"\n    timezone: America/New_York\n",
     );
     let out = w.run(&[
@@ -343,7 +173,7 @@ fn next_prints_local_and_utc_and_flags_dst() {
 
 #[test]
 fn run_records_history_and_exit_codes_follow_the_job() {
-    let w = Workdir::new(
+    let w = workdir(
         "jobs:
   hello:
     kind: command
@@ -419,7 +249,7 @@ fn run_records_history_and_exit_codes_follow_the_job() {
 
 #[test]
 fn dry_run_executes_nothing_and_is_recorded() {
-    let w = Workdir::new("jobs:\n  touchy:\n    kind: command\n    argv: [touch, made-by-run]\n");
+    let w = workdir("jobs:\n  touchy:\n    kind: command\n    argv: [touch, made-by-run]\n");
     let out = w.run(&["run", "touchy", "--dry-run", "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
@@ -439,7 +269,7 @@ fn dry_run_executes_nothing_and_is_recorded() {
 #[test]
 fn secrets_never_appear_in_output_logs_or_history() {
     let secret = "pw-Zq8r7t6y5u4i";
-    let w = Workdir::new(
+    let w = workdir(
         "jobs:
   leaky:
     kind: command
@@ -490,7 +320,7 @@ fn secrets_never_appear_in_output_logs_or_history() {
 
 #[test]
 fn unreachable_store_is_a_clear_error() {
-    let w = Workdir::new("jobs:\n  a:\n    kind: command\n    argv: [true]\n")
+    let w = workdir("jobs:\n  a:\n    kind: command\n    argv: [true]\n")
         .with_db("postgres://runbookd:topsecret@127.0.0.1:1/runbookd");
     let out = w.run(&["history"]);
     assert_eq!(out.status.code(), Some(1));
@@ -506,7 +336,7 @@ fn unreachable_store_is_a_clear_error() {
 
 #[test]
 fn sigterm_mid_run_cancels_after_the_grace_and_leaves_nothing_running() {
-    let w = Workdir::new(&format!(
+    let w = workdir(&format!(
         "{DAEMON}jobs:\n  slow:\n    kind: command\n    argv: [sleep, \"60\"]\n    schedule: \"* * * * * *\"\n    timezone: UTC\n"
     ));
     let mut d = w.serve();
@@ -541,7 +371,7 @@ fn sigterm_mid_run_cancels_after_the_grace_and_leaves_nothing_running() {
 
 #[test]
 fn sigterm_lets_a_short_run_finish_inside_the_grace() {
-    let w = Workdir::new(
+    let w = workdir(
         "daemon:\n  heartbeat: 200ms\n  stale_after: 2s\n  shutdown_grace: 10s\njobs:\n  short:\n    kind: command\n    argv: [sleep, \"2\"]\n    schedule: \"* * * * * *\"\n    timezone: UTC\n",
     );
     let mut d = w.serve();
@@ -571,7 +401,7 @@ fn sigterm_lets_a_short_run_finish_inside_the_grace() {
 
 #[test]
 fn kill_9_mid_run_then_restart_marks_the_run_abandoned() {
-    let w = Workdir::new(&format!(
+    let w = workdir(&format!(
         "{DAEMON}jobs:\n  slow:\n    kind: command\n    argv: [sleep, \"60\"]\n    schedule: \"* * * * * *\"\n    timezone: UTC\n  other:\n    kind: command\n    argv: [\"true\"]\n"
     ));
     let mut d = w.serve();
@@ -601,7 +431,7 @@ fn kill_9_mid_run_then_restart_marks_the_run_abandoned() {
 
 #[test]
 fn serve_answers_healthz_and_metrics() {
-    let w = Workdir::new(&format!(
+    let w = workdir(&format!(
         "{DAEMON}jobs:\n  tick:\n    kind: command\n    argv: [\"true\"]\n    schedule: \"* * * * * *\"\n    timezone: UTC\n"
     ));
     let mut d = w.serve();
@@ -635,7 +465,7 @@ fn serve_answers_healthz_and_metrics() {
 fn a_taken_port_fails_serve_with_the_address() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
-    let w = Workdir::new("jobs:\n  a:\n    kind: command\n    argv: [\"true\"]\n");
+    let w = workdir("jobs:\n  a:\n    kind: command\n    argv: [\"true\"]\n");
     let mut d = w.serve_on(port);
     let status = d.wait(Duration::from_secs(20));
     assert_eq!(status.code(), Some(1));
@@ -654,7 +484,7 @@ fn a_taken_port_fails_serve_with_the_address() {
 fn two_daemons_on_one_postgres_fire_each_second_once() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let db = rt.block_on(runbookd::testkit::TestDatabase::postgres());
-    let w = Workdir::new(&format!(
+    let w = workdir(&format!(
         "{DAEMON}jobs:\n  tick:\n    kind: command\n    argv: [\"true\"]\n    schedule: \"* * * * * *\"\n    timezone: UTC\n"
     ))
     .with_db(&db.url);
@@ -710,7 +540,7 @@ fn a_checklist_run_prints_a_table_and_stores_every_check() {
         addr
     });
     let refused = free_port();
-    let w = Workdir::new(&format!(
+    let w = workdir(&format!(
         "jobs:
   morning:
     kind: checklist
@@ -807,7 +637,7 @@ fn kubernetes_check_through_kubeconfig() {
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         addr
     });
-    let w = Workdir::new(
+    let w = workdir(
         "jobs:\n  pods:\n    kind: checklist\n    checks:\n      - {name: api, kind: kubernetes, namespace: ops, selector: app=api}\n",
     );
     let kubeconfig = w.path().join("kubeconfig");

@@ -15,6 +15,9 @@ use crate::secret::redact_url;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
+/// How long a call waits for a connection from the pool.
+const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
 pub type PostgresStore = SqlStore<Postgres>;
 
 #[derive(Debug, Clone)]
@@ -43,9 +46,12 @@ impl PostgresStore {
         // beside it fails at once with the real cause (refused, DNS, auth);
         // when the server is fine the pool wins and the probe is dropped, so
         // a healthy start pays no extra round trip.
+        // A refused connection is retried by the pool until this runs out:
+        // short, so a store that went away is known as down in seconds,
+        // not after the 10 s statement timeout.
         let pool_connect = PgPoolOptions::new()
             .max_connections(8)
-            .acquire_timeout(STORE_TIMEOUT)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options.clone());
         let probe = async {
             use sqlx::Connection;

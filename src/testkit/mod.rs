@@ -6,6 +6,9 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`). When it cannot be reached
 //! the test fails and says how to start one; it never skips.
 
+pub mod binary;
+pub mod proxy;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
