@@ -36,7 +36,7 @@ fn main() -> anyhow::Result<()> {
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     if let Err(e) = result {
         let message = e.to_string();
-        if !message.is_empty() && !e.is_closed_output() {
+        if !message.is_empty() && !e.is_quiet() {
             use std::io::Write;
             let line = match cli_format {
                 LogFormat::Json => {

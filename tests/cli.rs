@@ -664,3 +664,306 @@ fn kubernetes_check_through_kubeconfig() {
     assert_eq!(checks.last().unwrap()["status"], "warn");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
+
+/// Many finished runs, inserted straight into the work dir's history.
+fn seed_runs(w: &Workdir, n: usize) {
+    let url = format!("sqlite://{}", w.path().join("history.db").display());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = runbookd::store::open(&url).await.unwrap();
+        for i in 0..n {
+            let t = chrono::Utc::now() - chrono::Duration::seconds(i as i64);
+            let id = store
+                .insert_run(&runbookd::model::NewRun {
+                    job: "real".into(),
+                    trigger: runbookd::model::Trigger::Manual,
+                    triggered_by: "seed".into(),
+                    scheduled_for: None,
+                    started_at: t,
+                    status: runbookd::model::RunStatus::Running,
+                    attempt: 1,
+                    error: None,
+                    dry_run: false,
+                    owner: "h:1:a".into(),
+                    retry_of: None,
+                })
+                .await
+                .unwrap()
+                .unwrap();
+            store
+                .finish_run(
+                    id,
+                    &runbookd::model::Finish {
+                        status: runbookd::model::RunStatus::Succeeded,
+                        finished_at: t,
+                        error: None,
+                        log: Default::default(),
+                    },
+                )
+                .await
+                .unwrap();
+        }
+    });
+}
+
+const REAL: &str = "jobs:\n  real:\n    kind: command\n    argv: [\"true\"]\n";
+
+#[test]
+fn a_closed_stdout_ends_the_command_quietly() {
+    let w = workdir(REAL);
+    seed_runs(&w, 1500);
+    let mut child = w
+        .cmd(&["history", "--limit", "10000", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut first = [0u8; 64];
+    std::io::Read::read_exact(&mut out, &mut first).unwrap();
+    drop(out); // `| head -c 64`
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("Broken pipe"), "{}", stderr(&o));
+}
+
+#[test]
+fn bad_numbers_and_urls_are_usage_errors() {
+    let w = workdir(
+        "jobs:\n  tick:\n    kind: command\n    argv: [\"true\"]\n    schedule: \"* * * * *\"\n",
+    );
+    for (args, says) in [
+        (vec!["next", "tick", "-n", "100000000"], "100000000"),
+        (vec!["history", "--limit", "0"], "0"),
+        (
+            vec!["--database-url", "mysql://u:p@db/x", "history"],
+            "unsupported history store URL",
+        ),
+    ] {
+        let out = w.run(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
+    }
+    let out = w.run(&["next", "tick", "-n", "1000", "--json"]);
+    assert!(out.status.success());
+}
+
+#[test]
+fn jobs_json_gives_next_fire_in_rfc3339() {
+    let w = workdir(
+        "jobs:\n  tick:\n    kind: command\n    argv: [\"true\"]\n    schedule: \"0 9 * * *\"\n    timezone: Asia/Kolkata\n",
+    );
+    let v = w.json(&["jobs", "--json"]);
+    let next = v[0]["next_fire"].as_str().unwrap();
+    let t = chrono::DateTime::parse_from_rfc3339(next).unwrap();
+    assert_eq!(t.offset().local_minus_utc(), 5 * 3600 + 1800, "{next}");
+    assert!(next.ends_with("T09:00:00+05:30"), "{next}");
+}
+
+#[test]
+fn show_takes_a_job_name_for_its_latest_run() {
+    let w = workdir(REAL);
+    assert!(w.run(&["run", "real"]).status.success());
+    assert!(w.run(&["run", "real"]).status.success());
+    let v = w.json(&["show", "real", "--json"]);
+    assert_eq!(v["id"], 2);
+    let out = w.run(&["show", "nosuch"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("neither a run id nor a job"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+const CHECKS: &str = "jobs:
+  morning:
+    kind: checklist
+    checks:
+      - {name: one, kind: http, url: 'http://127.0.0.1:1/a', timeout: 2s}
+      - {name: two, kind: http, url: 'http://127.0.0.1:1/b', timeout: 2s}
+      - {name: three, kind: http, url: 'http://127.0.0.1:1/c', timeout: 2s}
+";
+
+#[test]
+fn run_only_and_skip_choose_the_checks_of_a_checklist() {
+    let w = workdir(CHECKS);
+    let v = w.run(&["run", "morning", "--only", "one,three", "--json"]);
+    let run: Value = serde_json::from_slice(&v.stdout).unwrap();
+    let names: Vec<&str> = run["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["check"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["one", "three"]);
+    let v = w.run(&["run", "morning", "--skip", "one", "--json"]);
+    let run: Value = serde_json::from_slice(&v.stdout).unwrap();
+    assert_eq!(run["checks"].as_array().unwrap().len(), 2);
+    assert!(
+        run["log"]
+            .as_str()
+            .unwrap()
+            .contains("parameters: skip=one")
+    );
+    for (args, says) in [
+        (
+            vec!["run", "morning", "--only", "nope"],
+            "no check named `nope`",
+        ),
+        (
+            vec!["run", "morning", "--skip", "one,two,three"],
+            "leave no check",
+        ),
+    ] {
+        let out = w.run(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&out).contains(says), "{}", stderr(&out));
+    }
+    let w = workdir(REAL);
+    let out = w.run(&["run", "real", "--only", "x"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("takes no `only` parameter"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_checklist_run_says_each_thing_once_and_logs_json_on_request() {
+    let w = workdir(CHECKS);
+    let out = w.run(&["run", "morning"]);
+    assert_eq!(out.status.code(), Some(1));
+    let (o, e) = (stdout(&out), stderr(&out));
+    assert_eq!(o.matches("CHECK  STATUS").count(), 1, "{o}");
+    assert!(
+        !e.contains("CHECK  STATUS"),
+        "the table on stderr too:\n{e}"
+    );
+    let summary = "3 checks: 0 pass, 0 warn, 0 fail, 3 error";
+    assert_eq!(
+        format!("{o}{e}").matches(summary).count(),
+        1,
+        "{o}\n---\n{e}"
+    );
+    // Every check result has its threshold, errors included.
+    let run = w.json(&["show", "morning", "--json"]);
+    for c in run["checks"].as_array().unwrap() {
+        assert!(c["threshold"].is_string(), "{c}");
+    }
+
+    let out = w.run(&["--log-format", "json", "run", "morning"]);
+    let e = stderr(&out);
+    assert!(e.lines().count() >= 2, "{e}");
+    for line in e.lines() {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+        if v["job"].is_string() {
+            assert_eq!(v["job"], "morning");
+            assert!(v["run"].is_number(), "{line}");
+        }
+    }
+}
+
+#[test]
+fn every_option_and_argument_has_help() {
+    let w = workdir(REAL);
+    for cmd in [
+        "validate", "jobs", "next", "run", "history", "show", "cancel", "serve",
+    ] {
+        let out = w.run(&[cmd, "--help"]);
+        let text = stdout(&out);
+        for line in text.lines() {
+            let t = line.trim_start();
+            let is_item = t.starts_with('-') || (t.starts_with('<') && line.starts_with("  "));
+            if is_item && !t.starts_with("-h,") && !t.starts_with("-V,") {
+                let described = t.split("  ").filter(|s| !s.trim().is_empty()).count() >= 2;
+                assert!(described, "`runbookd {cmd}`: no help for `{t}`\n{text}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_manual_run_obeys_forbid_unless_forced() {
+    let w = workdir(
+        "jobs:\n  slow:\n    kind: command\n    argv: [sleep, \"4\"]\n    concurrency: forbid\n",
+    );
+    let mut first = w
+        .cmd(&["run", "slow"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    eventually(Duration::from_secs(20), "the first run to start", || {
+        let v = w.json(&["history", "--json"]);
+        v.as_array()?
+            .iter()
+            .any(|r| r["status"] == "running")
+            .then_some(())
+    });
+    let out = w.run(&["run", "slow"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("still running"), "{}", stderr(&out));
+    let out = w.run(&["run", "slow", "--force"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(first.wait().unwrap().success());
+    let runs = w.json(&["history", "--json"]);
+    let statuses: Vec<&str> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["succeeded", "skipped", "succeeded"]);
+    let forced = w.json(&["show", "3", "--json"]);
+    assert!(
+        forced["log"]
+            .as_str()
+            .unwrap()
+            .contains("forced with --force"),
+        "{}",
+        forced["log"]
+    );
+}
+
+#[test]
+fn validate_reports_every_error_inside_a_checklist_once() {
+    let w = workdir(
+        "jobs:
+  morning:
+    kind: checklist
+    checks:
+      - {name: a, kind: http, url: 'not a url'}
+      - {name: b, kind: prometheus, url: 'http://p', query: up}
+      - {name: c, kind: http, url: 'http://x', bogus: 1}
+      - {name: c, kind: ping}
+    timeout: 5m
+    timeout: 6m
+",
+    );
+    let out = w.run(&["validate"]);
+    assert_eq!(out.status.code(), Some(2));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    for (at, says) in [
+        ("jobs.yaml:5:", "is not a URL"),
+        ("jobs.yaml:6:", "needs `fail_if`, `warn_if` or `anomaly`"),
+        ("jobs.yaml:7:", "unknown field `bogus`"),
+        ("jobs.yaml:8:", "unknown check kind `ping`"),
+        (
+            "jobs.yaml:10:5:",
+            "duplicate key `timeout` (first defined at line 9, column 5)",
+        ),
+    ] {
+        assert_eq!(
+            lines
+                .iter()
+                .filter(|l| l.starts_with(at) && l.contains(says))
+                .count(),
+            1,
+            "{at} {says}:\n{text}"
+        );
+    }
+    assert_eq!(text.matches("duplicate key").count(), 1, "{text}");
+}

@@ -121,9 +121,15 @@ fn a_job_never_outlives_its_run() {
     let run = w.json(&["show", "hung", "--json"]);
     assert_eq!(run["status"], "timed_out");
     let pid = read_pid(&w.path().join("hung.pid"));
-    assert!(!alive(pid), "the background child {pid} outlived its timed-out run");
     assert!(
-        run["log"].as_str().unwrap().contains(" process(es)): SIGTERM"),
+        !alive(pid),
+        "the background child {pid} outlived its timed-out run"
+    );
+    assert!(
+        run["log"]
+            .as_str()
+            .unwrap()
+            .contains(" process(es)): SIGTERM"),
         "{}",
         run["log"]
     );
@@ -147,9 +153,11 @@ fn a_daemon_killed_hard_leaves_no_job_process_behind() {
     d.signal(nix::sys::signal::Signal::SIGKILL);
     d.wait(Duration::from_secs(10));
     // The job's main process dies with the daemon.
-    eventually(Duration::from_secs(10), "the job's main process to die with the daemon", || {
-        (!alive(leader)).then_some(())
-    });
+    eventually(
+        Duration::from_secs(10),
+        "the job's main process to die with the daemon",
+        || (!alive(leader)).then_some(()),
+    );
     // The restarted daemon stops what the dead one left, before it runs the
     // forbid job again.
     let _d2 = w.serve();
@@ -162,7 +170,10 @@ fn a_daemon_killed_hard_leaves_no_job_process_behind() {
             .find(|r| r["status"] == "abandoned")
     });
     assert!(
-        abandoned["error"].as_str().unwrap().contains("stopped 1 process(es)"),
+        abandoned["error"]
+            .as_str()
+            .unwrap()
+            .contains("stopped 1 process(es)"),
         "{abandoned}"
     );
 }
@@ -182,7 +193,10 @@ fn peak_kb(child: &mut std::process::Child) -> u64 {
         if child.try_wait().unwrap().is_some() {
             return peak;
         }
-        assert!(Instant::now() < deadline, "the run did not end within 120 s");
+        assert!(
+            Instant::now() < deadline,
+            "the run did not end within 120 s"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -208,7 +222,11 @@ fn a_huge_single_line_is_captured_in_bounded_memory() {
     assert!(peak < 100 * 1024, "peak RSS {peak} kB for a 300 MB line");
     let run = w.json(&["show", "flood", "--json"]);
     let log = run["log"].as_str().unwrap();
-    assert!(log.contains("[line cut: "), "{}", &log[..log.len().min(300)]);
+    assert!(
+        log.contains("[line cut: "),
+        "{}",
+        &log[..log.len().min(300)]
+    );
     assert!(log.contains("stdout done"));
     assert!(log.len() < 300 * 1024);
 }
@@ -218,7 +236,10 @@ fn a_yaml_alias_bomb_is_refused_fast_with_a_position() {
     let mut y = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
     for i in 1..=9 {
         let p = i - 1;
-        y.push_str(&format!("a{i}: &a{i} [{}]\n", vec![format!("*a{p}"); 10].join(", ")));
+        y.push_str(&format!(
+            "a{i}: &a{i} [{}]\n",
+            vec![format!("*a{p}"); 10].join(", ")
+        ));
     }
     y.push_str("jobs:\n  a:\n    kind: command\n    argv: [true]\n");
     let w = workdir(&y);
@@ -236,7 +257,11 @@ fn a_second_document_is_an_error() {
     let w = workdir("jobs:\n  a:\n    kind: command\n    argv: [true]\n---\njobs: {}\n");
     let out = w.run(&["validate"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stdout(&out).contains("a second YAML document"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("a second YAML document"),
+        "{}",
+        stdout(&out)
+    );
 }
 
 /// An HTTP server on loopback that answers every request 503 with `body`.
@@ -320,12 +345,18 @@ fn secrets_never_leak_from_jobs_or_checks_in_any_shape() {
     assert!(!log.contains("APP_DATABASE_URL"), "{log}");
     let inherited = w.json(&["show", "printenv-all", "--json"]);
     assert!(
-        inherited["log"].as_str().unwrap().contains("WHATSAPP_ACCESS_TOKEN=[REDACTED]"),
+        inherited["log"]
+            .as_str()
+            .unwrap()
+            .contains("WHATSAPP_ACCESS_TOKEN=[REDACTED]"),
         "inherit_env passes the variable, scrubbed"
     );
     let graph = w.json(&["show", "graph", "--json"]);
     assert!(
-        graph["checks"][0]["reason"].as_str().unwrap().contains("[REDACTED]"),
+        graph["checks"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("[REDACTED]"),
         "{graph}"
     );
     let db = std::fs::read(w.path().join("history.db")).unwrap_or_default();
@@ -411,9 +442,16 @@ fn a_full_disk_stops_claims_and_readiness_and_no_run_goes_unrecorded() {
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(health, 200, "the process is alive");
     assert_eq!(ready, 503);
-    assert!(metric(&metrics, "runbookd_store_errors_total") >= 1.0, "{metrics}");
+    assert!(
+        metric(&metrics, "runbookd_store_errors_total") >= 1.0,
+        "{metrics}"
+    );
     assert_eq!(metric(&metrics, "runbookd_store_up"), 0.0, "{metrics}");
-    assert_eq!(lines(marker.path()), before, "a job ran while its claim could not be stored");
+    assert_eq!(
+        lines(marker.path()),
+        before,
+        "a job ran while its claim could not be stored"
+    );
     std::fs::remove_file(filler).unwrap();
     let back = Instant::now();
     eventually(Duration::from_secs(20), "ready again", || {
@@ -430,12 +468,16 @@ fn a_full_disk_stops_claims_and_readiness_and_no_run_goes_unrecorded() {
     let burst = rs
         .iter()
         .filter(|r| {
-            let t = chrono::DateTime::parse_from_rfc3339(r["started_at"].as_str().unwrap()).unwrap();
+            let t =
+                chrono::DateTime::parse_from_rfc3339(r["started_at"].as_str().unwrap()).unwrap();
             let since = chrono::Utc::now() - chrono::Duration::from_std(back.elapsed()).unwrap();
             t >= since && t < since + chrono::Duration::seconds(1)
         })
         .count();
-    assert!(burst <= 2, "{burst} runs in the first second after the store came back");
+    assert!(
+        burst <= 2,
+        "{burst} runs in the first second after the store came back"
+    );
 }
 
 #[test]
@@ -471,13 +513,10 @@ fn a_postgres_outage_is_neither_a_burst_nor_unhealthy() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let db = rt.block_on(runbookd::testkit::TestDatabase::postgres());
     let url = url::Url::parse(&db.url).unwrap();
-    let upstream: std::net::SocketAddr = format!(
-        "{}:{}",
-        url.host_str().unwrap(),
-        url.port().unwrap_or(5432)
-    )
-    .parse()
-    .unwrap();
+    let upstream: std::net::SocketAddr =
+        format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432))
+            .parse()
+            .unwrap();
     let proxy = runbookd::testkit::proxy::Proxy::start(upstream);
     let mut via = url.clone();
     via.set_port(Some(proxy.addr.port())).unwrap();
@@ -507,15 +546,22 @@ fn a_postgres_outage_is_neither_a_burst_nor_unhealthy() {
     });
     let (_, _, metrics) = scrape(&d);
     drop(d);
-    assert!(healths.iter().all(|h| *h == 200), "/healthz during the outage: {healths:?}");
+    assert!(
+        healths.iter().all(|h| *h == 200),
+        "/healthz during the outage: {healths:?}"
+    );
     assert!(saw_unready, "/readyz never said the store was down");
     assert!(errors >= 1.0, "store errors were not counted");
-    assert!(metric(&metrics, "runbookd_fires_missed_total") >= 3.0, "{metrics}");
+    assert!(
+        metric(&metrics, "runbookd_fires_missed_total") >= 3.0,
+        "{metrics}"
+    );
     let rs = runs(&w, "mark");
     let first_second = rs
         .iter()
         .filter(|r| {
-            let t = chrono::DateTime::parse_from_rfc3339(r["started_at"].as_str().unwrap()).unwrap();
+            let t =
+                chrono::DateTime::parse_from_rfc3339(r["started_at"].as_str().unwrap()).unwrap();
             t >= back && t < back + chrono::Duration::seconds(1)
         })
         .count();
@@ -523,7 +569,10 @@ fn a_postgres_outage_is_neither_a_burst_nor_unhealthy() {
         first_second <= 2,
         "{first_second} runs in the first second after the outage at {back}: {:#?}",
         rs.iter()
-            .map(|r| format!("{} {} {} {}", r["id"], r["trigger"], r["scheduled_for"], r["started_at"]))
+            .map(|r| format!(
+                "{} {} {} {}",
+                r["id"], r["trigger"], r["scheduled_for"], r["started_at"]
+            ))
             .collect::<Vec<_>>()
     );
     assert!(rs.iter().all(|r| r["status"] != "running"), "{rs:?}");

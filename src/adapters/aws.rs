@@ -193,8 +193,18 @@ where
 {
     use aws_sdk_rds::error::SdkError;
     let message = chain(&e);
+    if let Some(at) = message.find("loading credentials") {
+        // The chain's own words are "dispatch failure" and an IMDS error;
+        // what the operator needs is that no credentials were found.
+        let cause = message[at + "loading credentials".len()..].trim_start_matches([':', ' ']);
+        return AwsError {
+            kind: AwsErrorKind::Auth,
+            message: format!(
+                "no AWS credentials found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or AWS_PROFILE, or give the pod an IAM role through IRSA); the last provider tried said: {cause}"
+            ),
+        };
+    }
     let kind = match &e {
-        _ if message.contains("loading credentials") => AwsErrorKind::Auth,
         SdkError::TimeoutError(_) => AwsErrorKind::Timeout,
         SdkError::DispatchFailure(d) if d.is_timeout() => AwsErrorKind::Timeout,
         SdkError::DispatchFailure(d) if d.is_io() => AwsErrorKind::Unreachable,

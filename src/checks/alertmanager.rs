@@ -31,6 +31,13 @@ pub struct Alert {
 
 #[async_trait]
 impl Check for AlertmanagerCheck {
+    fn threshold_of(&self, _: &str) -> Option<String> {
+        Some(format!(
+            "fail on severity >= {}",
+            self.fail_at.as_deref().unwrap_or("critical")
+        ))
+    }
+
     fn target(&self) -> String {
         self.url.to_string()
     }

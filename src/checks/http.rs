@@ -55,6 +55,15 @@ pub struct HttpCheck {
 
 #[async_trait]
 impl Check for HttpCheck {
+    fn threshold_of(&self, _: &str) -> Option<String> {
+        let latency = self.latency_threshold();
+        Some(if latency.is_empty() {
+            self.expected()
+        } else {
+            format!("{}; {latency}", self.expected())
+        })
+    }
+
     fn target(&self) -> String {
         format!("{} {}", self.method(), self.url)
     }

@@ -70,6 +70,23 @@ pub struct Limits {
 
 #[async_trait]
 impl Check for KubernetesCheck {
+    fn threshold_of(&self, result: &str) -> Option<String> {
+        let limits = self.limits();
+        let window = super::fmt_age(limits.window);
+        Some(match result.rsplit('/').next()? {
+            "ready" => "all pods Ready".to_string(),
+            "restarts" => format!("fail if > {} in {window}", limits.max_restarts),
+            "oomkilled" => "no OOMKilled last state".to_string(),
+            "rollout" => "all replicas available".to_string(),
+            "memory" => format!(
+                "fail if > {}% of limit; warn if > {}%",
+                fmt_number(limits.memory_fail * 100.0),
+                fmt_number(limits.memory_warn * 100.0)
+            ),
+            _ => return None,
+        })
+    }
+
     fn target(&self) -> String {
         format!("namespace {} pods {}", self.namespace, self.selector)
     }

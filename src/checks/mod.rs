@@ -43,6 +43,13 @@ pub trait Check: fmt::Debug + Send + Sync {
     /// check starts.
     fn validate(&self, _at: Pos, _diags: &mut Diags) {}
 
+    /// The configured threshold of the result named `result` (`name` or
+    /// `name/aspect`), for results that could not measure (errors) and so
+    /// did not state it themselves.
+    fn threshold_of(&self, _result: &str) -> Option<String> {
+        None
+    }
+
     /// Measures. Every result is named after the check, or `check/aspect`
     /// for kinds that measure several things.
     async fn run(&self, name: &str, ctx: &CheckContext) -> Vec<CheckResult>;
@@ -251,6 +258,9 @@ impl CheckConfig {
         for r in &mut results {
             if r.duration_ms == 0 {
                 r.duration_ms = ms;
+            }
+            if r.threshold.is_none() {
+                r.threshold = self.spec.threshold_of(&r.check).filter(|t| !t.is_empty());
             }
         }
         results

@@ -93,6 +93,18 @@ struct Data {
 
 #[async_trait]
 impl Check for PrometheusCheck {
+    fn threshold_of(&self, _: &str) -> Option<String> {
+        let t = self.thresholds().describe();
+        match &self.anomaly {
+            Some(Lenient(a)) if t.is_empty() => Some(format!(
+                "within {}σ of the {}-day mean",
+                fmt_number(a.sigmas.unwrap_or(3.0)),
+                a.days.unwrap_or(7)
+            )),
+            _ => Some(t),
+        }
+    }
+
     fn target(&self) -> String {
         format!("{} query {}", self.url, self.query)
     }

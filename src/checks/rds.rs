@@ -38,6 +38,22 @@ pub struct Limits {
 
 #[async_trait]
 impl Check for RdsCheck {
+    fn threshold_of(&self, result: &str) -> Option<String> {
+        let limits = self.limits();
+        Some(match result.rsplit('/').next()? {
+            "status" => "available".to_string(),
+            "backup" => format!(
+                "newest automated snapshot available, younger than {}",
+                fmt_age(limits.max_snapshot_age)
+            ),
+            "restorable" => format!(
+                "LatestRestorableTime within {}",
+                fmt_age(limits.max_restore_lag)
+            ),
+            _ => return None,
+        })
+    }
+
     fn target(&self) -> String {
         format!("RDS instance {}", self.instance)
     }

@@ -29,6 +29,24 @@ pub struct RedisCheck {
 
 #[async_trait]
 impl Check for RedisCheck {
+    fn threshold_of(&self, result: &str) -> Option<String> {
+        if result.ends_with("/memory") {
+            return Some(self.memory().describe());
+        }
+        let mut t = Vec::new();
+        if let Some(f) = self.fail_latency {
+            t.push(format!("fail if > {} ms", f.0.as_millis()));
+        }
+        if let Some(w) = self.warn_latency {
+            t.push(format!("warn if > {} ms", w.0.as_millis()));
+        }
+        Some(if t.is_empty() {
+            "PONG".to_string()
+        } else {
+            t.join("; ")
+        })
+    }
+
     fn target(&self) -> String {
         redact_url(self.url.expose())
     }

@@ -27,6 +27,17 @@ pub struct SecretAgeCheck {
 
 #[async_trait]
 impl Check for SecretAgeCheck {
+    fn threshold_of(&self, _: &str) -> Option<String> {
+        Some(match self.warn_age {
+            Some(w) => format!(
+                "fail if older than {}; warn if older than {}",
+                fmt_age(self.max_age.0),
+                fmt_age(w.0)
+            ),
+            None => format!("fail if older than {}", fmt_age(self.max_age.0)),
+        })
+    }
+
     fn target(&self) -> String {
         format!("secret {}", self.secret_id)
     }

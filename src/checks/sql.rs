@@ -33,6 +33,16 @@ pub struct SqlCheck {
 
 #[async_trait]
 impl Check for SqlCheck {
+    fn threshold_of(&self, _: &str) -> Option<String> {
+        Some(
+            Thresholds {
+                fail_if: self.fail_if,
+                warn_if: self.warn_if,
+            }
+            .describe(),
+        )
+    }
+
     fn target(&self) -> String {
         redact_url(self.database_url.expose())
     }

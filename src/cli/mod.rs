@@ -196,6 +196,12 @@ impl CliError {
     pub fn is_closed_output(&self) -> bool {
         matches!(self, CliError::Output(e) if e.kind() == std::io::ErrorKind::BrokenPipe)
     }
+
+    /// Nothing more to say on stderr: the output already said it (a failed
+    /// run's last line) or no one reads it.
+    pub fn is_quiet(&self) -> bool {
+        self.is_closed_output() || matches!(self, CliError::JobFailed { .. })
+    }
 }
 
 pub type Result<T, E = CliError> = std::result::Result<T, E>;

@@ -46,7 +46,11 @@ pub fn tee(format: super::LogFormat, l: &crate::runlog::TeeLine<'_>) {
 
 pub fn print_json(value: &impl Serialize) -> Result<()> {
     let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, value).map_err(std::io::Error::other)?;
+    serde_json::to_writer_pretty(&mut out, value).map_err(|e| match e.io_error_kind() {
+        // Keep the kind: a closed stdout ends the command quietly.
+        Some(kind) => std::io::Error::from(kind),
+        None => std::io::Error::other(e),
+    })?;
     writeln!(out)?;
     Ok(())
 }

@@ -31,13 +31,16 @@ impl Proxy {
     }
 
     fn serve(&self, listener: TcpListener) {
-        listener.set_nonblocking(true).expect("nonblocking listener");
+        listener
+            .set_nonblocking(true)
+            .expect("nonblocking listener");
         let (up, conns, upstream) = (self.up.clone(), self.conns.clone(), self.upstream);
         let handle = std::thread::spawn(move || {
             while up.load(Ordering::SeqCst) {
                 match listener.accept() {
                     Ok((client, _)) => {
-                        let Ok(server) = TcpStream::connect_timeout(&upstream, Duration::from_secs(2))
+                        let Ok(server) =
+                            TcpStream::connect_timeout(&upstream, Duration::from_secs(2))
                         else {
                             continue;
                         };
