@@ -86,6 +86,7 @@ async fn command_overhead(label: &str, store: Arc<dyn HistoryStore>, n: usize) {
         triggered_by: "bench".into(),
         scheduled_for: None,
         dry_run: false,
+        ..Default::default()
     };
     let mut bare = Vec::new();
     let mut full = Vec::new();
@@ -103,6 +104,51 @@ async fn command_overhead(label: &str, store: Arc<dyn HistoryStore>, n: usize) {
     println!(
         "command `true` on {label}, {n} runs: bare spawn median {b:.2} ms, runbookd run median {f:.2} ms, overhead {:.2} ms (ratio {:.2})",
         f - b,
+        f / b
+    );
+}
+
+/// Output capture against the pipe itself: the same `sh` writing `mb` MB
+/// of ordinary lines, read by a loop that keeps nothing (the pipe's speed)
+/// and by a `command` run (redacted, bounded, stored).
+async fn capture(mb: usize, rounds: usize) {
+    let script = format!(
+        "yes 'an ordinary line of job output, about sixty bytes, repeated' | head -c {}",
+        mb * 1_000_000
+    );
+    let db = TestDatabase::sqlite();
+    let job = JobBuilder::command("flood", &["sh", "-c", &script]).build();
+    let runner = Runner::builder(db.open().await, Arc::new(Adapters::real()))
+        .redactor(runbookd::secret::Redactor::new(["s3cret-token-value".to_string()]))
+        .build();
+    let req = RunRequest {
+        triggered_by: "bench".into(),
+        ..Default::default()
+    };
+    let (mut bare, mut full) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let t = Instant::now();
+        let mut c = tokio::process::Command::new("sh")
+            .args(["-c", &script])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = c.stdout.take().unwrap();
+        let mut buf = vec![0u8; 64 * 1024];
+        while tokio::io::AsyncReadExt::read(&mut out, &mut buf).await.unwrap() > 0 {}
+        c.wait().await.unwrap();
+        bare.push(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        let id = runner.claim(&job, &req).await.unwrap().unwrap();
+        let ended = runner.execute(&job, &req, id, &Stop::new()).await;
+        assert_eq!(ended.status, runbookd::store::RunStatus::Succeeded);
+        full.push(t.elapsed().as_secs_f64());
+    }
+    let (b, f) = (median(&mut bare), median(&mut full));
+    println!(
+        "capture of {mb} MB of ordinary lines, {rounds} rounds: pipe alone median {b:.2} s ({:.0} MB/s), runbookd `command` run median {f:.2} s ({:.0} MB/s), ratio {:.2}",
+        mb as f64 / b,
+        mb as f64 / f,
         f / b
     );
 }
@@ -234,6 +280,9 @@ fn main() {
             let pg = TestDatabase::postgres().await;
             command_overhead("Postgres", pg.open().await, 200).await;
         });
+    }
+    if want("capture") {
+        rt.block_on(capture(200, 3));
     }
     if want("idle_rss") {
         idle_rss();

@@ -138,14 +138,21 @@ impl RunLog {
     fn append(&self, stream: Stream, texts: &[(&str, u64)], echo: bool) {
         let ts = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
         let label = stream.label();
-        let lines: Vec<String> = texts
+        let tee = if echo { self.tee.as_ref() } else { None };
+        // Without a tee, lines the bounded log would drop at once need not
+        // be scrubbed or formatted: of a large batch only the tail survives.
+        let skip = match tee {
+            Some(_) => 0,
+            None => self.doomed(texts, ts.len() + label.len() + 2),
+        };
+        let lines: Vec<String> = texts[skip..]
             .iter()
             .map(|(t, dropped)| {
                 let text = cut(
                     &self.redactor.redact(t.trim_end_matches(['\n', '\r'])),
                     *dropped,
                 );
-                if echo && let Some(tee) = &self.tee {
+                if let Some(tee) = tee {
                     tee(&TeeLine {
                         at: &ts,
                         stream,
@@ -161,6 +168,30 @@ impl RunLog {
         for line in lines {
             g.push(line);
         }
+    }
+
+    /// How many of `texts`, from the start, the log would drop as soon as
+    /// the rest is in, counted as dropped now. Only once the head is full.
+    fn doomed(&self, texts: &[(&str, u64)], prefix: usize) -> usize {
+        let mut g = self.inner.lock().expect("run log lock");
+        if g.tail.is_empty() {
+            return 0;
+        }
+        let half = g.max_bytes / 2;
+        let size = |t: &str| prefix + t.len().min(MAX_LINE + 64) + 1;
+        let mut kept = 0;
+        let mut first = texts.len();
+        while first > 0 && kept + size(texts[first - 1].0) <= half {
+            kept += size(texts[first - 1].0);
+            first -= 1;
+        }
+        // The last line always goes in, as `push` keeps at least one.
+        let first = first.min(texts.len().saturating_sub(1));
+        let bytes: usize = texts[..first].iter().map(|(t, _)| size(t)).sum();
+        g.dropped_lines += first as u64;
+        g.dropped_bytes += bytes as u64;
+        g.version += first as u64;
+        first
     }
 
     /// Increases with every line; lets the heartbeat skip unchanged logs.
@@ -248,6 +279,28 @@ mod tests {
         assert!(s.text.contains("stdout line 199"));
         assert!(!s.text.contains("stdout line 100"));
         assert!(s.text.contains("[log truncated:"));
+    }
+
+    #[test]
+    fn a_big_batch_keeps_the_same_head_and_tail_as_line_by_line() {
+        let texts: Vec<String> = (0..5000).map(|i| format!("line {i:04}")).collect();
+        let batch = RunLog::new(1000, Redactor::default());
+        // The head fills first, then whole batches arrive.
+        for chunk in texts.chunks(700) {
+            let refs: Vec<(&str, u64)> = chunk.iter().map(|t| (t.as_str(), 0)).collect();
+            batch.lines(Stream::Stdout, &refs);
+        }
+        let one = RunLog::new(1000, Redactor::default());
+        for t in &texts {
+            one.line(Stream::Stdout, t);
+        }
+        let strip = |s: String| -> Vec<String> {
+            s.lines()
+                .map(|l| l.split_once(' ').map(|(_, r)| r.to_string()).unwrap_or_default())
+                .collect()
+        };
+        let (b, o) = (batch.snapshot(), one.snapshot());
+        assert_eq!(strip(b.text), strip(o.text));
     }
 
     #[test]

@@ -196,9 +196,11 @@ async fn end_group(group: Option<Group>, grace: Duration, log: &RunLog) {
     }
 }
 
-/// Reads a pipe in chunks into the run log: lines in batches, each line
-/// held to [`KEEP_LINE`] bytes (the rest only counted), so memory stays
-/// bounded whatever the output's shape, and capture keeps up with the pipe.
+/// Reads a pipe into the run log: whole lines gathered up to
+/// [`FLUSH_BYTES`] (or [`FLUSH_EVERY`]) and handed over in one batch, so the
+/// log formats only what it keeps; a line is held to [`KEEP_LINE`] bytes
+/// (the rest only counted), so memory stays bounded whatever the output's
+/// shape, and capture keeps up with the pipe.
 fn drain(
     mut r: impl AsyncRead + Unpin + Send + 'static,
     log: RunLog,
@@ -206,33 +208,63 @@ fn drain(
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut buf = vec![0u8; 64 * 1024];
+        let mut pending: Vec<u8> = Vec::with_capacity(FLUSH_BYTES + buf.len());
         let mut line: Vec<u8> = Vec::new();
         let mut over: u64 = 0;
-        let mut batch: Vec<(String, u64)> = Vec::new();
         loop {
-            let n = match r.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
+            let n = match tokio::time::timeout(FLUSH_EVERY, r.read(&mut buf)).await {
+                // Quiet for a moment: what has come so far is shown now.
+                Err(_) => {
+                    flush(&mut pending, &log, stream);
+                    continue;
+                }
+                Ok(Ok(0)) | Ok(Err(_)) => break,
+                Ok(Ok(n)) => n,
             };
             let mut rest = &buf[..n];
             while let Some(i) = rest.iter().position(|b| *b == b'\n') {
-                hold(&mut line, &mut over, &rest[..i]);
-                batch.push((String::from_utf8_lossy(&line).into_owned(), over));
-                line.clear();
-                over = 0;
+                if line.is_empty() && over == 0 && i <= KEEP_LINE {
+                    pending.extend_from_slice(&rest[..=i]);
+                } else {
+                    hold(&mut line, &mut over, &rest[..i]);
+                    if over > 0 {
+                        flush(&mut pending, &log, stream);
+                        log.lines(stream, &[(&String::from_utf8_lossy(&line), over)]);
+                    } else {
+                        pending.extend_from_slice(&line);
+                        pending.push(b'\n');
+                    }
+                    line.clear();
+                    over = 0;
+                }
                 rest = &rest[i + 1..];
             }
             hold(&mut line, &mut over, rest);
-            if !batch.is_empty() {
-                let lines: Vec<(&str, u64)> = batch.iter().map(|(t, o)| (t.as_str(), *o)).collect();
-                log.lines(stream, &lines);
-                batch.clear();
+            if pending.len() >= FLUSH_BYTES {
+                flush(&mut pending, &log, stream);
             }
         }
+        flush(&mut pending, &log, stream);
         if !line.is_empty() || over > 0 {
             log.lines(stream, &[(&String::from_utf8_lossy(&line), over)]);
         }
     })
+}
+
+/// Whole lines gathered before they go to the log in one batch.
+const FLUSH_BYTES: usize = 512 * 1024;
+/// Gathered lines wait at most this long.
+const FLUSH_EVERY: Duration = Duration::from_millis(100);
+
+fn flush(pending: &mut Vec<u8>, log: &RunLog, stream: Stream) {
+    if pending.is_empty() {
+        return;
+    }
+    let text = String::from_utf8_lossy(pending);
+    let lines: Vec<(&str, u64)> = text.split_terminator('\n').map(|l| (l, 0)).collect();
+    log.lines(stream, &lines);
+    drop(text);
+    pending.clear();
 }
 
 fn hold(line: &mut Vec<u8>, over: &mut u64, bytes: &[u8]) {
