@@ -119,7 +119,9 @@ async fn capture(mb: usize, rounds: usize) {
     let db = TestDatabase::sqlite();
     let job = JobBuilder::command("flood", &["sh", "-c", &script]).build();
     let runner = Runner::builder(db.open().await, Arc::new(Adapters::real()))
-        .redactor(runbookd::secret::Redactor::new(["s3cret-token-value".to_string()]))
+        .redactor(runbookd::secret::Redactor::new([
+            "s3cret-token-value".to_string()
+        ]))
         .build();
     let req = RunRequest {
         triggered_by: "bench".into(),
@@ -135,7 +137,11 @@ async fn capture(mb: usize, rounds: usize) {
             .unwrap();
         let mut out = c.stdout.take().unwrap();
         let mut buf = vec![0u8; 64 * 1024];
-        while tokio::io::AsyncReadExt::read(&mut out, &mut buf).await.unwrap() > 0 {}
+        while tokio::io::AsyncReadExt::read(&mut out, &mut buf)
+            .await
+            .unwrap()
+            > 0
+        {}
         c.wait().await.unwrap();
         bare.push(t.elapsed().as_secs_f64());
         let t = Instant::now();

@@ -296,7 +296,11 @@ mod tests {
         }
         let strip = |s: String| -> Vec<String> {
             s.lines()
-                .map(|l| l.split_once(' ').map(|(_, r)| r.to_string()).unwrap_or_default())
+                .map(|l| {
+                    l.split_once(' ')
+                        .map(|(_, r)| r.to_string())
+                        .unwrap_or_default()
+                })
                 .collect()
         };
         let (b, o) = (batch.snapshot(), one.snapshot());

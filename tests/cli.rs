@@ -967,3 +967,30 @@ fn validate_reports_every_error_inside_a_checklist_once() {
     }
     assert_eq!(text.matches("duplicate key").count(), 1, "{text}");
 }
+
+#[test]
+fn missing_aws_credentials_are_named_as_such() {
+    let w = workdir(
+        "jobs:\n  db:\n    kind: checklist\n    checks:\n      - {name: rds, kind: rds, instance: x, region: ap-south-1, timeout: 20s}\n",
+    );
+    let mut c = w.cmd(&["run", "db", "--json"]);
+    for k in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    ] {
+        c.env_remove(k);
+    }
+    c.env("HOME", w.path())
+        .env("AWS_CONFIG_FILE", w.path().join("none"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", w.path().join("none"))
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    let out = c.output().unwrap();
+    let run: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let reason = run["checks"][0]["reason"].as_str().unwrap();
+    assert!(reason.contains("no AWS credentials found"), "{reason}");
+}

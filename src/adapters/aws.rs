@@ -193,10 +193,19 @@ where
 {
     use aws_sdk_rds::error::SdkError;
     let message = chain(&e);
-    if let Some(at) = message.find("loading credentials") {
+    let missing = ["loading credentials", "no credentials found in chain"]
+        .iter()
+        .find_map(|m| message.find(m).map(|at| at + m.len()));
+    if let Some(at) = missing {
         // The chain's own words are "dispatch failure" and an IMDS error;
         // what the operator needs is that no credentials were found.
-        let cause = message[at + "loading credentials".len()..].trim_start_matches([':', ' ']);
+        let cause = message[at..]
+            .trim_start_matches([':', ' ', '.'])
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join("; ");
         return AwsError {
             kind: AwsErrorKind::Auth,
             message: format!(
