@@ -511,6 +511,7 @@ impl Runner {
                 self.identity.host.clone(),
                 log.clone(),
             ),
+            redactor: self.redactor.clone(),
             cancel: stop.token.clone(),
         };
         let heartbeat_done = CancellationToken::new();

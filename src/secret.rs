@@ -137,36 +137,59 @@ pub fn collecting<T>(f: impl FnOnce() -> T) -> (T, Vec<String>) {
     (out, found.unwrap_or_default())
 }
 
-/// Replaces every known secret value in text with `[REDACTED]`.
+/// Replaces every known secret value in text with `[REDACTED]`. Clones
+/// share one list, so a secret learned while running (a rotated value) is
+/// scrubbed everywhere from then on.
 #[derive(Clone, Default)]
 pub struct Redactor {
     // Longest first, so a secret that contains another is scrubbed whole.
-    secrets: Arc<Vec<String>>,
+    secrets: Arc<std::sync::RwLock<Vec<String>>>,
 }
 
 impl fmt::Debug for Redactor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Redactor({} secrets)", self.secrets.len())
+        write!(f, "Redactor({} secrets)", self.len())
     }
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.retain(|s| !s.is_empty());
+    v.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+    v.dedup();
+    v
 }
 
 impl Redactor {
     pub fn new(secrets: impl IntoIterator<Item = String>) -> Self {
-        let mut v: Vec<String> = secrets.into_iter().filter(|s| !s.is_empty()).collect();
-        v.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
-        v.dedup();
         Redactor {
-            secrets: Arc::new(v),
+            secrets: Arc::new(std::sync::RwLock::new(sorted(
+                secrets.into_iter().collect(),
+            ))),
         }
     }
 
+    fn list(&self) -> std::sync::RwLockReadGuard<'_, Vec<String>> {
+        self.secrets.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A new list: these secrets and `more`.
     pub fn with(&self, more: impl IntoIterator<Item = String>) -> Self {
-        Redactor::new(self.secrets.iter().cloned().chain(more))
+        Redactor::new(self.list().iter().cloned().chain(more))
+    }
+
+    /// Learns a secret now, for this redactor and every clone of it.
+    pub fn add(&self, secret: &str) {
+        if secret.is_empty() {
+            return;
+        }
+        let mut w = self.secrets.write().unwrap_or_else(|e| e.into_inner());
+        let v = std::mem::take(&mut *w);
+        *w = sorted(v.into_iter().chain([secret.to_string()]).collect());
     }
 
     pub fn redact(&self, text: &str) -> String {
         let mut out = text.to_string();
-        for s in self.secrets.iter() {
+        for s in self.list().iter() {
             if out.contains(s.as_str()) {
                 out = out.replace(s.as_str(), REDACTED);
             }
@@ -175,11 +198,11 @@ impl Redactor {
     }
 
     pub fn len(&self) -> usize {
-        self.secrets.len()
+        self.list().len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.secrets.is_empty()
+        self.list().is_empty()
     }
 }
 
@@ -253,6 +276,14 @@ mod tests {
             let _b = Secret::new("");
         });
         assert_eq!(found, vec!["alpha".to_string()]);
+    }
+
+    #[test]
+    fn a_secret_learned_later_is_scrubbed_by_every_clone() {
+        let r = Redactor::new(["old-secret".to_string()]);
+        let clone = r.clone();
+        r.add("new-secret-value");
+        assert_eq!(clone.redact("x new-secret-value y"), "x [REDACTED] y");
     }
 
     #[test]

@@ -33,6 +33,7 @@ impl SecretsApi for FakeSecrets {
             ),
             last_changed: None,
             rotation_enabled: false,
+            versions: Vec::new(),
         })
     }
 }

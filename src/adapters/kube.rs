@@ -1,12 +1,19 @@
-//! Kubernetes behind a narrow trait: the pods of a selector, a deployment,
-//! and pod memory from `metrics.k8s.io` (the runbook's `kubectl top`). The
-//! real implementation uses kube with in-cluster config or `KUBECONFIG`;
-//! tests drive it with `tower_test` scenarios and use a fake elsewhere.
+//! Kubernetes behind a narrow trait: the pods of a selector, a deployment
+//! and its ReplicaSets, pod memory from `metrics.k8s.io` (the runbook's
+//! `kubectl top`), and the few changes runbookd makes: a deployment patched
+//! (restart, undo, scale), a migration Job run and its logs, an
+//! ExternalSecret told to sync. The real implementation uses kube with
+//! in-cluster config or `KUBECONFIG`; tests drive it with `tower_test`
+//! scenarios and use a stateful fake elsewhere.
+//!
+//! A refused call (403) names the RBAC verb and resource it needed, so the
+//! run says what to add to the Role.
 
 use async_trait::async_trait;
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ListParams};
+use kube::api::{Api, ListParams, LogParams, Patch, PatchParams, PostParams};
 use serde::Deserialize;
 use tokio::sync::OnceCell;
 
@@ -54,6 +61,74 @@ pub trait ClusterApi: Send + Sync + std::fmt::Debug {
         namespace: &str,
         selector: &str,
     ) -> Result<Option<Vec<PodMetrics>>, KubeError>;
+
+    /// The ReplicaSets a deployment owns (its revisions).
+    async fn replica_sets(
+        &self,
+        namespace: &str,
+        deployment: &Deployment,
+    ) -> Result<Vec<ReplicaSet>, KubeError> {
+        let _ = (namespace, deployment);
+        Err(KubeError(
+            "this cluster client cannot list ReplicaSets".into(),
+        ))
+    }
+
+    /// A strategic merge patch of a deployment (as `kubectl rollout restart`,
+    /// `undo` and `scale` do); the deployment as it is after.
+    async fn patch_deployment(
+        &self,
+        namespace: &str,
+        name: &str,
+        patch: &serde_json::Value,
+    ) -> Result<Deployment, KubeError> {
+        let _ = (namespace, name, patch);
+        Err(KubeError(
+            "this cluster client cannot patch deployments".into(),
+        ))
+    }
+
+    async fn create_job(&self, namespace: &str, job: &Job) -> Result<Job, KubeError> {
+        let _ = (namespace, job);
+        Err(KubeError("this cluster client cannot create jobs".into()))
+    }
+
+    async fn job(&self, namespace: &str, name: &str) -> Result<Option<Job>, KubeError> {
+        let _ = (namespace, name);
+        Err(KubeError("this cluster client cannot read jobs".into()))
+    }
+
+    /// The last `tail` lines of the logs of a Job's pods.
+    async fn job_logs(&self, namespace: &str, job: &str, tail: i64) -> Result<String, KubeError> {
+        let _ = (namespace, job, tail);
+        Err(KubeError("this cluster client cannot read logs".into()))
+    }
+
+    /// Sets an annotation on an ExternalSecret (`force-sync`), so the
+    /// External Secrets operator refreshes it from the provider now.
+    async fn annotate_external_secret(
+        &self,
+        namespace: &str,
+        name: &str,
+        key: &str,
+        value: &str,
+    ) -> Result<(), KubeError> {
+        let _ = (namespace, name, key, value);
+        Err(KubeError(
+            "this cluster client cannot annotate ExternalSecrets".into(),
+        ))
+    }
+}
+
+/// What a call needed, for a 403: `verb` on `resource`.
+fn refused(e: kube::Error, verb: &str, resource: &str, what: &str) -> KubeError {
+    match &e {
+        kube::Error::Api(s) if s.code == 403 => KubeError(format!(
+            "forbidden: {what}: runbookd's service account needs `{verb}` on `{resource}` in its Role ({})",
+            s.message
+        )),
+        _ => describe(e, what),
+    }
 }
 
 /// The real cluster; the client is made on first use.
@@ -140,6 +215,145 @@ impl ClusterApi for Cluster {
             Err(kube::Error::Api(s)) if s.code == 404 => Ok(None),
             Err(e) => Err(describe(e, "read pod metrics (metrics.k8s.io)")),
         }
+    }
+
+    async fn replica_sets(
+        &self,
+        namespace: &str,
+        deployment: &Deployment,
+    ) -> Result<Vec<ReplicaSet>, KubeError> {
+        let name = deployment.metadata.name.clone().unwrap_or_default();
+        let selector = deployment
+            .spec
+            .selector
+            .match_labels
+            .as_ref()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .unwrap_or_default();
+        let api: Api<ReplicaSet> = Api::namespaced(self.client().await?, namespace);
+        let list = api
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(|e| {
+                refused(
+                    e,
+                    "list",
+                    "replicasets",
+                    &format!("list ReplicaSets of {name}"),
+                )
+            })?;
+        let uid = deployment.metadata.uid.clone();
+        Ok(list
+            .items
+            .into_iter()
+            .filter(|rs| {
+                rs.metadata.owner_references.as_ref().is_some_and(|o| {
+                    o.iter().any(|r| {
+                        r.kind == "Deployment" && (Some(&r.uid) == uid.as_ref() || r.name == name)
+                    })
+                })
+            })
+            .collect())
+    }
+
+    async fn patch_deployment(
+        &self,
+        namespace: &str,
+        name: &str,
+        patch: &serde_json::Value,
+    ) -> Result<Deployment, KubeError> {
+        let api: Api<Deployment> = Api::namespaced(self.client().await?, namespace);
+        api.patch(name, &PatchParams::default(), &Patch::Strategic(patch))
+            .await
+            .map_err(|e| {
+                refused(
+                    e,
+                    "patch",
+                    "deployments",
+                    &format!("patch deployment {name} in {namespace}"),
+                )
+            })
+    }
+
+    async fn create_job(&self, namespace: &str, job: &Job) -> Result<Job, KubeError> {
+        let api: Api<Job> = Api::namespaced(self.client().await?, namespace);
+        let name = job.metadata.name.clone().unwrap_or_default();
+        api.create(&PostParams::default(), job).await.map_err(|e| {
+            refused(
+                e,
+                "create",
+                "jobs",
+                &format!("create Job {name} in {namespace}"),
+            )
+        })
+    }
+
+    async fn job(&self, namespace: &str, name: &str) -> Result<Option<Job>, KubeError> {
+        let api: Api<Job> = Api::namespaced(self.client().await?, namespace);
+        api.get_opt(name)
+            .await
+            .map_err(|e| refused(e, "get", "jobs", &format!("get Job {name} in {namespace}")))
+    }
+
+    async fn job_logs(&self, namespace: &str, job: &str, tail: i64) -> Result<String, KubeError> {
+        let pods: Api<Pod> = Api::namespaced(self.client().await?, namespace);
+        let list = pods
+            .list(&ListParams::default().labels(&format!("job-name={job}")))
+            .await
+            .map_err(|e| refused(e, "list", "pods", &format!("list pods of Job {job}")))?;
+        let mut out = String::new();
+        for p in list.items {
+            let pod = p.metadata.name.unwrap_or_default();
+            let logs = pods
+                .logs(
+                    &pod,
+                    &LogParams {
+                        tail_lines: Some(tail),
+                        ..LogParams::default()
+                    },
+                )
+                .await
+                .map_err(|e| {
+                    refused(e, "get", "pods/log", &format!("read the logs of pod {pod}"))
+                })?;
+            out.push_str(&logs);
+        }
+        Ok(out)
+    }
+
+    async fn annotate_external_secret(
+        &self,
+        namespace: &str,
+        name: &str,
+        key: &str,
+        value: &str,
+    ) -> Result<(), KubeError> {
+        let client = self.client().await?;
+        let path = format!(
+            "/apis/external-secrets.io/v1beta1/namespaces/{namespace}/externalsecrets/{name}"
+        );
+        let body = serde_json::json!({"metadata": {"annotations": {key: value}}});
+        let req = http::Request::patch(path)
+            .header("Content-Type", "application/merge-patch+json")
+            .body(serde_json::to_vec(&body).unwrap_or_default())
+            .map_err(|e| KubeError(format!("build ExternalSecret patch: {e}")))?;
+        client
+            .request::<serde_json::Value>(req)
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                refused(
+                    e,
+                    "patch",
+                    "externalsecrets.external-secrets.io",
+                    &format!("annotate ExternalSecret {name} in {namespace}"),
+                )
+            })
     }
 }
 

@@ -238,6 +238,7 @@ mod tests {
             status: status.into(),
             latest_restorable_time: restorable.map(t),
             backup_retention_days: Some(7),
+            ..Default::default()
         }
     }
 
@@ -246,6 +247,7 @@ mod tests {
             id: id.into(),
             status: status.into(),
             created: Some(t(created)),
+            ..Default::default()
         }
     }
 

@@ -148,6 +148,7 @@ mod tests {
             last_rotated: rot.map(t),
             last_changed: chg.map(t),
             rotation_enabled: false,
+            versions: Vec::new(),
         };
         let cases = [
             (

@@ -5,6 +5,8 @@
 
 pub mod checklist;
 pub mod command;
+pub mod procedure;
+pub mod rollout;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -62,6 +64,7 @@ macro_rules! job_kinds {
 job_kinds! {
     "command" => command::CommandSpec,
     "checklist" => checklist::ChecklistSpec,
+    "rollout" => rollout::RolloutSpec,
 }
 
 /// Reads a jobs file with every registered kind and the process
@@ -119,6 +122,9 @@ pub struct RunContext {
     /// Records the process groups the run starts, so a daemon that finds
     /// the run's owner dead can stop them.
     pub procs: Processes,
+    /// Scrubs secrets from what the run writes; a secret the run makes (a
+    /// rotated value) is added here before anything could print it.
+    pub redactor: Redactor,
     /// Cancelled on timeout, shutdown, `concurrency: replace` or a cancel
     /// request. A job must stop promptly and leave nothing half-done that it
     /// has not logged.

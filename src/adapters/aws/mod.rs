@@ -1,13 +1,20 @@
-//! AWS behind two narrow traits named for what runbookd asks: "describe this
-//! database instance and its automated snapshots", "when was this secret last
-//! rotated". The real implementations use aws-sdk-rds and
+//! AWS behind two narrow traits named for what runbookd does with it:
+//! [`RdsApi`] (instances, snapshots, restores) and [`SecretsApi`] (a secret's
+//! age and its rotation). The real implementations use aws-sdk-rds and
 //! aws-sdk-secretsmanager with the standard credential chain, `AWS_REGION`
-//! and `AWS_ENDPOINT_URL`; tests use moto in server mode and fakes.
+//! and `AWS_ENDPOINT_URL`; tests use moto in server mode and fakes. This
+//! module holds what both share: configuration, the HTTPS client, and how
+//! an SDK error becomes an [`AwsError`].
+
+mod rds;
+mod secrets;
+
+pub use rds::{DbInstance, DbSnapshot, RdsApi};
+pub use secrets::{SecretInfo, SecretVersion, SecretsApi};
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use aws_config::BehaviorVersion;
 use aws_config::timeout::TimeoutConfig;
 use chrono::{DateTime, Utc};
@@ -24,6 +31,10 @@ pub struct AwsError {
 pub enum AwsErrorKind {
     Auth,
     NotFound,
+    /// Too many requests: worth retrying after a pause.
+    Throttled,
+    /// Over a service quota (e.g. manual snapshots): retrying will not help.
+    Quota,
     Timeout,
     Unreachable,
     Other,
@@ -34,6 +45,8 @@ impl std::fmt::Display for AwsErrorKind {
         f.write_str(match self {
             AwsErrorKind::Auth => "auth",
             AwsErrorKind::NotFound => "not found",
+            AwsErrorKind::Throttled => "throttled",
+            AwsErrorKind::Quota => "quota exceeded",
             AwsErrorKind::Timeout => "timeout",
             AwsErrorKind::Unreachable => "unreachable",
             AwsErrorKind::Other => "AWS error",
@@ -41,49 +54,10 @@ impl std::fmt::Display for AwsErrorKind {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct DbInstance {
-    pub id: String,
-    pub status: String,
-    pub latest_restorable_time: Option<DateTime<Utc>>,
-    pub backup_retention_days: Option<i32>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct DbSnapshot {
-    pub id: String,
-    pub status: String,
-    pub created: Option<DateTime<Utc>>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct SecretInfo {
-    pub name: String,
-    pub last_rotated: Option<DateTime<Utc>>,
-    pub last_changed: Option<DateTime<Utc>>,
-    pub rotation_enabled: bool,
-}
-
 /// Where to reach AWS: a region to override the chain's, for one check.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Target {
     pub region: Option<String>,
-}
-
-#[async_trait]
-pub trait RdsApi: Send + Sync + std::fmt::Debug {
-    async fn instance(&self, target: &Target, id: &str) -> Result<DbInstance, AwsError>;
-    /// `SnapshotType=automated` snapshots of the instance.
-    async fn automated_snapshots(
-        &self,
-        target: &Target,
-        id: &str,
-    ) -> Result<Vec<DbSnapshot>, AwsError>;
-}
-
-#[async_trait]
-pub trait SecretsApi: Send + Sync + std::fmt::Debug {
-    async fn describe(&self, target: &Target, id: &str) -> Result<SecretInfo, AwsError>;
 }
 
 /// The real AWS, configured once on first use: loading the credential chain
@@ -110,7 +84,7 @@ impl Aws {
         }
     }
 
-    async fn config(&self, target: &Target) -> aws_config::SdkConfig {
+    pub(super) async fn config(&self, target: &Target) -> aws_config::SdkConfig {
         let mut configs = self.configs.lock().await;
         if let Some(c) = configs.get(target) {
             return c.clone();
@@ -179,14 +153,14 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     parts.join(": ")
 }
 
-fn time(t: Option<&aws_sdk_rds::primitives::DateTime>) -> Option<DateTime<Utc>> {
+pub(super) fn time_of(t: Option<&aws_sdk_rds::primitives::DateTime>) -> Option<DateTime<Utc>> {
     t.and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos()))
 }
 
 /// Sorts an SDK error into what an operator acts on. Every AWS SDK crate
 /// re-exports the same smithy `SdkError`, so this serves RDS and Secrets
 /// Manager alike.
-fn classify<E, R>(e: aws_sdk_rds::error::SdkError<E, R>) -> AwsError
+pub(super) fn classify<E, R>(e: aws_sdk_rds::error::SdkError<E, R>) -> AwsError
 where
     E: aws_sdk_rds::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
@@ -222,6 +196,12 @@ where
             let code = s.err().code().unwrap_or("");
             if code.contains("NotFound") {
                 AwsErrorKind::NotFound
+            } else if code.contains("Throttl")
+                || ["RequestLimitExceeded", "TooManyRequestsException"].contains(&code)
+            {
+                AwsErrorKind::Throttled
+            } else if code.contains("QuotaExceeded") || code.contains("LimitExceeded") {
+                AwsErrorKind::Quota
             } else if [
                 "AccessDenied",
                 "AccessDeniedException",
@@ -243,72 +223,4 @@ where
         _ => AwsErrorKind::Other,
     };
     AwsError { kind, message }
-}
-
-#[async_trait]
-impl RdsApi for Aws {
-    async fn instance(&self, target: &Target, id: &str) -> Result<DbInstance, AwsError> {
-        let client = aws_sdk_rds::Client::new(&self.config(target).await);
-        let out = client
-            .describe_db_instances()
-            .db_instance_identifier(id)
-            .send()
-            .await
-            .map_err(classify)?;
-        let i = out.db_instances().first().ok_or_else(|| AwsError {
-            kind: AwsErrorKind::NotFound,
-            message: format!("no DB instance `{id}`"),
-        })?;
-        Ok(DbInstance {
-            id: i.db_instance_identifier().unwrap_or(id).to_string(),
-            status: i.db_instance_status().unwrap_or("unknown").to_string(),
-            latest_restorable_time: time(i.latest_restorable_time()),
-            backup_retention_days: i.backup_retention_period(),
-        })
-    }
-
-    async fn automated_snapshots(
-        &self,
-        target: &Target,
-        id: &str,
-    ) -> Result<Vec<DbSnapshot>, AwsError> {
-        let client = aws_sdk_rds::Client::new(&self.config(target).await);
-        let mut out = Vec::new();
-        let mut pages = client
-            .describe_db_snapshots()
-            .db_instance_identifier(id)
-            .snapshot_type("automated")
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(classify)?;
-            for s in page.db_snapshots() {
-                out.push(DbSnapshot {
-                    id: s.db_snapshot_identifier().unwrap_or("").to_string(),
-                    status: s.status().unwrap_or("unknown").to_string(),
-                    created: time(s.snapshot_create_time()),
-                });
-            }
-        }
-        Ok(out)
-    }
-}
-
-#[async_trait]
-impl SecretsApi for Aws {
-    async fn describe(&self, target: &Target, id: &str) -> Result<SecretInfo, AwsError> {
-        let client = aws_sdk_secretsmanager::Client::new(&self.config(target).await);
-        let out = client
-            .describe_secret()
-            .secret_id(id)
-            .send()
-            .await
-            .map_err(classify)?;
-        Ok(SecretInfo {
-            name: out.name().unwrap_or(id).to_string(),
-            last_rotated: time(out.last_rotated_date()),
-            last_changed: time(out.last_changed_date()),
-            rotation_enabled: out.rotation_enabled().unwrap_or(false),
-        })
-    }
 }
