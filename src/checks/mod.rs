@@ -35,7 +35,7 @@ pub use crate::model::{CheckResult, CheckStatus, Measured, fmt_age};
 /// (deserialized from the check's own fields) implementing this, and one
 /// line in [`CheckKinds`].
 #[async_trait]
-pub trait Check: fmt::Debug + Send + Sync {
+pub trait Check: fmt::Debug + Send + Sync + std::any::Any {
     /// What it asks of whom, for dry runs and logs; never holds a secret.
     fn target(&self) -> String;
 
@@ -53,6 +53,13 @@ pub trait Check: fmt::Debug + Send + Sync {
     /// Measures. Every result is named after the check, or `check/aspect`
     /// for kinds that measure several things.
     async fn run(&self, name: &str, ctx: &CheckContext) -> Vec<CheckResult>;
+}
+
+impl dyn Check {
+    /// The check as its kind's struct, if it is a `T`.
+    pub fn downcast<T: 'static>(&self) -> Option<&T> {
+        (self as &dyn std::any::Any).downcast_ref::<T>()
+    }
 }
 
 crate::kinds! {

@@ -38,12 +38,16 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
             only,
             skip,
             force,
+            confirm,
         } => {
             let mut params = Params::new();
             for (k, v) in [("only", only), ("skip", skip)] {
                 if !v.is_empty() {
                     params.insert(k.to_string(), v.join(","));
                 }
+            }
+            if *confirm {
+                params.insert("confirm".to_string(), "yes".to_string());
             }
             run_job(&cli, job, *dry_run, *json, params, *force).await
         }

@@ -113,6 +113,9 @@ pub enum Command {
         /// says forbid; the run records that it was forced.
         #[arg(long)]
         force: bool,
+        /// Confirm a change that takes production down (scaling to 0).
+        #[arg(long)]
+        confirm: bool,
     },
     /// List recent runs, newest first.
     History {

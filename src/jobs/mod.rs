@@ -7,6 +7,9 @@ pub mod checklist;
 pub mod command;
 pub mod procedure;
 pub mod rollout;
+pub mod rotate_secret;
+pub mod snapshot_migrate;
+pub mod verify_backups;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -65,6 +68,9 @@ job_kinds! {
     "command" => command::CommandSpec,
     "checklist" => checklist::ChecklistSpec,
     "rollout" => rollout::RolloutSpec,
+    "rotate_secret" => rotate_secret::RotateSpec,
+    "snapshot_migrate" => snapshot_migrate::MigrateSpec,
+    "verify_backups" => verify_backups::VerifySpec,
 }
 
 /// Reads a jobs file with every registered kind and the process
@@ -268,6 +274,29 @@ impl Steps {
             steps: self.clone(),
             step,
         })
+    }
+
+    /// Records a step that is not done (a dry run's), in one line.
+    pub async fn skipped(&self, name: &str, target: &str, detail: &str) -> Result<Step, JobError> {
+        let now = self.clock.now();
+        let step = Step {
+            position: self.next.fetch_add(1, Ordering::SeqCst),
+            name: name.to_string(),
+            target: self.redactor.redact(target),
+            status: StepStatus::Skipped,
+            started_at: now,
+            finished_at: Some(now),
+            detail: self.redactor.redact(detail),
+            payload: None,
+        };
+        self.log.info(&format!(
+            "step {} {name} on {}: {}",
+            step.position + 1,
+            step.target,
+            step.detail
+        ));
+        self.save(&step).await?;
+        Ok(step)
     }
 
     async fn save(&self, step: &Step) -> Result<(), JobError> {

@@ -92,6 +92,45 @@ where
     }
 }
 
+/// A clean-up step: it runs even when the run is being cancelled (a
+/// restored throwaway instance must not be left behind), bounded by
+/// `limit`. Recorded like any step; skipped in a dry run.
+pub async fn cleanup<F, Fut>(
+    ctx: &RunContext,
+    name: &str,
+    target: &str,
+    call: &str,
+    limit: Duration,
+    f: F,
+) -> Result<(), JobError>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<String, String>>,
+{
+    if ctx.dry_run {
+        ctx.steps
+            .skipped(name, target, &format!("dry run: would call {call}"))
+            .await?;
+        return Ok(());
+    }
+    let h = ctx.steps.start(name, target, call).await?;
+    match tokio::time::timeout(limit, f()).await {
+        Ok(Ok(detail)) => {
+            h.end(StepStatus::Succeeded, &detail, None).await?;
+            Ok(())
+        }
+        Ok(Err(why)) => {
+            h.end(StepStatus::Failed, &why, None).await?;
+            Err(JobError::Failed(format!("clean-up step `{name}` on {target}: {why}")))
+        }
+        Err(_) => {
+            let why = format!("no answer within {}", humantime::format_duration(limit));
+            h.end(StepStatus::Failed, &why, None).await?;
+            Err(JobError::Failed(format!("clean-up step `{name}` on {target}: {why}")))
+        }
+    }
+}
+
 /// Polls `probe` every `every` until it says done (`Ok(Some)`), fails, or
 /// `limit` passes. `Ok(None)` from the probe means "not yet"; `progress`
 /// is logged when it changes.
