@@ -121,12 +121,16 @@ where
         }
         Ok(Err(why)) => {
             h.end(StepStatus::Failed, &why, None).await?;
-            Err(JobError::Failed(format!("clean-up step `{name}` on {target}: {why}")))
+            Err(JobError::Failed(format!(
+                "clean-up step `{name}` on {target}: {why}"
+            )))
         }
         Err(_) => {
             let why = format!("no answer within {}", humantime::format_duration(limit));
             h.end(StepStatus::Failed, &why, None).await?;
-            Err(JobError::Failed(format!("clean-up step `{name}` on {target}: {why}")))
+            Err(JobError::Failed(format!(
+                "clean-up step `{name}` on {target}: {why}"
+            )))
         }
     }
 }

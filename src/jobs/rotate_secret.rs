@@ -161,7 +161,10 @@ pub enum Leftover {
 }
 
 pub fn leftover(info: &SecretInfo) -> Leftover {
-    match (info.version_with("AWSPENDING"), info.version_with("AWSCURRENT")) {
+    match (
+        info.version_with("AWSPENDING"),
+        info.version_with("AWSCURRENT"),
+    ) {
         (None, _) => Leftover::None,
         (Some(p), Some(c)) if p == c => Leftover::Finished(p.to_string()),
         (Some(p), _) => Leftover::Abandoned(p.to_string()),
@@ -187,7 +190,10 @@ impl RotateJob {
     }
 
     fn poll(&self) -> Duration {
-        self.spec.poll.map(|d| d.0).unwrap_or(Duration::from_secs(2))
+        self.spec
+            .poll
+            .map(|d| d.0)
+            .unwrap_or(Duration::from_secs(2))
     }
 
     async fn move_stage(
@@ -201,8 +207,10 @@ impl RotateJob {
         let id = self.spec.secret_id.as_str();
         let call = format!(
             "secretsmanager:UpdateSecretVersionStage SecretId={id} VersionStage={stage}{}{}",
-            to.map(|t| format!(" MoveToVersionId={t}")).unwrap_or_default(),
-            from.map(|f| format!(" RemoveFromVersionId={f}")).unwrap_or_default()
+            to.map(|t| format!(" MoveToVersionId={t}"))
+                .unwrap_or_default(),
+            from.map(|f| format!(" RemoveFromVersionId={f}"))
+                .unwrap_or_default()
         );
         let target = self.target();
         procedure::step(ctx, step, &self.secret(), &call, || async {
@@ -314,7 +322,10 @@ impl Job for RotateJob {
                 })
                 .await
                 .map_err(|e| e.to_string())?;
-                let current = info.version_with("AWSCURRENT").unwrap_or("none").to_string();
+                let current = info
+                    .version_with("AWSCURRENT")
+                    .unwrap_or("none")
+                    .to_string();
                 Ok(Done::new(info, format!("AWSCURRENT is version {current}")))
             },
         )
@@ -365,7 +376,10 @@ impl Job for RotateJob {
                         .await?;
                 }
                 let bytes = self.spec.bytes.map(|b| b.value).unwrap_or(32);
-                let value = encode(&random(bytes).map_err(JobError::Failed)?, self.spec.encoding.unwrap_or_default());
+                let value = encode(
+                    &random(bytes).map_err(JobError::Failed)?,
+                    self.spec.encoding.unwrap_or_default(),
+                );
                 // Before the value goes anywhere, everything scrubs it.
                 ctx.redactor.add(&value);
                 let value = Secret::new(value);
@@ -418,7 +432,9 @@ impl Job for RotateJob {
                 summary: Some(if ctx.dry_run {
                     format!("dry run: nothing changed; would rotate {id} and restart {dep}")
                 } else {
-                    format!("rotated {id}: version {new} is AWSCURRENT; {dep} restarted and verified")
+                    format!(
+                        "rotated {id}: version {new} is AWSCURRENT; {dep} restarted and verified"
+                    )
                 }),
                 records,
                 ..Default::default()
@@ -430,7 +446,8 @@ impl Job for RotateJob {
                         "{cause}; there is no previous version to roll back to: AWSCURRENT stays on {new}"
                     )));
                 };
-                ctx.log.info(&format!("rolling back: AWSCURRENT back to version {old}"));
+                ctx.log
+                    .info(&format!("rolling back: AWSCURRENT back to version {old}"));
                 let back = async {
                     self.move_stage(ctx, "rollback-secret", "AWSCURRENT", Some(&old), Some(&new))
                         .await?;
@@ -476,8 +493,17 @@ mod tests {
     fn a_rerun_reads_what_a_crash_left() {
         let cases: &[(&[(&str, &[&str])], Leftover)] = &[
             (&[("v1", &["AWSCURRENT"])], Leftover::None),
-            (&[("v1", &["AWSCURRENT"]), ("v2", &["AWSPENDING"])], Leftover::Abandoned("v2".into())),
-            (&[("v1", &["AWSPREVIOUS"]), ("v2", &["AWSCURRENT", "AWSPENDING"])], Leftover::Finished("v2".into())),
+            (
+                &[("v1", &["AWSCURRENT"]), ("v2", &["AWSPENDING"])],
+                Leftover::Abandoned("v2".into()),
+            ),
+            (
+                &[
+                    ("v1", &["AWSPREVIOUS"]),
+                    ("v2", &["AWSCURRENT", "AWSPENDING"]),
+                ],
+                Leftover::Finished("v2".into()),
+            ),
         ];
         for (versions, want) in cases {
             assert_eq!(leftover(&info(versions)), *want, "{versions:?}");

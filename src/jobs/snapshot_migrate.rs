@@ -158,7 +158,10 @@ pub fn migration_job(
             .iter()
             .find(|c| c.name == n)
             .ok_or_else(|| format!("the deployment has no container `{n}`"))?,
-        None => pod.containers.first().ok_or("the deployment has no container")?,
+        None => pod
+            .containers
+            .first()
+            .ok_or("the deployment has no container")?,
     };
     let job = serde_json::json!({
         "apiVersion": "batch/v1",
@@ -230,12 +233,18 @@ impl JobSpec for MigrateSpec {
         if let Some(k) = self.keep
             && k.value == 0
         {
-            diags.at(k.at, "keep must be at least 1: the snapshot just made is kept");
+            diags.at(
+                k.at,
+                "keep must be at least 1: the snapshot just made is kept",
+            );
         }
         if let Some(c) = &self.command
             && c.value.is_empty()
         {
-            diags.at(c.at, "command must name the migration, e.g. [npm, run, migrate]");
+            diags.at(
+                c.at,
+                "command must name the migration, e.g. [npm, run, migrate]",
+            );
         }
         if let Some(v) = &self.verify {
             checks::validate_list(&v.value, v.at, diags);
@@ -272,7 +281,10 @@ impl MigrateJob {
     }
 
     fn poll(&self) -> Duration {
-        self.spec.poll.map(|d| d.0).unwrap_or(Duration::from_secs(10))
+        self.spec
+            .poll
+            .map(|d| d.0)
+            .unwrap_or(Duration::from_secs(10))
     }
 
     /// Steps 4 to 6, once the snapshot exists.
@@ -291,7 +303,10 @@ impl MigrateJob {
             .unwrap_or(Duration::from_secs(1800));
         let job_name = kube_name(&format!("{}-migrate-{}", ctx.job, ctx.run_id));
         let labels: BTreeMap<String, String> = [
-            ("app.kubernetes.io/managed-by".to_string(), "runbookd".to_string()),
+            (
+                "app.kubernetes.io/managed-by".to_string(),
+                "runbookd".to_string(),
+            ),
             ("runbookd/job".to_string(), kube_name(&ctx.job)),
             ("runbookd/run".to_string(), ctx.run_id.to_string()),
         ]
@@ -349,7 +364,9 @@ impl MigrateJob {
                         ctx,
                         "the migration Job",
                         self.poll(),
-                        deadline + Duration::from_secs(60),
+                        // The cluster enforces the deadline; this only
+                        // covers a cluster that does not report it.
+                        deadline + (deadline / 2).min(Duration::from_secs(60)),
                         || async {
                             let j = self
                                 .adapters
@@ -369,7 +386,9 @@ impl MigrateJob {
                                 ctx.log.info(&format!("migration | {l}"));
                             }
                         }
-                        Err(e) => ctx.log.info(&format!("cannot read the migration's logs: {e}")),
+                        Err(e) => ctx
+                            .log
+                            .info(&format!("cannot read the migration's logs: {e}")),
                     }
                     r.map(|how| Done::new((), how))
                 },
@@ -403,7 +422,8 @@ impl MigrateJob {
         self.prune(ctx, snapshot).await?;
         Ok(format!(
             "snapshot {snapshot} taken, migration {} and verified",
-            job.map(|j| format!("Job {j} completed")).unwrap_or_else(|| "run".into())
+            job.map(|j| format!("Job {j} completed"))
+                .unwrap_or_else(|| "run".into())
         ))
     }
 
@@ -463,10 +483,16 @@ fn job_state(j: &KubeJob) -> Result<Result<String, String>, String> {
         .as_ref()
         .and_then(|s| s.conditions.clone())
         .unwrap_or_default();
-    if conditions.iter().any(|c| c.status == "True" && c.type_ == "Complete") {
+    if conditions
+        .iter()
+        .any(|c| c.status == "True" && c.type_ == "Complete")
+    {
         return Ok(Ok("the migration Job completed".to_string()));
     }
-    if let Some(c) = conditions.iter().find(|c| c.status == "True" && c.type_ == "Failed") {
+    if let Some(c) = conditions
+        .iter()
+        .find(|c| c.status == "True" && c.type_ == "Failed")
+    {
         return Err(format!(
             "the migration Job failed: {}: {}",
             c.reason.clone().unwrap_or_default(),
@@ -549,7 +575,9 @@ impl Job for MigrateJob {
                     match s.status.as_str() {
                         "available" => Ok(Ok(())),
                         "creating" | "pending" | "copying" => Ok(Err(s.status)),
-                        other => Err(format!("snapshot {id} is {other}: no snapshot, no migration")),
+                        other => Err(format!(
+                            "snapshot {id} is {other}: no snapshot, no migration"
+                        )),
                     }
                 })
                 .await
@@ -586,7 +614,9 @@ mod tests {
 
     #[test]
     fn snapshot_ids_follow_the_rds_rules() {
-        let at = DateTime::parse_from_rfc3339("2026-11-30T09:05:07Z").unwrap().to_utc();
+        let at = DateTime::parse_from_rfc3339("2026-11-30T09:05:07Z")
+            .unwrap()
+            .to_utc();
         assert_eq!(
             snapshot_id(DEFAULT_PREFIX, at).unwrap(),
             "runbookd-premigrate-20261130-090507"
@@ -620,7 +650,12 @@ mod tests {
             snap("ours-1", true, Some("migrate"), "2026-11-01T00:00:00Z"),
             snap("ours-2", true, Some("migrate"), "2026-11-02T00:00:00Z"),
             snap("ours-3", true, Some("migrate"), "2026-11-03T00:00:00Z"),
-            snap("other-job", true, Some("something-else"), "2026-10-01T00:00:00Z"),
+            snap(
+                "other-job",
+                true,
+                Some("something-else"),
+                "2026-10-01T00:00:00Z",
+            ),
             snap("by-hand", true, None, "2026-09-01T00:00:00Z"),
             snap("rds:auto", false, Some("migrate"), "2026-08-01T00:00:00Z"),
         ];
@@ -660,6 +695,16 @@ mod tests {
         assert_eq!(c["image"], "flexoraa/api:1.4.2");
         assert_eq!(c["command"], serde_json::json!(["npm", "run", "migrate"]));
         assert_eq!(c["envFrom"][0]["secretRef"]["name"], "api-secrets");
-        assert!(migration_job(&dep, Some("nope"), "x", &[], Duration::from_secs(1), BTreeMap::new()).is_err());
+        assert!(
+            migration_job(
+                &dep,
+                Some("nope"),
+                "x",
+                &[],
+                Duration::from_secs(1),
+                BTreeMap::new()
+            )
+            .is_err()
+        );
     }
 }

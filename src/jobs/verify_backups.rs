@@ -131,11 +131,17 @@ pub fn judge_backup(
         .max_by_key(|s| s.created)
     else {
         return vec![
-            CheckResult::new(format!("{name}/latest"), CheckStatus::Fail, "no automated snapshots")
-                .threshold(threshold),
+            CheckResult::new(
+                format!("{name}/latest"),
+                CheckStatus::Fail,
+                "no automated snapshots",
+            )
+            .threshold(threshold),
         ];
     };
-    let age = (now - newest.created.expect("filtered")).to_std().unwrap_or_default();
+    let age = (now - newest.created.expect("filtered"))
+        .to_std()
+        .unwrap_or_default();
     let status = if newest.status != "available" || age > max_age {
         CheckStatus::Fail
     } else {
@@ -154,7 +160,11 @@ pub fn judge_backup(
         out.push(
             CheckResult::new(
                 format!("{name}/encrypted"),
-                if newest.encrypted { CheckStatus::Pass } else { CheckStatus::Fail },
+                if newest.encrypted {
+                    CheckStatus::Pass
+                } else {
+                    CheckStatus::Fail
+                },
                 if newest.encrypted {
                     format!("{} is encrypted", newest.id)
                 } else {
@@ -229,31 +239,43 @@ impl VerifyJob {
             },
         )
         .await?;
-        let timeout = self.spec.restore_timeout.map(|d| d.0).unwrap_or(Duration::from_secs(3600));
-        let every = self.spec.poll.map(|d| d.0).unwrap_or(Duration::from_secs(30));
+        let timeout = self
+            .spec
+            .restore_timeout
+            .map(|d| d.0)
+            .unwrap_or(Duration::from_secs(3600));
+        let every = self
+            .spec
+            .poll
+            .map(|d| d.0)
+            .unwrap_or(Duration::from_secs(30));
         let endpoint = procedure::step(
             ctx,
             "wait-restore",
             &format!("rds:{restored}"),
             &format!("rds:DescribeDBInstances DBInstanceIdentifier={restored} until available"),
             || async {
-                let endpoint = procedure::wait_for(ctx, "the restored instance", every, timeout, || async {
-                    let i = self
-                        .adapters
-                        .rds
-                        .instance(&target, restored)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    match i.status.as_str() {
-                        "available" => Ok(Ok(i.endpoint.unwrap_or_default())),
-                        "failed" | "incompatible-restore" | "incompatible-parameters" => {
-                            Err(format!("the restore ended {}", i.status))
+                let endpoint =
+                    procedure::wait_for(ctx, "the restored instance", every, timeout, || async {
+                        let i = self
+                            .adapters
+                            .rds
+                            .instance(&target, restored)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        match i.status.as_str() {
+                            "available" => Ok(Ok(i.endpoint.unwrap_or_default())),
+                            "failed" | "incompatible-restore" | "incompatible-parameters" => {
+                                Err(format!("the restore ended {}", i.status))
+                            }
+                            other => Ok(Err(other.to_string())),
                         }
-                        other => Ok(Err(other.to_string())),
-                    }
-                })
-                .await?;
-                Ok(Done::new(endpoint.clone(), format!("available at {endpoint}")))
+                    })
+                    .await?;
+                Ok(Done::new(
+                    endpoint.clone(),
+                    format!("available at {endpoint}"),
+                ))
             },
         )
         .await?;
@@ -296,13 +318,19 @@ impl Job for VerifyJob {
     async fn run(&self, ctx: &RunContext) -> Result<Outcome, JobError> {
         let instance = self.spec.instance.as_str();
         let target = self.target();
-        let max_age = self.spec.max_age.map(|d| d.0).unwrap_or(Duration::from_secs(86400));
+        let max_age = self
+            .spec
+            .max_age
+            .map(|d| d.0)
+            .unwrap_or(Duration::from_secs(86400));
         let mut results: Vec<CheckResult> = Vec::new();
         let automated = procedure::step(
             ctx,
             "list-automated-snapshots",
             &format!("rds:{instance}"),
-            &format!("rds:DescribeDBSnapshots DBInstanceIdentifier={instance} SnapshotType=automated"),
+            &format!(
+                "rds:DescribeDBSnapshots DBInstanceIdentifier={instance} SnapshotType=automated"
+            ),
             || async {
                 let list = procedure::aws(Duration::from_secs(1), || {
                     self.adapters.rds.automated_snapshots(&target, instance)
@@ -343,14 +371,21 @@ impl Job for VerifyJob {
             results.push(judge_quota(
                 "backup",
                 used,
-                self.spec.manual_snapshot_quota.map(|q| q.value).unwrap_or(100),
+                self.spec
+                    .manual_snapshot_quota
+                    .map(|q| q.value)
+                    .unwrap_or(100),
                 self.spec.quota_warn.map(|w| w.value).unwrap_or(0.8),
             ));
         }
         if self.spec.restore_test {
             let newest = automated
                 .as_ref()
-                .and_then(|l| l.iter().filter(|s| s.status == "available").max_by_key(|s| s.created))
+                .and_then(|l| {
+                    l.iter()
+                        .filter(|s| s.status == "available")
+                        .max_by_key(|s| s.created)
+                })
                 .map(|s| s.id.clone())
                 .unwrap_or_else(|| "<newest automated snapshot>".to_string());
             let restored = format!("{instance}-verify-{}", ctx.run_id).to_lowercase();
@@ -360,7 +395,9 @@ impl Job for VerifyJob {
                 ctx,
                 "delete-restored",
                 &format!("rds:{restored}"),
-                &format!("rds:DeleteDBInstance DBInstanceIdentifier={restored} SkipFinalSnapshot=true"),
+                &format!(
+                    "rds:DeleteDBInstance DBInstanceIdentifier={restored} SkipFinalSnapshot=true"
+                ),
                 Duration::from_secs(120),
                 || async {
                     match self.adapters.rds.delete_instance(&target, &restored).await {
@@ -419,19 +456,41 @@ mod tests {
         let day = Duration::from_secs(86400);
         // (snapshots, require_encrypted, expected statuses)
         let cases: &[(Vec<DbSnapshot>, bool, &[CheckStatus])] = &[
-            (vec![snap("available", "2026-11-30T03:00:00Z", true)], true, &[CheckStatus::Pass, CheckStatus::Pass]),
-            (vec![snap("available", "2026-11-28T03:00:00Z", true)], true, &[CheckStatus::Fail, CheckStatus::Pass]),
-            (vec![snap("creating", "2026-11-30T03:00:00Z", true)], false, &[CheckStatus::Fail]),
-            (vec![snap("available", "2026-11-30T03:00:00Z", false)], true, &[CheckStatus::Pass, CheckStatus::Fail]),
+            (
+                vec![snap("available", "2026-11-30T03:00:00Z", true)],
+                true,
+                &[CheckStatus::Pass, CheckStatus::Pass],
+            ),
+            (
+                vec![snap("available", "2026-11-28T03:00:00Z", true)],
+                true,
+                &[CheckStatus::Fail, CheckStatus::Pass],
+            ),
+            (
+                vec![snap("creating", "2026-11-30T03:00:00Z", true)],
+                false,
+                &[CheckStatus::Fail],
+            ),
+            (
+                vec![snap("available", "2026-11-30T03:00:00Z", false)],
+                true,
+                &[CheckStatus::Pass, CheckStatus::Fail],
+            ),
             (vec![], true, &[CheckStatus::Fail]),
             (
-                vec![snap("available", "2026-11-28T03:00:00Z", true), snap("available", "2026-11-30T03:00:00Z", true)],
+                vec![
+                    snap("available", "2026-11-28T03:00:00Z", true),
+                    snap("available", "2026-11-30T03:00:00Z", true),
+                ],
                 true,
                 &[CheckStatus::Pass, CheckStatus::Pass],
             ),
         ];
         for (snaps, enc, want) in cases {
-            let got: Vec<CheckStatus> = judge_backup("b", now, snaps, day, *enc).iter().map(|r| r.status).collect();
+            let got: Vec<CheckStatus> = judge_backup("b", now, snaps, day, *enc)
+                .iter()
+                .map(|r| r.status)
+                .collect();
             assert_eq!(&got, want, "{snaps:?}");
         }
     }
