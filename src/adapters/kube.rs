@@ -254,7 +254,13 @@ impl ClusterApi for Cluster {
             .filter(|rs| {
                 rs.metadata.owner_references.as_ref().is_some_and(|o| {
                     o.iter().any(|r| {
-                        r.kind == "Deployment" && (Some(&r.uid) == uid.as_ref() || r.name == name)
+                        // The uid tells this deployment from an earlier
+                        // one of the same name.
+                        r.kind == "Deployment"
+                            && match &uid {
+                                Some(u) => &r.uid == u,
+                                None => r.name == name,
+                            }
                     })
                 })
             })
