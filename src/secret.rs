@@ -233,7 +233,8 @@ pub fn url_password(raw: &str) -> Option<String> {
     Some(decoded)
 }
 
-fn percent_decode(s: &str) -> String {
+/// `%40` back to `@`, as in a URL's user and password.
+pub fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -5,6 +5,7 @@
 
 pub mod aws;
 pub mod kube;
+pub mod mail;
 
 use std::sync::Arc;
 
@@ -13,6 +14,8 @@ pub struct Adapters {
     pub rds: Arc<dyn aws::RdsApi>,
     pub secrets: Arc<dyn aws::SecretsApi>,
     pub cluster: Arc<dyn kube::ClusterApi>,
+    /// Where mail goes: SMTP, or the outbox folder.
+    pub mail: Arc<dyn mail::Mailer>,
 }
 
 impl std::fmt::Debug for Adapters {
@@ -31,7 +34,13 @@ impl Adapters {
             rds: real_aws.clone(),
             secrets: real_aws,
             cluster: Arc::new(kube::Cluster::default()),
+            mail: Arc::new(mail::Outbox::new("outbox")),
         }
+    }
+
+    pub fn with_mail(mut self, mail: Arc<dyn mail::Mailer>) -> Self {
+        self.mail = mail;
+        self
     }
 
     pub fn with_rds(mut self, rds: Arc<dyn aws::RdsApi>) -> Self {
