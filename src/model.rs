@@ -284,6 +284,45 @@ pub struct NewRun {
     pub retry_of: Option<RunId>,
 }
 
+string_enum! {
+    /// Where a queued message stands.
+    MailStatus {
+        Pending => "pending",
+        Sent => "sent",
+    }
+}
+
+/// A message kept in the history store until it is sent: no report is lost
+/// to a mail server that is down, and none is sent twice (the Message-ID
+/// is the key).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QueuedMail {
+    pub message_id: String,
+    pub subject: String,
+    pub recipients: Vec<String>,
+    /// The whole message (RFC 5322, ASCII).
+    #[serde(skip)]
+    pub raw: String,
+    /// The job and run it is about.
+    pub job: Option<String>,
+    pub run_id: Option<RunId>,
+    pub status: MailStatus,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub next_attempt_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// One check result of a run, with the run: a point of that check's
+/// history, as the morning report reads it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CheckPoint {
+    pub run_id: RunId,
+    pub started_at: DateTime<Utc>,
+    pub result: CheckResult,
+}
+
 /// A run's process group and when its leader started (clock ticks since
 /// boot), which tells it apart from a later group given the same id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use runbookd::model::{CheckResult, CheckStatus, LogSnapshot, Measured, Step, StepStatus};
+use runbookd::model::{
+    CheckResult, CheckStatus, LogSnapshot, MailStatus, Measured, QueuedMail, Step, StepStatus,
+};
 use runbookd::store::{Finish, HistoryStore, NewRun, RunFilter, RunStatus, Trigger};
 use runbookd::testkit::TestDatabase;
 
@@ -402,6 +404,151 @@ async fn steps_are_saved_as_they_start_and_end(s: Arc<dyn HistoryStore>) {
     assert!(s.steps(id).await.unwrap().is_empty());
 }
 
+async fn check_history_reads_a_jobs_points_oldest_first(s: Arc<dyn HistoryStore>) {
+    let mut ids = Vec::new();
+    for (day, ms) in [("2026-01-01", 10.0), ("2026-01-02", 20.0), ("2026-01-03", 30.0)] {
+        let at = format!("{day}T08:00:00Z");
+        let id = s
+            .insert_run(&new_run("daily", Some(&at)))
+            .await
+            .unwrap()
+            .unwrap();
+        s.record_checks(
+            id,
+            &[
+                CheckResult::new("p99", CheckStatus::Pass, "ok").number(ms),
+                CheckResult::new("pods", CheckStatus::Pass, "ok").text("3/3"),
+            ],
+        )
+        .await
+        .unwrap();
+        s.finish_run(id, &finish(RunStatus::Succeeded, &at, ""))
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    // Another job's results and a run still going are not history.
+    let other = s.insert_run(&new_run("watch", None)).await.unwrap().unwrap();
+    s.record_checks(other, &[CheckResult::new("p99", CheckStatus::Fail, "x").number(1.0)])
+        .await
+        .unwrap();
+    let going = s
+        .insert_run(&new_run("daily", Some("2026-01-04T08:00:00Z")))
+        .await
+        .unwrap()
+        .unwrap();
+    s.record_checks(going, &[CheckResult::new("p99", CheckStatus::Pass, "x").number(1.0)])
+        .await
+        .unwrap();
+
+    let got = s
+        .check_history("daily", t("2026-01-02T00:00:00Z"))
+        .await
+        .unwrap();
+    let seen: Vec<_> = got
+        .iter()
+        .map(|p| (p.run_id, p.result.check.as_str(), p.result.value.clone()))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (ids[1], "p99", Some(Measured::Number(20.0))),
+            (ids[1], "pods", Some(Measured::Text("3/3".into()))),
+            (ids[2], "p99", Some(Measured::Number(30.0))),
+            (ids[2], "pods", Some(Measured::Text("3/3".into()))),
+        ]
+    );
+    assert_eq!(got[0].started_at, t("2026-01-02T08:00:00Z"));
+}
+
+fn queued(id: &str, at: &str) -> QueuedMail {
+    QueuedMail {
+        message_id: id.into(),
+        subject: "[runbookd] report".into(),
+        recipients: vec!["oncall@example.com".into(), "lead@example.com".into()],
+        raw: "Subject: x\r\n\r\nbody".into(),
+        job: Some("morning-report".into()),
+        run_id: Some(7),
+        status: MailStatus::Pending,
+        attempts: 0,
+        last_error: None,
+        created_at: t(at),
+        next_attempt_at: t(at),
+        sent_at: None,
+    }
+}
+
+async fn mail_is_kept_until_sent_and_sent_once(s: Arc<dyn HistoryStore>) {
+    let m = queued("<a@runbookd>", "2026-01-01T08:00:00Z");
+    assert!(s.queue_mail(&m).await.unwrap());
+    // Queuing the same message again keeps one.
+    assert!(!s.queue_mail(&m).await.unwrap());
+    assert_eq!(s.mail("<a@runbookd>").await.unwrap(), Some(m.clone()));
+    assert!(s.mail("<none@runbookd>").await.unwrap().is_none());
+
+    // Not due before its time.
+    assert!(s.due_mail(t("2026-01-01T07:59:59Z"), 10).await.unwrap().is_empty());
+    let due = s.due_mail(t("2026-01-01T08:00:00Z"), 10).await.unwrap();
+    assert_eq!(due, vec![m.clone()]);
+
+    // Two senders: one takes it, and the lease hides it from later reads.
+    let now = t("2026-01-01T08:00:01Z");
+    let lease = t("2026-01-01T08:05:00Z");
+    let (a, b) = tokio::join!(
+        s.claim_mail("<a@runbookd>", now, lease),
+        s.claim_mail("<a@runbookd>", now, lease)
+    );
+    assert!(a.unwrap() ^ b.unwrap(), "exactly one sender takes a message");
+    assert!(s.due_mail(now, 10).await.unwrap().is_empty());
+
+    s.mail_failed("<a@runbookd>", "smtp://mail:587: connection refused", 3, t("2026-01-01T08:10:00Z"))
+        .await
+        .unwrap();
+    let failed = s.mail("<a@runbookd>").await.unwrap().unwrap();
+    assert_eq!(failed.attempts, 3);
+    assert_eq!(failed.status, MailStatus::Pending);
+    assert_eq!(failed.last_error.as_deref(), Some("smtp://mail:587: connection refused"));
+    assert_eq!(failed.next_attempt_at, t("2026-01-01T08:10:00Z"));
+
+    let later = t("2026-01-01T08:10:00Z");
+    assert!(s.claim_mail("<a@runbookd>", later, t("2026-01-01T08:15:00Z")).await.unwrap());
+    s.mail_sent("<a@runbookd>", later).await.unwrap();
+    let sent = s.mail("<a@runbookd>").await.unwrap().unwrap();
+    assert_eq!(sent.status, MailStatus::Sent);
+    assert_eq!(sent.sent_at, Some(later));
+    assert!(sent.last_error.is_none());
+    // Sent is final: never due, never claimed, a late failure changes nothing.
+    let far = t("2027-01-01T00:00:00Z");
+    assert!(s.due_mail(far, 10).await.unwrap().is_empty());
+    assert!(!s.claim_mail("<a@runbookd>", far, far).await.unwrap());
+    s.mail_failed("<a@runbookd>", "late", 1, far).await.unwrap();
+    assert_eq!(s.mail("<a@runbookd>").await.unwrap().unwrap().status, MailStatus::Sent);
+
+    // Sent mail is pruned with old runs; pending mail is kept.
+    let pending = queued("<b@runbookd>", "2026-01-01T08:00:00Z");
+    s.queue_mail(&pending).await.unwrap();
+    s.prune(t("2026-06-01T00:00:00Z")).await.unwrap();
+    assert!(s.mail("<a@runbookd>").await.unwrap().is_none());
+    assert!(s.mail("<b@runbookd>").await.unwrap().is_some());
+}
+
+async fn failures_are_news_once_and_recovery_once(s: Arc<dyn HistoryStore>) {
+    let at = t("2026-01-01T08:00:00Z");
+    // A success with nothing told before is not a recovery.
+    assert!(!s.notify_recovered("j", 1, at).await.unwrap());
+    assert!(s.notify_failing("j", 2, at).await.unwrap());
+    assert!(!s.notify_failing("j", 3, at).await.unwrap());
+    assert!(!s.notify_failing("j", 4, at).await.unwrap());
+    // Jobs are apart.
+    assert!(s.notify_failing("k", 4, at).await.unwrap());
+    assert!(s.notify_recovered("j", 5, at).await.unwrap());
+    assert!(!s.notify_recovered("j", 6, at).await.unwrap());
+    assert!(s.notify_failing("j", 7, at).await.unwrap());
+    // Two replicas finishing at once: one tells it.
+    let (a, b) = tokio::join!(s.notify_recovered("k", 8, at), s.notify_recovered("k", 9, at));
+    assert!(a.unwrap() ^ b.unwrap());
+}
+
 async fn migrate_is_idempotent(s: Arc<dyn HistoryStore>) {
     s.migrate().await.unwrap();
     s.migrate().await.unwrap();
@@ -436,6 +583,9 @@ macro_rules! conformance {
             case!(prune_keeps_recent_and_running);
             case!(check_results_keep_order_and_values);
             case!(steps_are_saved_as_they_start_and_end);
+            case!(check_history_reads_a_jobs_points_oldest_first);
+            case!(mail_is_kept_until_sent_and_sent_once);
+            case!(failures_are_news_once_and_recovery_once);
             case!(migrate_is_idempotent);
         }
     };

@@ -19,7 +19,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::model::{CheckResult, LogSnapshot, ProcessGroup, Step};
+use crate::model::{CheckPoint, CheckResult, LogSnapshot, ProcessGroup, QueuedMail, Step};
 use crate::secret::redact_url;
 
 pub use crate::model::{Finish, MissedFires, NewRun, Run, RunFilter, RunId, RunStatus, Trigger};
@@ -159,6 +159,46 @@ pub trait HistoryStore: Send + Sync + fmt::Debug {
 
     /// Missed fires recorded since `since`, oldest first.
     async fn missed(&self, since: DateTime<Utc>) -> Result<Vec<MissedFires>>;
+
+    /// A job's check results of runs started since `since`, oldest first.
+    async fn check_history(&self, job: &str, since: DateTime<Utc>) -> Result<Vec<CheckPoint>>;
+
+    /// Keeps a message until it is sent. False if one with its Message-ID
+    /// is already kept (the same message, queued again).
+    async fn queue_mail(&self, mail: &QueuedMail) -> Result<bool>;
+
+    /// Takes a due pending message for sending until `lease_until`. False if
+    /// it is sent, not due, or another sender took it first.
+    async fn claim_mail(
+        &self,
+        message_id: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<bool>;
+
+    /// Pending messages due by `now`, oldest first.
+    async fn due_mail(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<QueuedMail>>;
+
+    async fn mail_sent(&self, message_id: &str, at: DateTime<Utc>) -> Result<()>;
+
+    /// Records `tries` failed sends and when to try again.
+    async fn mail_failed(
+        &self,
+        message_id: &str,
+        error: &str,
+        tries: u32,
+        next_at: DateTime<Utc>,
+    ) -> Result<()>;
+
+    async fn mail(&self, message_id: &str) -> Result<Option<QueuedMail>>;
+
+    /// Marks a job failing. True only when it was not already: the failure
+    /// is news and worth telling; repeats are not.
+    async fn notify_failing(&self, job: &str, run: RunId, at: DateTime<Utc>) -> Result<bool>;
+
+    /// Marks a job recovered. True only when it had been marked failing:
+    /// the one "recovered" message.
+    async fn notify_recovered(&self, job: &str, run: RunId, at: DateTime<Utc>) -> Result<bool>;
 
     /// Deletes ended runs started before `before`, and missed-fire records
     /// older than it. Returns how many runs.

@@ -16,7 +16,8 @@ use super::{
     StoreError,
 };
 use crate::model::{
-    CheckResult, CheckStatus, LogSnapshot, Measured, ProcessGroup, Step, StepStatus,
+    CheckPoint, CheckResult, CheckStatus, LogSnapshot, Measured, ProcessGroup, QueuedMail, Step,
+    StepStatus,
 };
 
 /// A value bound to a statement parameter.
@@ -243,6 +244,29 @@ impl<B: Backend> SqlStore<B> {
             threshold: self.decode(row.opt_text("threshold"))?,
             reason: self.decode(row.text("reason"))?,
             duration_ms: self.decode(row.int("duration_ms"))?.max(0) as u64,
+        })
+    }
+
+    fn mail_from_row(&self, row: &B::Row) -> Result<QueuedMail> {
+        let d = |r| self.decode(r);
+        let recipients: String = d(row.text("recipients"))?;
+        Ok(QueuedMail {
+            message_id: d(row.text("message_id"))?,
+            subject: d(row.text("subject"))?,
+            recipients: recipients
+                .split(',')
+                .filter(|r| !r.is_empty())
+                .map(str::to_string)
+                .collect(),
+            raw: d(row.text("raw"))?,
+            job: self.decode(row.opt_text("job"))?,
+            run_id: self.decode(row.opt_int("run_id"))?,
+            status: self.word(d(row.text("status"))?)?,
+            attempts: self.decode(row.int("attempts"))?.max(0) as u32,
+            last_error: self.decode(row.opt_text("last_error"))?,
+            created_at: self.decode(row.time("created_at"))?,
+            next_attempt_at: self.decode(row.time("next_attempt_at"))?,
+            sent_at: self.decode(row.opt_time("sent_at"))?,
         })
     }
 
@@ -580,8 +604,135 @@ impl<B: Backend> HistoryStore for SqlStore<B> {
             .collect()
     }
 
+    async fn check_history(&self, job: &str, since: DateTime<Utc>) -> Result<Vec<CheckPoint>> {
+        let rows = self
+            .rows(
+                "read check history",
+                sql!("check_history"),
+                &[job.into(), since.into()],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(CheckPoint {
+                    run_id: self.decode(r.int("run_id"))?,
+                    started_at: self.decode(r.time("started_at"))?,
+                    result: self.check_from_row(r)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn queue_mail(&self, m: &QueuedMail) -> Result<bool> {
+        self.durable()?;
+        let recipients = m.recipients.join(",");
+        let n = self
+            .exec(
+                "queue mail",
+                sql!("queue_mail"),
+                &[
+                    (&m.message_id).into(),
+                    (&m.subject).into(),
+                    (&recipients).into(),
+                    (&m.raw).into(),
+                    m.job.as_deref().into(),
+                    m.run_id.into(),
+                    m.created_at.into(),
+                    m.next_attempt_at.into(),
+                ],
+            )
+            .await?;
+        Ok(n > 0)
+    }
+
+    async fn claim_mail(
+        &self,
+        message_id: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<bool> {
+        self.durable()?;
+        let row = self
+            .row(
+                "claim mail",
+                sql!("claim_mail"),
+                &[message_id.into(), now.into(), lease_until.into()],
+            )
+            .await?;
+        Ok(row.is_some())
+    }
+
+    async fn due_mail(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<QueuedMail>> {
+        let rows = self
+            .rows(
+                "read due mail",
+                sql!("due_mail"),
+                &[now.into(), i64::from(limit).into()],
+            )
+            .await?;
+        rows.iter().map(|r| self.mail_from_row(r)).collect()
+    }
+
+    async fn mail_sent(&self, message_id: &str, at: DateTime<Utc>) -> Result<()> {
+        self.exec("mark mail sent", sql!("mail_sent"), &[message_id.into(), at.into()])
+            .await?;
+        Ok(())
+    }
+
+    async fn mail_failed(
+        &self,
+        message_id: &str,
+        error: &str,
+        tries: u32,
+        next_at: DateTime<Utc>,
+    ) -> Result<()> {
+        self.exec(
+            "mark mail failed",
+            sql!("mail_failed"),
+            &[
+                message_id.into(),
+                error.into(),
+                next_at.into(),
+                i64::from(tries).into(),
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn mail(&self, message_id: &str) -> Result<Option<QueuedMail>> {
+        self.row("read mail", sql!("mail"), &[message_id.into()])
+            .await?
+            .map(|r| self.mail_from_row(&r))
+            .transpose()
+    }
+
+    async fn notify_failing(&self, job: &str, run: RunId, at: DateTime<Utc>) -> Result<bool> {
+        let row = self
+            .row(
+                "mark job failing",
+                sql!("notify_failing"),
+                &[job.into(), run.into(), at.into()],
+            )
+            .await?;
+        Ok(row.is_some())
+    }
+
+    async fn notify_recovered(&self, job: &str, run: RunId, at: DateTime<Utc>) -> Result<bool> {
+        let row = self
+            .row(
+                "mark job recovered",
+                sql!("notify_recovered"),
+                &[job.into(), run.into(), at.into()],
+            )
+            .await?;
+        Ok(row.is_some())
+    }
+
     async fn prune(&self, before: DateTime<Utc>) -> Result<u64> {
         self.exec("prune missed fires", sql!("prune_missed"), &[before.into()])
+            .await?;
+        self.exec("prune sent mail", sql!("prune_mail"), &[before.into()])
             .await?;
         let mut total = 0;
         loop {

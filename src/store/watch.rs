@@ -15,7 +15,8 @@ use chrono::{DateTime, Utc};
 
 use super::{HistoryStore, MissedFires, Result, StoreError};
 use crate::model::{
-    CheckResult, Finish, LogSnapshot, NewRun, ProcessGroup, Run, RunFilter, RunId, Step,
+    CheckPoint, CheckResult, Finish, LogSnapshot, NewRun, ProcessGroup, QueuedMail, Run,
+    RunFilter, RunId, Step,
 };
 
 /// How often a down store is tried again by the scheduler.
@@ -251,6 +252,69 @@ impl HistoryStore for WatchedStore {
     async fn missed(&self, since: DateTime<Utc>) -> Result<Vec<MissedFires>> {
         self.watch("read missed fires", self.inner.missed(since))
             .await
+    }
+
+    async fn check_history(&self, job: &str, since: DateTime<Utc>) -> Result<Vec<CheckPoint>> {
+        self.watch("read check history", self.inner.check_history(job, since))
+            .await
+    }
+
+    async fn queue_mail(&self, mail: &QueuedMail) -> Result<bool> {
+        self.watch("queue mail", self.inner.queue_mail(mail)).await
+    }
+
+    async fn claim_mail(
+        &self,
+        message_id: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<bool> {
+        self.watch(
+            "claim mail",
+            self.inner.claim_mail(message_id, now, lease_until),
+        )
+        .await
+    }
+
+    async fn due_mail(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<QueuedMail>> {
+        self.watch("read due mail", self.inner.due_mail(now, limit))
+            .await
+    }
+
+    async fn mail_sent(&self, message_id: &str, at: DateTime<Utc>) -> Result<()> {
+        self.watch("mark mail sent", self.inner.mail_sent(message_id, at))
+            .await
+    }
+
+    async fn mail_failed(
+        &self,
+        message_id: &str,
+        error: &str,
+        tries: u32,
+        next_at: DateTime<Utc>,
+    ) -> Result<()> {
+        self.watch(
+            "mark mail failed",
+            self.inner.mail_failed(message_id, error, tries, next_at),
+        )
+        .await
+    }
+
+    async fn mail(&self, message_id: &str) -> Result<Option<QueuedMail>> {
+        self.watch("read mail", self.inner.mail(message_id)).await
+    }
+
+    async fn notify_failing(&self, job: &str, run: RunId, at: DateTime<Utc>) -> Result<bool> {
+        self.watch("mark job failing", self.inner.notify_failing(job, run, at))
+            .await
+    }
+
+    async fn notify_recovered(&self, job: &str, run: RunId, at: DateTime<Utc>) -> Result<bool> {
+        self.watch(
+            "mark job recovered",
+            self.inner.notify_recovered(job, run, at),
+        )
+        .await
     }
 
     async fn prune(&self, before: DateTime<Utc>) -> Result<u64> {

@@ -1,0 +1,6 @@
+SELECT message_id, subject, recipients, raw, job, run_id, status, attempts, last_error,
+       created_at, next_attempt_at, sent_at
+FROM mail_queue
+WHERE status = 'pending' AND next_attempt_at <= $1
+ORDER BY created_at
+LIMIT $2

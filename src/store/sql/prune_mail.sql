@@ -1,0 +1,1 @@
+DELETE FROM mail_queue WHERE status = 'sent' AND created_at < $1
