@@ -928,6 +928,32 @@ fn a_manual_run_obeys_forbid_unless_forced() {
 }
 
 #[test]
+fn a_dry_run_never_replaces_a_real_run() {
+    let w = workdir(
+        "jobs:\n  slow:\n    kind: command\n    argv: [sleep, \"3\"]\n    concurrency: replace\n",
+    );
+    let mut first = w
+        .cmd(&["run", "slow"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    eventually(Duration::from_secs(20), "the first run to start", || {
+        let v = w.json(&["history", "--json"]);
+        v.as_array()?
+            .iter()
+            .any(|r| r["status"] == "running")
+            .then_some(())
+    });
+    let out = w.run(&["run", "slow", "--dry-run"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(first.wait().unwrap().success(), "the real run was not cancelled");
+    let real = w.json(&["show", "1", "--json"]);
+    assert_eq!(real["status"], "succeeded", "{real}");
+    assert!(!real["log"].as_str().unwrap().contains("cancel"), "{}", real["log"]);
+}
+
+#[test]
 fn validate_reports_every_error_inside_a_checklist_once() {
     let w = workdir(
         "jobs:

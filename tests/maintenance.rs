@@ -366,6 +366,63 @@ async fn a_failed_migration_prunes_nothing_and_names_the_snapshot_to_restore() {
 }
 
 #[tokio::test]
+async fn a_prune_that_fails_does_not_read_as_a_failed_migration() {
+    let rds = FakeRds::new("flexoraa-production-db").deny_deletes();
+    rds.add_snapshot(ours(
+        "runbookd-premigrate-20261101-000000",
+        "migrate",
+        "2026-11-01T00:00:00Z",
+    ));
+    rds.add_snapshot(ours(
+        "runbookd-premigrate-20261102-000000",
+        "migrate",
+        "2026-11-02T00:00:00Z",
+    ));
+    let (a, cluster, _) = migration(FakeCluster::default(), rds);
+    let w = world(&migrate_yaml(""), a).await;
+    let run = w.run("migrate").await;
+    assert_eq!(run.status, RunStatus::Failed);
+    let error = run.error.clone().unwrap();
+    assert!(error.contains("only pruning old snapshots failed"), "{error}");
+    assert!(error.contains("AccessDenied"), "{error}");
+    assert!(error.contains("do not restore"), "{error}");
+    assert!(!error.contains("restore-db-instance"), "{error}");
+    assert_eq!(cluster.created_jobs().len(), 1);
+    let verdicts: Vec<_> = steps(&run);
+    assert!(verdicts.contains(&"wait-migration succeeded".to_string()), "{verdicts:?}");
+}
+
+#[tokio::test]
+async fn a_cancel_during_the_migration_says_the_cluster_job_goes_on() {
+    let (a, cluster, _) = migration(
+        FakeCluster::default().jobs_hang(),
+        FakeRds::new("flexoraa-production-db"),
+    );
+    let w = world(&migrate_yaml(""), a).await;
+    let stop = Stop::new();
+    let canceller = {
+        let stop = stop.clone();
+        let cluster = cluster.clone();
+        tokio::spawn(async move {
+            while cluster.created_jobs().is_empty() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            stop.cancel("SIGINT");
+        })
+    };
+    let run = w.run_with("migrate", false, Params::new(), stop).await;
+    canceller.await.unwrap();
+    assert_eq!(run.status, RunStatus::Cancelled);
+    let log = run.log.unwrap();
+    let job = cluster.created_jobs()[0].metadata.name.clone().unwrap();
+    assert!(
+        log.contains(&format!("Job {job} in default is still running in the cluster")),
+        "{log}"
+    );
+    assert!(log.contains("Snapshot runbookd-premigrate-"), "{log}");
+}
+
+#[tokio::test]
 async fn no_snapshot_means_no_migration() {
     let (a, cluster, _) = migration(
         FakeCluster::default(),
@@ -592,6 +649,51 @@ async fn rollout_undo_goes_back_one_revision_and_scale_to_zero_needs_confirm() {
         .run_with("maintenance", false, confirmed, Stop::new())
         .await;
     assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
+}
+
+#[tokio::test]
+async fn undo_is_the_way_out_of_a_failed_rollout_that_restart_refuses() {
+    let cluster = Arc::new(FakeCluster::default().stalled());
+    let w = world(
+        &format!(
+            "jobs:
+  undo:
+    kind: rollout
+    action: undo
+    deployment: api-deployment
+    {FAST}
+  restart:
+    kind: rollout
+    action: restart
+    deployment: api-deployment
+    {FAST}
+"
+        ),
+        Adapters::real().with_cluster(cluster.clone()),
+    )
+    .await;
+    let run = w.run("restart").await;
+    assert_eq!(run.status, RunStatus::Failed);
+    assert!(
+        run.error.as_deref().unwrap().contains("the last rollout failed"),
+        "{:?}",
+        run.error
+    );
+    let run = w.run("undo").await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
+    assert!(
+        cluster
+            .changes()
+            .iter()
+            .any(|c| c.starts_with("PATCH") && c.contains("flexoraa/api:2")),
+        "{:?}",
+        cluster.changes()
+    );
+    // Paused is still refused, as kubectl does.
+    cluster.pause();
+    let run = w.run("undo").await;
+    assert_eq!(run.status, RunStatus::Failed);
+    assert!(run.error.as_deref().unwrap().contains("paused"), "{:?}", run.error);
 }
 
 #[tokio::test]

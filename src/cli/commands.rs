@@ -296,13 +296,23 @@ async fn run_job(
         .claim(&job, &req)
         .await?
         .ok_or_else(|| CliError::Usage("the history store refused the run".into()))?;
-    // Overlap rules hold for runs by hand as for scheduled ones.
-    let running: Vec<i64> = store
-        .running(Some(name))
-        .await?
-        .iter()
-        .map(|r| r.id)
-        .collect();
+    // Overlap rules hold for runs by hand as for scheduled ones, but not
+    // for dry runs: they change nothing, so they must not cancel a real run
+    // (`replace`) nor be refused by one.
+    let running: Vec<i64> = if dry_run {
+        Vec::new()
+    } else {
+        match store.running(Some(name)).await {
+            Ok(rows) => rows.iter().map(|r| r.id).collect(),
+            Err(e) => {
+                // The row is claimed: end it, or it would read as running.
+                let _ = store
+                    .abandon(id, SystemClock.now(), &format!("not started: {e}"))
+                    .await;
+                return Err(e.into());
+            }
+        }
+    };
     let others = blockers(&running, id);
     if !others.is_empty() {
         let list = others
@@ -326,7 +336,12 @@ async fn run_job(
             )),
             Concurrency::Replace => {
                 for other in &others {
-                    store.request_cancel(*other).await?;
+                    if let Err(e) = store.request_cancel(*other).await {
+                        let _ = store
+                            .abandon(id, SystemClock.now(), &format!("not started: {e}"))
+                            .await;
+                        return Err(e.into());
+                    }
                 }
                 req.notes.push(format!(
                     "replacing run {list} (concurrency: replace): asked it to cancel"

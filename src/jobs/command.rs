@@ -20,6 +20,8 @@ use indexmap::IndexMap;
 use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use super::{ExecEnv, Job, JobError, JobKind, Outcome, RunContext};
 use crate::config::JobSpec;
@@ -155,15 +157,16 @@ impl Job for CommandJob {
         if let Some(g) = group {
             ctx.procs.started(g).await;
         }
+        let drained = CancellationToken::new();
         let readers = [
             child
                 .stdout
                 .take()
-                .map(|o| drain(o, ctx.log.clone(), Stream::Stdout)),
+                .map(|o| drain(o, ctx.log.clone(), Stream::Stdout, drained.clone())),
             child
                 .stderr
                 .take()
-                .map(|e| drain(e, ctx.log.clone(), Stream::Stderr)),
+                .map(|e| drain(e, ctx.log.clone(), Stream::Stderr, drained.clone())),
         ];
         let grace = self.spec.kill_grace();
         let status = tokio::select! {
@@ -171,12 +174,12 @@ impl Job for CommandJob {
             _ = ctx.cancel.cancelled() => {
                 stop_leader(pid, &mut child, grace, &ctx.log).await;
                 end_group(group, grace, &ctx.log).await;
-                finish_readers(readers).await;
+                finish_readers(readers, drained.clone()).await;
                 return Err(JobError::Cancelled);
             }
         };
         end_group(group, grace, &ctx.log).await;
-        finish_readers(readers).await;
+        finish_readers(readers, drained.clone()).await;
         let status =
             status.map_err(|e| JobError::Failed(format!("waiting for `{}`: {e}", argv[0])))?;
         exit_result(argv[0], status)
@@ -197,29 +200,43 @@ async fn end_group(group: Option<Group>, grace: Duration, log: &RunLog) {
 }
 
 /// Reads a pipe into the run log: whole lines gathered up to
-/// [`FLUSH_BYTES`] (or [`FLUSH_EVERY`]) and handed over in one batch, so the
-/// log formats only what it keeps; a line is held to [`KEEP_LINE`] bytes
-/// (the rest only counted), so memory stays bounded whatever the output's
-/// shape, and capture keeps up with the pipe.
+/// [`FLUSH_BYTES`] and handed over in one batch, so the log formats only
+/// what it keeps; no line waits longer than [`FLUSH_EVERY`] however busy
+/// the pipe; a line is held to [`KEEP_LINE`] bytes (the rest only counted),
+/// so memory stays bounded whatever the output's shape. When `stop` fires
+/// (the pipe is held open by a process that outlived the run), what is
+/// gathered is still handed over.
 fn drain(
     mut r: impl AsyncRead + Unpin + Send + 'static,
     log: RunLog,
     stream: Stream,
+    stop: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut buf = vec![0u8; 64 * 1024];
         let mut pending: Vec<u8> = Vec::with_capacity(FLUSH_BYTES + buf.len());
+        // When the oldest line in `pending` arrived.
+        let mut held_since: Option<Instant> = None;
         let mut line: Vec<u8> = Vec::new();
         let mut over: u64 = 0;
         loop {
-            let n = match tokio::time::timeout(FLUSH_EVERY, r.read(&mut buf)).await {
-                // Quiet for a moment: what has come so far is shown now.
-                Err(_) => {
+            let due = held_since.map(|t| t + FLUSH_EVERY);
+            let n = tokio::select! {
+                read = r.read(&mut buf) => match read {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                },
+                _ = stop.cancelled() => break,
+                _ = async {
+                    match due {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                } => {
                     flush(&mut pending, &log, stream);
+                    held_since = None;
                     continue;
                 }
-                Ok(Ok(0)) | Ok(Err(_)) => break,
-                Ok(Ok(n)) => n,
             };
             let mut rest = &buf[..n];
             while let Some(i) = rest.iter().position(|b| *b == b'\n') {
@@ -240,8 +257,15 @@ fn drain(
                 rest = &rest[i + 1..];
             }
             hold(&mut line, &mut over, rest);
-            if pending.len() >= FLUSH_BYTES {
+            if pending.is_empty() {
+                held_since = None;
+            } else if held_since.is_none() {
+                held_since = Some(Instant::now());
+            }
+            if pending.len() >= FLUSH_BYTES || held_since.is_some_and(|t| t.elapsed() >= FLUSH_EVERY)
+            {
                 flush(&mut pending, &log, stream);
+                held_since = None;
             }
         }
         flush(&mut pending, &log, stream);
@@ -273,12 +297,15 @@ fn hold(line: &mut Vec<u8>, over: &mut u64, bytes: &[u8]) {
     *over += (bytes.len() - take) as u64;
 }
 
-async fn finish_readers(readers: [Option<tokio::task::JoinHandle<()>>; 2]) {
-    for r in readers.into_iter().flatten() {
-        let abort = r.abort_handle();
-        if tokio::time::timeout(DRAIN_TIMEOUT, r).await.is_err() {
-            abort.abort();
-        }
+/// Waits for the readers to reach the end of their pipes; past
+/// [`DRAIN_TIMEOUT`] (a leftover process holds a pipe open) they are told
+/// to stop, and hand over what they hold before they do.
+async fn finish_readers(readers: [Option<tokio::task::JoinHandle<()>>; 2], stop: CancellationToken) {
+    let all = futures::future::join_all(readers.into_iter().flatten());
+    tokio::pin!(all);
+    if tokio::time::timeout(DRAIN_TIMEOUT, &mut all).await.is_err() {
+        stop.cancel();
+        all.await;
     }
 }
 
@@ -328,5 +355,45 @@ fn exit_result(program: &str, status: ExitStatus) -> Result<Outcome, JobError> {
         _ => Err(JobError::Failed(format!(
             "`{program}` ended abnormally: {status}"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::Redactor;
+    use tokio::io::AsyncWriteExt;
+
+    #[tokio::test]
+    async fn a_pipe_that_never_pauses_still_shows_its_lines_soon() {
+        let log = RunLog::new(1 << 20, Redactor::new(Vec::new()));
+        let (mut w, r) = tokio::io::duplex(1 << 16);
+        let stop = CancellationToken::new();
+        let reader = drain(r, log.clone(), Stream::Stdout, stop.clone());
+        // A line every 20 ms: never quiet for FLUSH_EVERY, far below
+        // FLUSH_BYTES. The first line must show while the writer goes on.
+        let writer = tokio::spawn(async move {
+            for i in 0.. {
+                if w.write_all(format!("line {i}\n").as_bytes()).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+        let shown = tokio::time::timeout(Duration::from_secs(5), async {
+            while !log.snapshot().text.contains("line 0") {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        assert!(shown.is_ok(), "line 0 not in the log 5 s later: {:?}", log.snapshot().text);
+        // Told to stop with the pipe still open, it hands over what it holds.
+        stop.cancel();
+        tokio::time::timeout(Duration::from_secs(5), reader)
+            .await
+            .expect("the reader stops when told")
+            .unwrap();
+        writer.abort();
+        assert!(log.snapshot().text.contains("line 1"), "{}", log.snapshot().text);
     }
 }

@@ -47,8 +47,9 @@ pub struct RolloutSpec {
     pub namespace: Option<Text>,
     /// `scale` only, and required there.
     pub replicas: Option<At<i32>>,
-    /// How long the rollout may take. Default `10m`.
-    pub timeout: Option<Dur>,
+    /// How long the rollout may take. Default `10m`. (`timeout` is the
+    /// whole run's.)
+    pub rollout_timeout: Option<Dur>,
     /// How often the rollout is looked at. Default `2s`.
     pub poll: Option<Dur>,
 }
@@ -177,6 +178,16 @@ pub fn ready_to_change(dep: &Deployment) -> Result<(), String> {
     }
 }
 
+/// What a deployment must be before a change. Undo only needs it not
+/// paused, as `kubectl rollout undo`: it is the way out of a rollout that
+/// is stuck or failed, so refusing those would refuse it when it is needed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Guard {
+    Settled,
+    NotPaused,
+    Nothing,
+}
+
 /// The API path of a deployment, for the calls a dry run prints.
 pub fn deployment_path(namespace: &str, name: &str) -> String {
     format!("/apis/apps/v1/namespaces/{namespace}/deployments/{name}")
@@ -237,7 +248,7 @@ impl RolloutJob {
         )
     }
 
-    async fn read(&self, ctx: &RunContext, check: bool) -> Result<Option<Deployment>, JobError> {
+    async fn read(&self, ctx: &RunContext, guard: Guard) -> Result<Option<Deployment>, JobError> {
         let (ns, name) = (self.spec.namespace(), self.spec.deployment.as_str());
         procedure::step(
             ctx,
@@ -251,8 +262,15 @@ impl RolloutJob {
                     .await
                     .map_err(|e| e.to_string())?
                     .ok_or_else(|| format!("no deployment `{name}` in namespace `{ns}`"))?;
-                if check {
-                    ready_to_change(&dep).map_err(|e| format!("refusing to change it: {e}"))?;
+                let refused = match guard {
+                    Guard::Settled => ready_to_change(&dep).err(),
+                    Guard::NotPaused if dep.spec.paused == Some(true) => Some(
+                        "the deployment is paused (kubectl rollout resume it first)".into(),
+                    ),
+                    Guard::NotPaused | Guard::Nothing => None,
+                };
+                if let Some(e) = refused {
+                    return Err(format!("refusing to change it: {e}"));
                 }
                 let detail = format!(
                     "generation {}, revision {}",
@@ -300,7 +318,7 @@ impl RolloutJob {
         let (ns, name) = (self.spec.namespace(), self.spec.deployment.as_str());
         let timeout = self
             .spec
-            .timeout
+            .rollout_timeout
             .map(|d| d.0)
             .unwrap_or(Duration::from_secs(600));
         let every = self
@@ -364,7 +382,7 @@ pub async fn restart_and_wait(
             deployment: Text::new(deployment),
             namespace: Some(Text::new(namespace)),
             replicas: None,
-            timeout: Some(Dur(timeout)),
+            rollout_timeout: Some(Dur(timeout)),
             poll: Some(Dur(poll)),
         },
         cluster: cluster.clone(),
@@ -383,7 +401,7 @@ impl Job for RolloutJob {
         let ns = self.spec.namespace();
         let summary = match self.spec.action.value {
             Action::Restart => {
-                self.read(ctx, true).await?;
+                self.read(ctx, Guard::Settled).await?;
                 let generation = self
                     .patch(ctx, "restart", restart_patch(self.clock.now()))
                     .await?;
@@ -391,7 +409,7 @@ impl Job for RolloutJob {
                 format!("restarted {}", self.target())
             }
             Action::Undo => {
-                let dep = self.read(ctx, true).await?;
+                let dep = self.read(ctx, Guard::NotPaused).await?;
                 let patch = match &dep {
                     Some(dep) => {
                         let sets = procedure::step(
@@ -425,7 +443,7 @@ impl Job for RolloutJob {
             }
             Action::Scale => {
                 let n = self.spec.replicas.map(|r| r.value).unwrap_or(1);
-                self.read(ctx, false).await?;
+                self.read(ctx, Guard::Nothing).await?;
                 let generation = self
                     .patch(ctx, "scale", serde_json::json!({"spec": {"replicas": n}}))
                     .await?;

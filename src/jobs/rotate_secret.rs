@@ -413,7 +413,13 @@ impl Job for RotateJob {
                     "finish-secret",
                     "AWSCURRENT",
                     Some(&new),
-                    Some(old.as_deref().unwrap_or("<current version>")),
+                    // A secret with no AWSCURRENT has nothing to remove it
+                    // from; the placeholder is only for a dry run's print.
+                    match (&old, ctx.dry_run) {
+                        (Some(o), _) => Some(o.as_str()),
+                        (None, true) => Some("<current version>"),
+                        (None, false) => None,
+                    },
                 )
                 .await?;
                 self.move_stage(ctx, "clear-pending", "AWSPENDING", None, Some(&new))
@@ -439,7 +445,23 @@ impl Job for RotateJob {
                 records,
                 ..Default::default()
             }),
-            Err(JobError::Cancelled) => Err(JobError::Cancelled),
+            Err(JobError::Cancelled) => {
+                if !ctx.dry_run {
+                    // No rollback on a cancel (the operator wants it to
+                    // stop), so say exactly where it stopped.
+                    let ns = self.spec.namespace();
+                    let back = match &old {
+                        Some(old) => format!(
+                            "; or roll back with `aws secretsmanager update-secret-version-stage --secret-id {id} --version-stage AWSCURRENT --move-to-version-id {old} --remove-from-version-id {new}` and restart again"
+                        ),
+                        None => String::new(),
+                    };
+                    ctx.log.record(&format!(
+                        "cancelled after the rotation: AWSCURRENT of {id} is version {new}, and {dep} may be only partly restarted onto it; finish with `kubectl -n {ns} rollout restart deployment/{dep}`{back}"
+                    ));
+                }
+                Err(JobError::Cancelled)
+            }
             Err(JobError::Failed(cause)) => {
                 let Some(old) = old else {
                     return Err(JobError::Failed(format!(

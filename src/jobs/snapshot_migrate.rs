@@ -394,6 +394,13 @@ impl MigrateJob {
                 },
             )
             .await;
+            if let Err(JobError::Cancelled) = &outcome {
+                // Stopping runbookd does not stop the cluster's Job, and a
+                // rerun would start a second migration beside it.
+                ctx.log.record(&format!(
+                    "cancelled while the migration ran: Job {job} in {ns} is still running in the cluster and was not deleted (a half-applied migration is worse than a finished one); watch it with `kubectl -n {ns} get job {job}` before rerunning. Snapshot {snapshot} was taken first."
+                ));
+            }
             outcome?;
         }
         if let Some(list) = &self.spec.verify {
@@ -419,7 +426,6 @@ impl MigrateJob {
             .await;
             results?;
         }
-        self.prune(ctx, snapshot).await?;
         Ok(format!(
             "snapshot {snapshot} taken, migration {} and verified",
             job.map(|j| format!("Job {j} completed"))
@@ -587,15 +593,28 @@ impl Job for MigrateJob {
         .await?;
         let mut records = Vec::new();
         match self.migrate(ctx, &id, &mut records).await {
-            Ok(summary) => Ok(Outcome {
+            // Pruning is after the change: its failure must not read as the
+            // migration's, and above all must not advise a restore, which
+            // would lose every write since the snapshot.
+            Ok(summary) => match self.prune(ctx, &id).await {
+                Ok(()) => Ok(Outcome {
                 summary: Some(if ctx.dry_run {
                     format!("dry run: nothing changed; would snapshot {instance} and migrate")
                 } else {
-                    summary
+                        summary
+                    }),
+                    records,
+                    ..Default::default()
                 }),
-                records,
-                ..Default::default()
-            }),
+                Err(JobError::Cancelled) => Err(JobError::Cancelled),
+                Err(JobError::Failed(cause)) => Ok(Outcome {
+                    failure: Some(format!(
+                        "{summary}; only pruning old snapshots failed: {cause}. The migration stands; do not restore. Old snapshots are kept: once the cause is fixed, the next run prunes them, or delete them with `aws rds delete-db-snapshot --db-snapshot-identifier ID`."
+                    )),
+                    records,
+                    ..Default::default()
+                }),
+            },
             Err(JobError::Cancelled) => Err(JobError::Cancelled),
             Err(JobError::Failed(cause)) => Ok(Outcome {
                 failure: Some(format!(

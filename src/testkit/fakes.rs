@@ -125,6 +125,22 @@ impl FakeCluster {
         self
     }
 
+    /// The deployment's last rollout has failed (ProgressDeadlineExceeded),
+    /// as after a bad deploy that crash-loops.
+    pub fn stalled(self) -> Self {
+        {
+            let mut s = self.0.lock().unwrap();
+            let status = s.deployment.status.get_or_insert_with(Default::default);
+            status.updated_replicas = Some(1);
+            status.conditions = Some(vec![serde_json::from_value(json!({
+                "type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
+                "message": "ReplicaSet \"api-deployment-3\" has timed out progressing."
+            }))
+            .expect("condition")]);
+        }
+        self
+    }
+
     pub fn pause(&self) {
         self.0.lock().unwrap().deployment.spec.paused = Some(true);
     }
@@ -319,6 +335,7 @@ struct RdsState {
     behaviour: SnapshotBehaviour,
     throttles: u32,
     quota_exceeded: bool,
+    deny_deletes: bool,
     restored_endpoint: String,
     calls: Vec<String>,
 }
@@ -345,6 +362,7 @@ impl FakeRds {
             behaviour: SnapshotBehaviour::Available { polls: 1 },
             throttles: 0,
             quota_exceeded: false,
+            deny_deletes: false,
             restored_endpoint: "127.0.0.1:5432".into(),
             calls: Vec::new(),
         }))
@@ -363,6 +381,12 @@ impl FakeRds {
 
     pub fn quota_exceeded(self) -> Self {
         self.0.lock().unwrap().quota_exceeded = true;
+        self
+    }
+
+    /// DeleteDBSnapshot is refused, as for a role without the permission.
+    pub fn deny_deletes(self) -> Self {
+        self.0.lock().unwrap().deny_deletes = true;
         self
     }
 
@@ -501,6 +525,14 @@ impl RdsApi for FakeRds {
 
     async fn delete_snapshot(&self, _: &Target, id: &str) -> Result<(), AwsError> {
         let mut s = self.enter(format!("DeleteDBSnapshot {id}"))?;
+        if s.deny_deletes {
+            return Err(AwsError {
+                kind: AwsErrorKind::Other,
+                message: format!(
+                    "AccessDenied: not authorized to perform rds:DeleteDBSnapshot on {id}"
+                ),
+            });
+        }
         match s.snapshots.get(id) {
             None => Err(not_found(format!("DBSnapshotNotFound: {id}"))),
             // As AWS: an automated snapshot goes with its retention only.

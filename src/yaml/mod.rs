@@ -128,6 +128,10 @@ enum Node {
     Null,
     /// Strings, and numbers and booleans as written.
     Scalar(String),
+    /// A plain scalar the parser read as a number or a boolean, printed
+    /// back. `Item` turns it into a `Scalar` as written: `1.10` must stay
+    /// `1.10`, not become `1.1`.
+    Inferred(String),
     Seq(Vec<Item>),
     Map(Vec<(Item, Item)>),
 }
@@ -138,15 +142,22 @@ struct Item {
     /// Where the node is written (for an alias: where its anchor is).
     at: Pos,
     secret: bool,
+    /// Read as a number or boolean: its text is taken from the source.
+    inferred: bool,
 }
 
 impl<'de> Deserialize<'de> for Item {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = Spanned::<Tagged<Node>>::deserialize(d)?;
+        let (node, inferred) = match s.value.0 {
+            Node::Inferred(v) => (Node::Scalar(v), true),
+            other => (other, false),
+        };
         Ok(Item {
-            node: s.value.0,
+            node,
             at: Pos::of(&s.defined),
             secret: s.value.1.as_deref() == Some("!secret"),
+            inferred,
         })
     }
 }
@@ -160,22 +171,22 @@ impl<'de> Deserialize<'de> for Node {
                 f.write_str("any YAML value")
             }
             fn visit_bool<E>(self, v: bool) -> Result<Node, E> {
-                Ok(Node::Scalar(v.to_string()))
+                Ok(Node::Inferred(v.to_string()))
             }
             fn visit_i64<E>(self, v: i64) -> Result<Node, E> {
-                Ok(Node::Scalar(v.to_string()))
+                Ok(Node::Inferred(v.to_string()))
             }
             fn visit_u64<E>(self, v: u64) -> Result<Node, E> {
-                Ok(Node::Scalar(v.to_string()))
+                Ok(Node::Inferred(v.to_string()))
             }
             fn visit_i128<E>(self, v: i128) -> Result<Node, E> {
-                Ok(Node::Scalar(v.to_string()))
+                Ok(Node::Inferred(v.to_string()))
             }
             fn visit_u128<E>(self, v: u128) -> Result<Node, E> {
-                Ok(Node::Scalar(v.to_string()))
+                Ok(Node::Inferred(v.to_string()))
             }
             fn visit_f64<E>(self, v: f64) -> Result<Node, E> {
-                Ok(Node::Scalar(v.to_string()))
+                Ok(Node::Inferred(v.to_string()))
             }
             fn visit_str<E>(self, v: &str) -> Result<Node, E> {
                 Ok(Node::Scalar(v.to_string()))
@@ -292,6 +303,9 @@ fn options() -> serde_saphyr::Options {
     budget.max_total_scalar_bytes = 8 * 1024 * 1024;
     o.budget = Some(budget);
     o.alias_limits.max_total_replayed_events = 100_000;
+    // A plain `.inf` is text to a string field; pass 1 reads every value
+    // untyped and must not refuse it.
+    o.non_finite_float_policy = serde_saphyr::NonFiniteFloatPolicy::AsString;
     o
 }
 
@@ -421,9 +435,15 @@ fn walk(
     ctx: &mut Context,
 ) {
     match &item.node {
-        Node::Null => {}
+        // `Item` has made these scalars.
+        Node::Null | Node::Inferred(_) => {}
         Node::Scalar(s) => {
             let quoted = source_char(text, item.at).is_some_and(|c| c == '"' || c == '\'');
+            let s = match item.inferred {
+                true => as_written(text, item.at).unwrap_or_else(|| s.clone()),
+                false => s.clone(),
+            };
+            let s = &s;
             let mut scalar = Scalar {
                 value: s.clone(),
                 quoted,
@@ -488,6 +508,26 @@ fn walk(
             }
         }
     }
+}
+
+/// A plain number or boolean as written at `at`, after any tag or anchor.
+/// Such a scalar is one token: it ends at a space, a comment or a flow
+/// indicator.
+fn as_written(text: &str, at: Pos) -> Option<String> {
+    let line = text.lines().nth(at.line.checked_sub(1)?)?;
+    let mut rest: &str = {
+        let skip: usize = line.chars().take(at.col.checked_sub(1)?).map(char::len_utf8).sum();
+        line.get(skip..)?
+    };
+    while rest.starts_with('!') || rest.starts_with('&') {
+        let end = rest.find([' ', '\t']).unwrap_or(rest.len());
+        rest = rest[end..].trim_start();
+    }
+    let token: String = rest
+        .chars()
+        .take_while(|c| !matches!(c, ' ' | '\t' | ',' | ']' | '}' | '#'))
+        .collect();
+    (!token.is_empty()).then_some(token)
 }
 
 fn source_char(text: &str, at: Pos) -> Option<char> {
@@ -817,10 +857,16 @@ impl<'de, M: MapAccess<'de>, C: Common<'de>> Deserializer<'de> for KindDeseriali
 
     fn deserialize_struct<V: Visitor<'de>>(
         mut self,
-        _name: &'static str,
+        name: &'static str,
         fields: &'static [&'static str],
         v: V,
     ) -> Result<V::Value, M::Error> {
+        // A kind's field named like a common one would never be filled:
+        // the common field takes it first. That is a bug in the kind, and
+        // every test that reads the kind finds it here.
+        if let Some(clash) = fields.iter().find(|f| C::FIELDS.contains(f)) {
+            panic!("{name} has a field `{clash}` that the common fields take; rename it");
+        }
         self.filter.fields = fields;
         v.visit_map(self.filter)
     }
@@ -973,6 +1019,37 @@ mod tests {
                 assert!(g.contains(w), "{yaml:?}: wanted {w:?} in {g:?}");
             }
         }
+    }
+
+    #[test]
+    fn plain_numbers_and_booleans_stay_as_written() {
+        // (yaml value, text read)
+        let cases = [
+            ("1.10", "1.10"),
+            ("on", "on"),
+            ("yes", "yes"),
+            ("n", "n"),
+            ("0755", "0755"),
+            ("0x1F", "0x1F"),
+            ("1e3", "1e3"),
+            ("-0", "-0"),
+            (".inf", ".inf"),
+            ("1_000", "1_000"),
+            ("'1.10'", "1.10"),
+            ("\"1.10\"", "1.10"),
+            ("!secret 0123456", "0123456"),
+            ("&anchor 1.20", "1.20"),
+        ];
+        for (yaml, want) in cases {
+            let l = load::<Doc>(&format!("a: {yaml}\nb: [{yaml}, 2.50]\n"), &no_env);
+            let d = l.value.unwrap_or_else(|| panic!("{yaml}: {:?}", l.diags));
+            assert_eq!(d.a.unwrap().as_str(), want, "{yaml}");
+            let b = d.b.unwrap();
+            assert_eq!(b[0].as_str(), want, "{yaml} in a flow list");
+            assert_eq!(b[1].as_str(), "2.50");
+        }
+        let l = load::<Doc>("a: !secret 0123456\n", &no_env);
+        assert_eq!(l.secrets, vec!["0123456".to_string()]);
     }
 
     #[test]
