@@ -54,6 +54,8 @@ pub async fn serve(
     let identity = runner.identity().clone();
     runner.reap(daemon.stale_after).await?;
     let health = runner.store_health().clone();
+    let postman = runner.postman().clone();
+    let mut resending: Option<tokio::task::JoinHandle<()>> = None;
     let state = DaemonState::new(clock.now(), health.clone());
     let mut events = runner.subscribe();
     let observer_state = state.clone();
@@ -128,6 +130,19 @@ pub async fn serve(
                         Err(e) => tracing::warn!("{e}"),
                     }
                 }
+                // Mail kept because its server was down: sent in the
+                // background (an SMTP conversation may take its timeout),
+                // one pass at a time.
+                if health.is_up() && resending.as_ref().is_none_or(|t| t.is_finished()) {
+                    let postman = postman.clone();
+                    resending = Some(tokio::spawn(async move {
+                        match postman.resend_due(RESEND_BATCH).await {
+                            Ok(r) if r.sent + r.failed > 0 => tracing::info!("pending mail: {} sent, {} still failing", r.sent, r.failed),
+                            Ok(_) => {}
+                            Err(e) => tracing::warn!("pending mail: {e}"),
+                        }
+                    }));
+                }
                 if health.is_up() && last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
                     last_prune = Some(tokio::time::Instant::now());
                     let before = clock.now() - chrono::Duration::from_std(config.history.retention).unwrap_or_default();
@@ -142,6 +157,9 @@ pub async fn serve(
         state.loop_turned(clock.now());
     }
 
+    if let Some(t) = resending {
+        t.abort();
+    }
     tracing::info!("stopping: no new fires; draining running jobs");
     let _ = timer.shutdown().await;
     scheduler.shutdown(daemon.shutdown_grace).await;
@@ -151,6 +169,9 @@ pub async fn serve(
     tracing::info!("stopped");
     Ok(())
 }
+
+/// Pending messages sent per maintenance pass at most.
+const RESEND_BATCH: u32 = 20;
 
 /// A fire due within this of now is waited for exactly, not left to the
 /// timer's next poll.

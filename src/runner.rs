@@ -14,6 +14,8 @@ use tokio_util::sync::CancellationToken;
 use crate::adapters::Adapters;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, JobConfig};
+use crate::delivery::{Delivered, Postman};
+use crate::notify;
 use crate::identity::Identity;
 use crate::jobs::{self, ExecEnv, JobError, Processes, RunContext, Steps};
 use crate::model::{CheckResult, Measured, Params, Record};
@@ -128,6 +130,8 @@ pub struct Runner {
     events: broadcast::Sender<RunEvent>,
     tee: Option<Tee>,
     env: ExecEnv,
+    /// Sends notifications, keeping them until they are sent.
+    postman: Postman,
 }
 
 impl std::fmt::Debug for Runner {
@@ -149,14 +153,17 @@ pub struct RunnerBuilder {
     heartbeat: Duration,
     log_max_bytes: usize,
     redactor: Redactor,
+    config: Option<Arc<Config>>,
 }
 
 impl RunnerBuilder {
-    /// Heartbeat, log size and redactor from the jobs file.
+    /// Heartbeat, log size, redactor and mail settings from the jobs file,
+    /// which jobs that look at other jobs (the report) also see.
     pub fn config(mut self, config: &Config) -> Self {
         self.heartbeat = config.daemon.heartbeat;
         self.log_max_bytes = config.history.log_max_bytes;
         self.redactor = config.redactor.clone();
+        self.config = Some(Arc::new(config.clone()));
         self
     }
 
@@ -194,11 +201,15 @@ impl RunnerBuilder {
             None => Arc::new(WatchedStore::new(self.store)),
         };
         let health = store.health().expect("a watched store has health");
+        let postman = Postman::new(store.clone(), self.adapters.mail.clone(), self.clock.clone());
         Runner {
             health,
+            postman,
             env: ExecEnv {
                 adapters: self.adapters,
                 clock: self.clock.clone(),
+                store: store.clone(),
+                config: self.config,
                 redactor: self.redactor.clone(),
             },
             store,
@@ -216,6 +227,11 @@ impl RunnerBuilder {
 impl Runner {
     /// A runner over `store`, reaching the outside through `adapters`;
     /// the rest defaults (system clock, this process, 5 s heartbeat).
+    /// The sender of this runner's mail, for the daemon's resends.
+    pub fn postman(&self) -> &Postman {
+        &self.postman
+    }
+
     pub fn builder(store: Arc<dyn HistoryStore>, adapters: Arc<Adapters>) -> RunnerBuilder {
         RunnerBuilder {
             store,
@@ -225,6 +241,7 @@ impl Runner {
             heartbeat: Duration::from_secs(5),
             log_max_bytes: 256 * 1024,
             redactor: Redactor::default(),
+            config: None,
         }
     }
 
@@ -386,8 +403,72 @@ impl Runner {
         Ok(())
     }
 
-    /// Runs a claimed first attempt, then retries as the job's policy says.
+    /// Runs a claimed first attempt, then retries as the job's policy says;
+    /// then mails the outcome if the job's `notify` asks (dry runs never).
     pub async fn execute(
+        &self,
+        job: &JobConfig,
+        req: &RunRequest,
+        first: RunId,
+        stop: &Stop,
+    ) -> Ended {
+        let ended = self.attempts(job, req, first, stop).await;
+        if !req.dry_run {
+            self.notify(job, &ended).await;
+        }
+        ended
+    }
+
+    /// Mails a run's final outcome as [`crate::notify`] decides. A mail
+    /// that cannot go is kept for the daemon; nothing here fails the run.
+    async fn notify(&self, job: &JobConfig, ended: &Ended) {
+        let now = self.clock.now();
+        let notice = match notify::notice(self.store.as_ref(), job, ended.id, ended.status, now).await {
+            Ok(Some(n)) => n,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::error!(job = %job.name, run = ended.id, "cannot record the notification state: {e}");
+                return;
+            }
+        };
+        let run = match self.store.get_run(ended.id).await {
+            Ok(Some(r)) => r,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::error!(job = %job.name, run = ended.id, "cannot read the run to notify: {e}");
+                return;
+            }
+        };
+        let (mail, links) = match &self.env.config {
+            Some(c) => (c.mail.clone(), c.links.clone()),
+            None => Default::default(),
+        };
+        let mut draft = notify::compose(notice, job, &run, &mail, &links, job.timezone);
+        draft.text = self.redactor.redact(&draft.text);
+        if let Some(h) = &draft.html {
+            draft.html = Some(self.redactor.redact(h));
+        }
+        let id = notify::message_id(&job.name, run.id, notice, &self.identity.host);
+        let email = match draft.compose(&id) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!(job = %job.name, run = run.id, "cannot build the notification: {e}");
+                return;
+            }
+        };
+        match self.postman.deliver(&email, Some(&job.name), Some(run.id)).await {
+            Ok(Delivered::Sent(to)) => {
+                tracing::info!(job = %job.name, run = run.id, "notification ({notice:?}) sent to {} through {to}", email.recipients.join(", "))
+            }
+            Ok(Delivered::Pending { error, .. }) => {
+                tracing::warn!(job = %job.name, run = run.id, "notification ({notice:?}) not sent yet, kept for the daemon: {error}")
+            }
+            Ok(Delivered::AlreadySent) => {}
+            Err(e) => tracing::error!(job = %job.name, run = run.id, "notification ({notice:?}) lost: {e}"),
+        }
+    }
+
+    async fn attempts(
         &self,
         job: &JobConfig,
         req: &RunRequest,

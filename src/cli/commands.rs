@@ -60,6 +60,12 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
         Command::Show { run, json } => show(&cli, run, *json).await,
         Command::Cancel { run_id } => cancel(&cli, *run_id).await,
         Command::Serve { listen } => serve(&cli, *listen).await,
+        Command::Report {
+            since,
+            out,
+            send,
+            job,
+        } => super::report::report(&cli, since.as_deref(), out.as_deref(), *send, job.as_deref()).await,
         Command::Migrate => {
             let config = load(&cli)?;
             let store = open_store(&cli, &config).await?;
@@ -69,7 +75,7 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
     }
 }
 
-fn load(cli: &Cli) -> Result<Config> {
+pub(super) fn load(cli: &Cli) -> Result<Config> {
     Ok(jobs::load_file(&cli.config)?)
 }
 
@@ -80,21 +86,33 @@ fn database_url(cli: &Cli, config: &Config) -> String {
         .unwrap_or_else(|| config.history.database_url.expose().to_string())
 }
 
-async fn open_store(cli: &Cli, config: &Config) -> Result<Arc<dyn HistoryStore>> {
+pub(super) async fn open_store(cli: &Cli, config: &Config) -> Result<Arc<dyn HistoryStore>> {
     Ok(store::open(&database_url(cli, config)).await?)
 }
 
 /// The one way the CLI builds a runner: real outside systems, the jobs
 /// file's settings, and the history store's password among the secrets
 /// (it may come from `--database-url` rather than the file).
-fn runner(cli: &Cli, config: &Config, store: Arc<dyn HistoryStore>) -> Runner {
+fn runner(cli: &Cli, config: &Config, store: Arc<dyn HistoryStore>) -> Result<Runner> {
     let redactor = config
         .redactor
         .with(url_password(&database_url(cli, config)));
-    Runner::builder(store, Arc::new(Adapters::real()))
+    Ok(Runner::builder(store, Arc::new(adapters(config)?))
         .config(config)
         .redactor(redactor)
-        .build()
+        .build())
+}
+
+/// The real outside systems, with the mailer `mail:` asks for.
+pub(super) fn adapters(config: &Config) -> Result<Adapters> {
+    let m = &config.mail;
+    let mailer = crate::adapters::mail::mailer(
+        m.smtp_url.as_ref().map(|u| u.expose()),
+        m.ca_file.as_deref(),
+        &m.outbox,
+        m.timeout,
+    )?;
+    Ok(Adapters::real().with_mail(mailer))
 }
 
 fn validate(cli: &Cli, json: bool) -> Result<()> {
@@ -282,7 +300,7 @@ async fn run_job(
         .map_err(|e| CliError::Usage(format!("job `{name}`: {e}")))?;
     let store = open_store(cli, &config).await?;
     let format = cli.log_format;
-    let runner = runner(cli, &config, store.clone()).with_tee(move |l| render::tee(format, l));
+    let runner = runner(cli, &config, store.clone())?.with_tee(move |l| render::tee(format, l));
     runner.reap(config.daemon.stale_after).await?;
     let mut req = RunRequest {
         trigger: Trigger::Manual,
@@ -388,7 +406,7 @@ async fn run_job(
     }
 }
 
-fn parse_since(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
+pub(super) fn parse_since(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(t.with_timezone(&Utc));
     }
@@ -480,7 +498,7 @@ async fn serve(cli: &Cli, listen: Option<SocketAddr>) -> Result<()> {
         tracing::info!("{} received", *which.lock().expect("signal lock"));
     });
     tracing::debug!(store = %redact_url(&url), "starting");
-    let runner = runner(cli, &config, store);
+    let runner = runner(cli, &config, store)?;
     daemon::serve(config, runner, listen, shutdown).await?;
     Ok(())
 }

@@ -7,6 +7,7 @@
 
 mod commands;
 mod render;
+mod report;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -155,6 +156,24 @@ pub enum Command {
         #[arg(long)]
         listen: Option<SocketAddr>,
     },
+    /// Build the morning report from the history and print it (or write
+    /// it to a file); --send mails it as the report job would.
+    Report {
+        /// The period: a duration back from now (24h, 7d) or an RFC 3339
+        /// instant. Default: the report job's period, else 24h.
+        #[arg(long)]
+        since: Option<String>,
+        /// Write to FILE instead of stdout: `.html` (charts inline, to look
+        /// at in a browser), `.eml` (the whole message), else the text.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Send it to its recipients (or the outbox when no SMTP is set).
+        #[arg(long)]
+        send: bool,
+        /// The `report` job whose settings to use. Default: the first one.
+        #[arg(long)]
+        job: Option<String>,
+    },
     /// Create or update the history store's schema.
     Migrate,
 }
@@ -181,6 +200,12 @@ pub enum CliError {
     },
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
+    #[error("{0}")]
+    Mail(#[from] crate::adapters::mail::MailError),
+    #[error(transparent)]
+    Report(#[from] crate::report::ReportError),
+    #[error("{0}")]
+    Delivery(#[from] crate::delivery::DeliveryError),
 }
 
 impl CliError {

@@ -11,6 +11,8 @@
 //! holds its kind's own part as a [`JobSpec`], read through the registry
 //! ([`JobKinds`]) the caller passes in.
 
+mod mail;
+
 use std::any::Any;
 use std::fmt;
 use std::marker::PhantomData;
@@ -29,6 +31,7 @@ use crate::secret::{Redactor, SecretUrl, collecting};
 use crate::yaml::{self, At, Common, Diags, Kinded, Lenient, Pos, Text};
 
 pub use crate::yaml::Diagnostic;
+pub use mail::{DEFAULT_FROM, Links, MailConfig, addresses};
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://runbookd.db";
 
@@ -49,6 +52,12 @@ pub trait JobSpec: fmt::Debug + Send + Sync + Any {
     /// Problems only visible once the whole job is read, each at its
     /// position. `job` names the job for messages.
     fn validate(&self, _job: &str, _diags: &mut Diags) {}
+
+    /// Other jobs this one names, each with the kind it must be: checked
+    /// once the whole file is read.
+    fn references(&self) -> Vec<(&Text, &'static str)> {
+        Vec::new()
+    }
 
     /// Checks the parameters of a run given by hand, before it is claimed.
     /// By default a kind takes none.
@@ -83,6 +92,21 @@ pub enum Concurrency {
     Allow,
     /// Cancel the running one, then start the new run.
     Replace,
+}
+
+/// When a job's outcome is mailed to its recipients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Notify {
+    /// Never.
+    #[default]
+    Never,
+    /// The first failure of a job that was not failing (repeats are not
+    /// mailed), and one "recovered" mail at the next success. Retries do
+    /// not mail until the last attempt.
+    OnFailure,
+    /// Every run's final outcome, success or failure.
+    Always,
 }
 
 impl fmt::Display for Concurrency {
@@ -160,6 +184,8 @@ struct RawDefaults {
     retries: Option<Lenient<RawRetries>>,
     /// Default: none (missed fires are not run).
     catch_up: Option<Dur>,
+    /// Default `never`.
+    notify: Option<Notify>,
 }
 
 #[derive(Debug, Clone)]
@@ -169,6 +195,7 @@ pub struct Defaults {
     pub concurrency: Concurrency,
     pub retries: RetryPolicy,
     pub catch_up: Option<Duration>,
+    pub notify: Notify,
 }
 
 impl Default for Defaults {
@@ -179,6 +206,7 @@ impl Default for Defaults {
             concurrency: Concurrency::Forbid,
             retries: RetryPolicy::default(),
             catch_up: None,
+            notify: Notify::Never,
         }
     }
 }
@@ -262,6 +290,10 @@ struct JobCommon {
     catch_up: Option<At<Dur>>,
     /// Default `false`.
     suspend: bool,
+    /// Default `defaults.notify`.
+    notify: Option<Notify>,
+    /// Comma-separated; default `mail.to`.
+    notify_to: Option<Text>,
 }
 
 impl<'de> Common<'de> for JobCommon {
@@ -275,6 +307,8 @@ impl<'de> Common<'de> for JobCommon {
         "retries",
         "catch_up",
         "suspend",
+        "notify",
+        "notify_to",
     ];
 
     fn take<M: MapAccess<'de>>(&mut self, key: &str, map: &mut M) -> Result<bool, M::Error> {
@@ -290,6 +324,8 @@ impl<'de> Common<'de> for JobCommon {
             "retries" => self.retries = map.next_value()?,
             "catch_up" => self.catch_up = map.next_value()?,
             "suspend" => self.suspend = map.next_value::<Option<bool>>()?.unwrap_or(false),
+            "notify" => self.notify = map.next_value()?,
+            "notify_to" => self.notify_to = map.next_value()?,
             _ => return Ok(false),
         }
         Ok(true)
@@ -353,6 +389,10 @@ struct RawFile<R> {
     #[serde(default)]
     daemon: Option<At<Lenient<RawDaemon>>>,
     #[serde(default)]
+    mail: Option<Lenient<mail::RawMail>>,
+    #[serde(default)]
+    links: Option<Lenient<mail::RawLinks>>,
+    #[serde(default)]
     jobs: Option<RawJobs<R>>,
 }
 
@@ -369,6 +409,9 @@ pub struct JobConfig {
     pub retries: RetryPolicy,
     pub catch_up: Option<Duration>,
     pub suspend: bool,
+    pub notify: Notify,
+    /// Who its notifications go to (`notify_to`, else `mail.to`).
+    pub notify_to: Vec<String>,
     pub spec: Arc<dyn JobSpec>,
 }
 
@@ -389,6 +432,8 @@ pub struct Config {
     pub defaults: Defaults,
     pub history: HistoryConfig,
     pub daemon: DaemonConfig,
+    pub mail: MailConfig,
+    pub links: Links,
     pub jobs: IndexMap<String, JobConfig>,
     /// Every secret value the file resolved to, for scrubbing output.
     pub redactor: Redactor,
@@ -495,6 +540,8 @@ fn build<R: JobKinds>(path: &Path, raw: &RawFile<R>, diags: &mut Diags) -> Confi
     let defaults = defaults(raw.defaults.as_ref().map(|d| &d.0), diags);
     let history = history(raw.history.as_ref().map(|h| &h.0), diags);
     let daemon = daemon(raw.daemon.as_ref(), diags);
+    let mail = mail::mail(raw.mail.as_ref().map(|m| &m.0), diags);
+    let links = mail::links(raw.links.as_ref().map(|l| &l.0), diags);
     let mut jobs = IndexMap::new();
     if raw.jobs.as_ref().is_none_or(|j| j.0.is_empty()) {
         // An empty file, or `jobs:` alone, would serve nothing and say ok.
@@ -504,8 +551,23 @@ fn build<R: JobKinds>(path: &Path, raw: &RawFile<R>, diags: &mut Diags) -> Confi
         );
     }
     for (name, job) in raw.jobs.iter().flat_map(|j| j.0.iter()) {
-        if let Some(j) = build_job::<R>(name, job, &defaults, diags) {
+        if let Some(j) = build_job::<R>(name, job, &defaults, &mail, diags) {
             jobs.entry(name.to_string()).or_insert(j);
+        }
+    }
+    for job in jobs.values() {
+        for (name, kind) in job.spec.references() {
+            match jobs.get(name.as_str()) {
+                None => diags.at(
+                    name.at,
+                    format!("no job named `{}` (a {kind} job is needed here)", name.as_str()),
+                ),
+                Some(j) if j.kind != kind => diags.at(
+                    name.at,
+                    format!("`{}` is a {} job; a {kind} job is needed here", name.as_str(), j.kind),
+                ),
+                Some(_) => {}
+            }
         }
     }
     Config {
@@ -513,6 +575,8 @@ fn build<R: JobKinds>(path: &Path, raw: &RawFile<R>, diags: &mut Diags) -> Confi
         defaults,
         history,
         daemon,
+        mail,
+        links,
         jobs,
         redactor: Redactor::default(),
     }
@@ -534,6 +598,9 @@ fn defaults(raw: Option<&RawDefaults>, diags: &mut Diags) -> Defaults {
         d.retries = r.0.over(d.retries);
     }
     d.catch_up = raw.catch_up.map(|c| c.0);
+    if let Some(n) = raw.notify {
+        d.notify = n;
+    }
     d
 }
 
@@ -604,6 +671,7 @@ fn build_job<R: JobKinds>(
     name: &Text,
     raw: &RawJob,
     defaults: &Defaults,
+    mail: &MailConfig,
     diags: &mut Diags,
 ) -> Option<JobConfig> {
     if !is_job_name(name) {
@@ -662,6 +730,21 @@ fn build_job<R: JobKinds>(
             "catch_up needs a schedule (a manual-only job has no fires to miss)",
         );
     }
+    let notify = common.notify.unwrap_or(defaults.notify);
+    let notify_to = match &common.notify_to {
+        Some(t) => addresses(t, "notify_to", diags),
+        None => mail.to.clone(),
+    };
+    if notify != Notify::Never && notify_to.is_empty() {
+        let at = common.notify_to.as_ref().map(|t| t.at).unwrap_or(name.at);
+        diags.at(
+            at,
+            format!("notify: {} needs recipients: set mail.to or this job's notify_to", match notify {
+                Notify::Always => "always",
+                _ => "on_failure",
+            }),
+        );
+    }
     let spec = raw.spec.as_ref()?;
     spec.validate(name, diags);
     let kind = R::NAMES.iter().find(|k| **k == raw.kind.as_str())?;
@@ -676,6 +759,8 @@ fn build_job<R: JobKinds>(
         retries,
         catch_up: common.catch_up.map(|c| c.value.0).or(defaults.catch_up),
         suspend: common.suspend,
+        notify,
+        notify_to,
         spec: spec.clone(),
     })
 }

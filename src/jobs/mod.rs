@@ -6,6 +6,7 @@
 pub mod checklist;
 pub mod command;
 pub mod procedure;
+pub mod report;
 pub mod rollout;
 pub mod rotate_secret;
 pub mod snapshot_migrate;
@@ -71,6 +72,7 @@ job_kinds! {
     "rotate_secret" => rotate_secret::RotateSpec,
     "snapshot_migrate" => snapshot_migrate::MigrateSpec,
     "verify_backups" => verify_backups::VerifySpec,
+    "report" => report::ReportSpec,
 }
 
 /// Reads a jobs file with every registered kind and the process
@@ -108,6 +110,11 @@ impl Job for Unregistered {
 pub struct ExecEnv {
     pub adapters: Arc<Adapters>,
     pub clock: Arc<dyn Clock>,
+    /// The run history, for kinds that read it (the report).
+    pub store: Arc<dyn HistoryStore>,
+    /// The whole jobs file, for kinds that look at other jobs; `None` for
+    /// a runner built without one (tests).
+    pub config: Option<Arc<Config>>,
     /// Every secret runbookd knows, for what a job quotes.
     pub redactor: Redactor,
 }

@@ -19,7 +19,8 @@ use chrono_tz::Tz;
 use indexmap::IndexMap;
 
 use crate::config::{
-    Concurrency, Config, DaemonConfig, Defaults, HistoryConfig, JobConfig, RetryPolicy,
+    Concurrency, Config, DaemonConfig, Defaults, HistoryConfig, JobConfig, Links, MailConfig,
+    Notify, RetryPolicy,
 };
 use crate::jobs::command::CommandSpec;
 use crate::model::Dur;
@@ -61,6 +62,8 @@ impl JobBuilder {
                 },
                 catch_up: None,
                 suspend: false,
+                notify: Default::default(),
+                notify_to: Vec::new(),
                 spec: Arc::new(spec.clone()),
             },
             Some(spec),
@@ -115,6 +118,12 @@ impl JobBuilder {
         self
     }
 
+    pub fn notify(mut self, n: Notify, to: &[&str]) -> Self {
+        self.0.notify = n;
+        self.0.notify_to = to.iter().map(|t| t.to_string()).collect();
+        self
+    }
+
     pub fn env(mut self, key: &str, value: &str) -> Self {
         let spec = self.1.as_mut().expect("env() is for command jobs");
         spec.env.insert(key.to_string(), Text::new(value));
@@ -149,9 +158,21 @@ impl ConfigBuilder {
                 stale_after: Duration::from_secs(2),
                 shutdown_grace: Duration::from_secs(2),
             },
+            mail: MailConfig::default(),
+            links: Links::default(),
             jobs: IndexMap::new(),
             redactor: Redactor::default(),
         })
+    }
+
+    pub fn mail(mut self, mail: MailConfig) -> Self {
+        self.0.mail = mail;
+        self
+    }
+
+    pub fn links(mut self, links: Links) -> Self {
+        self.0.links = links;
+        self
     }
 
     pub fn job(mut self, job: JobBuilder) -> Self {
