@@ -143,6 +143,41 @@ start_alertmanager() {
   export RUNBOOKD_TEST_ALERTMANAGER_URL=http://127.0.0.1:$port
 }
 
+# --- SMTP (aiosmtpd) -----------------------------------------------------------
+# Each mail test starts its own server (scripts/smtp_fixture.py) with the
+# options it needs (AUTH, STARTTLS, TLS, down then up); this installs
+# aiosmtpd and makes a test CA and a server certificate for 127.0.0.1.
+prepare_smtp() {
+  local venv=${RUNBOOKD_TEST_VENV:-$HOME/.cache/runbookd-test/venv}
+  [ -x "$venv/bin/python" ] || { python3 -m venv "$venv" 2>"$STATE/venv.log" || { apt_install python3-venv; python3 -m venv "$venv"; }; }
+  if ! "$venv/bin/python" -c 'import aiosmtpd' 2>/dev/null; then
+    log "SMTP: installing aiosmtpd into $venv"
+    "$venv/bin/pip" install -q aiosmtpd >"$STATE/pip-smtp.log" 2>&1 \
+      || { cat "$STATE/pip-smtp.log" >&2; die "pip install aiosmtpd failed"; }
+  fi
+  command -v openssl >/dev/null || apt_install openssl
+  local tls="$STATE/smtp-tls"; mkdir -p "$tls"
+  (
+    cd "$tls"
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 30 \
+      -subj "/CN=runbookd test CA" -addext "basicConstraints=critical,CA:true" \
+      -addext "keyUsage=critical,keyCertSign,cRLSign"
+    openssl req -newkey rsa:2048 -nodes -keyout key.pem -out server.csr -subj "/CN=localhost"
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:false\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n' >ext.cnf
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out cert.pem -days 30 -extfile ext.cnf
+  ) >"$STATE/openssl.log" 2>&1 || { cat "$STATE/openssl.log" >&2; die "could not make the SMTP test certificate"; }
+  log "SMTP: aiosmtpd ready; test CA in $tls"
+  export RUNBOOKD_TEST_SMTP_PYTHON=$venv/bin/python
+  export RUNBOOKD_TEST_SMTP_FIXTURE=$PWD/scripts/smtp_fixture.py
+  export RUNBOOKD_TEST_SMTP_TLS=$tls
+}
+
+# --- Chromium (renders the report's HTML) -----------------------------------
+prepare_chromium() {
+  command -v chromium >/dev/null || apt_install chromium
+  export RUNBOOKD_TEST_CHROMIUM=$(command -v chromium)
+}
+
 start_services() {
   command -v curl >/dev/null || apt_install curl
   start_postgres
@@ -150,4 +185,6 @@ start_services() {
   start_moto
   start_prometheus
   start_alertmanager
+  prepare_smtp
+  prepare_chromium
 }

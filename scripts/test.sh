@@ -14,7 +14,10 @@
 # - moto in server mode (PyPI moto[server], in a venv under
 #   ~/.cache/runbookd-test) for RDS and Secrets Manager;
 # - Prometheus (Debian) loaded with fixed history by promtool;
-# - Alertmanager (Debian), with no cluster port.
+# - Alertmanager (Debian), with no cluster port;
+# - aiosmtpd (PyPI, same venv) and a test CA: each mail test starts its own
+#   SMTP server (scripts/smtp_fixture.py) writing a Maildir;
+# - Chromium (Debian), to render the report's HTML to a PNG.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -3,8 +3,6 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use base64::Engine;
-
 use super::commands::{adapters, load, open_store, parse_since};
 use super::render;
 use super::{Cli, CliError, Result};
@@ -12,7 +10,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::delivery::{Delivered, Postman};
 use crate::jobs::report::{DEFAULT_PERIOD, ReportSpec};
-use crate::report::{self, Settings, Tolerance, render::Rendered};
+use crate::report::{self, Settings, Tolerance};
 
 /// The settings of the `report` job named (or the first), else defaults.
 fn settings(config: &Config, job: Option<&str>) -> Result<(Settings, Option<ReportSpec>)> {
@@ -97,7 +95,7 @@ pub async fn report(
     match out {
         Some(path) => {
             let bytes = match path.extension().and_then(|e| e.to_str()) {
-                Some("html" | "htm") => redact(&preview_html(&rendered)).into_bytes(),
+                Some("html" | "htm") => redact(&rendered.preview_html()).into_bytes(),
                 Some("eml") => {
                     let (to, cc) = match &spec {
                         Some(s) => s.recipients(&config),
@@ -129,18 +127,4 @@ pub async fn report(
         None => {}
     }
     Ok(())
-}
-
-/// The HTML with its `cid:` images as data URLs, so a browser shows it as
-/// a mail client would.
-pub fn preview_html(r: &Rendered) -> String {
-    let mut html = r.html.clone();
-    for (cid, png) in &r.images {
-        let data = base64::engine::general_purpose::STANDARD.encode(png);
-        html = html.replace(
-            &format!("src=\"cid:{cid}\""),
-            &format!("src=\"data:image/png;base64,{data}\""),
-        );
-    }
-    html
 }

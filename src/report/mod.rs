@@ -415,6 +415,10 @@ fn attention(
         }
     }
     for g in ledger::group(findings) {
+        // A failed checklist run's failures are the checks above.
+        if g.kind == FindingKind::Failed && checklist.is_some_and(|c| c.job == g.job) {
+            continue;
+        }
         out.push(Attention {
             what: describe(&g, tz),
             run: g.runs.last().copied(),

@@ -25,6 +25,21 @@ pub struct Rendered {
 }
 
 impl Rendered {
+    /// The HTML with its `cid:` images as data URLs, so a browser shows it
+    /// as a mail client would.
+    pub fn preview_html(&self) -> String {
+        use base64::Engine;
+        let mut html = self.html.clone();
+        for (cid, png) in &self.images {
+            let data = base64::engine::general_purpose::STANDARD.encode(png);
+            html = html.replace(
+                &format!("src=\"cid:{cid}\""),
+                &format!("src=\"data:image/png;base64,{data}\""),
+            );
+        }
+        html
+    }
+
     pub fn draft(self, mail: &MailConfig, to: &[String], cc: &[String]) -> Draft {
         Draft {
             from: mail.from.clone(),

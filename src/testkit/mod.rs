@@ -8,7 +8,9 @@
 
 pub mod binary;
 pub mod fakes;
+pub mod history;
 pub mod proxy;
+pub mod smtp;
 
 use std::path::PathBuf;
 use std::sync::Arc;
