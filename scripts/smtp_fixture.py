@@ -43,7 +43,8 @@ def authenticator(user, password):
         if not isinstance(auth_data, LoginPassword):
             return AuthResult(success=False, handled=False)
         ok = auth_data.login.decode() == user and auth_data.password.decode() == password
-        return AuthResult(success=ok)
+        # handled=False: aiosmtpd sends the reply (235, or 535 on failure).
+        return AuthResult(success=ok, handled=False)
 
     return check
 
@@ -86,10 +87,6 @@ def main():
         **server_kwargs,
         **kwargs,
     )
-    if a.smtps:
-        # The readiness probe of Controller speaks plain SMTP; with TLS
-        # from the first byte it cannot, so start the server ourselves.
-        controller._trigger_server = lambda: None
     controller.start()
     print("ready %d" % a.port, flush=True)
 
