@@ -27,7 +27,7 @@ pub enum Notice {
 }
 
 impl Notice {
-    fn word(self) -> &'static str {
+    pub fn word(self) -> &'static str {
         match self {
             Notice::Failed => "failed",
             Notice::Recovered => "recovered",

@@ -29,7 +29,7 @@ use crate::store::{
 
 /// How long a job may take to stop after it is cancelled before it is
 /// dropped (which kills a command's process group).
-const STOP_WAIT: Duration = Duration::from_secs(60);
+pub const STOP_WAIT: Duration = Duration::from_secs(60);
 
 /// A cancellation with the reason recorded on the run.
 #[derive(Debug, Clone, Default)]
@@ -116,6 +116,9 @@ pub struct Ended {
     pub status: RunStatus,
     pub attempt: u32,
     pub error: Option<String>,
+    /// What became of the run's notification, when it had one: where it
+    /// went (an outbox file, a server) or why it is pending.
+    pub notified: Option<String>,
 }
 
 #[derive(Clone)]
@@ -412,31 +415,31 @@ impl Runner {
         first: RunId,
         stop: &Stop,
     ) -> Ended {
-        let ended = self.attempts(job, req, first, stop).await;
+        let mut ended = self.attempts(job, req, first, stop).await;
         if !req.dry_run {
-            self.notify(job, &ended).await;
+            ended.notified = self.notify(job, &ended).await;
         }
         ended
     }
 
     /// Mails a run's final outcome as [`crate::notify`] decides. A mail
     /// that cannot go is kept for the daemon; nothing here fails the run.
-    async fn notify(&self, job: &JobConfig, ended: &Ended) {
+    async fn notify(&self, job: &JobConfig, ended: &Ended) -> Option<String> {
         let now = self.clock.now();
         let notice = match notify::notice(self.store.as_ref(), job, ended.id, ended.status, now).await {
             Ok(Some(n)) => n,
-            Ok(None) => return,
+            Ok(None) => return None,
             Err(e) => {
                 tracing::error!(job = %job.name, run = ended.id, "cannot record the notification state: {e}");
-                return;
+                return None;
             }
         };
         let run = match self.store.get_run(ended.id).await {
             Ok(Some(r)) => r,
-            Ok(None) => return,
+            Ok(None) => return None,
             Err(e) => {
                 tracing::error!(job = %job.name, run = ended.id, "cannot read the run to notify: {e}");
-                return;
+                return None;
             }
         };
         let (mail, links) = match &self.env.config {
@@ -453,19 +456,22 @@ impl Runner {
             Ok(e) => e,
             Err(e) => {
                 tracing::error!(job = %job.name, run = run.id, "cannot build the notification: {e}");
-                return;
+                return None;
             }
         };
-        match self.postman.deliver(&email, Some(&job.name), Some(run.id)).await {
+        let what = format!("{} notification of run {}", notice.word(), run.id);
+        let said = match self.postman.deliver(&email, Some(&job.name), Some(run.id)).await {
             Ok(Delivered::Sent(to)) => {
-                tracing::info!(job = %job.name, run = run.id, "notification ({notice:?}) sent to {} through {to}", email.recipients.join(", "))
+                format!("{what} sent to {}: {to}", email.recipients.join(", "))
             }
             Ok(Delivered::Pending { error, .. }) => {
-                tracing::warn!(job = %job.name, run = run.id, "notification ({notice:?}) not sent yet, kept for the daemon: {error}")
+                format!("{what} not sent yet ({error}); kept, and resent by `runbookd serve`")
             }
-            Ok(Delivered::AlreadySent) => {}
-            Err(e) => tracing::error!(job = %job.name, run = run.id, "notification ({notice:?}) lost: {e}"),
-        }
+            Ok(Delivered::AlreadySent) => return None,
+            Err(e) => format!("{what} lost: {e}"),
+        };
+        tracing::info!(job = %job.name, run = run.id, "{said}");
+        Some(said)
     }
 
     async fn attempts(
@@ -493,13 +499,14 @@ impl Runner {
                     status,
                     attempt,
                     error,
+                    notified: None,
                 };
             }
             let wait = job.retries.delay_before(attempt + 1);
             tracing::info!(job = %job.name, run = id, attempt, wait = %humantime::format_duration(wait), "retrying after {status}");
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
-                _ = stop.cancelled() => return Ended { id, status, attempt, error },
+                _ = stop.cancelled() => return Ended { id, status, attempt, error, notified: None },
             }
             attempt += 1;
             let mut run = self.new_run(job, req, attempt);
@@ -521,6 +528,7 @@ impl Runner {
                         status,
                         attempt: attempt - 1,
                         error,
+                        notified: None,
                     };
                 }
                 Err(e) => {
@@ -530,6 +538,7 @@ impl Runner {
                         status,
                         attempt: attempt - 1,
                         error,
+                        notified: None,
                     };
                 }
             }

@@ -19,7 +19,7 @@ use crate::clock::Clock;
 use crate::config::{Concurrency, Config, JobConfig};
 use crate::runner::{RunRequest, Runner, Stop};
 use crate::schedule::{CronExpr, Fire};
-use crate::store::{MissedFires, RunId, StoreError, Trigger};
+use crate::store::{MissedFires, RunFilter, RunId, StoreError, Trigger};
 
 /// A fire this late or less is simply late (a slow tick), not missed.
 pub const LATE_TOLERANCE: Duration = Duration::from_secs(30);
@@ -384,16 +384,20 @@ impl Scheduler {
                     to_run.insert(0, (f, Trigger::Catchup));
                 }
             }
+            // A failure is this job's: other jobs' fires in this tick are
+            // still tried (a down store fails them fast through its health).
+            let mut job_ok = true;
             for (i, (fire, trigger)) in to_run.iter().enumerate() {
                 if let Err(e) = self.fire(job, *fire, *trigger, &mut report).await {
                     tracing::error!(job = %job.name, "cannot start the fire at {}: {e}", fire.at.to_rfc3339());
-                    report.store_ok = false;
+                    job_ok = false;
                     let rest: Vec<Fire> = to_run[i..].iter().map(|(f, _)| *f).collect();
                     self.add_outage(&job.name, &rest);
                     break;
                 }
             }
             if report.store_ok
+                && job_ok
                 && let Err(e) = self.runner.store().advance_cursor(&job.name, now).await
             {
                 tracing::warn!(job = %job.name, "cannot save the schedule cursor: {e}");
@@ -422,6 +426,31 @@ impl Scheduler {
         reason: &str,
         report: &mut TickReport,
     ) {
+        if !report.store_ok {
+            // Do not wait on a store known to be down: the log has them.
+            report.missed.push((job.name.clone(), count));
+            return;
+        }
+        // Another replica may have run some of them while this one could
+        // not reach the store: those were not missed.
+        let ran = match self
+            .runner
+            .store()
+            .list_runs(&RunFilter {
+                job: Some(job.name.clone()),
+                since: Some(first - chrono::Duration::hours(1)),
+                limit: 10_000,
+            })
+            .await
+        {
+            Ok(runs) => runs
+                .iter()
+                .filter(|r| r.attempt == 1)
+                .filter(|r| r.scheduled_for.is_some_and(|at| first <= at && at <= last))
+                .count() as u64,
+            Err(_) => 0,
+        };
+        let count = count.saturating_sub(ran);
         if count == 0 {
             return;
         }
@@ -463,6 +492,31 @@ impl Scheduler {
             report.lost_claims += 1;
             return Ok(());
         };
+        match self.decide(job, fire, trigger, id, req, report).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                // The row is ours: it must not stay `running` with nothing
+                // behind it (and hold up a `forbid` job until it is stale).
+                let _ = self
+                    .runner
+                    .store()
+                    .abandon(id, self.clock.now(), &format!("not started: {e}"))
+                    .await;
+                Err(e)
+            }
+        }
+    }
+
+    /// After the claim: overlap, then start.
+    async fn decide(
+        &self,
+        job: &JobConfig,
+        fire: Fire,
+        trigger: Trigger,
+        id: RunId,
+        req: RunRequest,
+        report: &mut TickReport,
+    ) -> Result<(), StoreError> {
         let running: Vec<RunId> = match self.runner.store().running(Some(&job.name)).await {
             Ok(r) => r.into_iter().map(|r| r.id).collect(),
             Err(e) => {

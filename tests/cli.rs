@@ -928,6 +928,43 @@ fn a_manual_run_obeys_forbid_unless_forced() {
 }
 
 #[test]
+fn with_no_smtp_mail_goes_to_the_outbox_and_its_path_is_printed() {
+    let w = workdir(
+        "mail:\n  to: oncall@flexoraa.com\njobs:\n  broken:\n    kind: command\n    argv: [\"false\"]\n    notify: on_failure\n    schedule: \"0 9 * * *\"\n  daily:\n    kind: checklist\n    checks:\n      - {name: up, kind: http, url: \"http://127.0.0.1:9/\"}\n  morning-report:\n    kind: report\n    title: Flexoraa\n    checklist: daily\n",
+    );
+    let out = w.run(&["run", "broken"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("failed notification of run 1 sent to oncall@flexoraa.com: outbox/"), "{err}");
+    let outbox: Vec<_> = std::fs::read_dir(w.path().join("outbox")).unwrap().collect();
+    assert_eq!(outbox.len(), 1);
+    // Failing again: no second mail.
+    w.run(&["run", "broken"]);
+    assert_eq!(std::fs::read_dir(w.path().join("outbox")).unwrap().count(), 1);
+
+    // The report by hand: printed, written as HTML with its charts inline,
+    // and sent to the outbox.
+    let out = w.run(&["report"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    // Its fire that never ran (no daemon), and the two failed runs by hand.
+    assert!(text.starts_with("Subject: [runbookd] Flexoraa morning report: 3 need attention"), "{text}");
+    assert!(text.contains("broken missed its"), "{text}");
+    assert!(text.contains("broken (by hand, by "), "{text}");
+    let out = w.run(&["report", "--out", "report.html", "--since", "7d"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let html = std::fs::read_to_string(w.path().join("report.html")).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    let out = w.run(&["report", "--send"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("sent to oncall@flexoraa.com through outbox/"), "{}", stderr(&out));
+    assert_eq!(std::fs::read_dir(w.path().join("outbox")).unwrap().count(), 2);
+    let out = w.run(&["report", "--since", "tomorrow"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--since `tomorrow`"), "{}", stderr(&out));
+}
+
+#[test]
 fn a_dry_run_never_replaces_a_real_run() {
     let w = workdir(
         "jobs:\n  slow:\n    kind: command\n    argv: [sleep, \"3\"]\n    concurrency: replace\n",

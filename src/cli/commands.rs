@@ -380,6 +380,9 @@ async fn run_job(
     };
     let ended = runner.execute(&job, &req, id, &stop).await;
     watcher.abort();
+    if let Some(n) = &ended.notified {
+        render::note(n);
+    }
     let run = store.get_run(ended.id).await?;
     if json {
         if let Some(r) = &run {

@@ -100,6 +100,46 @@ fn bad_configs_table() {
             "argv must name a program",
         ),
         (
+            "jobs:\n  a:\n    kind: command\n    argv: [true]\n    kill_grace: 1m\n",
+            "jobs.yaml:5:17:",
+            "kill_grace must be at most 25s",
+        ),
+        (
+            "mail:\n  smtp_url: \"http://u:hunter2@mail:25\"\njobs:\n  a:\n    kind: command\n    argv: [true]\n",
+            "jobs.yaml:2:13:",
+            "mail.smtp_url http://u:***@mail:25/: scheme `http`",
+        ),
+        (
+            "mail:\n  to: \"oncall@x.com, not an address\"\njobs:\n  a:\n    kind: command\n    argv: [true]\n",
+            "jobs.yaml:2:7:",
+            "mail.to: `not an address` is not an email address",
+        ),
+        (
+            "jobs:\n  a:\n    kind: command\n    argv: [true]\n    notify: on_failure\n",
+            "jobs.yaml:2:3:",
+            "notify: on_failure needs recipients: set mail.to or this job's notify_to",
+        ),
+        (
+            "jobs:\n  a:\n    kind: command\n    argv: [true]\n    notify: sometimes\n",
+            "jobs.yaml:5:13:",
+            "unknown variant `sometimes`, expected one of `never`, `on_failure`, `always`",
+        ),
+        (
+            "jobs:\n  r:\n    kind: report\n    checklist: a\n  a:\n    kind: command\n    argv: [true]\n",
+            "jobs.yaml:4:16:",
+            "`a` is a command job; a checklist job is needed here",
+        ),
+        (
+            "jobs:\n  r:\n    kind: report\n    charts:\n      - {job: nope, check: x}\n",
+            "jobs.yaml:5:15:",
+            "no job named `nope` (a checklist job is needed here)",
+        ),
+        (
+            "links:\n  anchors: {redis: issue-redis}\njobs:\n  a:\n    kind: command\n    argv: [true]\n",
+            "jobs.yaml:2:20:",
+            "links.anchors need links.runbook",
+        ),
+        (
             "jobs:\n  a:\n    kind: command\n    argv: [true]\n    timeout: soon\n",
             "jobs.yaml:5:14:",
             "invalid duration `soon`",

@@ -50,7 +50,7 @@ pub struct CommandSpec {
     #[serde(default)]
     pub inherit_env: bool,
     /// Time between SIGTERM and SIGKILL when the run is stopped. Default `10s`.
-    pub kill_grace: Option<Dur>,
+    pub kill_grace: Option<At<Dur>>,
 }
 
 /// What a job gets of runbookd's environment by default.
@@ -69,6 +69,21 @@ impl JobSpec for CommandSpec {
                 "argv must name a program, e.g. [\"pg_dump\", \"--version\"]",
             );
         }
+        // A stop takes at most kill_grace twice (the leader, then what is
+        // left of its group); past the runner's wait for a stopping job, the
+        // group would outlive the run.
+        if let Some(k) = self.kill_grace
+            && k.value.0 > MAX_KILL_GRACE
+        {
+            diags.at(
+                k.at,
+                format!(
+                    "kill_grace must be at most {}s: runbookd waits {}s for a cancelled job to stop",
+                    MAX_KILL_GRACE.as_secs(),
+                    crate::runner::STOP_WAIT.as_secs()
+                ),
+            );
+        }
     }
 
     fn as_any(&self) -> &dyn std::any::Any {
@@ -85,6 +100,7 @@ impl JobKind for CommandSpec {
 impl CommandSpec {
     fn kill_grace(&self) -> Duration {
         self.kill_grace
+            .map(|k| k.value)
             .map(|d| d.0)
             .unwrap_or(Duration::from_secs(10))
     }
@@ -274,6 +290,10 @@ fn drain(
         }
     })
 }
+
+/// The longest `kill_grace`: two of them fit in the runner's wait for a
+/// cancelled job ([`crate::runner::STOP_WAIT`]).
+pub const MAX_KILL_GRACE: Duration = Duration::from_secs(25);
 
 /// Whole lines gathered before they go to the log in one batch.
 const FLUSH_BYTES: usize = 512 * 1024;

@@ -433,6 +433,12 @@ impl Job for RotateJob {
             self.verify(ctx, &mut records).await
         }
         .await;
+        // A wait that noticed the cancel first fails rather than cancels:
+        // either way it is a cancel, not a failure to roll back from.
+        let applied = match applied {
+            Err(_) if ctx.cancel.is_cancelled() => Err(JobError::Cancelled),
+            other => other,
+        };
         match applied {
             Ok(()) => Ok(Outcome {
                 summary: Some(if ctx.dry_run {

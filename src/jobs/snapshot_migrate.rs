@@ -394,7 +394,9 @@ impl MigrateJob {
                 },
             )
             .await;
-            if let Err(JobError::Cancelled) = &outcome {
+            // However the step saw it end (the wait may notice the cancel
+            // first and fail), a cancelled run says what it left behind.
+            if outcome.is_err() && ctx.cancel.is_cancelled() {
                 // Stopping runbookd does not stop the cluster's Job, and a
                 // rerun would start a second migration beside it.
                 ctx.log.record(&format!(

@@ -425,7 +425,7 @@ mod tests {
             ("skipped", vec![R::fire(1, F1).status(RunStatus::Skipped), R::fire(2, F2)], None, vec![Skipped]),
             ("slow", vec![R::fire(1, F1).took(300), R::fire(2, F2)], Some(60), vec![Slow]),
             ("fast", vec![R::fire(1, F1).took(2), R::fire(2, F2)], Some(60), vec![Fast]),
-            ("fast but within noise", vec![R::fire(1, F1).took(1), R::fire(2, F2)], Some(3), vec![]),
+            ("fast but within noise", vec![R::fire(1, F1).took(1), R::fire(2, F2).took(3)], Some(3), vec![]),
             ("no median, no judgement", vec![R::fire(1, F1).took(9000), R::fire(2, F2)], None, vec![]),
         ];
         for (case, runs, median, want) in cases {

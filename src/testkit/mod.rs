@@ -46,7 +46,10 @@ impl JobBuilder {
             env: IndexMap::new(),
             workdir: None,
             inherit_env: true,
-            kill_grace: Some(Dur(Duration::from_secs(2))),
+            kill_grace: Some(At {
+                value: Dur(Duration::from_secs(2)),
+                at: Default::default(),
+            }),
         };
         JobBuilder(
             JobConfig {
