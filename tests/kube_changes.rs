@@ -272,3 +272,30 @@ async fn an_external_secret_is_nudged_with_a_merge_patch() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn an_external_secrets_refresh_is_read_from_its_status() {
+    scenario(
+        vec![Expect::new(
+            Method::GET,
+            "/apis/external-secrets.io/v1beta1/namespaces/default/externalsecrets/jwt",
+            json!({"metadata": {"name": "jwt"},
+                   "status": {"refreshTime": "2026-11-30T09:00:05Z",
+                              "conditions": [{"type": "Ready", "status": "False",
+                                              "reason": "SecretSyncedError",
+                                              "message": "could not get secret data from provider"}]}}),
+        )],
+        |c| async move {
+            let s = c.external_secret_sync("default", "jwt").await.unwrap();
+            assert_eq!(
+                s.refreshed_at.unwrap().to_rfc3339(),
+                "2026-11-30T09:00:05+00:00"
+            );
+            assert_eq!(
+                s.ready,
+                Some((false, "could not get secret data from provider".to_string()))
+            );
+        },
+    )
+    .await;
+}

@@ -91,6 +91,36 @@ fn rotate_yaml(extra: &str) -> String {
     )
 }
 
+#[tokio::test]
+async fn with_an_external_secret_the_restart_waits_for_the_operator_to_write_it() {
+    let extra = "    external_secret: jwt\n    sync_timeout: 1s\n";
+    let (a, cluster, _) = rotation(FakeCluster::default(), FakeSecrets::with_current("old-1"));
+    let w = world(&rotate_yaml(extra), a).await;
+    let run = w.run("rotate").await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
+    let names = steps(&run);
+    let sync = names.iter().position(|s| s == "wait-secret-sync succeeded").expect("a sync step");
+    let restart = names.iter().position(|s| s == "restart succeeded").unwrap();
+    assert!(sync < restart, "{names:?}");
+    assert!(cluster.calls().iter().any(|c| c == "GET externalsecret default/jwt"));
+
+    // An operator that never writes it: no restart onto the old value.
+    let (a, cluster, _) = rotation(
+        FakeCluster::default().external_secrets_stuck(),
+        FakeSecrets::with_current("old-1"),
+    );
+    let w = world(&rotate_yaml(extra), a).await;
+    let run = w.run("rotate").await;
+    assert_eq!(run.status, RunStatus::Failed);
+    let error = run.error.clone().unwrap();
+    assert!(error.contains("the Secret was not rewritten from jwt"), "{error}");
+    assert!(
+        !cluster.changes().iter().any(|c| c.contains("deployment")),
+        "restarted onto the old value: {:?}",
+        cluster.changes()
+    );
+}
+
 fn rotation(
     cluster: FakeCluster,
     secrets: FakeSecrets,

@@ -118,6 +118,53 @@ pub trait ClusterApi: Send + Sync + std::fmt::Debug {
             "this cluster client cannot annotate ExternalSecrets".into(),
         ))
     }
+
+    /// Reads an ExternalSecret's sync state, to know the operator has
+    /// written the new value before pods restart to read it.
+    async fn external_secret_sync(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<ExternalSecretSync, KubeError> {
+        let _ = (namespace, name);
+        Err(KubeError(
+            "this cluster client cannot read ExternalSecrets".into(),
+        ))
+    }
+}
+
+/// What the External Secrets operator last did with an ExternalSecret.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ExternalSecretSync {
+    /// When it last wrote the Secret from the provider (`status.refreshTime`).
+    pub refreshed_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Its `Ready` condition: whether true, and its message.
+    pub ready: Option<(bool, String)>,
+}
+
+/// The sync state in an ExternalSecret object. Pure.
+pub fn external_secret_sync(v: &serde_json::Value) -> ExternalSecretSync {
+    let status = &v["status"];
+    let refreshed_at = status["refreshTime"]
+        .as_str()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.to_utc());
+    let ready = status["conditions"].as_array().and_then(|cs| {
+        cs.iter().find(|c| c["type"] == "Ready").map(|c| {
+            (
+                c["status"] == "True",
+                c["message"]
+                    .as_str()
+                    .or(c["reason"].as_str())
+                    .unwrap_or("")
+                    .to_string(),
+            )
+        })
+    });
+    ExternalSecretSync {
+        refreshed_at,
+        ready,
+    }
 }
 
 /// What a call needed, for a 403: `verb` on `resource`.
@@ -358,6 +405,32 @@ impl ClusterApi for Cluster {
                     "patch",
                     "externalsecrets.external-secrets.io",
                     &format!("annotate ExternalSecret {name} in {namespace}"),
+                )
+            })
+    }
+
+    async fn external_secret_sync(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<ExternalSecretSync, KubeError> {
+        let client = self.client().await?;
+        let path = format!(
+            "/apis/external-secrets.io/v1beta1/namespaces/{namespace}/externalsecrets/{name}"
+        );
+        let req = http::Request::get(path)
+            .body(Vec::new())
+            .map_err(|e| KubeError(format!("build ExternalSecret read: {e}")))?;
+        client
+            .request::<serde_json::Value>(req)
+            .await
+            .map(|v| external_secret_sync(&v))
+            .map_err(|e| {
+                refused(
+                    e,
+                    "get",
+                    "externalsecrets.external-secrets.io",
+                    &format!("read ExternalSecret {name} in {namespace}"),
                 )
             })
     }

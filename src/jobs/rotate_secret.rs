@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::Timelike;
 use serde::Deserialize;
 
 use super::procedure::{self, Done};
@@ -64,6 +65,9 @@ pub struct RotateSpec {
     pub external_secret: Option<Text>,
     /// How long each rollout may take. Default `10m`.
     pub rollout_timeout: Option<Dur>,
+    /// How long the External Secrets operator may take to write the new
+    /// value after `force-sync`. Default `2m`.
+    pub sync_timeout: Option<Dur>,
     /// How often the rollout is looked at. Default `2s`.
     pub poll: Option<Dur>,
     /// Checks that must pass once the deployment runs with the new value
@@ -251,6 +255,44 @@ impl RotateJob {
                         .await
                         .map_err(|e| e.to_string())?;
                     Ok(Done::new((), "the operator will refresh it now"))
+                },
+            )
+            .await?;
+            // Pods restarted before the operator wrote the Secret would
+            // start with the old value, and the rotation would look done.
+            let since = self.clock.now().with_nanosecond(0).unwrap_or_else(|| self.clock.now());
+            let limit = self.spec.sync_timeout.map(|d| d.0).unwrap_or(Duration::from_secs(120));
+            procedure::step(
+                ctx,
+                "wait-secret-sync",
+                &format!("externalsecret/{es} in {ns}"),
+                &format!(
+                    "GET /apis/external-secrets.io/v1beta1/namespaces/{ns}/externalsecrets/{es} until status.refreshTime >= {} and Ready",
+                    since.to_rfc3339()
+                ),
+                || async {
+                    procedure::wait_for(ctx, "the ExternalSecret to refresh", self.poll(), limit, || async {
+                        let s = self
+                            .adapters
+                            .cluster
+                            .external_secret_sync(ns, es)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        let fresh = s.refreshed_at.is_some_and(|t| t >= since);
+                        match (fresh, s.ready) {
+                            (true, Some((false, why))) => Err(format!(
+                                "ExternalSecret {es} refreshed but is not Ready: {why}"
+                            )),
+                            (true, _) => Ok(Ok(())),
+                            (false, _) => Ok(Err(match s.refreshed_at {
+                                Some(t) => format!("last refreshed {}", t.to_rfc3339()),
+                                None => "never refreshed".into(),
+                            })),
+                        }
+                    })
+                    .await
+                    .map_err(|e| format!("the Secret was not rewritten from {es}, so a restart would not pick up the new value: {e}"))
+                    .map(|()| Done::new((), "refreshed from the provider"))
                 },
             )
             .await?;

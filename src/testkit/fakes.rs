@@ -47,6 +47,8 @@ struct ClusterState {
     job_outcome: Option<(&'static str, String)>,
     job_logs: String,
     forbid_patch: bool,
+    external_secret_refreshed: Option<chrono::DateTime<chrono::Utc>>,
+    external_secrets_stuck: bool,
     calls: Vec<String>,
 }
 
@@ -91,6 +93,8 @@ impl Default for FakeCluster {
             job_outcome: Some(("Complete", String::new())),
             job_logs: "Batch 42 run: 3 migrations\n".into(),
             forbid_patch: false,
+            external_secret_refreshed: None,
+            external_secrets_stuck: false,
             calls: Vec::new(),
         }))
     }
@@ -116,6 +120,12 @@ impl FakeCluster {
     /// Migration Jobs never end (the deadline has to).
     pub fn jobs_hang(self) -> Self {
         self.0.lock().unwrap().job_outcome = None;
+        self
+    }
+
+    /// The External Secrets operator never refreshes.
+    pub fn external_secrets_stuck(self) -> Self {
+        self.0.lock().unwrap().external_secrets_stuck = true;
         self
     }
 
@@ -310,12 +320,26 @@ impl ClusterApi for FakeCluster {
         key: &str,
         _value: &str,
     ) -> Result<(), KubeError> {
-        self.0
-            .lock()
-            .unwrap()
-            .calls
-            .push(format!("PATCH externalsecret {ns}/{name} {key}"));
+        let mut s = self.0.lock().unwrap();
+        s.calls.push(format!("PATCH externalsecret {ns}/{name} {key}"));
+        if !s.external_secrets_stuck {
+            // The operator, at once.
+            s.external_secret_refreshed = Some(chrono::Utc::now() + chrono::Duration::seconds(1));
+        }
         Ok(())
+    }
+
+    async fn external_secret_sync(
+        &self,
+        ns: &str,
+        name: &str,
+    ) -> Result<crate::adapters::kube::ExternalSecretSync, KubeError> {
+        let mut s = self.0.lock().unwrap();
+        s.calls.push(format!("GET externalsecret {ns}/{name}"));
+        Ok(crate::adapters::kube::ExternalSecretSync {
+            refreshed_at: s.external_secret_refreshed,
+            ready: Some((true, String::new())),
+        })
     }
 }
 
