@@ -52,11 +52,12 @@ pub async fn serve(
     let store = runner.store().clone();
     let clock = runner.clock().clone();
     let identity = runner.identity().clone();
-    runner.reap(daemon.stale_after).await?;
+    let reaped = runner.reap(daemon.stale_after).await?;
     let health = runner.store_health().clone();
     let postman = runner.postman().clone();
     let mut resending: Option<tokio::task::JoinHandle<()>> = None;
     let state = DaemonState::new(clock.now(), health.clone());
+    state.abandoned(reaped.len());
     let mut events = runner.subscribe();
     let observer_state = state.clone();
     let observer = tokio::spawn(async move {
@@ -124,9 +125,12 @@ pub async fn serve(
                 if health.is_up() {
                     let stale_before = clock.now() - chrono::Duration::from_std(daemon.stale_after).unwrap_or_default();
                     match store.abandon_stale(stale_before, clock.now()).await {
-                        Ok(ids) => for id in ids {
-                            tracing::warn!(run = id, "marked run {id} abandoned: no heartbeat for {}", humantime::format_duration(daemon.stale_after));
-                        },
+                        Ok(ids) => {
+                            state.abandoned(ids.len());
+                            for id in ids {
+                                tracing::warn!(run = id, "marked run {id} abandoned: no heartbeat for {}", humantime::format_duration(daemon.stale_after));
+                            }
+                        }
                         Err(e) => tracing::warn!("{e}"),
                     }
                 }
@@ -180,6 +184,7 @@ const EXACT_WAKE_WITHIN: Duration = Duration::from_secs(2);
 async fn tick(scheduler: &Scheduler, state: &DaemonState, clock: &dyn crate::clock::Clock) {
     let report = scheduler.tick().await;
     state.ticked(clock.now(), scheduler.active_runs(), &report);
+    state.next_fires(scheduler.next_fires());
 }
 
 async fn start_timer(wake: Arc<Notify>) -> Result<tokio_cron_scheduler::JobScheduler> {

@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::runner::RunEvent;
 use crate::scheduler::TickReport;
-use crate::store::StoreHealth;
+use crate::store::{RunStatus, StoreHealth};
 
 /// A tick older than this makes `/healthz` fail.
 pub const TICK_STALE_SECS: i64 = 15;
@@ -38,7 +38,37 @@ pub struct DaemonState {
     finished: Mutex<BTreeMap<(String, String), u64>>,
     fire_delay: Mutex<BTreeMap<String, f64>>,
     missed: Mutex<BTreeMap<String, u64>>,
+    durations: Mutex<BTreeMap<String, Histogram>>,
+    last_success: Mutex<BTreeMap<String, i64>>,
+    next_fire: Mutex<BTreeMap<String, i64>>,
+    checks: Mutex<BTreeMap<(String, String), u64>>,
+    check_values: Mutex<BTreeMap<(String, String), f64>>,
+    claim_conflicts: AtomicU64,
+    abandoned: AtomicU64,
     store: Arc<StoreHealth>,
+}
+
+/// Upper bounds (seconds) of the run-duration histogram: from a quick check
+/// to a long migration.
+const BUCKETS: [f64; 11] = [0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0];
+
+#[derive(Debug, Default, Clone)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+impl Histogram {
+    fn observe(&mut self, v: f64) {
+        for (i, b) in BUCKETS.iter().enumerate() {
+            if v <= *b {
+                self.counts[i] += 1;
+            }
+        }
+        self.count += 1;
+        self.sum += v;
+    }
 }
 
 impl DaemonState {
@@ -61,6 +91,20 @@ impl DaemonState {
         for (job, n) in &report.missed {
             *missed.entry(job.clone()).or_default() += n;
         }
+        self.claim_conflicts
+            .fetch_add(report.lost_claims as u64, Ordering::Relaxed);
+    }
+
+    /// Each scheduled job's next fire, as the scheduler sees it.
+    pub fn next_fires(&self, fires: impl IntoIterator<Item = (String, DateTime<Utc>)>) {
+        let mut m = self.next_fire.lock().expect("metrics lock");
+        m.clear();
+        m.extend(fires.into_iter().map(|(j, t)| (j, t.timestamp())));
+    }
+
+    /// Runs this daemon marked `abandoned` (their owner died or went quiet).
+    pub fn abandoned(&self, n: usize) {
+        self.abandoned.fetch_add(n as u64, Ordering::Relaxed);
     }
 
     /// The daemon's loop came round: the process is alive.
@@ -92,13 +136,43 @@ impl DaemonState {
                         .insert(job.clone(), delay);
                 }
             }
-            RunEvent::Finished { job, status, .. } => {
+            RunEvent::Finished {
+                job,
+                status,
+                at,
+                took,
+                checks,
+                ..
+            } => {
                 *self
                     .finished
                     .lock()
                     .expect("metrics lock")
                     .entry((job.clone(), status.to_string()))
                     .or_default() += 1;
+                if *status != RunStatus::Skipped {
+                    self.durations
+                        .lock()
+                        .expect("metrics lock")
+                        .entry(job.clone())
+                        .or_default()
+                        .observe(took.as_secs_f64());
+                }
+                if *status == RunStatus::Succeeded {
+                    self.last_success
+                        .lock()
+                        .expect("metrics lock")
+                        .insert(job.clone(), at.timestamp());
+                }
+                let mut counts = self.checks.lock().expect("metrics lock");
+                let mut values = self.check_values.lock().expect("metrics lock");
+                for (check, st, value) in checks {
+                    *counts.entry((job.clone(), st.to_string())).or_default() += 1;
+                    match value {
+                        Some(v) => values.insert((job.clone(), check.clone()), *v),
+                        None => values.remove(&(job.clone(), check.clone())),
+                    };
+                }
             }
         }
     }
@@ -246,6 +320,88 @@ impl DaemonState {
             "Scheduled instant to start, of the job's last scheduled run.",
             delays,
         );
+        let mut samples = Vec::new();
+        let mut sums = Vec::new();
+        let mut counts = Vec::new();
+        for (job, h) in self.durations.lock().expect("metrics lock").iter() {
+            let job = esc(job);
+            for (b, n) in BUCKETS.iter().zip(h.counts) {
+                samples.push((format!("_bucket{{job=\"{job}\",le=\"{b}\"}}"), n.to_string()));
+            }
+            samples.push((format!("_bucket{{job=\"{job}\",le=\"+Inf\"}}"), h.count.to_string()));
+            sums.push((format!("_sum{{job=\"{job}\"}}"), h.sum.to_string()));
+            counts.push((format!("_count{{job=\"{job}\"}}"), h.count.to_string()));
+        }
+        samples.extend(sums);
+        samples.extend(counts);
+        family(
+            &mut out,
+            "runbookd_run_duration_seconds",
+            "histogram",
+            "How long run attempts took, by job (skipped runs not counted).",
+            samples,
+        );
+        let by_job = |m: &Mutex<BTreeMap<String, i64>>| -> Vec<(String, String)> {
+            m.lock()
+                .expect("metrics lock")
+                .iter()
+                .map(|(job, v)| (format!("{{job=\"{}\"}}", esc(job)), v.to_string()))
+                .collect()
+        };
+        family(
+            &mut out,
+            "runbookd_last_success_timestamp_seconds",
+            "gauge",
+            "When the job last succeeded on this process.",
+            by_job(&self.last_success),
+        );
+        family(
+            &mut out,
+            "runbookd_next_fire_timestamp_seconds",
+            "gauge",
+            "The job's next scheduled fire.",
+            by_job(&self.next_fire),
+        );
+        family(
+            &mut out,
+            "runbookd_check_results_total",
+            "counter",
+            "Check results recorded, by job and status.",
+            by(&self.checks, "status"),
+        );
+        let values: Vec<(String, String)> = self
+            .check_values
+            .lock()
+            .expect("metrics lock")
+            .iter()
+            .map(|((job, check), v)| {
+                (
+                    format!("{{job=\"{}\",check=\"{}\"}}", esc(job), esc(check)),
+                    v.to_string(),
+                )
+            })
+            .collect();
+        family(
+            &mut out,
+            "runbookd_check_value",
+            "gauge",
+            "The number a check last measured.",
+            values,
+        );
+        family(
+            &mut out,
+            "runbookd_claim_conflicts_total",
+            "counter",
+            "Fires another replica claimed first.",
+            [(String::new(), self.claim_conflicts.load(Ordering::Relaxed).to_string())],
+        );
+        family(
+            &mut out,
+            "runbookd_runs_abandoned_total",
+            "counter",
+            "Runs this process marked abandoned (their owner died or stopped beating).",
+            [(String::new(), self.abandoned.load(Ordering::Relaxed).to_string())],
+        );
         out
     }
 }
@@ -360,7 +516,29 @@ mod tests {
             job: "hello".into(),
             status: RunStatus::Failed,
             attempt: 1,
+            at: t("2026-01-01T00:00:03Z"),
+            took: std::time::Duration::from_millis(2750),
+            checks: vec![("p99".into(), crate::model::CheckStatus::Warn, Some(1.5))],
         });
+        s.observe(&RunEvent::Finished {
+            id: 2,
+            job: "hello".into(),
+            status: RunStatus::Succeeded,
+            attempt: 1,
+            at: t("2026-01-01T00:01:00Z"),
+            took: std::time::Duration::from_millis(400),
+            checks: vec![("p99".into(), crate::model::CheckStatus::Pass, Some(0.4))],
+        });
+        s.next_fires([("hello".to_string(), t("2026-01-01T00:02:00Z"))]);
+        s.abandoned(2);
+        s.ticked(
+            t("2026-01-01T00:01:00Z"),
+            0,
+            &TickReport {
+                lost_claims: 3,
+                ..Default::default()
+            },
+        );
         let m = s.render_metrics();
         assert!(
             m.contains("runbookd_runs_started_total{job=\"hello\",trigger=\"schedule\"} 1"),
@@ -370,6 +548,23 @@ mod tests {
             m.contains("runbookd_runs_finished_total{job=\"hello\",status=\"failed\"} 1"),
             "{m}"
         );
+        for line in [
+            "runbookd_run_duration_seconds_bucket{job=\"hello\",le=\"0.5\"} 1",
+            "runbookd_run_duration_seconds_bucket{job=\"hello\",le=\"5\"} 2",
+            "runbookd_run_duration_seconds_bucket{job=\"hello\",le=\"+Inf\"} 2",
+            "runbookd_run_duration_seconds_sum{job=\"hello\"} 3.15",
+            "runbookd_run_duration_seconds_count{job=\"hello\"} 2",
+            "# TYPE runbookd_run_duration_seconds histogram",
+            "runbookd_last_success_timestamp_seconds{job=\"hello\"} 1767225660",
+            "runbookd_next_fire_timestamp_seconds{job=\"hello\"} 1767225720",
+            "runbookd_check_results_total{job=\"hello\",status=\"warn\"} 1",
+            "runbookd_check_results_total{job=\"hello\",status=\"pass\"} 1",
+            "runbookd_check_value{job=\"hello\",check=\"p99\"} 0.4",
+            "runbookd_claim_conflicts_total 3",
+            "runbookd_runs_abandoned_total 2",
+        ] {
+            assert!(m.contains(line), "no `{line}` in\n{m}");
+        }
         assert!(
             m.contains("runbookd_fire_delay_seconds{job=\"hello\"} 0.25"),
             "{m}"

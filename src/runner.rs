@@ -18,7 +18,7 @@ use crate::delivery::{Delivered, Postman};
 use crate::notify;
 use crate::identity::Identity;
 use crate::jobs::{self, ExecEnv, JobError, Processes, RunContext, Steps};
-use crate::model::{CheckResult, Measured, Params, Record};
+use crate::model::{CheckResult, CheckStatus, Measured, Params, Record};
 use crate::runlog::{RunLog, TeeLine};
 
 type Tee = Arc<dyn Fn(&TeeLine<'_>) + Send + Sync>;
@@ -93,6 +93,11 @@ pub enum RunEvent {
         job: String,
         status: RunStatus,
         attempt: u32,
+        /// When it ended, and how long the attempt took.
+        at: DateTime<Utc>,
+        took: Duration,
+        /// Its check results: name, status, number measured.
+        checks: Vec<(String, CheckStatus, Option<f64>)>,
     },
 }
 
@@ -402,6 +407,9 @@ impl Runner {
             job: job.name.clone(),
             status: RunStatus::Skipped,
             attempt: 1,
+            at: finish.finished_at,
+            took: Duration::ZERO,
+            checks: Vec::new(),
         });
         Ok(())
     }
@@ -553,6 +561,7 @@ impl Runner {
         attempt: u32,
         outer: &Stop,
     ) -> (RunStatus, Option<String>) {
+        let began = self.clock.now();
         let mut log = RunLog::new(self.log_max_bytes, self.redactor.clone()).for_run(&job.name, id);
         if let Some(tee) = &self.tee {
             let tee = tee.clone();
@@ -644,9 +653,22 @@ impl Runner {
         heartbeat_done.cancel();
         let _ = beat.await;
 
+        let mut checks = Vec::new();
         let (status, error) = match result {
             Ok(outcome) if !stop.is_cancelled() => {
                 self.store_records(id, &outcome.records, &log).await;
+                checks = outcome
+                    .records
+                    .iter()
+                    .filter_map(|r| match r {
+                        Record::Check(c) => Some((
+                            c.check.clone(),
+                            c.status,
+                            c.value.as_ref().and_then(|v| v.number()),
+                        )),
+                        Record::Step(_) => None,
+                    })
+                    .collect();
                 match outcome.failure {
                     // The outcome is the command's own last line; the log
                     // keeps it for the history without echoing it twice.
@@ -702,6 +724,9 @@ impl Runner {
             job: job.name.clone(),
             status,
             attempt,
+            at: finish.finished_at,
+            took: (finish.finished_at - began).to_std().unwrap_or_default(),
+            checks,
         });
         (status, error)
     }

@@ -257,6 +257,20 @@ impl Scheduler {
             .min()
     }
 
+    /// Each unsuspended scheduled job's next fire after its cursor.
+    pub fn next_fires(&self) -> Vec<(String, DateTime<Utc>)> {
+        let cursors = self.cursors.lock().expect("cursor lock");
+        self.config
+            .jobs
+            .values()
+            .filter(|j| !j.suspend)
+            .filter_map(|j| {
+                let at = j.schedule.as_ref()?.next_fire(j.timezone, *cursors.get(&j.name)?)?.at;
+                Some((j.name.clone(), at))
+            })
+            .collect()
+    }
+
     /// Whether claims can be tried now: the store is up, or it is down and
     /// this tick's probe (at most one per `PROBE_EVERY`) finds it back.
     async fn store_reachable(&self) -> bool {

@@ -152,7 +152,7 @@ pub enum Command {
     /// Run the scheduler daemon.
     Serve {
         /// Address for /healthz, /readyz and /metrics. Default: daemon.listen
-        /// from the jobs file, else 0.0.0.0:9090.
+        /// from the jobs file, else 0.0.0.0:8790.
         #[arg(long)]
         listen: Option<SocketAddr>,
     },

@@ -245,7 +245,9 @@ impl Default for HistoryConfig {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawDaemon {
-    /// Address of /healthz and /metrics. Default `0.0.0.0:9090`.
+    /// Address of /healthz, /readyz and /metrics. Default `0.0.0.0:8790`:
+    /// none of Prometheus (9090), Alertmanager (9093-9094) or the node
+    /// exporter (9100), and outside the fully allocated exporter range.
     listen: Option<Text>,
     /// How often a running run proves it is alive. Default `5s`.
     heartbeat: Option<Dur>,
@@ -268,7 +270,7 @@ pub struct DaemonConfig {
 impl Default for DaemonConfig {
     fn default() -> Self {
         DaemonConfig {
-            listen: ([0, 0, 0, 0], 9090).into(),
+            listen: ([0, 0, 0, 0], 8790).into(),
             heartbeat: Duration::from_secs(5),
             stale_after: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(30),
@@ -639,7 +641,7 @@ fn daemon(raw: Option<&At<Lenient<RawDaemon>>>, diags: &mut Diags) -> DaemonConf
             Err(_) => diags.at(
                 l.at,
                 format!(
-                    "daemon.listen: `{}` is not an address like 0.0.0.0:9090",
+                    "daemon.listen: `{}` is not an address like 0.0.0.0:8790",
                     l.as_str()
                 ),
             ),
