@@ -314,6 +314,55 @@ pub struct QueuedMail {
     pub sent_at: Option<DateTime<Utc>>,
 }
 
+string_enum! {
+    /// Where a request for a run stands.
+    RequestStatus {
+        Pending => "pending",
+        Started => "started",
+        Refused => "refused",
+    }
+}
+
+pub type RequestId = i64;
+
+/// A run asked of the daemons (`runbookd trigger`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NewRequest {
+    pub job: String,
+    pub params: Params,
+    pub requested_by: String,
+    pub reason: Option<String>,
+    pub dry_run: bool,
+    pub requested_at: DateTime<Utc>,
+}
+
+/// A request as stored: taken by one replica, which records the run it
+/// started (or why it refused).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Request {
+    pub id: RequestId,
+    pub job: String,
+    pub params: Params,
+    pub requested_by: String,
+    pub reason: Option<String>,
+    pub dry_run: bool,
+    pub requested_at: DateTime<Utc>,
+    pub status: RequestStatus,
+    pub taken_by: Option<String>,
+    pub taken_at: Option<DateTime<Utc>>,
+    pub run_id: Option<RunId>,
+    pub error: Option<String>,
+}
+
+/// A job whose scheduled fires every replica skips until it is resumed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Pause {
+    pub job: String,
+    pub paused_by: String,
+    pub reason: Option<String>,
+    pub paused_at: DateTime<Utc>,
+}
+
 /// One check result of a run, with the run: a point of that check's
 /// history, as the morning report reads it.
 #[derive(Debug, Clone, PartialEq, Serialize)]

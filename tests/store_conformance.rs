@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use runbookd::model::{
-    CheckResult, CheckStatus, LogSnapshot, MailStatus, Measured, QueuedMail, Step, StepStatus,
+    CheckResult, CheckStatus, LogSnapshot, MailStatus, Measured, NewRequest, Pause, QueuedMail,
+    RequestStatus, Step, StepStatus,
 };
 use runbookd::store::{Finish, HistoryStore, NewRun, RunFilter, RunStatus, Trigger};
 use runbookd::testkit::TestDatabase;
@@ -549,6 +550,74 @@ async fn failures_are_news_once_and_recovery_once(s: Arc<dyn HistoryStore>) {
     assert!(a.unwrap() ^ b.unwrap());
 }
 
+fn ask(job: &str, by: &str) -> NewRequest {
+    NewRequest {
+        job: job.into(),
+        params: [("only".to_string(), "redis".to_string())].into(),
+        requested_by: by.into(),
+        reason: Some("incident 42".into()),
+        dry_run: false,
+        requested_at: t("2026-01-01T00:00:00Z"),
+    }
+}
+
+async fn each_request_is_taken_once_oldest_first(s: Arc<dyn HistoryStore>) {
+    let a = s.request_run(&ask("daily", "alice")).await.unwrap();
+    let b = s.request_run(&ask("watch", "bob")).await.unwrap();
+    assert!(b > a);
+    let got = s.get_request(a).await.unwrap().unwrap();
+    assert_eq!(got.status, RequestStatus::Pending);
+    assert_eq!(got.params["only"], "redis");
+    assert_eq!(got.reason.as_deref(), Some("incident 42"));
+
+    // Three takers at once: two get one each, oldest first; one gets none.
+    let now = t("2026-01-01T00:00:01Z");
+    let (x, y, z) = tokio::join!(
+        s.take_request("r1", now),
+        s.take_request("r2", now),
+        s.take_request("r3", now)
+    );
+    let mut taken: Vec<_> = [x, y, z]
+        .into_iter()
+        .filter_map(|r| r.unwrap())
+        .map(|r| (r.id, r.status))
+        .collect();
+    taken.sort();
+    assert_eq!(taken, vec![(a, RequestStatus::Started), (b, RequestStatus::Started)]);
+    assert!(s.take_request("r4", now).await.unwrap().is_none());
+
+    s.request_started(a, 77).await.unwrap();
+    let got = s.get_request(a).await.unwrap().unwrap();
+    assert_eq!(got.run_id, Some(77));
+    assert!(got.taken_by.is_some());
+    assert_eq!(got.taken_at, Some(now));
+    s.refuse_request(b, "no job named `watch` in this daemon's jobs file").await.unwrap();
+    let got = s.get_request(b).await.unwrap().unwrap();
+    assert_eq!(got.status, RequestStatus::Refused);
+    assert!(got.error.unwrap().contains("no job named"));
+    assert!(s.get_request(999).await.unwrap().is_none());
+    // Ended requests go with old runs; pending ones stay.
+    let c = s.request_run(&ask("daily", "carol")).await.unwrap();
+    s.prune(t("2026-06-01T00:00:00Z")).await.unwrap();
+    assert!(s.get_request(a).await.unwrap().is_none());
+    assert!(s.get_request(c).await.unwrap().is_some());
+}
+
+async fn pauses_are_kept_until_resumed(s: Arc<dyn HistoryStore>) {
+    let p = Pause {
+        job: "watch".into(),
+        paused_by: "alice".into(),
+        reason: Some("maintenance window".into()),
+        paused_at: t("2026-01-01T00:00:00Z"),
+    };
+    assert!(s.pause_job(&p).await.unwrap());
+    assert!(!s.pause_job(&Pause { paused_by: "bob".into(), ..p.clone() }).await.unwrap());
+    assert_eq!(s.paused_jobs().await.unwrap(), vec![p.clone()], "the first pause stands");
+    assert!(s.resume_job("watch").await.unwrap());
+    assert!(!s.resume_job("watch").await.unwrap());
+    assert!(s.paused_jobs().await.unwrap().is_empty());
+}
+
 async fn migrate_is_idempotent(s: Arc<dyn HistoryStore>) {
     s.migrate().await.unwrap();
     s.migrate().await.unwrap();
@@ -586,6 +655,8 @@ macro_rules! conformance {
             case!(check_history_reads_a_jobs_points_oldest_first);
             case!(mail_is_kept_until_sent_and_sent_once);
             case!(failures_are_news_once_and_recovery_once);
+            case!(each_request_is_taken_once_oldest_first);
+            case!(pauses_are_kept_until_resumed);
             case!(migrate_is_idempotent);
         }
     };

@@ -19,7 +19,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::model::{CheckPoint, CheckResult, LogSnapshot, ProcessGroup, QueuedMail, Step};
+use crate::model::{
+    CheckPoint, CheckResult, LogSnapshot, NewRequest, Pause, ProcessGroup, QueuedMail, Request,
+    RequestId, Step,
+};
 use crate::secret::redact_url;
 
 pub use crate::model::{Finish, MissedFires, NewRun, Run, RunFilter, RunId, RunStatus, Trigger};
@@ -199,6 +202,29 @@ pub trait HistoryStore: Send + Sync + fmt::Debug {
     /// Marks a job recovered. True only when it had been marked failing:
     /// the one "recovered" message.
     async fn notify_recovered(&self, job: &str, run: RunId, at: DateTime<Utc>) -> Result<bool>;
+
+    /// Asks the daemons for a run. Returns the request's id.
+    async fn request_run(&self, req: &NewRequest) -> Result<RequestId>;
+
+    /// Takes the oldest pending request for `owner` to start, if any; no
+    /// two takers get the same one.
+    async fn take_request(&self, owner: &str, now: DateTime<Utc>) -> Result<Option<Request>>;
+
+    /// Records the run a taken request became.
+    async fn request_started(&self, id: RequestId, run: RunId) -> Result<()>;
+
+    /// Records why a taken request was not started.
+    async fn refuse_request(&self, id: RequestId, error: &str) -> Result<()>;
+
+    async fn get_request(&self, id: RequestId) -> Result<Option<Request>>;
+
+    /// Pauses a job's scheduled fires. False if it was already paused.
+    async fn pause_job(&self, pause: &Pause) -> Result<bool>;
+
+    /// False if it was not paused.
+    async fn resume_job(&self, job: &str) -> Result<bool>;
+
+    async fn paused_jobs(&self) -> Result<Vec<Pause>>;
 
     /// Deletes ended runs started before `before`, and missed-fire records
     /// older than it. Returns how many runs.

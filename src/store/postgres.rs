@@ -121,6 +121,7 @@ impl Backend for Postgres {
     const DIALECT: Dialect = Dialect {
         abandon_stale: include_str!("sql/postgres/abandon_stale.sql"),
         advance_cursor: include_str!("sql/postgres/advance_cursor.sql"),
+        take_request: include_str!("sql/postgres/take_request.sql"),
     };
 
     async fn migrate(&self, url: &str) -> Result<()> {

@@ -16,8 +16,8 @@ use super::{
     StoreError,
 };
 use crate::model::{
-    CheckPoint, CheckResult, CheckStatus, LogSnapshot, Measured, ProcessGroup, QueuedMail, Step,
-    StepStatus,
+    CheckPoint, CheckResult, CheckStatus, LogSnapshot, Measured, NewRequest, Params, Pause,
+    ProcessGroup, QueuedMail, Request, RequestId, Step, StepStatus,
 };
 
 /// A value bound to a statement parameter.
@@ -94,6 +94,7 @@ pub trait RowRead {
 pub struct Dialect {
     pub abandon_stale: &'static str,
     pub advance_cursor: &'static str,
+    pub take_request: &'static str,
 }
 
 /// What differs between Postgres and SQLite, and nothing else.
@@ -267,6 +268,29 @@ impl<B: Backend> SqlStore<B> {
             created_at: self.decode(row.time("created_at"))?,
             next_attempt_at: self.decode(row.time("next_attempt_at"))?,
             sent_at: self.decode(row.opt_time("sent_at"))?,
+        })
+    }
+
+    fn request_from_row(&self, row: &B::Row) -> Result<Request> {
+        let d = |r| self.decode(r);
+        let params: String = d(row.text("params"))?;
+        let params: Params = serde_json::from_str(&params).map_err(|e| StoreError::Corrupt {
+            url: self.url.clone(),
+            what: format!("request parameters are not a JSON object: {e}"),
+        })?;
+        Ok(Request {
+            id: self.decode(row.int("id"))?,
+            job: d(row.text("job"))?,
+            params,
+            requested_by: d(row.text("requested_by"))?,
+            reason: self.decode(row.opt_text("reason"))?,
+            dry_run: self.decode(row.boolean("dry_run"))?,
+            requested_at: self.decode(row.time("requested_at"))?,
+            status: self.word(d(row.text("status"))?)?,
+            taken_by: self.decode(row.opt_text("taken_by"))?,
+            taken_at: self.decode(row.opt_time("taken_at"))?,
+            run_id: self.decode(row.opt_int("run_id"))?,
+            error: self.decode(row.opt_text("error"))?,
         })
     }
 
@@ -729,10 +753,111 @@ impl<B: Backend> HistoryStore for SqlStore<B> {
         Ok(row.is_some())
     }
 
+    async fn request_run(&self, r: &NewRequest) -> Result<RequestId> {
+        self.durable()?;
+        let params = serde_json::to_string(&r.params).unwrap_or_else(|_| "{}".into());
+        let row = self
+            .row(
+                "request a run",
+                sql!("insert_request"),
+                &[
+                    (&r.job).into(),
+                    (&params).into(),
+                    (&r.requested_by).into(),
+                    r.reason.as_deref().into(),
+                    r.dry_run.into(),
+                    r.requested_at.into(),
+                ],
+            )
+            .await?
+            .ok_or_else(|| StoreError::Corrupt {
+                url: self.url.clone(),
+                what: "the request insert returned no id".into(),
+            })?;
+        self.decode(row.int("id"))
+    }
+
+    async fn take_request(&self, owner: &str, now: DateTime<Utc>) -> Result<Option<Request>> {
+        self.durable()?;
+        self.row(
+            "take a requested run",
+            B::DIALECT.take_request,
+            &[owner.into(), now.into()],
+        )
+        .await?
+        .map(|r| self.request_from_row(&r))
+        .transpose()
+    }
+
+    async fn request_started(&self, id: RequestId, run: RunId) -> Result<()> {
+        self.exec(
+            "record a request's run",
+            sql!("request_run_id"),
+            &[id.into(), run.into()],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn refuse_request(&self, id: RequestId, error: &str) -> Result<()> {
+        self.exec(
+            "refuse a request",
+            sql!("refuse_request"),
+            &[id.into(), error.into()],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn get_request(&self, id: RequestId) -> Result<Option<Request>> {
+        self.row("read a request", sql!("get_request"), &[id.into()])
+            .await?
+            .map(|r| self.request_from_row(&r))
+            .transpose()
+    }
+
+    async fn pause_job(&self, p: &Pause) -> Result<bool> {
+        self.durable()?;
+        let n = self
+            .exec(
+                "pause a job",
+                sql!("pause_job"),
+                &[
+                    (&p.job).into(),
+                    (&p.paused_by).into(),
+                    p.reason.as_deref().into(),
+                    p.paused_at.into(),
+                ],
+            )
+            .await?;
+        Ok(n > 0)
+    }
+
+    async fn resume_job(&self, job: &str) -> Result<bool> {
+        self.durable()?;
+        Ok(self.exec("resume a job", sql!("resume_job"), &[job.into()]).await? > 0)
+    }
+
+    async fn paused_jobs(&self) -> Result<Vec<Pause>> {
+        let rows = self.rows("read paused jobs", sql!("paused_jobs"), &[]).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Pause {
+                    job: self.decode(r.text("job"))?,
+                    paused_by: self.decode(r.text("paused_by"))?,
+                    reason: self.decode(r.opt_text("reason"))?,
+                    paused_at: self.decode(r.time("paused_at"))?,
+                })
+            })
+            .collect()
+    }
+
     async fn prune(&self, before: DateTime<Utc>) -> Result<u64> {
         self.exec("prune missed fires", sql!("prune_missed"), &[before.into()])
             .await?;
         self.exec("prune sent mail", sql!("prune_mail"), &[before.into()])
+            .await?;
+        self.exec("prune requests", sql!("prune_requests"), &[before.into()])
             .await?;
         let mut total = 0;
         loop {

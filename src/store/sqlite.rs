@@ -130,6 +130,7 @@ impl Backend for Sqlite {
     const DIALECT: Dialect = Dialect {
         abandon_stale: include_str!("sql/sqlite/abandon_stale.sql"),
         advance_cursor: include_str!("sql/sqlite/advance_cursor.sql"),
+        take_request: include_str!("sql/sqlite/take_request.sql"),
     };
 
     async fn migrate(&self, url: &str) -> Result<()> {

@@ -15,8 +15,8 @@ use chrono::{DateTime, Utc};
 
 use super::{HistoryStore, MissedFires, Result, StoreError};
 use crate::model::{
-    CheckPoint, CheckResult, Finish, LogSnapshot, NewRun, ProcessGroup, QueuedMail, Run,
-    RunFilter, RunId, Step,
+    CheckPoint, CheckResult, Finish, LogSnapshot, NewRequest, NewRun, Pause, ProcessGroup,
+    QueuedMail, Request, RequestId, Run, RunFilter, RunId, Step,
 };
 
 /// How often a down store is tried again by the scheduler.
@@ -315,6 +315,41 @@ impl HistoryStore for WatchedStore {
             self.inner.notify_recovered(job, run, at),
         )
         .await
+    }
+
+    async fn request_run(&self, req: &NewRequest) -> Result<RequestId> {
+        self.watch("request a run", self.inner.request_run(req)).await
+    }
+
+    async fn take_request(&self, owner: &str, now: DateTime<Utc>) -> Result<Option<Request>> {
+        self.watch("take a requested run", self.inner.take_request(owner, now))
+            .await
+    }
+
+    async fn request_started(&self, id: RequestId, run: RunId) -> Result<()> {
+        self.watch("record a request's run", self.inner.request_started(id, run))
+            .await
+    }
+
+    async fn refuse_request(&self, id: RequestId, error: &str) -> Result<()> {
+        self.watch("refuse a request", self.inner.refuse_request(id, error))
+            .await
+    }
+
+    async fn get_request(&self, id: RequestId) -> Result<Option<Request>> {
+        self.watch("read a request", self.inner.get_request(id)).await
+    }
+
+    async fn pause_job(&self, pause: &Pause) -> Result<bool> {
+        self.watch("pause a job", self.inner.pause_job(pause)).await
+    }
+
+    async fn resume_job(&self, job: &str) -> Result<bool> {
+        self.watch("resume a job", self.inner.resume_job(job)).await
+    }
+
+    async fn paused_jobs(&self) -> Result<Vec<Pause>> {
+        self.watch("read paused jobs", self.inner.paused_jobs()).await
     }
 
     async fn prune(&self, before: DateTime<Utc>) -> Result<u64> {

@@ -1,0 +1,4 @@
+SELECT id, job, params, requested_by, reason, dry_run, requested_at, status, taken_by,
+       taken_at, run_id, error
+FROM run_requests
+WHERE id = $1

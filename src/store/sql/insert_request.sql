@@ -1,0 +1,3 @@
+INSERT INTO run_requests (job, params, requested_by, reason, dry_run, requested_at, status)
+VALUES ($1, $2, $3, $4, $5, $6, 'pending')
+RETURNING id

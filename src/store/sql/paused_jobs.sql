@@ -1,0 +1,1 @@
+SELECT job, paused_by, reason, paused_at FROM job_pauses ORDER BY job

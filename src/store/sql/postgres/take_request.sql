@@ -1,0 +1,10 @@
+-- The oldest pending request no other replica is taking right now.
+UPDATE run_requests SET status = 'started', taken_by = $1, taken_at = $2
+WHERE id = (
+    SELECT id FROM run_requests WHERE status = 'pending'
+    ORDER BY id
+    FOR UPDATE SKIP LOCKED
+    LIMIT 1
+)
+RETURNING id, job, params, requested_by, reason, dry_run, requested_at, status, taken_by,
+          taken_at, run_id, error

@@ -1,0 +1,1 @@
+DELETE FROM run_requests WHERE status <> 'pending' AND requested_at < $1

@@ -1,0 +1,1 @@
+DELETE FROM job_pauses WHERE job = $1
