@@ -19,6 +19,7 @@ use crate::clock::Clock;
 use crate::config::{Concurrency, Config, JobConfig};
 use crate::runner::{RunRequest, Runner, Stop};
 use crate::schedule::{CronExpr, Fire};
+use crate::model::Pause;
 use crate::store::{MissedFires, RunFilter, RunId, StoreError, Trigger};
 
 /// A fire this late or less is simply late (a slow tick), not missed.
@@ -182,6 +183,8 @@ pub struct Scheduler {
     tolerance: Duration,
     cursors: Mutex<HashMap<String, DateTime<Utc>>>,
     outages: Mutex<HashMap<String, Outage>>,
+    /// Jobs paused in the store, as last read.
+    paused: Mutex<HashMap<String, Pause>>,
     /// Runs this process is executing, to cancel on replace or shutdown.
     active: Arc<Mutex<HashMap<RunId, (String, Stop)>>>,
     tasks: TaskTracker,
@@ -201,6 +204,10 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// After an outage, a fire older than this came due while the store was
 /// down: it is the outage's, and follows the catch-up rule.
 const FRESH: Duration = Duration::from_secs(2);
+
+/// Requested runs a replica takes per tick at most: the rest wait a second
+/// for the next tick (or another replica).
+const REQUESTS_PER_TICK: usize = 10;
 
 impl Scheduler {
     /// Loads each scheduled job's cursor from the store. A job the store has
@@ -223,6 +230,7 @@ impl Scheduler {
             tolerance: LATE_TOLERANCE,
             cursors: Mutex::new(cursors),
             outages: Mutex::default(),
+            paused: Mutex::default(),
             active: Arc::new(Mutex::new(HashMap::new())),
             tasks: TaskTracker::new(),
         })
@@ -298,6 +306,17 @@ impl Scheduler {
             store_ok,
             ..Default::default()
         };
+        // Pauses are read once a tick; a replica that cannot read them
+        // keeps the last it knew.
+        if store_ok {
+            match self.runner.store().paused_jobs().await {
+                Ok(p) => {
+                    *self.paused.lock().expect("pause lock") =
+                        p.into_iter().map(|p| (p.job.clone(), p)).collect()
+                }
+                Err(e) => tracing::warn!("cannot read paused jobs: {e}"),
+            }
+        }
         for job in self.config.jobs.values() {
             let Some(expr) = &job.schedule else { continue };
             let cursor = self
@@ -417,6 +436,9 @@ impl Scheduler {
                 tracing::warn!(job = %job.name, "cannot save the schedule cursor: {e}");
             }
         }
+        if report.store_ok {
+            self.take_requests(&mut report).await;
+        }
         report
     }
 
@@ -506,7 +528,110 @@ impl Scheduler {
             report.lost_claims += 1;
             return Ok(());
         };
-        match self.decide(job, fire, trigger, id, req, report).await {
+        let pause = self.paused.lock().expect("pause lock").get(&job.name).cloned();
+        if let Some(p) = pause {
+            // Recorded as skipped, so the history and the morning report say
+            // why the fire did not run.
+            let reason = format!(
+                "skipped: {} paused by {} since {}{}",
+                job.name,
+                p.paused_by,
+                p.paused_at.to_rfc3339(),
+                p.reason.map(|r| format!(" ({r})")).unwrap_or_default()
+            );
+            self.runner.skip(job, id, &reason).await?;
+            report.skipped.push((job.name.clone(), id));
+            return Ok(());
+        }
+        let about = format!("for {}", fire.at.to_rfc3339());
+        self.decided(job, about, trigger, id, req, report).await
+    }
+
+    /// Runs requested through the store (`runbookd trigger`): this replica
+    /// takes each at most once, and overlap rules apply as to fires.
+    async fn take_requests(&self, report: &mut TickReport) {
+        for _ in 0..REQUESTS_PER_TICK {
+            let owner = self.runner.identity().owner();
+            let r = match self.runner.store().take_request(&owner, self.clock.now()).await {
+                Ok(Some(r)) => r,
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::warn!("cannot take requested runs: {e}");
+                    return;
+                }
+            };
+            let refuse = |why: String| async move {
+                tracing::warn!(request = r.id, "refused: {why}");
+                if let Err(e) = self.runner.store().refuse_request(r.id, &why).await {
+                    tracing::warn!(request = r.id, "cannot record the refusal: {e}");
+                }
+            };
+            let Some(job) = self.config.jobs.get(&r.job) else {
+                refuse(format!(
+                    "no job named `{}` in this daemon's jobs file ({})",
+                    r.job,
+                    self.config.file.display()
+                ))
+                .await;
+                continue;
+            };
+            if let Err(e) = job.spec.accepts(&r.params) {
+                refuse(e).await;
+                continue;
+            }
+            let mut notes = vec![format!(
+                "requested through the daemon (request #{}) by {}{}",
+                r.id,
+                r.requested_by,
+                r.reason
+                    .as_ref()
+                    .map(|why| format!(": {why}"))
+                    .unwrap_or_default()
+            )];
+            if self.paused.lock().expect("pause lock").contains_key(&job.name) {
+                notes.push("the job's schedule is paused; a requested run still runs".into());
+            }
+            let req = RunRequest {
+                trigger: Trigger::Manual,
+                triggered_by: r.requested_by.clone(),
+                scheduled_for: None,
+                dry_run: r.dry_run,
+                params: r.params.clone(),
+                notes,
+            };
+            let id = match self.runner.claim(job, &req).await {
+                Ok(Some(id)) => id,
+                Ok(None) => {
+                    refuse("the history store refused the run".into()).await;
+                    continue;
+                }
+                Err(e) => {
+                    refuse(format!("cannot record the run: {e}")).await;
+                    continue;
+                }
+            };
+            if let Err(e) = self.runner.store().request_started(r.id, id).await {
+                tracing::warn!(request = r.id, run = id, "cannot record the request's run: {e}");
+            }
+            let about = format!("requested by {} (request #{})", r.requested_by, r.id);
+            if let Err(e) = self.decided(job, about, Trigger::Manual, id, req, report).await {
+                tracing::error!(request = r.id, run = id, "cannot start the requested run: {e}");
+            }
+        }
+    }
+
+    /// Overlap, then start; a claimed row is never left `running` with
+    /// nothing behind it.
+    async fn decided(
+        &self,
+        job: &JobConfig,
+        about: String,
+        trigger: Trigger,
+        id: RunId,
+        req: RunRequest,
+        report: &mut TickReport,
+    ) -> Result<(), StoreError> {
+        match self.decide(job, about, trigger, id, req, report).await {
             Ok(()) => Ok(()),
             Err(e) => {
                 // The row is ours: it must not stay `running` with nothing
@@ -525,13 +650,16 @@ impl Scheduler {
     async fn decide(
         &self,
         job: &JobConfig,
-        fire: Fire,
+        about: String,
         trigger: Trigger,
         id: RunId,
         req: RunRequest,
         report: &mut TickReport,
     ) -> Result<(), StoreError> {
+        // A dry run changes nothing: it neither waits for nor replaces a
+        // real run.
         let running: Vec<RunId> = match self.runner.store().running(Some(&job.name)).await {
+            Ok(_) if req.dry_run => Vec::new(),
             Ok(r) => r.into_iter().map(|r| r.id).collect(),
             Err(e) => {
                 // Claimed, but overlap cannot be decided: do not run.
@@ -563,10 +691,8 @@ impl Scheduler {
                 }
                 Concurrency::Replace => {
                     for other in &others {
-                        let reason = format!(
-                            "replaced by run #{id} for {} (concurrency: replace)",
-                            fire.at.to_rfc3339()
-                        );
+                        let reason =
+                            format!("replaced by run #{id} {about} (concurrency: replace)");
                         let local = self
                             .active
                             .lock()

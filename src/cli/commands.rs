@@ -66,6 +66,27 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
             send,
             job,
         } => super::report::report(&cli, since.as_deref(), out.as_deref(), *send, job.as_deref()).await,
+        Command::Trigger {
+            job,
+            wait,
+            params,
+            requested_by,
+            reason,
+            dry_run,
+        } => {
+            super::trigger::trigger(
+                &cli,
+                job,
+                *wait,
+                params,
+                requested_by.as_deref(),
+                reason.as_deref(),
+                *dry_run,
+            )
+            .await
+        }
+        Command::Pause { job, reason } => super::trigger::pause(&cli, job, reason.as_deref()).await,
+        Command::Resume { job } => super::trigger::resume(&cli, job).await,
         Command::Migrate => {
             let config = load(&cli)?;
             let store = open_store(&cli, &config).await?;

@@ -8,6 +8,7 @@
 mod commands;
 mod render;
 mod report;
+mod trigger;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -156,6 +157,38 @@ pub enum Command {
         #[arg(long)]
         listen: Option<SocketAddr>,
     },
+    /// Ask the daemons to run a job: one replica takes the request (within
+    /// a second or so), applies the overlap rules and runs it.
+    Trigger {
+        /// The job (see `runbookd jobs`).
+        job: String,
+        /// Follow the run's log as it is saved and exit with its outcome
+        /// (0 succeeded, 1 otherwise).
+        #[arg(long)]
+        wait: bool,
+        /// A parameter of the job, repeatable: `only=redis`, `confirm=yes`.
+        #[arg(long = "param", value_name = "K=V")]
+        params: Vec<String>,
+        /// Who asks, when not the OS user (e.g. the person behind a bot).
+        #[arg(long = "as", value_name = "NAME")]
+        requested_by: Option<String>,
+        /// Why, recorded in the run's log.
+        #[arg(long)]
+        reason: Option<String>,
+        /// Log what the job would do; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Stop a job's scheduled fires on every replica until `resume` (its
+    /// fires are recorded as skipped, with who paused it and why).
+    Pause {
+        job: String,
+        /// Why, shown in each skipped fire.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Let a paused job's scheduled fires run again.
+    Resume { job: String },
     /// Build the morning report from the history and print it (or write
     /// it to a file); --send mails it as the report job would.
     Report {
