@@ -143,6 +143,8 @@ fn a_paused_job_skips_its_fires_with_the_reason_until_resumed() {
     assert!(stdout(&out).contains("already paused by"), "{}", stdout(&out));
     let out = w.run(&["pause", "hello"]);
     assert_eq!(out.status.code(), Some(2), "no schedule, nothing to pause");
+    let out = w.run(&["jobs"]);
+    assert!(stdout(&out).contains("(paused by "), "{}", stdout(&out));
     let _d = w.serve();
     let skipped = eventually(Duration::from_secs(20), "two skipped fires", || {
         let r = runs(&w, "tick");

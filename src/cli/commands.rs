@@ -183,6 +183,10 @@ async fn jobs(cli: &Cli, json: bool) -> Result<()> {
         }
     };
     let now = SystemClock.now();
+    let paused = match &store {
+        Some(s) => s.paused_jobs().await?,
+        None => Vec::new(),
+    };
     let mut rows = Vec::new();
     for job in config.jobs.values() {
         let last = match &store {
@@ -205,6 +209,10 @@ async fn jobs(cli: &Cli, json: bool) -> Result<()> {
             timezone: job.timezone.name().to_string(),
             concurrency: job.concurrency.to_string(),
             suspended: job.suspend,
+            paused_by: paused
+                .iter()
+                .find(|p| p.job == job.name)
+                .map(|p| p.paused_by.clone()),
             next_fire: if job.suspend { None } else { next },
             last_status: last.as_ref().map(|r| r.status),
             last_run_id: last.as_ref().map(|r| r.id),

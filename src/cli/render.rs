@@ -88,6 +88,8 @@ pub struct JobRow {
     pub timezone: String,
     pub concurrency: String,
     pub suspended: bool,
+    /// Paused in the store (`runbookd pause`): by whom.
+    pub paused_by: Option<String>,
     /// RFC 3339 with the zone's offset.
     pub next_fire: Option<String>,
     pub last_status: Option<crate::model::RunStatus>,
@@ -106,6 +108,8 @@ pub fn jobs(rows: &[JobRow]) -> Result<()> {
                 r.timezone.clone(),
                 if r.suspended {
                     "(suspended)".into()
+                } else if let Some(by) = &r.paused_by {
+                    format!("(paused by {by})")
                 } else {
                     r.next_fire
                         .as_deref()
