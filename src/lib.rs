@@ -14,6 +14,7 @@ pub mod delivery;
 pub mod http;
 pub mod identity;
 pub mod jobs;
+pub mod logging;
 pub mod model;
 pub mod notify;
 pub mod process;

@@ -15,20 +15,8 @@ fn main() -> anyhow::Result<()> {
     // that needed credentials already reports the outcome.
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(format!("{default_level},aws_config=error")));
-    // Colour only on a terminal: logs in files and in `kubectl logs` stay
-    // plain. A log line that cannot be written (the reader of stderr went
-    // away) is dropped: reporting that on stderr would panic the task that
-    // logged, which once left the daemon deaf to SIGTERM.
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .log_internal_errors(false)
-        .with_writer(std::io::stderr);
     let cli_format = cli.log_format;
-    match cli.log_format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
+    runbookd::logging::init(cli.log_format == LogFormat::Json, filter);
 
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let result = runtime.block_on(runbookd::cli::run(cli));

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::broadcast;
+use tracing::Instrument;
 use tokio_util::sync::CancellationToken;
 
 use crate::adapters::Adapters;
@@ -499,7 +500,12 @@ impl Runner {
             started_at: self.clock.now(),
         });
         loop {
-            let (status, error) = self.attempt(job, req, id, attempt, stop).await;
+            // Every line logged inside the attempt names its job and run.
+            let span = tracing::info_span!("run", job = %job.name, run = id, attempt);
+            let (status, error) = self
+                .attempt(job, req, id, attempt, stop)
+                .instrument(span)
+                .await;
             let retryable = matches!(status, RunStatus::Failed | RunStatus::TimedOut);
             if !retryable || attempt > job.retries.max || stop.is_cancelled() || req.dry_run {
                 return Ended {
@@ -614,15 +620,18 @@ impl Runner {
             cancel: stop.token.clone(),
         };
         let heartbeat_done = CancellationToken::new();
-        let beat = tokio::spawn(heartbeat_loop(
-            self.store.clone(),
-            self.clock.clone(),
-            id,
-            self.heartbeat,
-            log.clone(),
-            stop.clone(),
-            heartbeat_done.clone(),
-        ));
+        let beat = tokio::spawn(
+            heartbeat_loop(
+                self.store.clone(),
+                self.clock.clone(),
+                id,
+                self.heartbeat,
+                log.clone(),
+                stop.clone(),
+                heartbeat_done.clone(),
+            )
+            .in_current_span(),
+        );
 
         let exec = jobs::executor(job, &self.env);
         let fut = exec.run(&ctx);

@@ -866,6 +866,40 @@ fn a_checklist_run_says_each_thing_once_and_logs_json_on_request() {
 }
 
 #[test]
+fn the_daemon_logs_flat_json_lines_naming_job_and_run() {
+    let w = workdir(&format!(
+        "{DAEMON}jobs:\n  flaky:\n    kind: command\n    argv: [sh, -c, \"exit 3\"]\n    schedule: \"* * * * * *\"\n    retries: {{ max: 1, backoff: 100ms }}\n"
+    ));
+    let log = w.path().join("serve.json.log");
+    let mut child = w
+        .cmd(&["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let text = eventually(Duration::from_secs(20), "two ended runs in the log", || {
+        let t = std::fs::read_to_string(&log).ok()?;
+        (t.matches("run ended").count() >= 2).then_some(t)
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut ended = 0;
+    let mut retried = 0;
+    for line in text.lines() {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+        assert!(v["timestamp"].is_string() && v["level"].is_string(), "{line}");
+        let msg = v["message"].as_str().unwrap_or_else(|| panic!("no message: {line}"));
+        if msg.starts_with("run ended") || msg.starts_with("retrying") {
+            assert_eq!(v["job"], "flaky", "{line}");
+            assert!(v["run"].is_u64(), "no run id at the top: {line}");
+            ended += usize::from(msg.starts_with("run ended"));
+            retried += usize::from(msg.starts_with("retrying"));
+        }
+    }
+    assert!(ended >= 2 && retried >= 1, "{text}");
+}
+
+#[test]
 fn every_option_and_argument_has_help() {
     let w = workdir(REAL);
     for cmd in [

@@ -110,6 +110,8 @@ impl WatchedStore {
         &self.health
     }
 
+    /// A call that must persist something: its success shows the store
+    /// takes writes again.
     async fn watch<T>(
         &self,
         op: &'static str,
@@ -119,6 +121,21 @@ impl WatchedStore {
         match &r {
             Ok(_) => self.health.ok(),
             Err(e) => self.health.failed(op, e),
+        }
+        r
+    }
+
+    /// A call that persists nothing: its failure marks the store down, but
+    /// its success does not mark it up, since a full disk still answers
+    /// reads while every claim fails.
+    async fn watch_read<T>(
+        &self,
+        op: &'static str,
+        fut: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let r = fut.await;
+        if let Err(e) = &r {
+            self.health.failed(op, e);
         }
         r
     }
@@ -167,7 +184,7 @@ impl HistoryStore for WatchedStore {
     }
 
     async fn running(&self, job: Option<&str>) -> Result<Vec<Run>> {
-        self.watch("list running runs", self.inner.running(job))
+        self.watch_read("list running runs", self.inner.running(job))
             .await
     }
 
@@ -189,19 +206,19 @@ impl HistoryStore for WatchedStore {
     }
 
     async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<Run>> {
-        self.watch("list runs", self.inner.list_runs(filter)).await
+        self.watch_read("list runs", self.inner.list_runs(filter)).await
     }
 
     async fn get_run(&self, id: RunId) -> Result<Option<Run>> {
-        self.watch("get run", self.inner.get_run(id)).await
+        self.watch_read("get run", self.inner.get_run(id)).await
     }
 
     async fn last_run(&self, job: &str) -> Result<Option<Run>> {
-        self.watch("last run", self.inner.last_run(job)).await
+        self.watch_read("last run", self.inner.last_run(job)).await
     }
 
     async fn cursor(&self, job: &str) -> Result<Option<DateTime<Utc>>> {
-        self.watch("read cursor", self.inner.cursor(job)).await
+        self.watch_read("read cursor", self.inner.cursor(job)).await
     }
 
     async fn advance_cursor(&self, job: &str, to: DateTime<Utc>) -> Result<()> {
@@ -218,7 +235,7 @@ impl HistoryStore for WatchedStore {
     }
 
     async fn checks(&self, run: RunId) -> Result<Vec<CheckResult>> {
-        self.watch("read check results", self.inner.checks(run))
+        self.watch_read("read check results", self.inner.checks(run))
             .await
     }
 
@@ -228,7 +245,7 @@ impl HistoryStore for WatchedStore {
     }
 
     async fn steps(&self, run: RunId) -> Result<Vec<Step>> {
-        self.watch("read steps", self.inner.steps(run)).await
+        self.watch_read("read steps", self.inner.steps(run)).await
     }
 
     async fn record_process(&self, run: RunId, host: &str, group: ProcessGroup) -> Result<()> {
@@ -240,7 +257,7 @@ impl HistoryStore for WatchedStore {
     }
 
     async fn processes(&self, run: RunId) -> Result<Vec<(String, ProcessGroup)>> {
-        self.watch("read processes", self.inner.processes(run))
+        self.watch_read("read processes", self.inner.processes(run))
             .await
     }
 
@@ -250,12 +267,12 @@ impl HistoryStore for WatchedStore {
     }
 
     async fn missed(&self, since: DateTime<Utc>) -> Result<Vec<MissedFires>> {
-        self.watch("read missed fires", self.inner.missed(since))
+        self.watch_read("read missed fires", self.inner.missed(since))
             .await
     }
 
     async fn check_history(&self, job: &str, since: DateTime<Utc>) -> Result<Vec<CheckPoint>> {
-        self.watch("read check history", self.inner.check_history(job, since))
+        self.watch_read("read check history", self.inner.check_history(job, since))
             .await
     }
 
@@ -277,7 +294,7 @@ impl HistoryStore for WatchedStore {
     }
 
     async fn due_mail(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<QueuedMail>> {
-        self.watch("read due mail", self.inner.due_mail(now, limit))
+        self.watch_read("read due mail", self.inner.due_mail(now, limit))
             .await
     }
 
@@ -301,7 +318,7 @@ impl HistoryStore for WatchedStore {
     }
 
     async fn mail(&self, message_id: &str) -> Result<Option<QueuedMail>> {
-        self.watch("read mail", self.inner.mail(message_id)).await
+        self.watch_read("read mail", self.inner.mail(message_id)).await
     }
 
     async fn notify_failing(&self, job: &str, run: RunId, at: DateTime<Utc>) -> Result<bool> {
@@ -322,7 +339,7 @@ impl HistoryStore for WatchedStore {
     }
 
     async fn take_request(&self, owner: &str, now: DateTime<Utc>) -> Result<Option<Request>> {
-        self.watch("take a requested run", self.inner.take_request(owner, now))
+        self.watch_read("take a requested run", self.inner.take_request(owner, now))
             .await
     }
 
@@ -337,7 +354,7 @@ impl HistoryStore for WatchedStore {
     }
 
     async fn get_request(&self, id: RequestId) -> Result<Option<Request>> {
-        self.watch("read a request", self.inner.get_request(id)).await
+        self.watch_read("read a request", self.inner.get_request(id)).await
     }
 
     async fn pause_job(&self, pause: &Pause) -> Result<bool> {
@@ -349,7 +366,7 @@ impl HistoryStore for WatchedStore {
     }
 
     async fn paused_jobs(&self) -> Result<Vec<Pause>> {
-        self.watch("read paused jobs", self.inner.paused_jobs()).await
+        self.watch_read("read paused jobs", self.inner.paused_jobs()).await
     }
 
     async fn prune(&self, before: DateTime<Utc>) -> Result<u64> {
@@ -381,5 +398,21 @@ mod tests {
         h.ok();
         assert!(h.is_up());
         assert!(h.last_error().unwrap().contains("unsupported"));
+    }
+
+    // A full disk still answers reads: only a write may call the store back.
+    #[tokio::test]
+    async fn a_read_never_marks_a_down_store_up_and_a_write_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("h.db").display());
+        let store = WatchedStore::new(super::super::open(&url).await.unwrap());
+        let e = StoreError::UnsupportedUrl { url: "x".into() };
+        store.health().failed("insert run", &e);
+        store.paused_jobs().await.unwrap();
+        store.take_request("me", Utc::now()).await.unwrap();
+        store.cursor("j").await.unwrap();
+        assert!(!store.health().is_up(), "a read marked the store up");
+        store.advance_cursor("j", Utc::now()).await.unwrap();
+        assert!(store.health().is_up(), "a write did not mark the store up");
     }
 }
