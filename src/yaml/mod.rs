@@ -923,7 +923,7 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Lenient<T> {
 
 /// The kinds of a family and how to read each: one line per kind.
 ///
-/// ```ignore
+/// ```text
 /// kinds! { CheckSpec => dyn Check:
 ///     "http" => http::HttpCheck,
 ///     "sql" => sql::SqlCheck,
