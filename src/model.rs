@@ -59,6 +59,8 @@ string_enum! {
         Manual => "manual",
         Catchup => "catchup",
         Retry => "retry",
+        /// Started because another job's run failed (`on_failure`).
+        Chained => "chained",
     }
 }
 
@@ -504,4 +506,15 @@ mod tests {
                 .contains("invalid duration `soon`")
         );
     }
+}
+
+/// A run started because another failed (`on_failure`), as the failed
+/// run's notification names it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChainedRun {
+    pub job: String,
+    pub id: RunId,
+    pub status: RunStatus,
+    /// Its one-line outcome (a triage's diagnosis), or why it did not run.
+    pub summary: Option<String>,
 }

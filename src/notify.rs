@@ -98,6 +98,7 @@ pub fn compose(
     mail: &MailConfig,
     links: &Links,
     tz: Tz,
+    chained: &[crate::model::ChainedRun],
 ) -> Draft {
     let subject = format!("[runbookd] {} {} (run {})", job.name, notice.word(), run.id);
     let mut t = String::new();
@@ -121,6 +122,19 @@ pub fn compose(
         run.triggered_by,
         run.trigger,
     );
+    // What this failure started (a triage) comes first: its diagnosis is
+    // what the reader needs before the details.
+    for c in chained {
+        let _ = writeln!(
+            t,
+            "\n{} (run {}, {}): {}\n  runbookd show {}",
+            c.job,
+            c.id,
+            c.status,
+            c.summary.as_deref().unwrap_or("no summary"),
+            c.id
+        );
+    }
     if let Some(e) = &run.error {
         let _ = writeln!(t, "\nError: {e}");
     }

@@ -19,7 +19,7 @@ use crate::delivery::{Delivered, Postman};
 use crate::notify;
 use crate::identity::Identity;
 use crate::jobs::{self, ExecEnv, JobError, Processes, RunContext, Steps};
-use crate::model::{CheckResult, CheckStatus, Measured, Params, Record};
+use crate::model::{ChainedRun, CheckResult, CheckStatus, Measured, Params, Record};
 use crate::runlog::{RunLog, TeeLine};
 
 type Tee = Arc<dyn Fn(&TeeLine<'_>) + Send + Sync>;
@@ -125,6 +125,8 @@ pub struct Ended {
     /// What became of the run's notification, when it had one: where it
     /// went (an outbox file, a server) or why it is pending.
     pub notified: Option<String>,
+    /// The runs its failure started (`on_failure`).
+    pub chained: Vec<ChainedRun>,
 }
 
 #[derive(Clone)]
@@ -425,10 +427,78 @@ impl Runner {
         stop: &Stop,
     ) -> Ended {
         let mut ended = self.attempts(job, req, first, stop).await;
+        let failed = matches!(ended.status, RunStatus::Failed | RunStatus::TimedOut);
+        // A chained run never chains: a failing triage cannot start another.
+        if failed && !req.dry_run && req.trigger != Trigger::Chained && !stop.is_cancelled() {
+            ended.chained = Box::pin(self.chain(job, &ended, stop)).await;
+        }
         if !req.dry_run {
             ended.notified = self.notify(job, &ended).await;
         }
         ended
+    }
+
+    /// Starts, in this process and one after another, the jobs a failed
+    /// run's job names in `on_failure`, with trigger `chained` and
+    /// `triggered_by` naming the failed run. Overlap rules hold: a `forbid`
+    /// job already running is not started twice.
+    async fn chain(&self, job: &JobConfig, ended: &Ended, stop: &Stop) -> Vec<ChainedRun> {
+        let Some(config) = self.env.config.clone() else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for name in &job.on_failure {
+            let Ok(next) = config.job(name.as_str()) else {
+                continue;
+            };
+            if next.concurrency == crate::config::Concurrency::Forbid
+                && let Ok(running) = self.store.running(Some(&next.name)).await
+                && let Some(r) = running.first()
+            {
+                tracing::info!(job = %job.name, run = ended.id, "{} is already running as run {}: not chained again", next.name, r.id);
+                out.push(ChainedRun {
+                    job: next.name.clone(),
+                    id: r.id,
+                    status: RunStatus::Running,
+                    summary: Some("already running; not started again".into()),
+                });
+                continue;
+            }
+            let req = RunRequest {
+                trigger: Trigger::Chained,
+                triggered_by: format!("run {} of {}", ended.id, job.name),
+                scheduled_for: None,
+                dry_run: false,
+                params: Params::default(),
+                notes: vec![format!(
+                    "started because run {} of `{}` ended {}",
+                    ended.id, job.name, ended.status
+                )],
+            };
+            let id = match self.claim(next, &req).await {
+                Ok(Some(id)) => id,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::error!(job = %job.name, run = ended.id, "cannot start {} on failure: {e}", next.name);
+                    continue;
+                }
+            };
+            tracing::info!(job = %job.name, run = ended.id, "run {} failed: starting {} (run {id})", ended.id, next.name);
+            let done = Box::pin(self.execute(next, &req, id, &stop.child())).await;
+            // Its last step says where it ended (a triage's is its
+            // diagnosis); else its error.
+            let summary = match self.store.get_run(done.id).await {
+                Ok(Some(r)) => r.steps.last().map(|s| s.detail.clone()).or(r.error),
+                _ => done.error.clone(),
+            };
+            out.push(ChainedRun {
+                job: next.name.clone(),
+                id: done.id,
+                status: done.status,
+                summary,
+            });
+        }
+        out
     }
 
     /// Mails a run's final outcome as [`crate::notify`] decides. A mail
@@ -455,7 +525,7 @@ impl Runner {
             Some(c) => (c.mail.clone(), c.links.clone()),
             None => Default::default(),
         };
-        let mut draft = notify::compose(notice, job, &run, &mail, &links, job.timezone);
+        let mut draft = notify::compose(notice, job, &run, &mail, &links, job.timezone, &ended.chained);
         draft.text = self.redactor.redact(&draft.text);
         if let Some(h) = &draft.html {
             draft.html = Some(self.redactor.redact(h));
@@ -514,13 +584,14 @@ impl Runner {
                     attempt,
                     error,
                     notified: None,
+                    chained: Vec::new(),
                 };
             }
             let wait = job.retries.delay_before(attempt + 1);
             tracing::info!(job = %job.name, run = id, attempt, wait = %humantime::format_duration(wait), "retrying after {status}");
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
-                _ = stop.cancelled() => return Ended { id, status, attempt, error, notified: None },
+                _ = stop.cancelled() => return Ended { id, status, attempt, error, notified: None, chained: Vec::new() },
             }
             attempt += 1;
             let mut run = self.new_run(job, req, attempt);
@@ -543,6 +614,7 @@ impl Runner {
                         attempt: attempt - 1,
                         error,
                         notified: None,
+                    chained: Vec::new(),
                     };
                 }
                 Err(e) => {
@@ -553,6 +625,7 @@ impl Runner {
                         attempt: attempt - 1,
                         error,
                         notified: None,
+                    chained: Vec::new(),
                     };
                 }
             }

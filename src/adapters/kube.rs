@@ -12,7 +12,7 @@
 use async_trait::async_trait;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::{Api, ListParams, LogParams, Patch, PatchParams, PostParams};
 use serde::Deserialize;
 use tokio::sync::OnceCell;
@@ -102,6 +102,27 @@ pub trait ClusterApi: Send + Sync + std::fmt::Debug {
     async fn job_logs(&self, namespace: &str, job: &str, tail: i64) -> Result<String, KubeError> {
         let _ = (namespace, job, tail);
         Err(KubeError("this cluster client cannot read logs".into()))
+    }
+
+    /// The last `tail` lines of one pod's log; `previous` reads the
+    /// container that ended before the current one (`kubectl logs
+    /// --previous`), which is where a crash loop's reason is.
+    async fn pod_logs(
+        &self,
+        namespace: &str,
+        pod: &str,
+        tail: i64,
+        previous: bool,
+    ) -> Result<String, KubeError> {
+        let _ = (namespace, pod, tail, previous);
+        Err(KubeError("this cluster client cannot read pod logs".into()))
+    }
+
+    /// The namespace's Warning events (`kubectl get events
+    /// --field-selector type=Warning`).
+    async fn warning_events(&self, namespace: &str) -> Result<Vec<Event>, KubeError> {
+        let _ = namespace;
+        Err(KubeError("this cluster client cannot list events".into()))
     }
 
     /// Sets an annotation on an ExternalSecret (`force-sync`), so the
@@ -377,6 +398,41 @@ impl ClusterApi for Cluster {
             out.push_str(&logs);
         }
         Ok(out)
+    }
+
+    async fn pod_logs(
+        &self,
+        namespace: &str,
+        pod: &str,
+        tail: i64,
+        previous: bool,
+    ) -> Result<String, KubeError> {
+        let pods: Api<Pod> = Api::namespaced(self.client().await?, namespace);
+        pods.logs(
+            pod,
+            &LogParams {
+                tail_lines: Some(tail),
+                previous,
+                ..LogParams::default()
+            },
+        )
+        .await
+        .map_err(|e| refused(e, "get", "pods/log", &format!("read the logs of pod {pod}")))
+    }
+
+    async fn warning_events(&self, namespace: &str) -> Result<Vec<Event>, KubeError> {
+        let api: Api<Event> = Api::namespaced(self.client().await?, namespace);
+        api.list(&ListParams::default().fields("type=Warning"))
+            .await
+            .map(|l| l.items)
+            .map_err(|e| {
+                refused(
+                    e,
+                    "list",
+                    "events",
+                    &format!("list Warning events in {namespace}"),
+                )
+            })
     }
 
     async fn annotate_external_secret(

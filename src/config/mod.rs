@@ -296,6 +296,8 @@ struct JobCommon {
     notify: Option<Notify>,
     /// Comma-separated; default `mail.to`.
     notify_to: Option<Text>,
+    /// Jobs started when a run fails for good. Default none.
+    on_failure: Option<Vec<Text>>,
 }
 
 impl<'de> Common<'de> for JobCommon {
@@ -311,6 +313,7 @@ impl<'de> Common<'de> for JobCommon {
         "suspend",
         "notify",
         "notify_to",
+        "on_failure",
     ];
 
     fn take<M: MapAccess<'de>>(&mut self, key: &str, map: &mut M) -> Result<bool, M::Error> {
@@ -328,6 +331,7 @@ impl<'de> Common<'de> for JobCommon {
             "suspend" => self.suspend = map.next_value::<Option<bool>>()?.unwrap_or(false),
             "notify" => self.notify = map.next_value()?,
             "notify_to" => self.notify_to = map.next_value()?,
+            "on_failure" => self.on_failure = map.next_value()?,
             _ => return Ok(false),
         }
         Ok(true)
@@ -414,6 +418,9 @@ pub struct JobConfig {
     pub notify: Notify,
     /// Who its notifications go to (`notify_to`, else `mail.to`).
     pub notify_to: Vec<String>,
+    /// Jobs started, trigger `chained`, when a run of this one fails for
+    /// good (after its last retry). A chained run never chains.
+    pub on_failure: Vec<Text>,
     pub spec: Arc<dyn JobSpec>,
 }
 
@@ -558,6 +565,13 @@ fn build<R: JobKinds>(path: &Path, raw: &RawFile<R>, diags: &mut Diags) -> Confi
         }
     }
     for job in jobs.values() {
+        for next in &job.on_failure {
+            if next.as_str() == job.name {
+                diags.at(next.at, format!("`{}` cannot chain to itself on failure", job.name));
+            } else if !jobs.contains_key(next.as_str()) {
+                diags.at(next.at, format!("on_failure: no job named `{}`", next.as_str()));
+            }
+        }
         for (name, kind) in job.spec.references() {
             match jobs.get(name.as_str()) {
                 None => diags.at(
@@ -763,6 +777,7 @@ fn build_job<R: JobKinds>(
         suspend: common.suspend,
         notify,
         notify_to,
+        on_failure: common.on_failure.clone().unwrap_or_default(),
         spec: spec.clone(),
     })
 }

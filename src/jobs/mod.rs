@@ -10,6 +10,7 @@ pub mod report;
 pub mod rollout;
 pub mod rotate_secret;
 pub mod snapshot_migrate;
+pub mod triage;
 pub mod verify_backups;
 
 use std::path::Path;
@@ -73,6 +74,7 @@ job_kinds! {
     "snapshot_migrate" => snapshot_migrate::MigrateSpec,
     "verify_backups" => verify_backups::VerifySpec,
     "report" => report::ReportSpec,
+    "triage" => triage::TriageSpec,
 }
 
 /// Reads a jobs file with every registered kind and the process

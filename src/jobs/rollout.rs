@@ -200,7 +200,7 @@ pub fn restart_patch(at: chrono::DateTime<chrono::Utc>) -> serde_json::Value {
     }}}}})
 }
 
-fn revision(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Option<i64> {
+pub fn revision(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Option<i64> {
     meta.annotations
         .as_ref()?
         .get("deployment.kubernetes.io/revision")?

@@ -14,12 +14,12 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Event, Pod};
 use serde_json::json;
 
 use crate::adapters::aws::{
-    AwsError, AwsErrorKind, DbInstance, DbSnapshot, RdsApi, SecretInfo, SecretVersion, SecretsApi,
-    Target,
+    AwsError, AwsErrorKind, DbInstance, DbSnapshot, RdsApi, RdsEvent, SecretInfo, SecretVersion,
+    SecretsApi, Target,
 };
 use crate::adapters::kube::{ClusterApi, KubeError, PodMetrics};
 use crate::secret::Secret;
@@ -49,6 +49,13 @@ struct ClusterState {
     forbid_patch: bool,
     external_secret_refreshed: Option<chrono::DateTime<chrono::Utc>>,
     external_secrets_stuck: bool,
+    pods: Vec<Pod>,
+    /// (pod, previous container) → log text.
+    pod_logs: BTreeMap<(String, bool), String>,
+    events: Vec<Event>,
+    metrics: Option<Vec<PodMetrics>>,
+    /// Every read waits this long (a slow API server).
+    latency: std::time::Duration,
     calls: Vec<String>,
 }
 
@@ -95,12 +102,77 @@ impl Default for FakeCluster {
             forbid_patch: false,
             external_secret_refreshed: None,
             external_secrets_stuck: false,
+            pods: Vec::new(),
+            pod_logs: BTreeMap::new(),
+            events: Vec::new(),
+            metrics: None,
+            latency: std::time::Duration::ZERO,
             calls: Vec::new(),
         }))
     }
 }
 
 impl FakeCluster {
+    /// The pods of every selector.
+    pub fn with_pods(self, pods: Vec<Pod>) -> Self {
+        self.0.lock().unwrap().pods = pods;
+        self
+    }
+
+    /// A pod's log; `previous` is the container before the current one.
+    pub fn with_log(self, pod: &str, previous: bool, text: &str) -> Self {
+        self.0
+            .lock()
+            .unwrap()
+            .pod_logs
+            .insert((pod.to_string(), previous), text.to_string());
+        self
+    }
+
+    pub fn with_events(self, events: Vec<Event>) -> Self {
+        self.0.lock().unwrap().events = events;
+        self
+    }
+
+    /// metrics.k8s.io served, with these pods' usage.
+    pub fn with_metrics(self, metrics: Vec<PodMetrics>) -> Self {
+        self.0.lock().unwrap().metrics = Some(metrics);
+        self
+    }
+
+    /// The current revision (3) was rolled out at `at`.
+    pub fn rolled_out_at(self, at: DateTime<Utc>) -> Self {
+        {
+            let mut s = self.0.lock().unwrap();
+            for rs in &mut s.replica_sets {
+                let rev = rs
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get("deployment.kubernetes.io/revision"))
+                    .and_then(|r| r.parse::<i64>().ok())
+                    .unwrap_or(0);
+                let t = at - chrono::Duration::days(7 * (3 - rev));
+                rs.metadata.creation_timestamp = serde_json::from_value(json!(t.to_rfc3339()))
+                    .expect("timestamp");
+            }
+        }
+        self
+    }
+
+    /// Every read takes `latency`.
+    pub fn slow(self, latency: std::time::Duration) -> Self {
+        self.0.lock().unwrap().latency = latency;
+        self
+    }
+
+    async fn delay(&self) {
+        let d = self.0.lock().unwrap().latency;
+        if !d.is_zero() {
+            tokio::time::sleep(d).await;
+        }
+    }
+
     /// The first rollout behaves like `first`, later ones like `then`.
     pub fn rollouts(self, first: RolloutBehaviour, then: RolloutBehaviour) -> Self {
         {
@@ -225,11 +297,46 @@ fn merge(into: &mut serde_json::Value, patch: &serde_json::Value) {
 
 #[async_trait]
 impl ClusterApi for FakeCluster {
-    async fn pods(&self, _: &str, _: &str) -> Result<Vec<Pod>, KubeError> {
-        Ok(Vec::new())
+    async fn pods(&self, ns: &str, selector: &str) -> Result<Vec<Pod>, KubeError> {
+        self.delay().await;
+        let mut s = self.0.lock().unwrap();
+        s.calls.push(format!("LIST pods {ns} {selector}"));
+        Ok(s.pods.clone())
+    }
+
+    async fn pod_logs(
+        &self,
+        ns: &str,
+        pod: &str,
+        tail: i64,
+        previous: bool,
+    ) -> Result<String, KubeError> {
+        self.delay().await;
+        let mut s = self.0.lock().unwrap();
+        s.calls
+            .push(format!("GET logs {ns}/{pod} tail={tail} previous={previous}"));
+        match s.pod_logs.get(&(pod.to_string(), previous)) {
+            Some(t) => {
+                let lines: Vec<&str> = t.lines().collect();
+                let from = lines.len().saturating_sub(tail.max(0) as usize);
+                Ok(lines[from..].join("\n"))
+            }
+            None if previous => Err(KubeError(format!(
+                "read the logs of pod {pod}: previous terminated container \"api\" in pod \"{pod}\" not found (400)"
+            ))),
+            None => Ok(String::new()),
+        }
+    }
+
+    async fn warning_events(&self, ns: &str) -> Result<Vec<Event>, KubeError> {
+        self.delay().await;
+        let mut s = self.0.lock().unwrap();
+        s.calls.push(format!("LIST events {ns} type=Warning"));
+        Ok(s.events.clone())
     }
 
     async fn deployment(&self, ns: &str, name: &str) -> Result<Option<Deployment>, KubeError> {
+        self.delay().await;
         let mut s = self.0.lock().unwrap();
         s.calls.push(format!("GET deployment {ns}/{name}"));
         if name != "api-deployment" {
@@ -240,7 +347,8 @@ impl ClusterApi for FakeCluster {
     }
 
     async fn pod_metrics(&self, _: &str, _: &str) -> Result<Option<Vec<PodMetrics>>, KubeError> {
-        Ok(None)
+        self.delay().await;
+        Ok(self.0.lock().unwrap().metrics.clone())
     }
 
     async fn replica_sets(&self, ns: &str, d: &Deployment) -> Result<Vec<ReplicaSet>, KubeError> {
@@ -361,6 +469,7 @@ struct RdsState {
     quota_exceeded: bool,
     deny_deletes: bool,
     restored_endpoint: String,
+    events: Vec<RdsEvent>,
     calls: Vec<String>,
 }
 
@@ -388,8 +497,21 @@ impl FakeRds {
             quota_exceeded: false,
             deny_deletes: false,
             restored_endpoint: "127.0.0.1:5432".into(),
+            events: Vec::new(),
             calls: Vec::new(),
         }))
+    }
+
+    /// The instance's status (`rebooting`, `storage-full`, …) and events.
+    pub fn instance_is(self, status: &str, events: Vec<RdsEvent>) -> Self {
+        {
+            let mut s = self.0.lock().unwrap();
+            for i in s.instances.values_mut() {
+                i.status = status.to_string();
+            }
+            s.events = events;
+        }
+        self
     }
 
     pub fn snapshots_go(self, b: SnapshotBehaviour) -> Self {
@@ -469,6 +591,11 @@ fn not_found(what: String) -> AwsError {
 
 #[async_trait]
 impl RdsApi for FakeRds {
+    async fn events(&self, _: &Target, id: &str, minutes: i32) -> Result<Vec<RdsEvent>, AwsError> {
+        let s = self.enter(format!("DescribeEvents {id} {minutes}m"))?;
+        Ok(s.events.clone())
+    }
+
     async fn instance(&self, _: &Target, id: &str) -> Result<DbInstance, AwsError> {
         let s = self.enter(format!("DescribeDBInstances {id}"))?;
         s.instances

@@ -9,6 +9,7 @@
 pub mod binary;
 pub mod fakes;
 pub mod history;
+pub mod pods;
 pub mod proxy;
 pub mod smtp;
 
@@ -69,6 +70,7 @@ impl JobBuilder {
                 suspend: false,
                 notify: Default::default(),
                 notify_to: Vec::new(),
+                on_failure: Vec::new(),
                 spec: Arc::new(spec.clone()),
             },
             Some(spec),
@@ -133,6 +135,12 @@ impl JobBuilder {
         let spec = self.1.as_mut().expect("env() is for command jobs");
         spec.env.insert(key.to_string(), Text::new(value));
         self.0.spec = Arc::new(spec.clone());
+        self
+    }
+
+    /// Jobs started when this one fails for good.
+    pub fn on_failure(mut self, jobs: &[&str]) -> Self {
+        self.0.on_failure = jobs.iter().map(|j| Text::new(*j)).collect();
         self
     }
 

@@ -18,6 +18,15 @@ pub struct DbInstance {
     pub storage_encrypted: bool,
 }
 
+/// One RDS event about an instance.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RdsEvent {
+    pub at: Option<DateTime<Utc>>,
+    pub message: String,
+    /// `availability`, `failover`, `maintenance`, `low storage`, …
+    pub categories: Vec<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct DbSnapshot {
     pub id: String,
@@ -97,6 +106,18 @@ pub trait RdsApi: Send + Sync + std::fmt::Debug {
     ) -> Result<DbInstance, AwsError> {
         let _ = (target, snapshot, instance, class, tags);
         Err(unsupported("restore a snapshot"))
+    }
+
+    /// The instance's events of the last `minutes` (`DescribeEvents`:
+    /// reboots, failovers, maintenance, storage full), oldest first.
+    async fn events(
+        &self,
+        target: &Target,
+        id: &str,
+        minutes: i32,
+    ) -> Result<Vec<RdsEvent>, AwsError> {
+        let _ = (target, id, minutes);
+        Err(unsupported("describe events"))
     }
 
     /// `DeleteDBInstance` without a final snapshot (it is a throwaway).
@@ -293,6 +314,33 @@ impl RdsApi for Aws {
                 kind: AwsErrorKind::Other,
                 message: format!("restoring {snapshot} returned no instance"),
             })
+    }
+
+    async fn events(
+        &self,
+        target: &Target,
+        id: &str,
+        minutes: i32,
+    ) -> Result<Vec<RdsEvent>, AwsError> {
+        let out = self
+            .rds(target)
+            .await
+            .describe_events()
+            .source_type(aws_sdk_rds::types::SourceType::DbInstance)
+            .source_identifier(id)
+            .duration(minutes)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(out
+            .events()
+            .iter()
+            .map(|e| RdsEvent {
+                at: time_of(e.date()),
+                message: e.message().unwrap_or("").to_string(),
+                categories: e.event_categories().to_vec(),
+            })
+            .collect())
     }
 
     async fn delete_instance(&self, target: &Target, id: &str) -> Result<(), AwsError> {

@@ -1,0 +1,760 @@
+//! `kind: triage`: the runbook's first ten minutes of an incident as one
+//! read-only run. Every configured part (pods and their logs, Warning
+//! events, the deployment's revisions, error rate and p99 against an hour
+//! and a day ago, the app database's connections, Redis, RDS, firing
+//! alerts, the health URL) is read at once, each under its own timeout; a
+//! part that fails is reported and never stops the others. Then the facts
+//! they measured go through the known-issue rules of jobs.yaml
+//! ([`rules`]), and the run names a severity, the issues matched with their
+//! evidence and remedy, and the runbookd job that would act (as a dry run:
+//! triage never changes anything).
+//!
+//! Each part is a step of the run (its payload is the part's data, for
+//! `show --json`); the readable triage is the run's log, most telling
+//! first.
+
+pub mod gather;
+pub mod rules;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use serde::Deserialize;
+use serde_json::json;
+use sqlx::Connection;
+
+use self::gather::{Gathered, Trend};
+use self::rules::{Facts, Levels, Match, Rule, Severity};
+use super::{ExecEnv, Job, JobError, JobKind, Outcome, RunContext};
+use crate::adapters::Adapters;
+use crate::adapters::aws::Target;
+use crate::checks::CheckContext;
+use crate::checks::prometheus::PrometheusCheck;
+use crate::clock::Clock;
+use crate::config::JobSpec;
+use crate::model::{Dur, StepStatus};
+use crate::secret::{Redactor, SecretUrl, redact_url};
+use crate::yaml::{At, Diags, Text};
+
+/// Prometheus queries for the error rate and p99 latency.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromQueries {
+    /// Prometheus base URL. Required.
+    pub url: Text,
+    /// The error rate, 0-1. Required.
+    pub error_rate: Text,
+    /// p99 latency in seconds. Required.
+    pub latency_p99: Text,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RdsPart {
+    /// DB instance identifier. Required.
+    pub instance: Text,
+    /// AWS region. Default: the standard chain.
+    pub region: Option<Text>,
+}
+
+/// Where severity starts; see [`Levels`] for the defaults.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeverityConfig {
+    /// Default 0.5.
+    pub p0_error_rate: Option<At<f64>>,
+    /// Default 0.1.
+    pub p1_error_rate: Option<At<f64>>,
+    /// Default 5s.
+    pub p1_latency: Option<Dur>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TriageSpec {
+    /// The API's namespace. Default `default`.
+    pub namespace: Option<Text>,
+    /// The API's pods. Default `app=api`.
+    pub selector: Option<Text>,
+    /// The API's deployment. Default `api-deployment`.
+    pub deployment: Option<Text>,
+    /// GET, expecting 2xx (the runbook's `curl …/health`). Default: not read.
+    pub health_url: Option<Text>,
+    /// Default: not read.
+    pub prometheus: Option<PromQueries>,
+    /// The application's Postgres, read only. A secret. Default: not read.
+    pub database_url: Option<SecretUrl>,
+    /// Show the longest-running query's text (redacted). Default `false`:
+    /// only its age.
+    pub show_query_text: Option<bool>,
+    /// A secret. Default: not read.
+    pub redis_url: Option<SecretUrl>,
+    /// Default: not read.
+    pub rds: Option<RdsPart>,
+    /// Alertmanager base URL. Default: not read.
+    pub alertmanager_url: Option<Text>,
+    /// Log lines read from each chosen pod. Default 100.
+    pub log_lines: Option<At<i64>>,
+    /// Substrings counted (case-insensitively) in the logs read, each as
+    /// fact `logs.<name>`. Default none.
+    #[serde(default)]
+    pub log_patterns: BTreeMap<String, Vec<Text>>,
+    /// Each part's own timeout. Default `8s`.
+    pub part_timeout: Option<Dur>,
+    pub severity: Option<SeverityConfig>,
+    /// The known issues. Default none.
+    #[serde(default)]
+    pub rules: Vec<At<Rule>>,
+}
+
+pub const DEFAULT_PART_TIMEOUT: Duration = Duration::from_secs(8);
+/// Troubled pods whose logs are read, at most.
+const MAX_LOG_PODS: usize = 5;
+
+impl TriageSpec {
+    fn namespace(&self) -> &str {
+        self.namespace.as_deref().unwrap_or("default")
+    }
+    fn selector(&self) -> &str {
+        self.selector.as_deref().unwrap_or("app=api")
+    }
+    fn deployment(&self) -> &str {
+        self.deployment.as_deref().unwrap_or("api-deployment")
+    }
+    fn part_timeout(&self) -> Duration {
+        self.part_timeout.map(|d| d.0).unwrap_or(DEFAULT_PART_TIMEOUT)
+    }
+    fn log_lines(&self) -> i64 {
+        self.log_lines.map(|l| l.value).unwrap_or(100)
+    }
+    fn levels(&self) -> Levels {
+        let d = Levels::default();
+        match self.severity {
+            None => d,
+            Some(s) => Levels {
+                p0_error_rate: s.p0_error_rate.map(|v| v.value).unwrap_or(d.p0_error_rate),
+                p1_error_rate: s.p1_error_rate.map(|v| v.value).unwrap_or(d.p1_error_rate),
+                p1_latency: s.p1_latency.map(|l| l.0.as_secs_f64()).unwrap_or(d.p1_latency),
+            },
+        }
+    }
+    fn log_facts(&self) -> Vec<String> {
+        self.log_patterns
+            .keys()
+            .map(|k| format!("logs.{k}"))
+            .collect()
+    }
+
+    /// The parts this job reads, with what each reads (a dry run lists
+    /// them).
+    pub fn parts(&self) -> Vec<(&'static str, String)> {
+        let ns = self.namespace();
+        let mut out = vec![
+            (
+                "pods",
+                format!("pods {} in {ns} and their logs", self.selector()),
+            ),
+            ("deployment", format!("deployment {} in {ns}", self.deployment())),
+            ("events", format!("Warning events in {ns}")),
+        ];
+        if let Some(p) = &self.prometheus {
+            out.push(("metrics", format!("Prometheus {}", p.url)));
+        }
+        if let Some(u) = &self.database_url {
+            out.push(("database", redact_url(u.expose())));
+        }
+        if let Some(u) = &self.redis_url {
+            out.push(("redis", redact_url(u.expose())));
+        }
+        if let Some(r) = &self.rds {
+            out.push(("rds", format!("RDS instance {}", r.instance)));
+        }
+        if let Some(u) = &self.alertmanager_url {
+            out.push(("alerts", format!("Alertmanager {u}")));
+        }
+        if let Some(u) = &self.health_url {
+            out.push(("health", format!("GET {u}")));
+        }
+        out
+    }
+}
+
+impl JobSpec for TriageSpec {
+    fn validate(&self, _job: &str, diags: &mut Diags) {
+        let logs = self.log_facts();
+        for r in &self.rules {
+            r.value.validate(r.at, &logs, diags);
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for r in &self.rules {
+            if !seen.insert(r.value.name.as_str()) {
+                diags.at(r.value.name.at, format!("two rules named `{}`", r.value.name));
+            }
+        }
+        if let Some(l) = self.log_lines
+            && !(1..=10_000).contains(&l.value)
+        {
+            diags.at(l.at, "log_lines must be between 1 and 10000");
+        }
+        for (name, u) in [("database_url", &self.database_url)] {
+            if let Some(u) = u {
+                let url = u.expose();
+                if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                    diags.at(u.at, format!("{name} {} must be a postgres:// URL", redact_url(url)));
+                }
+            }
+        }
+        if let Some(u) = &self.redis_url
+            && let Err(e) = redis::Client::open(u.expose())
+        {
+            diags.at(u.at, format!("redis_url {} is not a Redis URL: {e}", redact_url(u.expose())));
+        }
+        if let Some(s) = self.severity {
+            for (name, v) in [("p0_error_rate", s.p0_error_rate), ("p1_error_rate", s.p1_error_rate)] {
+                if let Some(v) = v
+                    && !(0.0..=1.0).contains(&v.value)
+                {
+                    diags.at(v.at, format!("severity.{name} is a rate between 0 and 1"));
+                }
+            }
+        }
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+impl JobKind for TriageSpec {
+    fn executor(&self, env: &ExecEnv) -> Arc<dyn Job> {
+        Arc::new(TriageJob {
+            spec: self.clone(),
+            adapters: env.adapters.clone(),
+            clock: env.clock.clone(),
+            runbook_url: env.config.as_ref().and_then(|c| c.links.runbook.clone()),
+        })
+    }
+}
+
+#[derive(Debug)]
+pub struct TriageJob {
+    spec: TriageSpec,
+    adapters: Arc<Adapters>,
+    clock: Arc<dyn Clock>,
+    runbook_url: Option<String>,
+}
+
+/// The triage as concluded: what the run stores in its last step.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Diagnosis {
+    pub severity: Severity,
+    pub reasons: Vec<String>,
+    pub matches: Vec<Match>,
+    pub failed_parts: Vec<String>,
+    pub facts: Facts,
+}
+
+/// Concludes from the parts. Pure.
+pub fn conclude(
+    parts: &[(&str, Gathered)],
+    rules: &[Rule],
+    levels: &Levels,
+    runbook_url: Option<&str>,
+) -> Diagnosis {
+    let mut facts = Facts::new();
+    for (_, g) in parts {
+        facts.extend(g.facts.clone());
+    }
+    let matches = rules::match_all(rules, &facts, runbook_url);
+    let (severity, reasons) = rules::severity(&facts, levels, &matches);
+    Diagnosis {
+        severity,
+        reasons,
+        matches,
+        failed_parts: parts
+            .iter()
+            .filter(|(_, g)| g.error.is_some())
+            .map(|(n, _)| n.to_string())
+            .collect(),
+        facts,
+    }
+}
+
+/// The readable triage: the verdict, the known issues with evidence and
+/// remedy, then every part's section.
+pub fn render(d: &Diagnosis, parts: &[(&str, Gathered)]) -> String {
+    let mut out = String::new();
+    out.push_str(&format!("TRIAGE: {}\n", d.severity));
+    for r in &d.reasons {
+        out.push_str(&format!("  - {r}\n"));
+    }
+    if !d.matches.is_empty() {
+        out.push_str("\nKNOWN ISSUES (from the runbook)\n");
+        for (i, m) in d.matches.iter().enumerate() {
+            out.push_str(&format!("{}. {} [{}]\n", i + 1, m.issue, m.rule));
+            out.push_str(&format!("   evidence: {}\n", m.evidence.join("; ")));
+            out.push_str(&format!("   remedy:   {}\n", m.remedy));
+            if let Some(s) = &m.suggest {
+                out.push_str(&format!("   try:      {s}  (a dry run; triage changes nothing)\n"));
+            }
+            if let Some(r) = &m.runbook {
+                out.push_str(&format!("   runbook:  {r}\n"));
+            }
+        }
+    }
+    // Failed parts first: an unreadable part is itself evidence.
+    let mut ordered: Vec<&(&str, Gathered)> = parts.iter().filter(|(_, g)| g.error.is_some()).collect();
+    ordered.extend(parts.iter().filter(|(_, g)| g.error.is_none()));
+    for (name, g) in ordered {
+        out.push_str(&format!("\n{}: {}\n", name.to_uppercase(), g.summary));
+        for l in &g.lines {
+            out.push_str(&format!("  {l}\n"));
+        }
+    }
+    out
+}
+
+#[async_trait]
+impl Job for TriageJob {
+    async fn run(&self, ctx: &RunContext) -> Result<Outcome, JobError> {
+        let parts = self.spec.parts();
+        if ctx.dry_run {
+            for (name, target) in &parts {
+                ctx.steps
+                    .skipped(name, target, "dry run: would read it, changing nothing")
+                    .await?;
+            }
+            return Ok(Outcome {
+                summary: Some(format!("dry run: {} parts listed, none read", parts.len())),
+                ..Default::default()
+            });
+        }
+        let started = Instant::now();
+        let now = self.clock.now();
+        ctx.log.info(&format!(
+            "triage: reading {} parts at once, each within {}",
+            parts.len(),
+            humantime::format_duration(self.spec.part_timeout())
+        ));
+        let mut pending = FuturesUnordered::new();
+        for (name, target) in parts {
+            pending.push(self.part(ctx, name, target, now));
+        }
+        let mut gathered: Vec<(&'static str, Gathered)> = Vec::new();
+        loop {
+            tokio::select! {
+                next = pending.next() => match next {
+                    Some(r) => gathered.push(r?),
+                    None => break,
+                },
+                _ = ctx.cancel.cancelled() => return Err(JobError::Cancelled),
+            }
+        }
+        // A fixed order to read, whatever finished first.
+        let order = ["pods", "deployment", "metrics", "database", "redis", "rds", "alerts", "health", "events"];
+        gathered.sort_by_key(|(n, _)| order.iter().position(|o| o == n));
+        let rules: Vec<Rule> = self.spec.rules.iter().map(|r| r.value.clone()).collect();
+        let d = conclude(&gathered, &rules, &self.spec.levels(), self.runbook_url.as_deref());
+        let text = ctx.redactor.redact(&render(&d, &gathered));
+        for line in text.lines() {
+            ctx.log.record(line);
+        }
+        let summary = match d.severity {
+            Severity::None => format!(
+                "no incident found ({} parts read{})",
+                gathered.len(),
+                if d.failed_parts.is_empty() {
+                    String::new()
+                } else {
+                    format!(", failed: {}", d.failed_parts.join(", "))
+                }
+            ),
+            s => format!(
+                "{}: {}",
+                match s {
+                    Severity::P0 => "P0",
+                    _ => "P1",
+                },
+                if d.matches.is_empty() {
+                    d.reasons.join("; ")
+                } else {
+                    d.matches.iter().map(|m| m.issue.clone()).collect::<Vec<_>>().join("; ")
+                }
+            ),
+        };
+        let step = ctx
+            .steps
+            .start("diagnosis", "rules of this job", "matching the facts to the known issues")
+            .await?;
+        step.end(
+            StepStatus::Succeeded,
+            &summary,
+            Some(serde_json::to_value(&d).unwrap_or_default()),
+        )
+        .await?;
+        ctx.log.info(&format!(
+            "triage done in {} ms: {summary}",
+            started.elapsed().as_millis()
+        ));
+        // Nothing read at all is a failed triage; an incident found is a
+        // triage that worked.
+        let all_failed = !gathered.is_empty() && d.failed_parts.len() == gathered.len();
+        Ok(Outcome {
+            failure: all_failed.then(|| "every part failed: nothing could be read".to_string()),
+            summary: Some(summary),
+            records: Vec::new(),
+        })
+    }
+}
+
+impl TriageJob {
+    /// One part as a step: started, read under the part's timeout, ended
+    /// with its summary (the progress line) and data.
+    async fn part(
+        &self,
+        ctx: &RunContext,
+        name: &'static str,
+        target: String,
+        now: DateTime<Utc>,
+    ) -> Result<(&'static str, Gathered), JobError> {
+        let step = ctx.steps.start(name, &target, "reading").await?;
+        let limit = self.spec.part_timeout();
+        let g = match tokio::time::timeout(limit, self.read(name, now, limit, &ctx.redactor)).await {
+            Ok(g) => g,
+            Err(_) => {
+                let mut g = Gathered::failed(format!(
+                    "no answer within {}",
+                    humantime::format_duration(limit)
+                ));
+                // A store that does not answer in time is down to the rules.
+                match name {
+                    "database" => g.facts.insert("db.reachable".into(), 0.0),
+                    "redis" => g.facts.insert("redis.reachable".into(), 0.0),
+                    "health" => g.facts.insert("api.health_ok".into(), 0.0),
+                    _ => None,
+                };
+                g
+            }
+        };
+        let status = if g.error.is_some() {
+            StepStatus::Failed
+        } else {
+            StepStatus::Succeeded
+        };
+        step.end(
+            status,
+            &g.summary,
+            Some(json!({
+                "facts": g.facts,
+                "lines": g.lines,
+                "data": g.data,
+                "error": g.error,
+            })),
+        )
+        .await?;
+        Ok((name, g))
+    }
+
+    async fn read(&self, name: &str, now: DateTime<Utc>, limit: Duration, redactor: &Redactor) -> Gathered {
+        match name {
+            "pods" => self.read_pods(now, redactor).await,
+            "deployment" => self.read_deployment(now).await,
+            "events" => match self.adapters.cluster.warning_events(self.spec.namespace()).await {
+                Ok(evs) => gather::assess_events(&evs, now),
+                Err(e) => Gathered::failed(e.to_string()),
+            },
+            "metrics" => self.read_metrics(now, limit, redactor).await,
+            "database" => self.read_db(limit).await,
+            "redis" => self.read_redis(limit).await,
+            "rds" => self.read_rds(now).await,
+            "alerts" => self.read_alerts(now, limit).await,
+            "health" => self.read_health(limit).await,
+            other => Gathered::failed(format!("no part named {other}")),
+        }
+    }
+
+    async fn read_pods(&self, now: DateTime<Utc>, redactor: &Redactor) -> Gathered {
+        let cluster = &self.adapters.cluster;
+        let (ns, sel) = (self.spec.namespace(), self.spec.selector());
+        let (pods, metrics) = tokio::join!(cluster.pods(ns, sel), cluster.pod_metrics(ns, sel));
+        let pods = match pods {
+            Ok(p) => p,
+            Err(e) => return Gathered::failed(e.to_string()),
+        };
+        let metrics = metrics.ok().flatten();
+        let mut g = gather::assess_pods(&pods, metrics.as_deref(), now);
+        let rows = gather::pod_rows(&pods);
+        let chosen = gather::logs_to_read(&rows, now, MAX_LOG_PODS);
+        let tail = self.spec.log_lines();
+        let reads = chosen.iter().map(|(pod, previous)| async move {
+            let r = cluster.pod_logs(ns, pod, tail, *previous).await;
+            // A pod that never ended has no previous log: read the current.
+            let r = match r {
+                Err(_) if *previous => cluster.pod_logs(ns, pod, tail, false).await,
+                r => r,
+            };
+            (pod.clone(), *previous, r)
+        });
+        let mut logs = Vec::new();
+        let mut log_data = Vec::new();
+        for (pod, previous, r) in futures::future::join_all(reads).await {
+            match r {
+                Ok(text) => {
+                    let text = redactor.redact(&text);
+                    log_data.push(json!({"pod": pod, "previous": previous, "lines": text.lines().collect::<Vec<_>>()}));
+                    logs.push((pod, text));
+                }
+                Err(e) => {
+                    g.lines.push(format!("logs of {pod}: {e}"));
+                    log_data.push(json!({"pod": pod, "error": e.to_string()}));
+                }
+            }
+        }
+        let patterns: BTreeMap<String, Vec<String>> = self
+            .spec
+            .log_patterns
+            .iter()
+            .map(|(k, v)| (k.clone(), v.iter().map(|t| t.to_string()).collect()))
+            .collect();
+        let (facts, evidence) = gather::match_logs(&logs, &patterns);
+        g.facts.extend(facts);
+        for e in evidence {
+            g.lines.push(format!("log: {e}"));
+        }
+        // The last lines of each log read, troubled pods first.
+        for (pod, text) in &logs {
+            let lines: Vec<&str> = text.lines().collect();
+            let from = lines.len().saturating_sub(5);
+            g.lines.push(format!("last lines of {pod}:"));
+            for l in &lines[from..] {
+                g.lines.push(format!("  | {}", gather::clip(l, 200)));
+            }
+        }
+        if let Some(obj) = g.data.as_object_mut() {
+            obj.insert("logs".into(), json!(log_data));
+        }
+        g
+    }
+
+    async fn read_deployment(&self, now: DateTime<Utc>) -> Gathered {
+        let cluster = &self.adapters.cluster;
+        let ns = self.spec.namespace();
+        let dep = match cluster.deployment(ns, self.spec.deployment()).await {
+            Ok(d) => d,
+            Err(e) => return Gathered::failed(e.to_string()),
+        };
+        let sets = match &dep {
+            Some(d) => match cluster.replica_sets(ns, d).await {
+                Ok(s) => s,
+                Err(e) => {
+                    let mut g = gather::assess_deployment(self.spec.deployment(), dep.as_ref(), &[], now);
+                    g.lines.push(format!("revisions not read: {e}"));
+                    return g;
+                }
+            },
+            None => Vec::new(),
+        };
+        gather::assess_deployment(self.spec.deployment(), dep.as_ref(), &sets, now)
+    }
+
+    async fn read_metrics(&self, now: DateTime<Utc>, limit: Duration, redactor: &Redactor) -> Gathered {
+        let Some(p) = &self.spec.prometheus else {
+            return Gathered::failed("not configured");
+        };
+        let mut ctx = CheckContext::new(now, self.adapters.clone()).with_redactor(redactor.clone());
+        ctx.timeout = limit;
+        let check = |q: &Text| PrometheusCheck {
+            url: p.url.clone(),
+            query: q.clone(),
+            fail_if: None,
+            warn_if: None,
+            reduce: None,
+            no_data: None,
+            anomaly: None,
+        };
+        let (errors, p99) = (check(&p.error_rate), check(&p.latency_p99));
+        let hour = now - chrono::Duration::hours(1);
+        let day = now - chrono::Duration::days(1);
+        let (e0, e1, e2, l0, l1, l2) = tokio::join!(
+            errors.value_at(&ctx, now),
+            errors.value_at(&ctx, hour),
+            errors.value_at(&ctx, day),
+            p99.value_at(&ctx, now),
+            p99.value_at(&ctx, hour),
+            p99.value_at(&ctx, day),
+        );
+        // The present is what matters: without it the part failed.
+        if let (Err(a), Err(_)) = (&e0, &l0) {
+            return Gathered::failed(a.to_string());
+        }
+        let v = |r: Result<Option<f64>, _>| r.ok().flatten().filter(|v: &f64| v.is_finite());
+        gather::assess_metrics(
+            Trend { now: v(e0), hour_ago: v(e1), day_ago: v(e2) },
+            Trend { now: v(l0), hour_ago: v(l1), day_ago: v(l2) },
+        )
+    }
+
+    async fn read_db(&self, limit: Duration) -> Gathered {
+        let Some(url) = &self.spec.database_url else {
+            return Gathered::failed("not configured");
+        };
+        let target = redact_url(url.expose());
+        let show_text = self.spec.show_query_text.unwrap_or(false);
+        let read = async {
+            let mut con = sqlx::PgConnection::connect(url.expose())
+                .await
+                .map_err(|e| (true, format!("connect to {target}: {e}")))?;
+            let q = |e: sqlx::Error| (false, format!("{target}: {e}"));
+            let mut tx = con.begin().await.map_err(q)?;
+            sqlx::query("SET TRANSACTION READ ONLY").execute(&mut *tx).await.map_err(q)?;
+            sqlx::query("SELECT set_config('statement_timeout', $1, true)")
+                .bind(limit.as_millis().max(1000).to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(q)?;
+            let by_state: Vec<(String, i64)> =
+                sqlx::query_as(include_str!("sql/connections_by_state.sql"))
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(q)?;
+            let (max,): (i32,) = sqlx::query_as(include_str!("sql/max_connections.sql"))
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(q)?;
+            let longest: Option<(f64, String)> =
+                sqlx::query_as(include_str!("sql/longest_query.sql"))
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(q)?;
+            let _ = tx.rollback().await;
+            let _ = con.close().await;
+            Ok::<_, (bool, String)>(gather::DbLoad {
+                by_state,
+                max_connections: i64::from(max),
+                longest: longest.map(|(s, t)| (s, show_text.then_some(t))),
+            })
+        };
+        match read.await {
+            Ok(load) => gather::assess_db(&load),
+            Err((unreachable, e)) => {
+                let g = Gathered::failed(e);
+                if unreachable { g.fact("db.reachable", 0.0) } else { g }
+            }
+        }
+    }
+
+    async fn read_redis(&self, limit: Duration) -> Gathered {
+        let Some(url) = &self.spec.redis_url else {
+            return Gathered::failed("not configured");
+        };
+        let target = redact_url(url.expose());
+        let unreachable = |e: redis::RedisError| {
+            Gathered::failed(format!("{target}: {e}")).fact("redis.reachable", 0.0)
+        };
+        let client = match redis::Client::open(url.expose()) {
+            Ok(c) => c,
+            Err(e) => return unreachable(e),
+        };
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(limit))
+            .set_response_timeout(Some(limit));
+        let mut con = match client.get_multiplexed_async_connection_with_config(&config).await {
+            Ok(c) => c,
+            Err(e) => return unreachable(e),
+        };
+        let t = Instant::now();
+        if let Err(e) = redis::cmd("PING").query_async::<String>(&mut con).await {
+            return unreachable(e);
+        }
+        let ping_ms = t.elapsed().as_secs_f64() * 1000.0;
+        let info: String = redis::cmd("INFO").query_async(&mut con).await.unwrap_or_default();
+        gather::assess_redis(&gather::RedisState {
+            ping_ms,
+            used_memory: gather::info_field(&info, "used_memory"),
+            maxmemory: gather::info_field(&info, "maxmemory"),
+            clients: gather::info_field(&info, "connected_clients"),
+        })
+    }
+
+    async fn read_rds(&self, now: DateTime<Utc>) -> Gathered {
+        let Some(r) = &self.spec.rds else {
+            return Gathered::failed("not configured");
+        };
+        let target = Target {
+            region: r.region.as_ref().map(|t| t.to_string()),
+        };
+        let (instance, events) = tokio::join!(
+            self.adapters.rds.instance(&target, &r.instance),
+            self.adapters.rds.events(&target, &r.instance, 60)
+        );
+        match instance {
+            Ok(i) => {
+                let mut g = gather::assess_rds(&i, events.as_ref().ok().map(Vec::as_slice), now);
+                if let Err(e) = events {
+                    g.lines.push(format!("events not read: {e}"));
+                }
+                g
+            }
+            Err(e) => Gathered::failed(format!("RDS instance {}: {e}", r.instance)),
+        }
+    }
+
+    async fn read_alerts(&self, now: DateTime<Utc>, limit: Duration) -> Gathered {
+        let Some(base) = &self.spec.alertmanager_url else {
+            return Gathered::failed("not configured");
+        };
+        let url = format!("{}/api/v2/alerts", base.trim_end_matches('/'));
+        let resp = self
+            .adapters
+            .http
+            .get(&url)
+            .query(&[("active", "true"), ("silenced", "false"), ("inhibited", "false")])
+            .timeout(limit)
+            .send()
+            .await;
+        let resp = match resp {
+            Ok(r) => r,
+            Err(e) => return Gathered::failed(crate::checks::http::describe_error("GET", &url, &e)),
+        };
+        let code = resp.status();
+        let text = match resp.text().await {
+            Ok(t) => t,
+            Err(e) => return Gathered::failed(crate::checks::http::describe_error("GET", &url, &e)),
+        };
+        if !code.is_success() {
+            return Gathered::failed(format!("{url} answered {code}"));
+        }
+        match serde_json::from_str::<Vec<gather::FiringAlert>>(&text) {
+            Ok(alerts) => gather::assess_alerts(&alerts, now),
+            Err(e) => Gathered::failed(format!("unexpected answer from {url}: {e}")),
+        }
+    }
+
+    async fn read_health(&self, limit: Duration) -> Gathered {
+        let Some(url) = &self.spec.health_url else {
+            return Gathered::failed("not configured");
+        };
+        let t = Instant::now();
+        match self.adapters.http.get(url.as_str()).timeout(limit).send().await {
+            Ok(r) => {
+                let ok = r.status().is_success();
+                let ms = t.elapsed().as_millis();
+                let mut g = Gathered::default().fact("api.health_ok", if ok { 1.0 } else { 0.0 });
+                g.summary = format!("{} in {ms} ms", r.status());
+                g.lines.push(format!("GET {url}: {} in {ms} ms", r.status()));
+                g.data = json!({"status": r.status().as_u16(), "ms": ms});
+                g
+            }
+            Err(e) => Gathered::failed(crate::checks::http::describe_error("GET", url.as_str(), &e))
+                .fact("api.health_ok", 0.0),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
