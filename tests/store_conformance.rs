@@ -618,6 +618,28 @@ async fn pauses_are_kept_until_resumed(s: Arc<dyn HistoryStore>) {
     assert!(s.paused_jobs().await.unwrap().is_empty());
 }
 
+/// Every trigger, `chained` included (migration 0007), on whichever pooled
+/// connection takes the insert.
+async fn every_trigger_is_kept_on_every_connection(s: Arc<dyn HistoryStore>) {
+    let inserts = (0..24).map(|i| {
+        let s = s.clone();
+        async move {
+            let trigger = Trigger::ALL[i % Trigger::ALL.len()];
+            let r = NewRun {
+                trigger,
+                ..new_run(&format!("j{i}"), None)
+            };
+            (trigger, s.insert_run(&r).await)
+        }
+    });
+    for (trigger, r) in futures::future::join_all(inserts).await {
+        let id = r
+            .unwrap_or_else(|e| panic!("{trigger}: {e}"))
+            .expect("a manual run always claims");
+        assert_eq!(s.get_run(id).await.unwrap().unwrap().trigger, trigger);
+    }
+}
+
 async fn migrate_is_idempotent(s: Arc<dyn HistoryStore>) {
     s.migrate().await.unwrap();
     s.migrate().await.unwrap();
@@ -657,6 +679,7 @@ macro_rules! conformance {
             case!(failures_are_news_once_and_recovery_once);
             case!(each_request_is_taken_once_oldest_first);
             case!(pauses_are_kept_until_resumed);
+            case!(every_trigger_is_kept_on_every_connection);
             case!(migrate_is_idempotent);
         }
     };
@@ -688,4 +711,54 @@ async fn unsupported_url_is_a_clear_error() {
         err.contains("unsupported history store URL mysql://root:***@localhost/db"),
         "{err}"
     );
+}
+
+/// A SQLite history made before migration 0007 widened the trigger CHECK
+/// in place: its rows stay (a table rebuild would have cascaded into their
+/// steps), and chained runs are accepted at once.
+#[tokio::test]
+async fn a_sqlite_history_from_before_chained_runs_upgrades_in_place() {
+    use std::str::FromStr;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("old.db").display());
+    let opts = sqlx::sqlite::SqliteConnectOptions::from_str(&url)
+        .unwrap()
+        .create_if_missing(true)
+        .foreign_keys(true);
+    let pool = sqlx::SqlitePool::connect_with(opts).await.unwrap();
+    let m = sqlx::migrate::Migrator::new(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/migrations/sqlite"
+    )))
+    .await
+    .unwrap();
+    m.run_to(6, &pool).await.unwrap();
+    sqlx::query(
+        "INSERT INTO runs (job, \"trigger\", triggered_by, started_at, status, attempt, owner, heartbeat_at) \
+         VALUES ('old', 'manual', 'sre', 0, 'succeeded', 1, 'h:1:a', 0)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO run_steps (run_id, position, name, target, status, started_at, detail) \
+         VALUES (1, 0, 'snapshot', 'db', 'succeeded', 0, 'made')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let refused = sqlx::query(
+        "INSERT INTO runs (job, \"trigger\", triggered_by, started_at, status, attempt, owner, heartbeat_at) \
+         VALUES ('new', 'chained', 'run 1', 0, 'running', 1, 'h:1:a', 0)",
+    )
+    .execute(&pool)
+    .await;
+    assert!(refused.is_err(), "before 0007 the CHECK refuses `chained`");
+    pool.close().await;
+
+    let s = runbookd::store::open(&url).await.unwrap();
+    let old = s.get_run(1).await.unwrap().unwrap();
+    assert_eq!(old.job, "old");
+    assert_eq!(old.steps.len(), 1, "the old run keeps its steps");
+    every_trigger_is_kept_on_every_connection(s).await;
 }

@@ -140,8 +140,25 @@ impl Backend for Sqlite {
         // rolls back, and on a retry finds it applied.
         let deadline = tokio::time::Instant::now() + STORE_TIMEOUT;
         let mut wait = Duration::from_millis(20);
+        // On a connection of its own that is closed after: a migration that
+        // edits the stored schema (0007 widens a CHECK) leaves the
+        // connection that ran it with the old schema in memory, while every
+        // other connection rereads it.
+        let once = || async {
+            let mut conn = self
+                .pool
+                .acquire()
+                .await
+                .map_err(sqlx::migrate::MigrateError::Execute)?
+                .detach();
+            // `run` with `&mut conn` trips the compiler's "Acquire is not
+            // general enough" inside async_trait; this is what `run` calls.
+            let r = MIGRATOR.run_direct(None, &mut conn, false).await;
+            let _ = sqlx::Connection::close(conn).await;
+            r
+        };
         loop {
-            let run = tokio::time::timeout_at(deadline, MIGRATOR.run(&self.pool))
+            let run = tokio::time::timeout_at(deadline, once())
                 .await
                 .map_err(|_| StoreError::Timeout {
                     url: url.to_string(),

@@ -33,7 +33,7 @@ impl Gathered {
     pub fn failed(error: impl Into<String>) -> Self {
         let error = error.into();
         Gathered {
-            summary: format!("failed: {error}"),
+            summary: error.clone(),
             error: Some(error),
             ..Default::default()
         }

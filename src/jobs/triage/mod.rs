@@ -311,7 +311,8 @@ pub fn render(d: &Diagnosis, parts: &[(&str, Gathered)]) -> String {
     let mut ordered: Vec<&(&str, Gathered)> = parts.iter().filter(|(_, g)| g.error.is_some()).collect();
     ordered.extend(parts.iter().filter(|(_, g)| g.error.is_none()));
     for (name, g) in ordered {
-        out.push_str(&format!("\n{}: {}\n", name.to_uppercase(), g.summary));
+        let failed = if g.error.is_some() { "failed: " } else { "" };
+        out.push_str(&format!("\n{}: {failed}{}\n", name.to_uppercase(), g.summary));
         for l in &g.lines {
             out.push_str(&format!("  {l}\n"));
         }
