@@ -900,6 +900,59 @@ fn the_daemon_logs_flat_json_lines_naming_job_and_run() {
 }
 
 #[test]
+fn run_triage_shows_each_part_as_it_ends_then_the_triage_and_show_keeps_it() {
+    let closed = free_port();
+    let w = workdir(&format!(
+        "jobs:
+  triage:
+    kind: triage
+    part_timeout: 2s
+    health_url: http://127.0.0.1:{closed}/health
+    alertmanager_url: http://127.0.0.1:{closed}
+"
+    ));
+    let out = w
+        .cmd(&["run", "triage"])
+        .env("KUBECONFIG", w.path().join("no-such-kubeconfig"))
+        .output()
+        .unwrap();
+    let (o, e) = (stdout(&out), stderr(&out));
+    assert!(out.status.success(), "{o}\n{e}");
+    // A line per part as it ends, every one before the triage itself.
+    let verdict = e.find("TRIAGE: P0 (complete outage)").unwrap_or_else(|| panic!("{e}"));
+    for (part, how) in [
+        ("pods", "failed: no Kubernetes config"),
+        ("deployment", "failed: no Kubernetes config"),
+        ("events", "failed: no Kubernetes config"),
+        ("alerts", "failed: refused: GET"),
+        ("health", "failed: refused: GET"),
+    ] {
+        let line = e
+            .lines()
+            .position(|l| l.contains(&format!(" {part} {how}")))
+            .unwrap_or_else(|| panic!("no progress line for {part}:\n{e}"));
+        let at: usize = e.lines().take(line).map(|l| l.len() + 1).sum();
+        assert!(at < verdict, "{part} after the verdict:\n{e}");
+    }
+    assert!(e.contains("  - the health check fails"), "{e}");
+    assert!(e.contains("  - not read, so not judged: pods, deployment, alerts, health, events"), "{e}");
+    assert!(o.contains("diagnosis"), "the steps table: {o}");
+    assert!(o.contains("run 1 of `triage` succeeded"), "{o}");
+    // The history keeps it: readable in `show`, data in `show --json`.
+    let shown = stdout(&w.run(&["show", "1"]));
+    assert!(shown.contains("TRIAGE: P0 (complete outage)"), "{shown}");
+    let v = w.json(&["show", "1", "--json"]);
+    let steps = v["steps"].as_array().unwrap();
+    let diagnosis = steps.last().unwrap();
+    assert_eq!(diagnosis["name"], "diagnosis");
+    assert_eq!(diagnosis["payload"]["severity"], "P0");
+    assert_eq!(diagnosis["payload"]["facts"]["api.health_ok"], 0.0);
+    let health = steps.iter().find(|s| s["name"] == "health").unwrap();
+    assert_eq!(health["status"], "failed");
+    assert!(health["payload"]["error"].as_str().unwrap().contains("refused"), "{health}");
+}
+
+#[test]
 fn every_option_and_argument_has_help() {
     let w = workdir(REAL);
     for cmd in [

@@ -34,6 +34,20 @@ fn readme_lists_exactly_the_registered_kinds() {
     );
 }
 
+/// The triage facts table is the list rules are validated against.
+#[test]
+fn readme_lists_exactly_the_triage_facts() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let mut rows = table_kinds(&readme, "| fact | meaning |");
+    assert_eq!(rows.pop().as_deref(), Some("logs.NAME"));
+    let facts: Vec<&str> = runbookd::jobs::triage::rules::FACTS
+        .iter()
+        .map(|(f, _)| *f)
+        .collect();
+    assert_eq!(rows, facts, "triage facts table");
+}
+
 /// The IAM policy the README points at covers exactly the AWS calls the
 /// job kinds make: a new SDK call without its action fails here.
 #[test]
@@ -57,6 +71,7 @@ fn the_iam_policy_has_an_action_for_every_aws_call() {
     let table = [
         (".describe_db_instances(", "rds:DescribeDBInstances"),
         (".describe_db_snapshots(", "rds:DescribeDBSnapshots"),
+        (".describe_events(", "rds:DescribeEvents"),
         (".create_db_snapshot(", "rds:CreateDBSnapshot"),
         (".delete_db_snapshot(", "rds:DeleteDBSnapshot"),
         (".restore_db_instance_from_db_snapshot(", "rds:RestoreDBInstanceFromDBSnapshot"),

@@ -254,6 +254,18 @@ fn every_option_renders_valid_objects_in_both_modes() {
     assert!(rules.contains("\"externalsecrets\""), "{rules}");
     assert!(rules.contains("\"jwt-secret\""), "{rules}");
     assert!(rules.contains("\"worker-deployment\""), "{rules}");
+    // triage: get on pods/log, list on events.
+    let rule_for = |res: &str| {
+        role["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["resources"].as_array().unwrap().iter().any(|x| x == res))
+            .unwrap_or_else(|| panic!("no rule for {res}: {rules}"))
+            .clone()
+    };
+    assert!(rule_for("pods/log")["verbs"].as_array().unwrap().iter().any(|v| v == "get"), "{rules}");
+    assert_eq!(rule_for("events")["verbs"], serde_json::json!(["list"]), "{rules}");
     let d = of_kind(&objects, "Deployment")[0];
     assert_eq!(d["spec"]["replicas"], 3);
     assert_eq!(d["spec"]["template"]["spec"]["priorityClassName"], "high-priority");

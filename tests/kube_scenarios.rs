@@ -30,6 +30,8 @@ struct Step {
     query_contains: Option<&'static str>,
     status: StatusCode,
     body: Value,
+    /// A plain-text answer (a pod's log) instead of JSON.
+    text: Option<&'static str>,
 }
 
 impl Step {
@@ -39,6 +41,14 @@ impl Step {
             query_contains: None,
             status: StatusCode::OK,
             body,
+            text: None,
+        }
+    }
+
+    fn text(path: &'static str, text: &'static str) -> Self {
+        Step {
+            text: Some(text),
+            ..Step::ok(path, Value::Null)
         }
     }
 
@@ -69,7 +79,10 @@ async fn serve(mut handle: ApiHandle, steps: Vec<Step>) {
         send.send_response(
             Response::builder()
                 .status(step.status)
-                .body(Body::from(serde_json::to_vec(&step.body).unwrap()))
+                .body(Body::from(match step.text {
+                    Some(t) => t.as_bytes().to_vec(),
+                    None => serde_json::to_vec(&step.body).unwrap(),
+                }))
                 .unwrap(),
         );
     }
@@ -245,6 +258,61 @@ async fn missing_deployment_and_forbidden_pods() {
         assert_eq!(results.len(), 1, "{results:#?}");
         assert_eq!(results[0].status, CheckStatus::Error);
         assert!(results[0].reason.starts_with("auth: list pods app=api in default"), "{}", results[0].reason);
+    })
+    .await;
+}
+
+/// What triage reads besides the check's calls: a crash-looping pod's
+/// previous log, and the namespace's Warning events; a Role without
+/// `list events` is named as such.
+#[tokio::test]
+async fn previous_logs_and_warning_events_for_triage() {
+    scenario(async {
+        let (cluster, server) = cluster_and_server(vec![
+            Step::text(
+                "/api/v1/namespaces/default/pods/api-b/log",
+                "Error: sorry, too many clients already\nprocess exited with code 1\n",
+            )
+            .selector("previous=true"),
+            Step::ok(
+                "/api/v1/namespaces/default/events",
+                json!({"apiVersion": "v1", "kind": "EventList", "metadata": {"resourceVersion": "9"}, "items": [
+                    {"metadata": {"name": "api-b.1", "namespace": "default"},
+                     "involvedObject": {"kind": "Pod", "name": "api-b"},
+                     "reason": "BackOff", "message": "Back-off restarting failed container api",
+                     "type": "Warning", "count": 14, "lastTimestamp": "2026-11-29T08:59:00Z"}
+                ]}),
+            )
+            .selector("fieldSelector=type%3DWarning"),
+        ]);
+        let log = cluster.pod_logs("default", "api-b", 100, true).await.unwrap();
+        assert!(log.contains("too many clients already"), "{log}");
+        let events = cluster.warning_events("default").await.unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].reason.as_deref(), Some("BackOff"));
+        assert_eq!(events[0].count, Some(14));
+        server.await.unwrap();
+
+        let (cluster, server) = cluster_and_server(vec![
+            Step::ok(
+                "/api/v1/namespaces/default/events",
+                json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                       "message": "events is forbidden: User \"system:serviceaccount:ops:runbookd\" cannot list resource \"events\"",
+                       "reason": "Forbidden", "code": 403}),
+            )
+            .status(StatusCode::FORBIDDEN),
+            Step::ok(
+                "/api/v1/namespaces/default/pods/api-b/log",
+                json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                       "message": "pods \"api-b\" is forbidden", "reason": "Forbidden", "code": 403}),
+            )
+            .status(StatusCode::FORBIDDEN),
+        ]);
+        let e = cluster.warning_events("default").await.unwrap_err().to_string();
+        assert!(e.contains("needs `list` on `events`"), "{e}");
+        let e = cluster.pod_logs("default", "api-b", 100, false).await.unwrap_err().to_string();
+        assert!(e.contains("needs `get` on `pods/log`"), "{e}");
+        server.await.unwrap();
     })
     .await;
 }

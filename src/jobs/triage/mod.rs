@@ -293,6 +293,12 @@ pub fn render(d: &Diagnosis, parts: &[(&str, Gathered)]) -> String {
     for r in &d.reasons {
         out.push_str(&format!("  - {r}\n"));
     }
+    if !d.failed_parts.is_empty() {
+        out.push_str(&format!(
+            "  - not read, so not judged: {}\n",
+            d.failed_parts.join(", ")
+        ));
+    }
     if !d.matches.is_empty() {
         out.push_str("\nKNOWN ISSUES (from the runbook)\n");
         for (i, m) in d.matches.iter().enumerate() {
@@ -362,18 +368,21 @@ impl Job for TriageJob {
         let rules: Vec<Rule> = self.spec.rules.iter().map(|r| r.value.clone()).collect();
         let d = conclude(&gathered, &rules, &self.spec.levels(), self.runbook_url.as_deref());
         let text = ctx.redactor.redact(&render(&d, &gathered));
+        // Echoed, unlike a checklist's table: `run triage` shows the triage
+        // itself after the progress lines.
         for line in text.lines() {
-            ctx.log.record(line);
+            ctx.log.info(line);
         }
         let summary = match d.severity {
+            Severity::None if d.failed_parts.is_empty() => {
+                format!("no incident found ({} parts read)", gathered.len())
+            }
+            // Silence from a part is not health: say what was not seen.
             Severity::None => format!(
-                "no incident found ({} parts read{})",
+                "no incident found in {} of {} parts; not read: {}",
+                gathered.len() - d.failed_parts.len(),
                 gathered.len(),
-                if d.failed_parts.is_empty() {
-                    String::new()
-                } else {
-                    format!(", failed: {}", d.failed_parts.join(", "))
-                }
+                d.failed_parts.join(", ")
             ),
             s => format!(
                 "{}: {}",
@@ -402,11 +411,13 @@ impl Job for TriageJob {
             "triage done in {} ms: {summary}",
             started.elapsed().as_millis()
         ));
-        // Nothing read at all is a failed triage; an incident found is a
-        // triage that worked.
-        let all_failed = !gathered.is_empty() && d.failed_parts.len() == gathered.len();
+        // Nothing learned at all is a failed triage; an incident found is a
+        // triage that worked (a refused health check is a finding).
+        let all_failed = !gathered.is_empty()
+            && d.failed_parts.len() == gathered.len()
+            && d.facts.is_empty();
         Ok(Outcome {
-            failure: all_failed.then(|| "every part failed: nothing could be read".to_string()),
+            failure: all_failed.then(|| "every part failed: nothing could be learned".to_string()),
             summary: Some(summary),
             records: Vec::new(),
         })
