@@ -5,6 +5,9 @@
 //!   what runbookd adds (steps recorded, logs, decisions).
 //! - `waiting_rss`: the process's RSS with 10 such flows waiting on their
 //!   snapshots at once.
+//! - `triage`: a whole triage (issue 11) against the real Postgres, Redis,
+//!   Prometheus and Alertmanager of the test services and a cluster and RDS
+//!   that answer after a set delay: the whole run against its slowest part.
 //!
 //! Needs moto: run under the environment scripts/test.sh sets up
 //! (`RUNBOOKD_TEST_AWS_ENDPOINT`), e.g. `scripts/bench.sh maintenance`.
@@ -194,6 +197,81 @@ async fn waiting_rss(flows: usize) {
     );
 }
 
+/// The shipped triage's parts against real servers and slow fakes; the
+/// cluster answers every call after `latency`.
+async fn triage(rounds: usize, latency: Duration) {
+    let var = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k}: run under scripts/bench.sh"));
+    let app = TestDatabase::postgres().await;
+    let yaml = format!(
+        "jobs:\n  triage:\n    kind: triage\n    part_timeout: 8s\n    database_url: {}\n    redis_url: {}\n    alertmanager_url: {}\n    rds: {{instance: flexoraa-production-db}}\n    prometheus:\n      url: {}\n      error_rate: 'sum(rate(http_requests_total{{scenario=\"bad\",status=~\"5..\"}}[5m])) / sum(rate(http_requests_total{{scenario=\"bad\"}}[5m]))'\n      latency_p99: 'histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{{scenario=\"slow\"}}[5m])))'\n",
+        app.url,
+        var("RUNBOOKD_TEST_REDIS_URL"),
+        var("RUNBOOKD_TEST_ALERTMANAGER_URL"),
+        var("RUNBOOKD_TEST_PROMETHEUS_URL"),
+    );
+    let config = runbookd::jobs::load_str(std::path::Path::new("jobs.yaml"), &yaml, &|_| None).unwrap();
+    let job = config.job("triage").unwrap().clone();
+    let db = TestDatabase::sqlite();
+    let store = db.open().await;
+    let (mut whole, mut slowest, mut sum) = (Vec::new(), Vec::new(), Vec::new());
+    let mut slowest_name = std::collections::BTreeMap::<String, usize>::new();
+    for i in 0..rounds + 1 {
+        let now = chrono::Utc::now();
+        let cluster = FakeCluster::default()
+            .with_pods(vec![
+                runbookd::testkit::pods::PodBuilder::new("api-a").ready().build(),
+                runbookd::testkit::pods::PodBuilder::new("api-b")
+                    .crash_looping()
+                    .restarts(5)
+                    .last_end("Error", 1, now - chrono::Duration::minutes(1))
+                    .build(),
+            ])
+            .with_log("api-b", true, "Error: sorry, too many clients already")
+            .rolled_out_at(now - chrono::Duration::minutes(30))
+            .slow(latency);
+        let adapters = Adapters::real()
+            .with_cluster(Arc::new(cluster))
+            .with_rds(Arc::new(FakeRds::new("flexoraa-production-db")));
+        let runner = Runner::builder(store.clone(), Arc::new(adapters)).config(&config).build();
+        let req = RunRequest::default();
+        let t = Instant::now();
+        let id = runner.claim(&job, &req).await.unwrap().unwrap();
+        let ended = runner.execute(&job, &req, id, &Stop::new()).await;
+        let total = t.elapsed().as_secs_f64() * 1000.0;
+        assert_eq!(ended.status, RunStatus::Succeeded, "{:?}", ended.error);
+        if i == 0 {
+            continue; // warm-up: connections, the first Prometheus query
+        }
+        let run = store.get_run(id).await.unwrap().unwrap();
+        let parts: Vec<(String, f64)> = run
+            .steps
+            .iter()
+            .filter(|s| s.name != "diagnosis")
+            .map(|s| {
+                assert_eq!(s.status, runbookd::model::StepStatus::Succeeded, "{}: {}", s.name, s.detail);
+                let took = (s.finished_at.unwrap() - s.started_at).num_microseconds().unwrap() as f64 / 1000.0;
+                (s.name.clone(), took)
+            })
+            .collect();
+        let (name, max) = parts
+            .iter()
+            .cloned()
+            .max_by(|a, b| a.1.partial_cmp(&b.1).unwrap())
+            .unwrap();
+        *slowest_name.entry(name).or_default() += 1;
+        whole.push(total);
+        slowest.push(max);
+        sum.push(parts.iter().map(|(_, t)| t).sum::<f64>());
+    }
+    let (w, s, a) = (median(&mut whole), median(&mut slowest), median(&mut sum));
+    println!(
+        "triage, 8 parts (real Postgres, Redis, Prometheus, Alertmanager; cluster answering after {} ms a call; fake RDS), {rounds} rounds: whole run median {w:.1} ms, its slowest part median {s:.1} ms ({slowest_name:?}), the parts one after another would take {a:.1} ms; whole / slowest = {:.2}, whole - slowest = {:.1} ms",
+        latency.as_millis(),
+        w / s,
+        w - s
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let only = args.iter().skip(1).find(|a| !a.starts_with('-')).cloned();
@@ -211,5 +289,9 @@ fn main() {
     }
     if want("waiting_rss") {
         rt.block_on(waiting_rss(10));
+    }
+    if want("triage") {
+        rt.block_on(triage(15, Duration::ZERO));
+        rt.block_on(triage(15, Duration::from_millis(300)));
     }
 }
