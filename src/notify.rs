@@ -125,15 +125,15 @@ pub fn compose(
     // What this failure started (a triage) comes first: its diagnosis is
     // what the reader needs before the details.
     for c in chained {
-        let _ = writeln!(
-            t,
-            "\n{} (run {}, {}): {}\n  runbookd show {}",
-            c.job,
-            c.id,
-            c.status,
-            c.summary.as_deref().unwrap_or("no summary"),
-            c.id
-        );
+        let summary = c.summary.as_deref().unwrap_or("no summary");
+        let _ = match c.id {
+            Some(id) => writeln!(
+                t,
+                "\n{} (run {id}, {}): {summary}\n  runbookd show {id}",
+                c.job, c.status
+            ),
+            None => writeln!(t, "\n{} (not started): {summary}", c.job),
+        };
     }
     if let Some(e) = &run.error {
         let _ = writeln!(t, "\nError: {e}");

@@ -78,6 +78,10 @@ impl Stop {
     }
 }
 
+/// How long a failure's mail waits for the runs it chained (a triage
+/// takes about its slowest part, under 10 s).
+pub const CHAIN_WAIT: Duration = Duration::from_secs(30);
+
 /// Published as runs start and end: the daemon's metrics count them and
 /// tests wait on them instead of sleeping.
 #[derive(Debug, Clone, PartialEq)]
@@ -143,6 +147,8 @@ pub struct Runner {
     env: ExecEnv,
     /// Sends notifications, keeping them until they are sent.
     postman: Postman,
+    /// How long a failure's mail waits for the runs it chained.
+    chain_wait: Duration,
 }
 
 impl std::fmt::Debug for Runner {
@@ -165,9 +171,17 @@ pub struct RunnerBuilder {
     log_max_bytes: usize,
     redactor: Redactor,
     config: Option<Arc<Config>>,
+    chain_wait: Duration,
 }
 
 impl RunnerBuilder {
+    /// How long a failure's mail waits for its chained runs (default
+    /// [`CHAIN_WAIT`]).
+    pub fn chain_wait(mut self, d: Duration) -> Self {
+        self.chain_wait = d;
+        self
+    }
+
     /// Heartbeat, log size, redactor and mail settings from the jobs file,
     /// which jobs that look at other jobs (the report) also see.
     pub fn config(mut self, config: &Config) -> Self {
@@ -231,6 +245,7 @@ impl RunnerBuilder {
             redactor: self.redactor,
             events,
             tee: None,
+            chain_wait: self.chain_wait,
         }
     }
 }
@@ -253,6 +268,7 @@ impl Runner {
             log_max_bytes: 256 * 1024,
             redactor: Redactor::default(),
             config: None,
+            chain_wait: CHAIN_WAIT,
         }
     }
 
@@ -429,41 +445,103 @@ impl Runner {
         let mut ended = self.attempts(job, req, first, stop).await;
         let failed = matches!(ended.status, RunStatus::Failed | RunStatus::TimedOut);
         // A chained run never chains: a failing triage cannot start another.
-        if failed && !req.dry_run && req.trigger != Trigger::Chained && !stop.is_cancelled() {
-            ended.chained = Box::pin(self.chain(job, &ended, stop)).await;
+        let chain = failed
+            && !req.dry_run
+            && req.trigger != Trigger::Chained
+            && !stop.is_cancelled()
+            && !job.on_failure.is_empty();
+        if !chain {
+            if !req.dry_run {
+                ended.notified = self.notify(job, &ended).await;
+            }
+            return ended;
         }
-        if !req.dry_run {
-            ended.notified = self.notify(job, &ended).await;
+        // The chained runs go at once; the failure's mail waits for them at
+        // most CHAIN_WAIT, so it carries a triage's diagnosis without ever
+        // being held up by a long chained job.
+        let (started, mut chained) = self.start_chain(job, &ended).await;
+        let child = stop.child();
+        let runs = futures::future::join_all(
+            started
+                .iter()
+                .map(|(_, next, req, id)| Box::pin(self.execute(next, req, *id, &child))),
+        );
+        tokio::pin!(runs);
+        let done = tokio::select! {
+            r = &mut runs => Some(r),
+            _ = tokio::time::sleep(self.chain_wait) => None,
+        };
+        for (i, (pos, next, _, id)) in started.iter().enumerate() {
+            let c = match &done {
+                Some(results) => {
+                    let e = &results[i];
+                    // Where it ended: a triage's last step is its diagnosis;
+                    // a run that did not succeed says its error.
+                    let summary = match self.store.get_run(e.id).await {
+                        Ok(Some(r)) if r.status == RunStatus::Succeeded => {
+                            r.steps.last().map(|s| s.detail.clone())
+                        }
+                        Ok(Some(r)) => r.error,
+                        _ => e.error.clone(),
+                    };
+                    ChainedRun {
+                        job: next.name.clone(),
+                        id: Some(e.id),
+                        status: e.status,
+                        summary,
+                    }
+                }
+                None => ChainedRun {
+                    job: next.name.clone(),
+                    id: Some(*id),
+                    status: RunStatus::Running,
+                    summary: Some(format!(
+                        "still running after {}",
+                        humantime::format_duration(self.chain_wait)
+                    )),
+                },
+            };
+            chained.push((*pos, c));
+        }
+        chained.sort_by_key(|(pos, _)| *pos);
+        ended.chained = chained.into_iter().map(|(_, c)| c).collect();
+        ended.notified = self.notify(job, &ended).await;
+        if done.is_none() {
+            runs.await;
         }
         ended
     }
 
-    /// Starts, in this process and one after another, the jobs a failed
-    /// run's job names in `on_failure`, with trigger `chained` and
-    /// `triggered_by` naming the failed run. Overlap rules hold: a `forbid`
-    /// job already running is not started twice.
-    async fn chain(&self, job: &JobConfig, ended: &Ended, stop: &Stop) -> Vec<ChainedRun> {
+    /// Claims a run of each job a failed run's job names in `on_failure`
+    /// (trigger `chained`, `triggered_by` naming the failed run), applying
+    /// overlap rules as the scheduler does, after the claim: a job that is
+    /// not `allow` and already running is recorded `skipped`. Returns the
+    /// runs to execute and, for the others, why they did not start, each
+    /// with its place in `on_failure`.
+    #[allow(clippy::type_complexity)]
+    async fn start_chain(
+        &self,
+        job: &JobConfig,
+        ended: &Ended,
+    ) -> (
+        Vec<(usize, JobConfig, RunRequest, RunId)>,
+        Vec<(usize, ChainedRun)>,
+    ) {
+        let (mut started, mut not) = (Vec::new(), Vec::new());
         let Some(config) = self.env.config.clone() else {
-            return Vec::new();
+            return (started, not);
         };
-        let mut out = Vec::new();
-        for name in &job.on_failure {
+        for (pos, name) in job.on_failure.iter().enumerate() {
+            let refused = |why: String| ChainedRun {
+                job: name.to_string(),
+                id: None,
+                status: RunStatus::Skipped,
+                summary: Some(why),
+            };
             let Ok(next) = config.job(name.as_str()) else {
+                not.push((pos, refused(format!("no job named `{name}`"))));
                 continue;
             };
-            if next.concurrency == crate::config::Concurrency::Forbid
-                && let Ok(running) = self.store.running(Some(&next.name)).await
-                && let Some(r) = running.first()
-            {
-                tracing::info!(job = %job.name, run = ended.id, "{} is already running as run {}: not chained again", next.name, r.id);
-                out.push(ChainedRun {
-                    job: next.name.clone(),
-                    id: r.id,
-                    status: RunStatus::Running,
-                    summary: Some("already running; not started again".into()),
-                });
-                continue;
-            }
             let req = RunRequest {
                 trigger: Trigger::Chained,
                 triggered_by: format!("run {} of {}", ended.id, job.name),
@@ -477,28 +555,42 @@ impl Runner {
             };
             let id = match self.claim(next, &req).await {
                 Ok(Some(id)) => id,
-                Ok(None) => continue,
+                Ok(None) => {
+                    not.push((pos, refused("another process claimed it".into())));
+                    continue;
+                }
                 Err(e) => {
                     tracing::error!(job = %job.name, run = ended.id, "cannot start {} on failure: {e}", next.name);
+                    not.push((pos, refused(format!("not started: {e}"))));
                     continue;
                 }
             };
+            if next.concurrency != crate::config::Concurrency::Allow
+                && let Ok(running) = self.store.running(Some(&next.name)).await
+                && let Some(other) = running.iter().find(|r| r.id != id)
+            {
+                let why = format!(
+                    "{} is already running as run {}; not started again",
+                    next.name, other.id
+                );
+                if let Err(e) = self.skip(next, id, &why).await {
+                    tracing::warn!(job = %next.name, run = id, "cannot record the skip: {e}");
+                }
+                not.push((
+                    pos,
+                    ChainedRun {
+                        job: next.name.clone(),
+                        id: Some(other.id),
+                        status: RunStatus::Running,
+                        summary: Some(format!("already running; run {id} recorded skipped")),
+                    },
+                ));
+                continue;
+            }
             tracing::info!(job = %job.name, run = ended.id, "run {} failed: starting {} (run {id})", ended.id, next.name);
-            let done = Box::pin(self.execute(next, &req, id, &stop.child())).await;
-            // Its last step says where it ended (a triage's is its
-            // diagnosis); else its error.
-            let summary = match self.store.get_run(done.id).await {
-                Ok(Some(r)) => r.steps.last().map(|s| s.detail.clone()).or(r.error),
-                _ => done.error.clone(),
-            };
-            out.push(ChainedRun {
-                job: next.name.clone(),
-                id: done.id,
-                status: done.status,
-                summary,
-            });
+            started.push((pos, next.clone(), req, id));
         }
-        out
+        (started, not)
     }
 
     /// Mails a run's final outcome as [`crate::notify`] decides. A mail

@@ -902,12 +902,23 @@ fn the_daemon_logs_flat_json_lines_naming_job_and_run() {
 #[test]
 fn run_triage_shows_each_part_as_it_ends_then_the_triage_and_show_keeps_it() {
     let closed = free_port();
+    // The API answers its health check with 503: a finding, the runbook's P0.
+    let api = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let api_port = api.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for mut c in api.incoming().flatten() {
+            let mut buf = [0u8; 1024];
+            let _ = c.read(&mut buf);
+            let _ = c.write_all(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        }
+    });
     let w = workdir(&format!(
         "jobs:
   triage:
     kind: triage
     part_timeout: 2s
-    health_url: http://127.0.0.1:{closed}/health
+    health_url: http://127.0.0.1:{api_port}/health
     alertmanager_url: http://127.0.0.1:{closed}
 "
     ));
@@ -925,7 +936,7 @@ fn run_triage_shows_each_part_as_it_ends_then_the_triage_and_show_keeps_it() {
         ("deployment", "failed: no Kubernetes config"),
         ("events", "failed: no Kubernetes config"),
         ("alerts", "failed: refused: GET"),
-        ("health", "failed: refused: GET"),
+        ("health", "succeeded: 503 Service Unavailable"),
     ] {
         let line = e
             .lines()
@@ -935,7 +946,7 @@ fn run_triage_shows_each_part_as_it_ends_then_the_triage_and_show_keeps_it() {
         assert!(at < verdict, "{part} after the verdict:\n{e}");
     }
     assert!(e.contains("  - the health check fails"), "{e}");
-    assert!(e.contains("  - not read, so not judged: pods, deployment, alerts, health, events"), "{e}");
+    assert!(e.contains("  - not read, so not judged: pods, deployment, alerts, events"), "{e}");
     assert!(o.contains("diagnosis"), "the steps table: {o}");
     assert!(o.contains("run 1 of `triage` succeeded"), "{o}");
     // The history keeps it: readable in `show`, data in `show --json`.
@@ -948,8 +959,26 @@ fn run_triage_shows_each_part_as_it_ends_then_the_triage_and_show_keeps_it() {
     assert_eq!(diagnosis["payload"]["severity"], "P0");
     assert_eq!(diagnosis["payload"]["facts"]["api.health_ok"], 0.0);
     let health = steps.iter().find(|s| s["name"] == "health").unwrap();
-    assert_eq!(health["status"], "failed");
-    assert!(health["payload"]["error"].as_str().unwrap().contains("refused"), "{health}");
+    assert_eq!(health["status"], "succeeded");
+    assert_eq!(health["payload"]["data"]["status"], 503, "{health}");
+    let alerts = steps.iter().find(|s| s["name"] == "alerts").unwrap();
+    assert_eq!(alerts["status"], "failed");
+    assert!(alerts["payload"]["error"].as_str().unwrap().contains("refused"), "{alerts}");
+
+    // With every part down, runbookd may be the one cut off: no verdict,
+    // and the run fails saying so.
+    let w = workdir(&format!(
+        "jobs:\n  triage:\n    kind: triage\n    part_timeout: 2s\n    health_url: http://127.0.0.1:{closed}/health\n"
+    ));
+    let out = w
+        .cmd(&["run", "triage"])
+        .env("KUBECONFIG", w.path().join("no-such-kubeconfig"))
+        .output()
+        .unwrap();
+    let (o, e) = (stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(1), "{o}\n{e}");
+    assert!(e.contains("TRIAGE: unknown: nothing could be read"), "{e}");
+    assert!(o.contains("nothing could be read: every part failed"), "{o}");
 }
 
 #[test]

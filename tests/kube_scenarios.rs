@@ -273,7 +273,7 @@ async fn previous_logs_and_warning_events_for_triage() {
                 "/api/v1/namespaces/default/pods/api-b/log",
                 "Error: sorry, too many clients already\nprocess exited with code 1\n",
             )
-            .selector("previous=true"),
+            .selector("container=api&limitBytes=262144&previous=true&tailLines=100"),
             Step::ok(
                 "/api/v1/namespaces/default/events",
                 json!({"apiVersion": "v1", "kind": "EventList", "metadata": {"resourceVersion": "9"}, "items": [
@@ -285,7 +285,7 @@ async fn previous_logs_and_warning_events_for_triage() {
             )
             .selector("fieldSelector=type%3DWarning"),
         ]);
-        let log = cluster.pod_logs("default", "api-b", 100, true).await.unwrap();
+        let log = cluster.pod_logs("default", "api-b", "api", 100, true).await.unwrap();
         assert!(log.contains("too many clients already"), "{log}");
         let events = cluster.warning_events("default").await.unwrap();
         assert_eq!(events.len(), 1);
@@ -310,7 +310,7 @@ async fn previous_logs_and_warning_events_for_triage() {
         ]);
         let e = cluster.warning_events("default").await.unwrap_err().to_string();
         assert!(e.contains("needs `list` on `events`"), "{e}");
-        let e = cluster.pod_logs("default", "api-b", 100, false).await.unwrap_err().to_string();
+        let e = cluster.pod_logs("default", "api-b", "api", 100, false).await.unwrap_err().to_string();
         assert!(e.contains("needs `get` on `pods/log`"), "{e}");
         server.await.unwrap();
     })

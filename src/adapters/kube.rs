@@ -104,17 +104,19 @@ pub trait ClusterApi: Send + Sync + std::fmt::Debug {
         Err(KubeError("this cluster client cannot read logs".into()))
     }
 
-    /// The last `tail` lines of one pod's log; `previous` reads the
-    /// container that ended before the current one (`kubectl logs
-    /// --previous`), which is where a crash loop's reason is.
+    /// The last `tail` lines of one container's log (at most 256 KiB);
+    /// `previous` reads the container that ended before the current one
+    /// (`kubectl logs --previous`), which is where a crash loop's reason
+    /// is. A pod with sidecars needs the container named.
     async fn pod_logs(
         &self,
         namespace: &str,
         pod: &str,
+        container: &str,
         tail: i64,
         previous: bool,
     ) -> Result<String, KubeError> {
-        let _ = (namespace, pod, tail, previous);
+        let _ = (namespace, pod, container, tail, previous);
         Err(KubeError("this cluster client cannot read pod logs".into()))
     }
 
@@ -404,6 +406,7 @@ impl ClusterApi for Cluster {
         &self,
         namespace: &str,
         pod: &str,
+        container: &str,
         tail: i64,
         previous: bool,
     ) -> Result<String, KubeError> {
@@ -411,7 +414,9 @@ impl ClusterApi for Cluster {
         pods.logs(
             pod,
             &LogParams {
+                container: (!container.is_empty()).then(|| container.to_string()),
                 tail_lines: Some(tail),
+                limit_bytes: Some(256 * 1024),
                 previous,
                 ..LogParams::default()
             },

@@ -53,8 +53,8 @@ pub trait JobSpec: fmt::Debug + Send + Sync + Any {
     /// position. `job` names the job for messages.
     fn validate(&self, _job: &str, _diags: &mut Diags) {}
 
-    /// Other jobs this one names, each with the kind it must be: checked
-    /// once the whole file is read.
+    /// Other jobs this one names, each with the kind it must be (`"*"`:
+    /// any kind): checked once the whole file is read.
     fn references(&self) -> Vec<(&Text, &'static str)> {
         Vec::new()
     }
@@ -565,8 +565,10 @@ fn build<R: JobKinds>(path: &Path, raw: &RawFile<R>, diags: &mut Diags) -> Confi
         }
     }
     for job in jobs.values() {
-        for next in &job.on_failure {
-            if next.as_str() == job.name {
+        for (i, next) in job.on_failure.iter().enumerate() {
+            if job.on_failure[..i].iter().any(|n| n.as_str() == next.as_str()) {
+                diags.at(next.at, format!("on_failure names `{}` twice", next.as_str()));
+            } else if next.as_str() == job.name {
                 diags.at(next.at, format!("`{}` cannot chain to itself on failure", job.name));
             } else if !jobs.contains_key(next.as_str()) {
                 diags.at(next.at, format!("on_failure: no job named `{}`", next.as_str()));
@@ -574,11 +576,12 @@ fn build<R: JobKinds>(path: &Path, raw: &RawFile<R>, diags: &mut Diags) -> Confi
         }
         for (name, kind) in job.spec.references() {
             match jobs.get(name.as_str()) {
+                None if kind == "*" => diags.at(name.at, format!("no job named `{}`", name.as_str())),
                 None => diags.at(
                     name.at,
                     format!("no job named `{}` (a {kind} job is needed here)", name.as_str()),
                 ),
-                Some(j) if j.kind != kind => diags.at(
+                Some(j) if kind != "*" && j.kind != kind => diags.at(
                     name.at,
                     format!("`{}` is a {} job; a {kind} job is needed here", name.as_str(), j.kind),
                 ),

@@ -153,7 +153,23 @@ impl Backend for Sqlite {
                 .detach();
             // `run` with `&mut conn` trips the compiler's "Acquire is not
             // general enough" inside async_trait; this is what `run` calls.
-            let r = MIGRATOR.run_direct(None, &mut conn, false).await;
+            let mut r = MIGRATOR.run_direct(None, &mut conn, false).await;
+            // 0007 edits the stored schema by text: prove it took, or a
+            // chained run would fail its CHECK at the worst moment.
+            if r.is_ok() {
+                let stored: Result<(String,), sqlx::Error> = sqlx::query_as(
+                    "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = 'runs'",
+                )
+                .fetch_one(&mut conn)
+                .await;
+                r = match stored {
+                    Ok((sql,)) if sql.contains("'chained'") => Ok(()),
+                    Ok(_) => Err(sqlx::migrate::MigrateError::Execute(sqlx::Error::Protocol(
+                        "migration 0007 did not widen the runs.trigger CHECK to 'chained' (the stored schema differs from the one runbookd created)".into(),
+                    ))),
+                    Err(e) => Err(sqlx::migrate::MigrateError::Execute(e)),
+                };
+            }
             let _ = sqlx::Connection::close(conn).await;
             r
         };

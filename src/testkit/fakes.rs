@@ -308,13 +308,15 @@ impl ClusterApi for FakeCluster {
         &self,
         ns: &str,
         pod: &str,
+        container: &str,
         tail: i64,
         previous: bool,
     ) -> Result<String, KubeError> {
         self.delay().await;
         let mut s = self.0.lock().unwrap();
-        s.calls
-            .push(format!("GET logs {ns}/{pod} tail={tail} previous={previous}"));
+        s.calls.push(format!(
+            "GET logs {ns}/{pod} container={container} tail={tail} previous={previous}"
+        ));
         match s.pod_logs.get(&(pod.to_string(), previous)) {
             Some(t) => {
                 let lines: Vec<&str> = t.lines().collect();

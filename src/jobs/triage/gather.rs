@@ -54,24 +54,59 @@ fn name_of(p: &Pod) -> String {
 pub struct PodRow {
     pub name: String,
     pub phase: String,
+    /// Why the pod itself ended (`Evicted`…), for a finished pod.
+    pub reason: Option<String>,
     pub ready: bool,
     pub restarts: i32,
     /// Why a container is waiting (CrashLoopBackOff, ImagePullBackOff…).
     pub waiting: Option<String>,
     /// The last termination: reason, exit code, when.
     pub last_end: Option<(String, i32, Option<DateTime<Utc>>)>,
+    /// The container whose log tells most: the one that ended last, else
+    /// the one waiting, else the first.
+    pub container: String,
     pub node: Option<String>,
+    pub created: Option<DateTime<Utc>>,
 }
 
+/// A pod this young that is not Ready yet is starting, not failing
+/// (unless it is already crash looping).
+pub const STARTING_GRACE: chrono::Duration = chrono::Duration::minutes(2);
+
 impl PodRow {
-    /// Ended in the last hour, or not ready: its log is worth reading.
-    pub fn troubled(&self, now: DateTime<Utc>) -> bool {
+    /// `Succeeded` or `Failed` (evicted, completed): listed until garbage
+    /// collected, no longer serving.
+    pub fn finished(&self) -> bool {
+        self.phase == "Succeeded" || self.phase == "Failed"
+    }
+
+    pub fn starting(&self, now: DateTime<Utc>) -> bool {
         !self.ready
-            || self
+            && self.waiting.as_deref() != Some("CrashLoopBackOff")
+            && self.created.is_some_and(|c| now - c < STARTING_GRACE)
+    }
+
+    pub fn ended_recently(&self, now: DateTime<Utc>) -> bool {
+        self.last_end
+            .as_ref()
+            .and_then(|(_, _, at)| *at)
+            .is_some_and(|at| now - at < chrono::Duration::hours(1))
+    }
+
+    /// OOMKilled in the last hour: an old kill of a pod stable since is
+    /// history, not the incident.
+    pub fn oom_recently(&self, now: DateTime<Utc>) -> bool {
+        self.ended_recently(now)
+            && self
                 .last_end
                 .as_ref()
-                .and_then(|(_, _, at)| *at)
-                .is_some_and(|at| now - at < chrono::Duration::hours(1))
+                .is_some_and(|(why, _, _)| why == "OOMKilled")
+    }
+
+    /// Not Ready (and not just starting), or ended in the last hour: its
+    /// log is worth reading.
+    pub fn troubled(&self, now: DateTime<Utc>) -> bool {
+        !self.finished() && ((!self.ready && !self.starting(now)) || self.ended_recently(now))
     }
 }
 
@@ -80,18 +115,21 @@ pub fn pod_rows(pods: &[Pod]) -> Vec<PodRow> {
         .iter()
         .map(|p| {
             let status = p.status.clone().unwrap_or_default();
-            let containers = status.container_statuses.clone().unwrap_or_default();
+            // Init containers first: one crash looping holds the pod back.
+            let containers: Vec<_> = status
+                .init_container_statuses
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .chain(status.container_statuses.clone().unwrap_or_default())
+                .collect();
             let ready = status
                 .conditions
                 .as_ref()
                 .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
             let waiting = containers.iter().find_map(|c| {
-                c.state
-                    .as_ref()?
-                    .waiting
-                    .as_ref()?
-                    .reason
-                    .clone()
+                let reason = c.state.as_ref()?.waiting.as_ref()?.reason.clone()?;
+                Some((reason, c.name.clone()))
             });
             // The newest end of any container, current or last state.
             let last_end = containers
@@ -101,48 +139,72 @@ pub fn pod_rows(pods: &[Pod]) -> Vec<PodRow> {
                         .into_iter()
                         .flatten()
                         .filter_map(|s| s.terminated.as_ref())
+                        .map(move |t| (t, c.name.clone()))
                 })
-                .map(|t| {
+                .map(|(t, name)| {
                     (
                         t.reason.clone().unwrap_or_else(|| "Terminated".into()),
                         t.exit_code,
                         t.finished_at.as_ref().and_then(k8s_time),
+                        name,
                     )
                 })
-                .max_by_key(|(_, _, at)| *at);
+                .max_by_key(|(_, _, at, _)| *at);
+            let first = p
+                .spec
+                .as_ref()
+                .and_then(|s| s.containers.first())
+                .map(|c| c.name.clone())
+                .unwrap_or_default();
+            let container = last_end
+                .as_ref()
+                .map(|(_, _, _, n)| n.clone())
+                .or(waiting.as_ref().map(|(_, n)| n.clone()))
+                .unwrap_or(first);
             PodRow {
                 name: name_of(p),
                 phase: status.phase.clone().unwrap_or_else(|| "Unknown".into()),
+                reason: status.reason.clone(),
                 ready,
                 restarts: containers.iter().map(|c| c.restart_count).sum(),
-                waiting,
-                last_end,
+                waiting: waiting.map(|(w, _)| w),
+                last_end: last_end.map(|(r, c, at, _)| (r, c, at)),
+                container,
                 node: p.spec.as_ref().and_then(|s| s.node_name.clone()),
+                created: p.metadata.creation_timestamp.as_ref().and_then(k8s_time),
             }
         })
         .collect();
-    // Trouble first: not ready, then most restarts.
+    // Trouble first: serving pods not ready, then most restarts; finished
+    // pods last.
     rows.sort_by(|a, b| {
-        a.ready
-            .cmp(&b.ready)
+        a.finished()
+            .cmp(&b.finished())
+            .then(a.ready.cmp(&b.ready))
             .then(b.restarts.cmp(&a.restarts))
             .then(a.name.cmp(&b.name))
     });
     rows
 }
 
+/// A log to read: pod, container, and whether the previous container's.
+pub type LogRead = (String, String, bool);
+
 /// The pods whose logs to read: every troubled one (at most `max`), the
 /// previous container's log where one ended; and one healthy pod to
 /// compare with.
-pub fn logs_to_read(rows: &[PodRow], now: DateTime<Utc>, max: usize) -> Vec<(String, bool)> {
-    let mut out: Vec<(String, bool)> = rows
+pub fn logs_to_read(rows: &[PodRow], now: DateTime<Utc>, max: usize) -> Vec<LogRead> {
+    let mut out: Vec<LogRead> = rows
         .iter()
         .filter(|r| r.troubled(now))
         .take(max)
-        .map(|r| (r.name.clone(), r.last_end.is_some()))
+        .map(|r| (r.name.clone(), r.container.clone(), r.last_end.is_some()))
         .collect();
-    if let Some(healthy) = rows.iter().find(|r| !r.troubled(now)) {
-        out.push((healthy.name.clone(), false));
+    if let Some(healthy) = rows
+        .iter()
+        .find(|r| !r.finished() && r.ready && !r.troubled(now))
+    {
+        out.push((healthy.name.clone(), healthy.container.clone(), false));
     }
     out
 }
@@ -153,29 +215,20 @@ pub fn assess_pods(
     metrics: Option<&[PodMetrics]>,
     now: DateTime<Utc>,
 ) -> Gathered {
-    let rows = pod_rows(pods);
+    let all = pod_rows(pods);
+    let (finished, rows): (Vec<PodRow>, Vec<PodRow>) = all.into_iter().partition(|r| r.finished());
     let ready = rows.iter().filter(|r| r.ready).count();
+    let starting = rows.iter().filter(|r| r.starting(now)).count();
     let crashloop = rows
         .iter()
         .filter(|r| r.waiting.as_deref() == Some("CrashLoopBackOff"))
         .count();
-    let oom = rows
-        .iter()
-        .filter(|r| r.last_end.as_ref().is_some_and(|(why, _, _)| why == "OOMKilled"))
-        .count();
-    let recent = rows
-        .iter()
-        .filter(|r| {
-            r.last_end
-                .as_ref()
-                .and_then(|(_, _, at)| *at)
-                .is_some_and(|at| now - at < chrono::Duration::hours(1))
-        })
-        .count();
+    let oom = rows.iter().filter(|r| r.oom_recently(now)).count();
+    let recent = rows.iter().filter(|r| r.ended_recently(now)).count();
     let mut g = Gathered::default()
         .fact("api.pods", rows.len() as f64)
         .fact("api.pods_ready", ready as f64)
-        .fact("api.pods_not_ready", (rows.len() - ready) as f64)
+        .fact("api.pods_not_ready", (rows.len() - ready - starting) as f64)
         .fact("api.restarts", rows.iter().map(|r| f64::from(r.restarts)).sum())
         .fact("api.restarted_recently", recent as f64)
         .fact("api.crashlooping", crashloop as f64)
@@ -200,7 +253,13 @@ pub fn assess_pods(
             "{} {} {}, {} restart(s)",
             r.name,
             r.phase,
-            if r.ready { "Ready" } else { "NOT Ready" },
+            if r.ready {
+                "Ready"
+            } else if r.starting(now) {
+                "starting"
+            } else {
+                "NOT Ready"
+            },
             r.restarts
         );
         if let Some(w) = &r.waiting {
@@ -217,15 +276,25 @@ pub fn assess_pods(
         }
         g.lines.push(line);
     }
+    for r in &finished {
+        g.lines.push(format!(
+            "{} {}{} (finished, not counted)",
+            r.name,
+            r.phase,
+            r.reason.as_ref().map(|x| format!(": {x}")).unwrap_or_default()
+        ));
+    }
     if let Some(m) = &memory {
         g.lines.push(format!("memory: {m}"));
-    } else {
-        g.lines
-            .push("memory: not measured (metrics.k8s.io not served)".to_string());
     }
     g.summary = format!(
-        "{ready}/{} Ready{}{}",
+        "{ready}/{} Ready{}{}{}",
         rows.len(),
+        if starting > 0 {
+            format!(", {starting} starting")
+        } else {
+            String::new()
+        },
         if crashloop > 0 {
             format!(", {crashloop} CrashLoopBackOff")
         } else {
@@ -237,8 +306,59 @@ pub fn assess_pods(
             String::new()
         }
     );
-    g.data = json!({ "pods": rows, "memory": memory });
+    g.data = json!({ "pods": rows, "finished": finished, "memory": memory });
     g
+}
+
+/// Scrubs what looks like a credential from a log line, beyond the secrets
+/// runbookd knows: a URL's password, a bearer token, `password=`/`token=`
+/// values. A pod's log is the application's, with secrets runbookd never
+/// saw.
+pub fn scrub_line(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    // scheme://user:password@host
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        let end = tail
+            .find(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == '/')
+            .unwrap_or(tail.len());
+        let authority = &tail[..end];
+        match (authority.rfind('@'), authority.find(':')) {
+            (Some(at), Some(colon)) if colon < at => {
+                out.push_str(&authority[..colon]);
+                out.push_str(":***");
+                out.push_str(&authority[at..]);
+            }
+            _ => out.push_str(authority),
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    let mut line = out;
+    for key in ["bearer ", "password=", "passwd=", "token=", "secret=", "api_key=", "apikey="] {
+        let mut from = 0;
+        loop {
+            let lower = line.to_ascii_lowercase();
+            let Some(i) = lower[from..].find(key).map(|i| i + from) else {
+                break;
+            };
+            let start = i + key.len();
+            let end = line[start..]
+                .find(|c: char| c.is_whitespace() || c == '&' || c == '"' || c == '\'' || c == ',')
+                .map(|e| e + start)
+                .unwrap_or(line.len());
+            if end > start && &line[start..end] != "***" {
+                line.replace_range(start..end, "***");
+            }
+            from = start + 3;
+            if from >= line.len() {
+                break;
+            }
+        }
+    }
+    line
 }
 
 /// Counts each pattern's lines in the logs read (case-insensitive), and
@@ -374,12 +494,29 @@ pub fn assess_deployment(
     let previous = revs
         .iter()
         .find(|(r, _)| current_rev.is_some_and(|c| *r < c));
-    let rolled_at = current.and_then(|(_, rs)| {
+    // When the current revision went out: its ReplicaSet's creation, or
+    // later when the deployment last progressed to it (an undo reuses an
+    // old ReplicaSet, whose creation is days ago).
+    let progressed = dep
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.type_.as_deref() == Some("Progressing")))
+        .filter(|c| {
+            matches!(
+                c.reason.as_deref(),
+                Some("NewReplicaSetAvailable" | "ReplicaSetUpdated" | "NewReplicaSetCreated" | "FoundNewReplicaSet")
+            )
+        })
+        .and_then(|c| c.last_update_time.as_ref())
+        .and_then(k8s_time);
+    let created = current.and_then(|(_, rs)| {
         rs.metadata
             .creation_timestamp
             .as_ref()
             .and_then(k8s_time)
     });
+    let rolled_at = created.max(progressed);
     let state = rollout_state(dep, dep.metadata.generation.unwrap_or(0));
     let (progressing, state_line) = match &state {
         RolloutState::Done(s) => (false, format!("rollout complete: {s}")),
@@ -403,6 +540,13 @@ pub fn assess_deployment(
     }
     let cur_images = current.map(|(_, rs)| images(rs)).unwrap_or_default();
     let prev_images = previous.map(|(_, rs)| images(rs)).unwrap_or_default();
+    // A restart makes a revision with the same images: not a deploy.
+    if current.is_some() && previous.is_some() {
+        g.facts.insert(
+            "deploy.image_changed".into(),
+            if cur_images == prev_images { 0.0 } else { 1.0 },
+        );
+    }
     g.lines.push(format!(
         "revision {} ({}), rolled out {}",
         current_rev.map(|r| r.to_string()).unwrap_or_else(|| "?".into()),
@@ -617,7 +761,15 @@ pub fn info_field(info: &str, key: &str) -> Option<f64> {
 pub fn assess_rds(instance: &DbInstance, events: Option<&[RdsEvent]>, now: DateTime<Utc>) -> Gathered {
     let mut g = Gathered::default().fact(
         "rds.available",
-        if instance.status == "available" { 1.0 } else { 0.0 },
+        // Statuses in which the instance still serves queries.
+        if matches!(
+            instance.status.as_str(),
+            "available" | "backing-up" | "storage-optimization"
+        ) {
+            1.0
+        } else {
+            0.0
+        },
     );
     g.lines
         .push(format!("instance {} is {}", instance.id, instance.status));

@@ -225,6 +225,15 @@ impl JobSpec for TriageSpec {
         }
     }
 
+    /// The jobs rules suggest must exist (any kind).
+    fn references(&self) -> Vec<(&Text, &'static str)> {
+        self.rules
+            .iter()
+            .filter_map(|r| r.value.suggest.as_ref())
+            .map(|s| (s, "*"))
+            .collect()
+    }
+
     fn as_any(&self) -> &dyn std::any::Any {
         self
     }
@@ -238,6 +247,29 @@ impl JobKind for TriageSpec {
             clock: env.clock.clone(),
             runbook_url: env.config.as_ref().and_then(|c| c.links.runbook.clone()),
         })
+    }
+}
+
+/// Why the app database could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DbFailure {
+    /// No answer: refused, reset, TLS, timed out.
+    Unreachable,
+    /// `too many clients already` (SQLSTATE 53300).
+    Full,
+    /// Anything else: a refused login, a missing database, a query error.
+    Other,
+}
+
+impl DbFailure {
+    fn of(e: &sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut => {
+                DbFailure::Unreachable
+            }
+            sqlx::Error::Database(d) if d.code().as_deref() == Some("53300") => DbFailure::Full,
+            _ => DbFailure::Other,
+        }
     }
 }
 
@@ -271,7 +303,13 @@ pub fn conclude(
         facts.extend(g.facts.clone());
     }
     let matches = rules::match_all(rules, &facts, runbook_url);
-    let (severity, reasons) = rules::severity(&facts, levels, &matches);
+    let (mut severity, mut reasons) = rules::severity(&facts, levels, &matches);
+    // Every part failed: the facts that say "down" (health, database) are
+    // as likely runbookd's own network as production. Judge nothing.
+    if !parts.is_empty() && parts.iter().all(|(_, g)| g.error.is_some()) {
+        severity = Severity::Unknown;
+        reasons = vec!["no part could be read; runbookd itself may be cut off from the targets".into()];
+    }
     Diagnosis {
         severity,
         reasons,
@@ -356,7 +394,7 @@ impl Job for TriageJob {
         loop {
             tokio::select! {
                 next = pending.next() => match next {
-                    Some(r) => gathered.push(r?),
+                    Some(r) => gathered.push(r),
                     None => break,
                 },
                 _ = ctx.cancel.cancelled() => return Err(JobError::Cancelled),
@@ -374,6 +412,7 @@ impl Job for TriageJob {
             ctx.log.info(line);
         }
         let summary = match d.severity {
+            Severity::Unknown => "nothing could be read: every part failed (is runbookd cut off from the targets?)".to_string(),
             Severity::None if d.failed_parts.is_empty() => {
                 format!("no incident found ({} parts read)", gathered.len())
             }
@@ -384,40 +423,50 @@ impl Job for TriageJob {
                 gathered.len(),
                 d.failed_parts.join(", ")
             ),
-            s => format!(
-                "{}: {}",
-                match s {
-                    Severity::P0 => "P0",
-                    _ => "P1",
-                },
-                if d.matches.is_empty() {
+            // The reasons first (what the page is about), then the known
+            // issues that explain it.
+            s => {
+                let mut line = format!(
+                    "{}: {}",
+                    if s == Severity::P0 { "P0" } else { "P1" },
                     d.reasons.join("; ")
-                } else {
-                    d.matches.iter().map(|m| m.issue.clone()).collect::<Vec<_>>().join("; ")
+                );
+                if s == Severity::P0 && !d.matches.is_empty() {
+                    line.push_str(&format!(
+                        "; known issues: {}",
+                        d.matches.iter().map(|m| m.issue.clone()).collect::<Vec<_>>().join("; ")
+                    ));
                 }
-            ),
+                line
+            }
         };
         let step = ctx
             .steps
             .start("diagnosis", "rules of this job", "matching the facts to the known issues")
-            .await?;
-        step.end(
-            StepStatus::Succeeded,
-            &summary,
-            Some(serde_json::to_value(&d).unwrap_or_default()),
-        )
-        .await?;
+            .await;
+        let saved = match step {
+            Ok(h) => h
+                .end(
+                    StepStatus::Succeeded,
+                    &summary,
+                    Some(serde_json::to_value(&d).unwrap_or_default()),
+                )
+                .await
+                .map(|_| ()),
+            Err(e) => Err(e),
+        };
+        // A read-only job goes on unrecorded; the log has the triage.
+        if let Err(e) = saved {
+            ctx.log.info(&format!("the diagnosis is not in the history: {e}"));
+        }
         ctx.log.info(&format!(
             "triage done in {} ms: {summary}",
             started.elapsed().as_millis()
         ));
-        // Nothing learned at all is a failed triage; an incident found is a
-        // triage that worked (a refused health check is a finding).
-        let all_failed = !gathered.is_empty()
-            && d.failed_parts.len() == gathered.len()
-            && d.facts.is_empty();
+        // Nothing read at all is a failed triage; an incident found is a
+        // triage that worked.
         Ok(Outcome {
-            failure: all_failed.then(|| "every part failed: nothing could be learned".to_string()),
+            failure: (d.severity == Severity::Unknown).then(|| summary.clone()),
             summary: Some(summary),
             records: Vec::new(),
         })
@@ -433,8 +482,16 @@ impl TriageJob {
         name: &'static str,
         target: String,
         now: DateTime<Utc>,
-    ) -> Result<(&'static str, Gathered), JobError> {
-        let step = ctx.steps.start(name, &target, "reading").await?;
+    ) -> (&'static str, Gathered) {
+        // Triage changes nothing, so a step the history cannot take is said
+        // in the log and the part goes on (a mutating job would stop).
+        let step = match ctx.steps.start(name, &target, "reading").await {
+            Ok(h) => Some(h),
+            Err(e) => {
+                ctx.log.info(&format!("{name}: not in the history: {e}"));
+                None
+            }
+        };
         let limit = self.spec.part_timeout();
         let g = match tokio::time::timeout(limit, self.read(name, now, limit, &ctx.redactor)).await {
             Ok(g) => g,
@@ -458,18 +515,22 @@ impl TriageJob {
         } else {
             StepStatus::Succeeded
         };
-        step.end(
-            status,
-            &g.summary,
-            Some(json!({
-                "facts": g.facts,
-                "lines": g.lines,
-                "data": g.data,
-                "error": g.error,
-            })),
-        )
-        .await?;
-        Ok((name, g))
+        let payload = json!({
+            "facts": g.facts,
+            "lines": g.lines,
+            "data": g.data,
+            "error": g.error,
+        });
+        match step {
+            Some(h) => {
+                if let Err(e) = h.end(status, &g.summary, Some(payload)).await {
+                    ctx.log.info(&format!("{name}: not in the history: {e}"));
+                }
+            }
+            // The progress line the step would have printed.
+            None => ctx.log.info(&format!("{name} {status}: {}", g.summary)),
+        }
+        (name, g)
     }
 
     async fn read(&self, name: &str, now: DateTime<Utc>, limit: Duration, redactor: &Redactor) -> Gathered {
@@ -493,21 +554,46 @@ impl TriageJob {
     async fn read_pods(&self, now: DateTime<Utc>, redactor: &Redactor) -> Gathered {
         let cluster = &self.adapters.cluster;
         let (ns, sel) = (self.spec.namespace(), self.spec.selector());
-        let (pods, metrics) = tokio::join!(cluster.pods(ns, sel), cluster.pod_metrics(ns, sel));
+        // Metrics and each log read get part of the part's time of their
+        // own: a slow one (a pod on a dying node) costs its own answer, not
+        // the pods' facts.
+        let sub = self.spec.part_timeout() / 2;
+        let (pods, metrics) = tokio::join!(
+            cluster.pods(ns, sel),
+            tokio::time::timeout(sub, cluster.pod_metrics(ns, sel))
+        );
         let pods = match pods {
             Ok(p) => p,
             Err(e) => return Gathered::failed(e.to_string()),
         };
-        let metrics = metrics.ok().flatten();
+        let (metrics, metrics_note) = match metrics {
+            Ok(Ok(Some(m))) => (Some(m), None),
+            Ok(Ok(None)) => (None, Some("not measured: metrics.k8s.io is not served".to_string())),
+            Ok(Err(e)) => (None, Some(format!("not measured: {e}"))),
+            Err(_) => (None, Some(format!("not measured: metrics.k8s.io did not answer within {}", humantime::format_duration(sub)))),
+        };
         let mut g = gather::assess_pods(&pods, metrics.as_deref(), now);
+        if let Some(n) = metrics_note {
+            g.lines.push(format!("memory: {n}"));
+        }
         let rows = gather::pod_rows(&pods);
         let chosen = gather::logs_to_read(&rows, now, MAX_LOG_PODS);
         let tail = self.spec.log_lines();
-        let reads = chosen.iter().map(|(pod, previous)| async move {
-            let r = cluster.pod_logs(ns, pod, tail, *previous).await;
-            // A pod that never ended has no previous log: read the current.
+        let reads = chosen.iter().map(|(pod, container, previous)| async move {
+            let read = |prev: bool| async move {
+                match tokio::time::timeout(sub, cluster.pod_logs(ns, pod, container, tail, prev)).await {
+                    Ok(r) => r.map_err(|e| e.to_string()),
+                    Err(_) => Err(format!(
+                        "the log of {pod} did not come within {}",
+                        humantime::format_duration(sub)
+                    )),
+                }
+            };
+            let r = read(*previous).await;
+            // A container that never ended has no previous log: read the
+            // current one.
             let r = match r {
-                Err(_) if *previous => cluster.pod_logs(ns, pod, tail, false).await,
+                Err(_) if *previous => read(false).await,
                 r => r,
             };
             (pod.clone(), *previous, r)
@@ -517,13 +603,20 @@ impl TriageJob {
         for (pod, previous, r) in futures::future::join_all(reads).await {
             match r {
                 Ok(text) => {
-                    let text = redactor.redact(&text);
-                    log_data.push(json!({"pod": pod, "previous": previous, "lines": text.lines().collect::<Vec<_>>()}));
-                    logs.push((pod, text));
+                    // What runbookd knows to be secret, then what looks like
+                    // a credential; and no more than the lines asked for.
+                    let lines: Vec<String> = text
+                        .lines()
+                        .map(|l| gather::clip(&gather::scrub_line(&redactor.redact(l)), 1000))
+                        .collect();
+                    let from = lines.len().saturating_sub(tail.max(0) as usize);
+                    let lines = lines[from..].to_vec();
+                    log_data.push(json!({"pod": pod, "previous": previous, "lines": lines}));
+                    logs.push((pod, lines.join("\n")));
                 }
                 Err(e) => {
                     g.lines.push(format!("logs of {pod}: {e}"));
-                    log_data.push(json!({"pod": pod, "error": e.to_string()}));
+                    log_data.push(json!({"pod": pod, "error": e}));
                 }
             }
         }
@@ -604,11 +697,27 @@ impl TriageJob {
         if let (Err(a), Err(_)) = (&e0, &l0) {
             return Gathered::failed(a.to_string());
         }
+        // A query that failed is said, not silently "no data".
+        let mut notes = Vec::new();
+        for (what, r) in [
+            ("error rate now", &e0),
+            ("error rate an hour ago", &e1),
+            ("error rate yesterday", &e2),
+            ("p99 now", &l0),
+            ("p99 an hour ago", &l1),
+            ("p99 yesterday", &l2),
+        ] {
+            if let Err(e) = r {
+                notes.push(format!("{what} not read: {e}"));
+            }
+        }
         let v = |r: Result<Option<f64>, _>| r.ok().flatten().filter(|v: &f64| v.is_finite());
-        gather::assess_metrics(
+        let mut g = gather::assess_metrics(
             Trend { now: v(e0), hour_ago: v(e1), day_ago: v(e2) },
             Trend { now: v(l0), hour_ago: v(l1), day_ago: v(l2) },
-        )
+        );
+        g.lines.extend(notes);
+        g
     }
 
     async fn read_db(&self, limit: Duration) -> Gathered {
@@ -620,8 +729,8 @@ impl TriageJob {
         let read = async {
             let mut con = sqlx::PgConnection::connect(url.expose())
                 .await
-                .map_err(|e| (true, format!("connect to {target}: {e}")))?;
-            let q = |e: sqlx::Error| (false, format!("{target}: {e}"));
+                .map_err(|e| (DbFailure::of(&e), format!("connect to {target}: {e}")))?;
+            let q = |e: sqlx::Error| (DbFailure::Other, format!("{target}: {e}"));
             let mut tx = con.begin().await.map_err(q)?;
             sqlx::query("SET TRANSACTION READ ONLY").execute(&mut *tx).await.map_err(q)?;
             sqlx::query("SELECT set_config('statement_timeout', $1, true)")
@@ -645,7 +754,7 @@ impl TriageJob {
                     .map_err(q)?;
             let _ = tx.rollback().await;
             let _ = con.close().await;
-            Ok::<_, (bool, String)>(gather::DbLoad {
+            Ok::<_, (DbFailure, String)>(gather::DbLoad {
                 by_state,
                 max_connections: i64::from(max),
                 longest: longest.map(|(s, t)| (s, show_text.then_some(t))),
@@ -653,10 +762,18 @@ impl TriageJob {
         };
         match read.await {
             Ok(load) => gather::assess_db(&load),
-            Err((unreachable, e)) => {
-                let g = Gathered::failed(e);
-                if unreachable { g.fact("db.reachable", 0.0) } else { g }
+            // Only a database that cannot be reached is "unreachable"; a
+            // full one is the pool-exhausted case, and a refused login is
+            // triage's own configuration, not a fact about production.
+            Err((DbFailure::Unreachable, e)) => Gathered::failed(e).fact("db.reachable", 0.0),
+            Err((DbFailure::Full, e)) => {
+                let mut g = Gathered::failed(e)
+                    .fact("db.reachable", 1.0)
+                    .fact("db.connection_ratio", 1.0);
+                g.summary = format!("every connection slot is taken: {}", g.summary);
+                g
             }
+            Err((DbFailure::Other, e)) => Gathered::failed(e),
         }
     }
 
@@ -665,8 +782,15 @@ impl TriageJob {
             return Gathered::failed("not configured");
         };
         let target = redact_url(url.expose());
+        // Refused, dropped or silent is unreachable; an error Redis
+        // answered (NOAUTH, MISCONF) fails the part without a verdict.
         let unreachable = |e: redis::RedisError| {
-            Gathered::failed(format!("{target}: {e}")).fact("redis.reachable", 0.0)
+            let g = Gathered::failed(format!("{target}: {e}"));
+            if e.is_io_error() || e.is_connection_refusal() || e.is_timeout() || e.is_connection_dropped() {
+                g.fact("redis.reachable", 0.0)
+            } else {
+                g
+            }
         };
         let client = match redis::Client::open(url.expose()) {
             Ok(c) => c,

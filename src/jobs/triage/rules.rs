@@ -20,18 +20,19 @@ pub type Facts = BTreeMap<String, f64>;
 /// Every fact the parts can produce (besides `logs.<pattern>`), with what
 /// it means: the README table and the rule validation read this list.
 pub const FACTS: &[(&str, &str)] = &[
-    ("api.pods", "pods of the selector"),
+    ("api.pods", "pods of the selector still serving (not Succeeded or Failed, e.g. Evicted)"),
     ("api.pods_ready", "pods Ready"),
-    ("api.pods_not_ready", "pods not Ready"),
+    ("api.pods_not_ready", "pods not Ready, leaving out those started in the last 2 minutes"),
     ("api.restarts", "container restarts, all pods"),
     ("api.restarted_recently", "pods with a container that ended in the last hour"),
-    ("api.crashlooping", "containers waiting in CrashLoopBackOff"),
-    ("api.oomkilled", "containers whose last end was OOMKilled"),
+    ("api.crashlooping", "pods with a container waiting in CrashLoopBackOff"),
+    ("api.oomkilled", "pods with a container OOMKilled in the last hour"),
     ("api.memory_ratio", "highest container memory use against its limit (0-1)"),
     ("api.health_ok", "the health URL answered 2xx (1) or not (0)"),
     ("events.warnings", "Warning events in the last hour"),
     ("deploy.revision", "the deployment's current revision"),
-    ("deploy.age_minutes", "minutes since the current revision rolled out"),
+    ("deploy.age_minutes", "minutes since the current revision rolled out (its ReplicaSet made, or the deployment last progressed to it)"),
+    ("deploy.image_changed", "the current revision's images differ from the previous one's (1; 0 for a restart)"),
     ("deploy.progressing", "a rollout is under way (1) or done (0)"),
     ("deploy.unavailable", "unavailable replicas"),
     ("errors.rate", "error rate now (0-1)"),
@@ -51,7 +52,7 @@ pub const FACTS: &[(&str, &str)] = &[
     ("redis.ping_ms", "PING round trip, milliseconds"),
     ("redis.memory_ratio", "used_memory against maxmemory (0-1; absent without maxmemory)"),
     ("redis.clients", "connected clients"),
-    ("rds.available", "the RDS instance is `available` (1) or not (0)"),
+    ("rds.available", "the RDS instance serves (1: `available`, `backing-up`, `storage-optimization`) or not (0)"),
     ("rds.events", "RDS events for the instance in the last hour"),
     ("alerts.firing", "alerts firing in Alertmanager"),
     ("alerts.critical", "alerts firing with severity critical"),
@@ -185,6 +186,8 @@ pub enum Severity {
     P1,
     /// Nothing the triage could see.
     None,
+    /// Nothing could be read at all.
+    Unknown,
 }
 
 impl fmt::Display for Severity {
@@ -193,6 +196,7 @@ impl fmt::Display for Severity {
             Severity::P0 => "P0 (complete outage)",
             Severity::P1 => "P1 (critical degradation)",
             Severity::None => "no incident found",
+            Severity::Unknown => "unknown: nothing could be read",
         })
     }
 }

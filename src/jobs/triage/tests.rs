@@ -32,6 +32,7 @@ fn healthy() -> Facts {
         ("api.health_ok", 1.0),
         ("events.warnings", 0.0),
         ("deploy.revision", 7.0),
+        ("deploy.image_changed", 1.0),
         ("deploy.age_minutes", 4320.0),
         ("deploy.progressing", 0.0),
         ("deploy.unavailable", 0.0),
@@ -100,6 +101,7 @@ fn every_shipped_rule_is_found_from_its_evidence_and_none_on_a_healthy_stack() {
         ("fresh deploy, errors rising", with(&[("deploy.age_minutes", 20.0), ("errors.rate", 0.08), ("errors.rise_1h", 0.078)]), &["bad-deploy"]),
         ("old deploy, errors rising", with(&[("errors.rate", 0.08), ("errors.rise_1h", 0.078)]), &[]),
         ("fresh deploy, errors flat", with(&[("deploy.age_minutes", 20.0)]), &[]),
+        ("a restart (same images), errors rising", with(&[("deploy.age_minutes", 10.0), ("deploy.image_changed", 0.0), ("errors.rise_1h", 0.2)]), &[]),
         ("crash loop", with(&[("api.crashlooping", 2.0), ("api.pods_ready", 1.0), ("api.pods_not_ready", 2.0)]), &["crash-loop"]),
         ("crash loop after a fresh deploy with errors", with(&[("api.crashlooping", 1.0), ("deploy.age_minutes", 5.0), ("errors.rise_1h", 0.3)]), &["bad-deploy", "crash-loop"]),
         ("prometheus down: no deploy verdict", without(&["errors.rise_1h", "errors.rate"]).into_iter().chain([("deploy.age_minutes".to_string(), 5.0)]).collect(), &[]),
@@ -124,7 +126,11 @@ fn a_match_carries_evidence_remedy_runbook_link_and_a_dry_run_to_try() {
     let m = &m[0];
     assert_eq!(
         m.evidence,
-        vec!["deploy.age_minutes = 12 (< 60)", "errors.rise_1h = 0.2 (> 0.01)"]
+        vec![
+            "deploy.age_minutes = 12 (< 60)",
+            "deploy.image_changed = 1 (== 1)",
+            "errors.rise_1h = 0.2 (> 0.01)"
+        ]
     );
     assert_eq!(m.suggest.as_deref(), Some("runbookd run rollout-undo --dry-run"));
     assert_eq!(
@@ -220,6 +226,32 @@ fn on_failure_names_existing_jobs_and_not_itself() {
     assert!(err.contains("jobs.yaml:5:18: job `a`: `a` cannot chain to itself on failure"), "{err}");
     assert!(err.contains("jobs.yaml:5:21: job `a`: on_failure: no job named `nope`"), "{err}");
     assert!(err.starts_with("2 error(s)"), "`b` exists: {err}");
+    let err = crate::jobs::load_str(
+        std::path::Path::new("jobs.yaml"),
+        "jobs:\n  a:\n    kind: command\n    argv: [\"false\"]\n    on_failure: [b, b]\n  b:\n    kind: command\n    argv: [\"true\"]\n",
+        &|_| None,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("jobs.yaml:5:21: job `a`: on_failure names `b` twice"), "{err}");
+}
+
+#[test]
+fn a_rule_suggests_only_jobs_that_exist() {
+    let text = "jobs:
+  t:
+    kind: triage
+    rules:
+      - name: a
+        issue: A
+        when: {api.oomkilled: \">= 1\"}
+        remedy: r
+        suggest: rolout-undo
+";
+    let err = crate::jobs::load_str(std::path::Path::new("jobs.yaml"), text, &|_| None)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("jobs.yaml:9:18: job `t`: no job named `rolout-undo`"), "{err}");
 }
 
 #[test]
@@ -229,7 +261,7 @@ fn the_readable_triage_puts_the_verdict_and_known_issues_first() {
     pods.summary = "2/3 Ready, 1 CrashLoopBackOff".into();
     pods.lines.push("api-2 Running NOT Ready, 7 restart(s)".into());
     let redis = gather::Gathered::failed("redis://r:6379: connection refused").fact("redis.reachable", 0.0);
-    let parts = vec![("pods", pods), ("redis", redis)];
+    let parts = vec![("pods", pods.clone()), ("redis", redis.clone())];
     let d = conclude(&parts, &rules, &Levels::default(), None);
     assert_eq!(d.severity, Severity::P1);
     assert_eq!(d.failed_parts, vec!["redis"]);
@@ -240,4 +272,14 @@ fn the_readable_triage_puts_the_verdict_and_known_issues_first() {
     assert!(at("REDIS: failed") < at("PODS: 2/3 Ready"), "failed parts first:\n{text}");
     assert!(text.contains("Redis connection failures [redis-unreachable]"), "{text}");
     assert!(text.contains("evidence: redis.reachable = 0 (== 0)"), "{text}");
+    assert!(text.contains("  - not read, so not judged: redis\n"), "{text}");
+
+    // Every part down: the "down" facts may be runbookd's own network, so
+    // nothing is judged.
+    let health = gather::Gathered::failed("refused").fact("api.health_ok", 0.0);
+    let db = gather::Gathered::failed("refused").fact("db.reachable", 0.0);
+    let parts = vec![("health", health), ("database", db), ("redis", redis)];
+    let d = conclude(&parts, &rules, &Levels::default(), None);
+    assert_eq!(d.severity, Severity::Unknown);
+    assert!(d.reasons[0].contains("cut off"), "{:?}", d.reasons);
 }

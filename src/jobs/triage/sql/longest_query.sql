@@ -3,6 +3,7 @@
 SELECT extract(epoch FROM now() - query_start)::float8 AS seconds, query
   FROM pg_stat_activity
  WHERE state = 'active'
+   AND backend_type = 'client backend'
    AND pid <> pg_backend_pid()
    AND query_start IS NOT NULL
  ORDER BY query_start
