@@ -260,6 +260,46 @@ async fn a_part_that_does_not_answer_in_time_is_reported_and_the_rest_go_on() {
 }
 
 #[tokio::test]
+async fn a_cancelled_triage_closes_every_step() {
+    let cluster = Arc::new(troubled_cluster().slow(Duration::from_secs(30)));
+    let w = world(
+        &cluster_only("20s"),
+        Adapters::real()
+            .with_cluster(cluster)
+            .with_rds(Arc::new(FakeRds::new("flexoraa-production-db"))),
+        &[],
+    )
+    .await;
+    let job = w.config.job("triage").unwrap().clone();
+    let req = RunRequest::default();
+    let id = w.runner.claim(&job, &req).await.unwrap().unwrap();
+    let stop = Stop::new();
+    let canceller = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            stop.cancel("cancelled by sre");
+        })
+    };
+    let ended = tokio::time::timeout(Duration::from_secs(20), w.runner.execute(&job, &req, id, &stop))
+        .await
+        .expect("a cancel ends the triage at once");
+    canceller.await.unwrap();
+    assert_eq!(ended.status, RunStatus::Cancelled);
+    let run = w.store.get_run(id).await.unwrap().unwrap();
+    let open: Vec<&str> = run
+        .steps
+        .iter()
+        .filter(|s| s.status == StepStatus::Running)
+        .map(|s| s.name.as_str())
+        .collect();
+    assert!(open.is_empty(), "steps left running: {open:?}");
+    let pods = run.steps.iter().find(|s| s.name == "pods").unwrap();
+    assert_eq!(pods.status, StepStatus::Failed);
+    assert_eq!(pods.detail, "cancelled: the run was stopped");
+}
+
+#[tokio::test]
 async fn a_dry_run_lists_the_parts_and_reads_nothing() {
     let cluster = Arc::new(troubled_cluster());
     let rds = Arc::new(FakeRds::new("flexoraa-production-db"));

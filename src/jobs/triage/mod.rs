@@ -390,15 +390,14 @@ impl Job for TriageJob {
         for (name, target) in parts {
             pending.push(self.part(ctx, name, target, now));
         }
+        // A cancel ends every part at once (each closes its step as
+        // cancelled), so the history keeps no step `running`.
         let mut gathered: Vec<(&'static str, Gathered)> = Vec::new();
-        loop {
-            tokio::select! {
-                next = pending.next() => match next {
-                    Some(r) => gathered.push(r),
-                    None => break,
-                },
-                _ = ctx.cancel.cancelled() => return Err(JobError::Cancelled),
-            }
+        while let Some(r) = pending.next().await {
+            gathered.push(r);
+        }
+        if ctx.cancel.is_cancelled() {
+            return Err(JobError::Cancelled);
         }
         // A fixed order to read, whatever finished first.
         let order = ["pods", "deployment", "metrics", "database", "redis", "rds", "alerts", "health", "events"];
@@ -493,9 +492,14 @@ impl TriageJob {
             }
         };
         let limit = self.spec.part_timeout();
-        let g = match tokio::time::timeout(limit, self.read(name, now, limit, &ctx.redactor)).await {
-            Ok(g) => g,
-            Err(_) => {
+        let read = tokio::select! {
+            r = tokio::time::timeout(limit, self.read(name, now, limit, &ctx.redactor)) => Some(r),
+            _ = ctx.cancel.cancelled() => None,
+        };
+        let g = match read {
+            None => Gathered::failed("cancelled: the run was stopped"),
+            Some(Ok(g)) => g,
+            Some(Err(_)) => {
                 let mut g = Gathered::failed(format!(
                     "no answer within {}",
                     humantime::format_duration(limit)
