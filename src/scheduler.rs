@@ -375,6 +375,12 @@ impl Scheduler {
                 .lock()
                 .expect("cursor lock")
                 .insert(job.name.clone(), now);
+            // A call earlier in this tick (the pauses, another job's claim)
+            // may have found the store gone after the tick began: its fires
+            // are the outage's, never replayed as on time once it is back.
+            if !self.runner.store_health().is_up() {
+                report.store_ok = false;
+            }
             if !report.store_ok {
                 let fires: Vec<Fire> = to_run.iter().map(|(f, _)| *f).collect();
                 if !fires.is_empty() {

@@ -545,16 +545,17 @@ fn a_postgres_outage_is_neither_a_burst_nor_unhealthy() {
         (lines(marker.path()) >= during + 3).then_some(())
     });
     let (_, _, metrics) = scrape(&d);
+    let log = d.log();
     drop(d);
     assert!(
         healths.iter().all(|h| *h == 200),
-        "/healthz during the outage: {healths:?}"
+        "/healthz during the outage: {healths:?}\n{log}"
     );
-    assert!(saw_unready, "/readyz never said the store was down");
-    assert!(errors >= 1.0, "store errors were not counted");
+    assert!(saw_unready, "/readyz never said the store was down\n{log}");
+    assert!(errors >= 1.0, "store errors were not counted\n{log}");
     assert!(
         metric(&metrics, "runbookd_fires_missed_total") >= 3.0,
-        "{metrics}"
+        "{metrics}\n--- daemon log ---\n{log}"
     );
     let rs = runs(&w, "mark");
     let first_second = rs

@@ -110,7 +110,20 @@ impl SmtpServer {
         let mut files: Vec<PathBuf> = std::fs::read_dir(self.maildir.join("new"))
             .map(|d| d.filter_map(|e| Some(e.ok()?.path())).collect())
             .unwrap_or_default();
-        files.sort();
+        // Arrival order. Maildir names are `SECS.M<micros>P<pid>Q<n>.host`
+        // with micros not zero-padded, so their text order is not it; the
+        // fixture's one process counts deliveries in Q.
+        files.sort_by_key(|p| {
+            let name = p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+            let num = |after: char, until: char| -> u64 {
+                name.split_once(after)
+                    .and_then(|(_, r)| r.split(until).next())
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0)
+            };
+            let secs: u64 = name.split('.').next().and_then(|n| n.parse().ok()).unwrap_or(0);
+            (num('Q', '.'), secs, num('M', 'P'), name.clone())
+        });
         files
             .iter()
             .map(|p| std::fs::read(p).expect("read a Maildir message"))
