@@ -12,8 +12,8 @@
 //! Needs moto: run under the environment scripts/test.sh sets up
 //! (`RUNBOOKD_TEST_AWS_ENDPOINT`), e.g. `scripts/bench.sh maintenance`.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -49,7 +49,11 @@ impl RdsApi for Timed {
     async fn automated_snapshots(&self, t: &Target, id: &str) -> Result<Vec<DbSnapshot>, AwsError> {
         self.time(self.inner.automated_snapshots(t, id)).await
     }
-    async fn manual_snapshots(&self, t: &Target, i: Option<&str>) -> Result<Vec<DbSnapshot>, AwsError> {
+    async fn manual_snapshots(
+        &self,
+        t: &Target,
+        i: Option<&str>,
+    ) -> Result<Vec<DbSnapshot>, AwsError> {
         self.time(self.inner.manual_snapshots(t, i)).await
     }
     async fn create_snapshot(
@@ -95,7 +99,9 @@ async fn overhead(endpoint: &str, flows: usize) {
         .http_client(runbookd::adapters::aws::https_client())
         .endpoint_url(endpoint)
         .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_rds::config::Credentials::new("testing", "testing", None, None, "bench"))
+        .credentials_provider(aws_sdk_rds::config::Credentials::new(
+            "testing", "testing", None, None, "bench",
+        ))
         .load()
         .await;
     let instance = format!("bench-db-{}", chrono::Utc::now().timestamp());
@@ -112,7 +118,12 @@ async fn overhead(endpoint: &str, flows: usize) {
         .unwrap();
     let db = TestDatabase::sqlite();
     let store = db.open().await;
-    let config = runbookd::jobs::load_str(std::path::Path::new("jobs.yaml"), &yaml(&instance, "10ms"), &|_| None).unwrap();
+    let config = runbookd::jobs::load_str(
+        std::path::Path::new("jobs.yaml"),
+        &yaml(&instance, "10ms"),
+        &|_| None,
+    )
+    .unwrap();
     let job = config.job("migrate").unwrap().clone();
     let (mut whole, mut calls, mut ours) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..flows + 1 {
@@ -123,7 +134,9 @@ async fn overhead(endpoint: &str, flows: usize) {
         let adapters = Adapters::real()
             .with_rds(rds.clone())
             .with_cluster(Arc::new(FakeCluster::default()));
-        let runner = Runner::builder(store.clone(), Arc::new(adapters)).config(&config).build();
+        let runner = Runner::builder(store.clone(), Arc::new(adapters))
+            .config(&config)
+            .build();
         let req = RunRequest {
             triggered_by: "bench".into(),
             ..Default::default()
@@ -167,10 +180,15 @@ async fn waiting_rss(flows: usize) {
     for stop in &stops {
         // A snapshot that stays `creating`: the flow waits on it.
         let rds = Arc::new(
-            FakeRds::new("flexoraa-production-db").snapshots_go(SnapshotBehaviour::Available { polls: u32::MAX }),
+            FakeRds::new("flexoraa-production-db")
+                .snapshots_go(SnapshotBehaviour::Available { polls: u32::MAX }),
         );
-        let adapters = Adapters::real().with_rds(rds).with_cluster(Arc::new(FakeCluster::default()));
-        let runner = Runner::builder(store.clone(), Arc::new(adapters)).config(&config).build();
+        let adapters = Adapters::real()
+            .with_rds(rds)
+            .with_cluster(Arc::new(FakeCluster::default()));
+        let runner = Runner::builder(store.clone(), Arc::new(adapters))
+            .config(&config)
+            .build();
         let (job, stop) = (job.clone(), stop.clone());
         tasks.push(tokio::spawn(async move {
             let req = RunRequest {
@@ -183,7 +201,9 @@ async fn waiting_rss(flows: usize) {
     }
     tokio::time::sleep(Duration::from_secs(5)).await;
     let during = rss_mib();
-    let threads = std::fs::read_dir("/proc/self/task").map(|d| d.count()).unwrap_or(0);
+    let threads = std::fs::read_dir("/proc/self/task")
+        .map(|d| d.count())
+        .unwrap_or(0);
     for s in &stops {
         s.cancel("benchmark over");
     }
@@ -200,7 +220,8 @@ async fn waiting_rss(flows: usize) {
 /// The shipped triage's parts against real servers and slow fakes; the
 /// cluster answers every call after `latency`.
 async fn triage(rounds: usize, latency: Duration) {
-    let var = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k}: run under scripts/bench.sh"));
+    let var =
+        |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k}: run under scripts/bench.sh"));
     let app = TestDatabase::postgres().await;
     let yaml = format!(
         "jobs:\n  triage:\n    kind: triage\n    part_timeout: 8s\n    database_url: {}\n    redis_url: {}\n    alertmanager_url: {}\n    rds: {{instance: flexoraa-production-db}}\n    prometheus:\n      url: {}\n      error_rate: 'sum(rate(http_requests_total{{scenario=\"bad\",status=~\"5..\"}}[5m])) / sum(rate(http_requests_total{{scenario=\"bad\"}}[5m]))'\n      latency_p99: 'histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{{scenario=\"slow\"}}[5m])))'\n",
@@ -209,7 +230,8 @@ async fn triage(rounds: usize, latency: Duration) {
         var("RUNBOOKD_TEST_ALERTMANAGER_URL"),
         var("RUNBOOKD_TEST_PROMETHEUS_URL"),
     );
-    let config = runbookd::jobs::load_str(std::path::Path::new("jobs.yaml"), &yaml, &|_| None).unwrap();
+    let config =
+        runbookd::jobs::load_str(std::path::Path::new("jobs.yaml"), &yaml, &|_| None).unwrap();
     let job = config.job("triage").unwrap().clone();
     let db = TestDatabase::sqlite();
     let store = db.open().await;
@@ -219,7 +241,9 @@ async fn triage(rounds: usize, latency: Duration) {
         let now = chrono::Utc::now();
         let cluster = FakeCluster::default()
             .with_pods(vec![
-                runbookd::testkit::pods::PodBuilder::new("api-a").ready().build(),
+                runbookd::testkit::pods::PodBuilder::new("api-a")
+                    .ready()
+                    .build(),
                 runbookd::testkit::pods::PodBuilder::new("api-b")
                     .crash_looping()
                     .restarts(5)
@@ -232,7 +256,9 @@ async fn triage(rounds: usize, latency: Duration) {
         let adapters = Adapters::real()
             .with_cluster(Arc::new(cluster))
             .with_rds(Arc::new(FakeRds::new("flexoraa-production-db")));
-        let runner = Runner::builder(store.clone(), Arc::new(adapters)).config(&config).build();
+        let runner = Runner::builder(store.clone(), Arc::new(adapters))
+            .config(&config)
+            .build();
         let req = RunRequest::default();
         let t = Instant::now();
         let id = runner.claim(&job, &req).await.unwrap().unwrap();
@@ -248,8 +274,17 @@ async fn triage(rounds: usize, latency: Duration) {
             .iter()
             .filter(|s| s.name != "diagnosis")
             .map(|s| {
-                assert_eq!(s.status, runbookd::model::StepStatus::Succeeded, "{}: {}", s.name, s.detail);
-                let took = (s.finished_at.unwrap() - s.started_at).num_microseconds().unwrap() as f64 / 1000.0;
+                assert_eq!(
+                    s.status,
+                    runbookd::model::StepStatus::Succeeded,
+                    "{}: {}",
+                    s.name,
+                    s.detail
+                );
+                let took = (s.finished_at.unwrap() - s.started_at)
+                    .num_microseconds()
+                    .unwrap() as f64
+                    / 1000.0;
                 (s.name.clone(), took)
             })
             .collect();
@@ -279,7 +314,9 @@ fn main() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     println!(
         "machine: {} cores; {}",
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
         chrono::Utc::now().format("%Y-%m-%d")
     );
     if want("overhead") {

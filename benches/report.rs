@@ -42,7 +42,9 @@ fn yaml(jobs: usize) -> String {
 }
 
 async fn load(url: &str, jobs: usize) -> u64 {
-    let pool = sqlx::PgPool::connect(url).await.expect("connect to the bench database");
+    let pool = sqlx::PgPool::connect(url)
+        .await
+        .expect("connect to the bench database");
     let mut names = vec!["watch".to_string()];
     names.extend((1..jobs).map(|i| format!("job-{i:02}")));
     for name in &names {
@@ -92,7 +94,10 @@ async fn load(url: &str, jobs: usize) -> u64 {
         .await
         .expect("insert check results");
     }
-    sqlx::query("ANALYZE").execute(&pool).await.expect("analyze");
+    sqlx::query("ANALYZE")
+        .execute(&pool)
+        .await
+        .expect("analyze");
     let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM runs")
         .fetch_one(&pool)
         .await
@@ -131,8 +136,9 @@ async fn measure(jobs: usize) -> (u64, Vec<Duration>, usize) {
     let db = TestDatabase::postgres().await;
     let store = db.open().await;
     let runs = load(&db.url, jobs).await;
-    let config = runbookd::jobs::load_str(std::path::Path::new("bench.yaml"), &yaml(jobs), &|_| None)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let config =
+        runbookd::jobs::load_str(std::path::Path::new("bench.yaml"), &yaml(jobs), &|_| None)
+            .unwrap_or_else(|e| panic!("{e}"));
     let settings = settings();
     let mut times = Vec::new();
     let mut attention = 0;

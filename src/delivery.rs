@@ -130,7 +130,11 @@ impl Postman {
             Ok(true) => Ok(()),
             Ok(false) => {
                 // Queued before: send only if still pending and not held.
-                if !self.store.claim_mail(&email.message_id, now, now + LEASE).await.unwrap_or(false)
+                if !self
+                    .store
+                    .claim_mail(&email.message_id, now, now + LEASE)
+                    .await
+                    .unwrap_or(false)
                 {
                     return Ok(Delivered::AlreadySent);
                 }
@@ -147,7 +151,10 @@ impl Postman {
             match self.mailer.send(email).await {
                 Ok(to) => {
                     if kept.is_ok()
-                        && let Err(e) = self.store.mail_sent(&email.message_id, self.clock.now()).await
+                        && let Err(e) = self
+                            .store
+                            .mail_sent(&email.message_id, self.clock.now())
+                            .await
                     {
                         tracing::warn!(message = %email.message_id, "sent, but not recorded as sent (it may be sent once more): {e}");
                     }
@@ -187,7 +194,11 @@ impl Postman {
         let now = self.clock.now();
         let mut done = Resent::default();
         for m in self.store.due_mail(now, limit).await? {
-            if !self.store.claim_mail(&m.message_id, now, now + LEASE).await? {
+            if !self
+                .store
+                .claim_mail(&m.message_id, now, now + LEASE)
+                .await?
+            {
                 continue;
             }
             let email = Email {
@@ -199,7 +210,9 @@ impl Postman {
             match self.mailer.send(&email).await {
                 Ok(to) => {
                     tracing::info!(message = %m.message_id, subject = %m.subject, "pending mail sent to {to}");
-                    self.store.mail_sent(&m.message_id, self.clock.now()).await?;
+                    self.store
+                        .mail_sent(&m.message_id, self.clock.now())
+                        .await?;
                     done.sent += 1;
                 }
                 Err(e) => {
@@ -239,7 +252,11 @@ mod tests {
             (400, 3600),
         ];
         for (attempts, secs) in cases {
-            assert_eq!(resend_wait(attempts), Duration::from_secs(secs), "{attempts}");
+            assert_eq!(
+                resend_wait(attempts),
+                Duration::from_secs(secs),
+                "{attempts}"
+            );
         }
     }
 }

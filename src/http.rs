@@ -50,7 +50,9 @@ pub struct DaemonState {
 
 /// Upper bounds (seconds) of the run-duration histogram: from a quick check
 /// to a long migration.
-const BUCKETS: [f64; 11] = [0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0];
+const BUCKETS: [f64; 11] = [
+    0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0,
+];
 
 #[derive(Debug, Default, Clone)]
 struct Histogram {
@@ -326,9 +328,15 @@ impl DaemonState {
         for (job, h) in self.durations.lock().expect("metrics lock").iter() {
             let job = esc(job);
             for (b, n) in BUCKETS.iter().zip(h.counts) {
-                samples.push((format!("_bucket{{job=\"{job}\",le=\"{b}\"}}"), n.to_string()));
+                samples.push((
+                    format!("_bucket{{job=\"{job}\",le=\"{b}\"}}"),
+                    n.to_string(),
+                ));
             }
-            samples.push((format!("_bucket{{job=\"{job}\",le=\"+Inf\"}}"), h.count.to_string()));
+            samples.push((
+                format!("_bucket{{job=\"{job}\",le=\"+Inf\"}}"),
+                h.count.to_string(),
+            ));
             sums.push((format!("_sum{{job=\"{job}\"}}"), h.sum.to_string()));
             counts.push((format!("_count{{job=\"{job}\"}}"), h.count.to_string()));
         }
@@ -393,14 +401,20 @@ impl DaemonState {
             "runbookd_claim_conflicts_total",
             "counter",
             "Fires another replica claimed first.",
-            [(String::new(), self.claim_conflicts.load(Ordering::Relaxed).to_string())],
+            [(
+                String::new(),
+                self.claim_conflicts.load(Ordering::Relaxed).to_string(),
+            )],
         );
         family(
             &mut out,
             "runbookd_runs_abandoned_total",
             "counter",
             "Runs this process marked abandoned (their owner died or stopped beating).",
-            [(String::new(), self.abandoned.load(Ordering::Relaxed).to_string())],
+            [(
+                String::new(),
+                self.abandoned.load(Ordering::Relaxed).to_string(),
+            )],
         );
         out
     }

@@ -83,7 +83,6 @@ pub async fn notice(
     Ok(decide(job.notify, verdict, changed))
 }
 
-
 /// The Message-ID of a run's notice: the same for the same run and
 /// notice, so it can never be sent twice.
 pub fn message_id(job: &str, run: RunId, notice: Notice, host: &str) -> String {

@@ -9,17 +9,17 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::broadcast;
-use tracing::Instrument;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::adapters::Adapters;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, JobConfig};
 use crate::delivery::{Delivered, Postman};
-use crate::notify;
 use crate::identity::Identity;
 use crate::jobs::{self, ExecEnv, JobError, Processes, RunContext, Steps};
 use crate::model::{ChainedRun, CheckResult, CheckStatus, Measured, Params, Record};
+use crate::notify;
 use crate::runlog::{RunLog, TeeLine};
 
 type Tee = Arc<dyn Fn(&TeeLine<'_>) + Send + Sync>;
@@ -226,7 +226,11 @@ impl RunnerBuilder {
             None => Arc::new(WatchedStore::new(self.store)),
         };
         let health = store.health().expect("a watched store has health");
-        let postman = Postman::new(store.clone(), self.adapters.mail.clone(), self.clock.clone());
+        let postman = Postman::new(
+            store.clone(),
+            self.adapters.mail.clone(),
+            self.clock.clone(),
+        );
         Runner {
             health,
             postman,
@@ -597,7 +601,9 @@ impl Runner {
     /// that cannot go is kept for the daemon; nothing here fails the run.
     async fn notify(&self, job: &JobConfig, ended: &Ended) -> Option<String> {
         let now = self.clock.now();
-        let notice = match notify::notice(self.store.as_ref(), job, ended.id, ended.status, now).await {
+        let notice = match notify::notice(self.store.as_ref(), job, ended.id, ended.status, now)
+            .await
+        {
             Ok(Some(n)) => n,
             Ok(None) => return None,
             Err(e) => {
@@ -617,7 +623,15 @@ impl Runner {
             Some(c) => (c.mail.clone(), c.links.clone()),
             None => Default::default(),
         };
-        let mut draft = notify::compose(notice, job, &run, &mail, &links, job.timezone, &ended.chained);
+        let mut draft = notify::compose(
+            notice,
+            job,
+            &run,
+            &mail,
+            &links,
+            job.timezone,
+            &ended.chained,
+        );
         draft.text = self.redactor.redact(&draft.text);
         if let Some(h) = &draft.html {
             draft.html = Some(self.redactor.redact(h));
@@ -631,7 +645,11 @@ impl Runner {
             }
         };
         let what = format!("{} notification of run {}", notice.word(), run.id);
-        let said = match self.postman.deliver(&email, Some(&job.name), Some(run.id)).await {
+        let said = match self
+            .postman
+            .deliver(&email, Some(&job.name), Some(run.id))
+            .await
+        {
             Ok(Delivered::Sent(to)) => {
                 format!("{what} sent to {}: {to}", email.recipients.join(", "))
             }
@@ -706,7 +724,7 @@ impl Runner {
                         attempt: attempt - 1,
                         error,
                         notified: None,
-                    chained: Vec::new(),
+                        chained: Vec::new(),
                     };
                 }
                 Err(e) => {
@@ -717,7 +735,7 @@ impl Runner {
                         attempt: attempt - 1,
                         error,
                         notified: None,
-                    chained: Vec::new(),
+                        chained: Vec::new(),
                     };
                 }
             }

@@ -17,9 +17,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::clock::Clock;
 use crate::config::{Concurrency, Config, JobConfig};
+use crate::model::Pause;
 use crate::runner::{RunRequest, Runner, Stop};
 use crate::schedule::{CronExpr, Fire};
-use crate::model::Pause;
 use crate::store::{MissedFires, RunFilter, RunId, StoreError, Trigger};
 
 /// A fire this late or less is simply late (a slow tick), not missed.
@@ -273,7 +273,11 @@ impl Scheduler {
             .values()
             .filter(|j| !j.suspend)
             .filter_map(|j| {
-                let at = j.schedule.as_ref()?.next_fire(j.timezone, *cursors.get(&j.name)?)?.at;
+                let at = j
+                    .schedule
+                    .as_ref()?
+                    .next_fire(j.timezone, *cursors.get(&j.name)?)?
+                    .at;
                 Some((j.name.clone(), at))
             })
             .collect()
@@ -534,7 +538,12 @@ impl Scheduler {
             report.lost_claims += 1;
             return Ok(());
         };
-        let pause = self.paused.lock().expect("pause lock").get(&job.name).cloned();
+        let pause = self
+            .paused
+            .lock()
+            .expect("pause lock")
+            .get(&job.name)
+            .cloned();
         if let Some(p) = pause {
             // Recorded as skipped, so the history and the morning report say
             // why the fire did not run.
@@ -558,7 +567,12 @@ impl Scheduler {
     async fn take_requests(&self, report: &mut TickReport) {
         for _ in 0..REQUESTS_PER_TICK {
             let owner = self.runner.identity().owner();
-            let r = match self.runner.store().take_request(&owner, self.clock.now()).await {
+            let r = match self
+                .runner
+                .store()
+                .take_request(&owner, self.clock.now())
+                .await
+            {
                 Ok(Some(r)) => r,
                 Ok(None) => return,
                 Err(e) => {
@@ -594,7 +608,12 @@ impl Scheduler {
                     .map(|why| format!(": {why}"))
                     .unwrap_or_default()
             )];
-            if self.paused.lock().expect("pause lock").contains_key(&job.name) {
+            if self
+                .paused
+                .lock()
+                .expect("pause lock")
+                .contains_key(&job.name)
+            {
                 notes.push("the job's schedule is paused; a requested run still runs".into());
             }
             let req = RunRequest {
@@ -617,11 +636,22 @@ impl Scheduler {
                 }
             };
             if let Err(e) = self.runner.store().request_started(r.id, id).await {
-                tracing::warn!(request = r.id, run = id, "cannot record the request's run: {e}");
+                tracing::warn!(
+                    request = r.id,
+                    run = id,
+                    "cannot record the request's run: {e}"
+                );
             }
             let about = format!("requested by {} (request #{})", r.requested_by, r.id);
-            if let Err(e) = self.decided(job, about, Trigger::Manual, id, req, report).await {
-                tracing::error!(request = r.id, run = id, "cannot start the requested run: {e}");
+            if let Err(e) = self
+                .decided(job, about, Trigger::Manual, id, req, report)
+                .await
+            {
+                tracing::error!(
+                    request = r.id,
+                    run = id,
+                    "cannot start the requested run: {e}"
+                );
             }
         }
     }

@@ -887,8 +887,13 @@ fn the_daemon_logs_flat_json_lines_naming_job_and_run() {
     let mut retried = 0;
     for line in text.lines() {
         let v: Value = serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
-        assert!(v["timestamp"].is_string() && v["level"].is_string(), "{line}");
-        let msg = v["message"].as_str().unwrap_or_else(|| panic!("no message: {line}"));
+        assert!(
+            v["timestamp"].is_string() && v["level"].is_string(),
+            "{line}"
+        );
+        let msg = v["message"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no message: {line}"));
         if msg.starts_with("run ended") || msg.starts_with("retrying") {
             assert_eq!(v["job"], "flaky", "{line}");
             assert!(v["run"].is_u64(), "no run id at the top: {line}");
@@ -930,7 +935,9 @@ fn run_triage_shows_each_part_as_it_ends_then_the_triage_and_show_keeps_it() {
     let (o, e) = (stdout(&out), stderr(&out));
     assert!(out.status.success(), "{o}\n{e}");
     // A line per part as it ends, every one before the triage itself.
-    let verdict = e.find("TRIAGE: P0 (complete outage)").unwrap_or_else(|| panic!("{e}"));
+    let verdict = e
+        .find("TRIAGE: P0 (complete outage)")
+        .unwrap_or_else(|| panic!("{e}"));
     for (part, how) in [
         ("pods", "failed: no Kubernetes config"),
         ("deployment", "failed: no Kubernetes config"),
@@ -946,7 +953,10 @@ fn run_triage_shows_each_part_as_it_ends_then_the_triage_and_show_keeps_it() {
         assert!(at < verdict, "{part} after the verdict:\n{e}");
     }
     assert!(e.contains("  - the health check fails"), "{e}");
-    assert!(e.contains("  - not read, so not judged: pods, deployment, alerts, events"), "{e}");
+    assert!(
+        e.contains("  - not read, so not judged: pods, deployment, alerts, events"),
+        "{e}"
+    );
     assert!(o.contains("diagnosis"), "the steps table: {o}");
     assert!(o.contains("run 1 of `triage` succeeded"), "{o}");
     // The history keeps it: readable in `show`, data in `show --json`.
@@ -963,7 +973,13 @@ fn run_triage_shows_each_part_as_it_ends_then_the_triage_and_show_keeps_it() {
     assert_eq!(health["payload"]["data"]["status"], 503, "{health}");
     let alerts = steps.iter().find(|s| s["name"] == "alerts").unwrap();
     assert_eq!(alerts["status"], "failed");
-    assert!(alerts["payload"]["error"].as_str().unwrap().contains("refused"), "{alerts}");
+    assert!(
+        alerts["payload"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("refused"),
+        "{alerts}"
+    );
 
     // With every part down, runbookd may be the one cut off: no verdict,
     // and the run fails saying so.
@@ -978,7 +994,10 @@ fn run_triage_shows_each_part_as_it_ends_then_the_triage_and_show_keeps_it() {
     let (o, e) = (stdout(&out), stderr(&out));
     assert_eq!(out.status.code(), Some(1), "{o}\n{e}");
     assert!(e.contains("TRIAGE: unknown: nothing could be read"), "{e}");
-    assert!(o.contains("nothing could be read: every part failed"), "{o}");
+    assert!(
+        o.contains("nothing could be read: every part failed"),
+        "{o}"
+    );
 }
 
 #[test]
@@ -1051,12 +1070,20 @@ fn with_no_smtp_mail_goes_to_the_outbox_and_its_path_is_printed() {
     let out = w.run(&["run", "broken"]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(err.contains("failed notification of run 1 sent to oncall@flexoraa.com: outbox/"), "{err}");
-    let outbox: Vec<_> = std::fs::read_dir(w.path().join("outbox")).unwrap().collect();
+    assert!(
+        err.contains("failed notification of run 1 sent to oncall@flexoraa.com: outbox/"),
+        "{err}"
+    );
+    let outbox: Vec<_> = std::fs::read_dir(w.path().join("outbox"))
+        .unwrap()
+        .collect();
     assert_eq!(outbox.len(), 1);
     // Failing again: no second mail.
     w.run(&["run", "broken"]);
-    assert_eq!(std::fs::read_dir(w.path().join("outbox")).unwrap().count(), 1);
+    assert_eq!(
+        std::fs::read_dir(w.path().join("outbox")).unwrap().count(),
+        1
+    );
 
     // The report by hand: printed, written as HTML with its charts inline,
     // and sent to the outbox.
@@ -1064,7 +1091,10 @@ fn with_no_smtp_mail_goes_to_the_outbox_and_its_path_is_printed() {
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     // Its fire that never ran (no daemon), and the two failed runs by hand.
-    assert!(text.starts_with("Subject: [runbookd] Flexoraa morning report: 3 need attention"), "{text}");
+    assert!(
+        text.starts_with("Subject: [runbookd] Flexoraa morning report: 3 need attention"),
+        "{text}"
+    );
     assert!(text.contains("broken missed its"), "{text}");
     assert!(text.contains("broken (by hand, by "), "{text}");
     let out = w.run(&["report", "--out", "report.html", "--since", "7d"]);
@@ -1073,11 +1103,22 @@ fn with_no_smtp_mail_goes_to_the_outbox_and_its_path_is_printed() {
     assert!(html.starts_with("<!DOCTYPE html>"));
     let out = w.run(&["report", "--send"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("sent to oncall@flexoraa.com through outbox/"), "{}", stderr(&out));
-    assert_eq!(std::fs::read_dir(w.path().join("outbox")).unwrap().count(), 2);
+    assert!(
+        stderr(&out).contains("sent to oncall@flexoraa.com through outbox/"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read_dir(w.path().join("outbox")).unwrap().count(),
+        2
+    );
     let out = w.run(&["report", "--since", "tomorrow"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("--since `tomorrow`"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--since `tomorrow`"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -1100,10 +1141,17 @@ fn a_dry_run_never_replaces_a_real_run() {
     });
     let out = w.run(&["run", "slow", "--dry-run"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(first.wait().unwrap().success(), "the real run was not cancelled");
+    assert!(
+        first.wait().unwrap().success(),
+        "the real run was not cancelled"
+    );
     let real = w.json(&["show", "1", "--json"]);
     assert_eq!(real["status"], "succeeded", "{real}");
-    assert!(!real["log"].as_str().unwrap().contains("cancel"), "{}", real["log"]);
+    assert!(
+        !real["log"].as_str().unwrap().contains("cancel"),
+        "{}",
+        real["log"]
+    );
 }
 
 #[test]

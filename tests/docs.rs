@@ -74,12 +74,18 @@ fn the_iam_policy_has_an_action_for_every_aws_call() {
         (".describe_events(", "rds:DescribeEvents"),
         (".create_db_snapshot(", "rds:CreateDBSnapshot"),
         (".delete_db_snapshot(", "rds:DeleteDBSnapshot"),
-        (".restore_db_instance_from_db_snapshot(", "rds:RestoreDBInstanceFromDBSnapshot"),
+        (
+            ".restore_db_instance_from_db_snapshot(",
+            "rds:RestoreDBInstanceFromDBSnapshot",
+        ),
         (".delete_db_instance(", "rds:DeleteDBInstance"),
         (".set_tags(", "rds:AddTagsToResource"),
         (".describe_secret(", "secretsmanager:DescribeSecret"),
         (".put_secret_value(", "secretsmanager:PutSecretValue"),
-        (".update_secret_version_stage(", "secretsmanager:UpdateSecretVersionStage"),
+        (
+            ".update_secret_version_stage(",
+            "secretsmanager:UpdateSecretVersionStage",
+        ),
     ];
     let mut needed = std::collections::BTreeSet::new();
     for (call, action) in table {
@@ -87,14 +93,23 @@ fn the_iam_policy_has_an_action_for_every_aws_call() {
             needed.insert(action.to_string());
         }
     }
-    assert_eq!(allowed, needed, "docs/iam-policy.json against the SDK calls");
+    assert_eq!(
+        allowed, needed,
+        "docs/iam-policy.json against the SDK calls"
+    );
     // And no call the table does not know.
     for line in source.lines().map(str::trim) {
         if let Some(rest) = line.strip_prefix('.')
             && rest.ends_with("()")
-            && (rest.starts_with("describe_") || rest.starts_with("create_") || rest.starts_with("delete_")
-                || rest.starts_with("put_") || rest.starts_with("update_") || rest.starts_with("restore_")
-                || rest.starts_with("get_") || rest.starts_with("list_") || rest.starts_with("modify_"))
+            && (rest.starts_with("describe_")
+                || rest.starts_with("create_")
+                || rest.starts_with("delete_")
+                || rest.starts_with("put_")
+                || rest.starts_with("update_")
+                || rest.starts_with("restore_")
+                || rest.starts_with("get_")
+                || rest.starts_with("list_")
+                || rest.starts_with("modify_"))
         {
             let call = format!(".{}", rest.trim_end_matches(')'));
             assert!(
@@ -133,7 +148,11 @@ fn the_dockerfile_dependency_stage_builds_from_the_manifest_alone() {
         .current_dir(dir.path())
         .output()
         .unwrap();
-    assert!(sh.status.success(), "{stubs}: {}", String::from_utf8_lossy(&sh.stderr));
+    assert!(
+        sh.status.success(),
+        "{stubs}: {}",
+        String::from_utf8_lossy(&sh.stderr)
+    );
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let meta = std::process::Command::new(cargo)
         // The resolve, and the manifests of what the host build uses, as
@@ -162,6 +181,9 @@ fn the_dockerfile_dependency_stage_builds_from_the_manifest_alone() {
             !ignored.lines().any(|i| i.trim() == copied),
             "{copied} is copied into the image but docker-ignored"
         );
-        assert!(root.join(copied).exists(), "the Dockerfile copies {copied}, which is not here");
+        assert!(
+            root.join(copied).exists(),
+            "the Dockerfile copies {copied}, which is not here"
+        );
     }
 }

@@ -31,7 +31,10 @@ struct Lcg(u64);
 
 impl Lcg {
     fn next(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (self.0 >> 33) % n
     }
 }
@@ -93,8 +96,14 @@ fn three_replicas_with_kills_run_every_second_once_and_leave_nothing_running() {
     seconds.dedup();
     assert_eq!(seconds.len(), total, "a second ran twice");
     let span = (seconds.last().unwrap() - seconds.first().unwrap() + 1) as usize;
-    assert_eq!(span, total, "a second was lost between the first and the last fire");
-    let running: Vec<_> = runs.iter().filter(|r| r.status == RunStatus::Running).collect();
+    assert_eq!(
+        span, total,
+        "a second was lost between the first and the last fire"
+    );
+    let running: Vec<_> = runs
+        .iter()
+        .filter(|r| r.status == RunStatus::Running)
+        .collect();
     assert!(running.is_empty(), "left running: {running:#?}");
     let abandoned: Vec<_> = runs
         .iter()

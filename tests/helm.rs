@@ -33,7 +33,13 @@ fn helm(args: &[&str]) -> std::process::Output {
 /// `helm template` with extra arguments; the objects, in order.
 fn render(extra: &[&str]) -> (String, Vec<Value>) {
     let chart = chart();
-    let mut args = vec!["template", "rb", chart.to_str().unwrap(), "--namespace", "flexoraa"];
+    let mut args = vec![
+        "template",
+        "rb",
+        chart.to_str().unwrap(),
+        "--namespace",
+        "flexoraa",
+    ];
     args.extend_from_slice(extra);
     let out = helm(&args);
     assert!(
@@ -45,7 +51,10 @@ fn render(extra: &[&str]) -> (String, Vec<Value>) {
     let objects = text
         .split("\n---\n")
         .map(|d| d.trim_start_matches("---\n"))
-        .filter(|d| d.lines().any(|l| !l.trim().is_empty() && !l.starts_with('#')))
+        .filter(|d| {
+            d.lines()
+                .any(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        })
         .map(|d| serde_saphyr::from_str::<Value>(d).unwrap_or_else(|e| panic!("{e}\n{d}")))
         .collect();
     (text, objects)
@@ -79,7 +88,9 @@ fn validate(text: &str) {
 /// jobs file's checksum (it changes with every edit) blanked.
 fn document(text: &str, kind: &str, name: &str) -> String {
     text.split("\n---\n")
-        .find(|d| d.contains(&format!("\nkind: {kind}\n")) && d.contains(&format!("\n  name: {name}\n")))
+        .find(|d| {
+            d.contains(&format!("\nkind: {kind}\n")) && d.contains(&format!("\n  name: {name}\n"))
+        })
         .unwrap_or_else(|| panic!("no {kind} {name} in\n{text}"))
         .lines()
         .map(|l| match l.find("checksum/jobs: ") {
@@ -128,7 +139,10 @@ fn assert_locked_down(pod: &Value) {
 fn assert_namespaced_only(objects: &[Value]) {
     let k = kinds(objects);
     assert!(!k.iter().any(|k| k.starts_with("Cluster")), "{k:?}");
-    assert!(!k.contains(&"Secret".to_string()), "the Secret is created beforehand: {k:?}");
+    assert!(
+        !k.contains(&"Secret".to_string()),
+        "the Secret is created beforehand: {k:?}"
+    );
 }
 
 #[test]
@@ -159,7 +173,15 @@ fn daemon_mode_is_a_locked_down_deployment_with_probes_a_service_and_a_budget() 
     validate(&text);
     assert_eq!(
         kinds(&objects),
-        ["PodDisruptionBudget", "ServiceAccount", "ConfigMap", "Role", "RoleBinding", "Service", "Deployment"]
+        [
+            "PodDisruptionBudget",
+            "ServiceAccount",
+            "ConfigMap",
+            "Role",
+            "RoleBinding",
+            "Service",
+            "Deployment"
+        ]
     );
     assert_namespaced_only(&objects);
     let d = of_kind(&objects, "Deployment")[0];
@@ -167,16 +189,26 @@ fn daemon_mode_is_a_locked_down_deployment_with_probes_a_service_and_a_budget() 
     let pod = &d["spec"]["template"]["spec"];
     assert_locked_down(pod);
     let c = &pod["containers"][0];
-    assert_eq!(c["args"], serde_json::json!(["serve", "--listen", "0.0.0.0:8790"]));
+    assert_eq!(
+        c["args"],
+        serde_json::json!(["serve", "--listen", "0.0.0.0:8790"])
+    );
     assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
     assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
     assert_eq!(c["ports"][0]["containerPort"], 8790);
     // The shipped jobs file, as the ConfigMap.
     let cm = of_kind(&objects, "ConfigMap")[0];
-    let shipped = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("jobs.yaml")).unwrap();
-    assert_eq!(cm["data"]["jobs.yaml"].as_str().unwrap().trim_end(), shipped.trim_end());
+    let shipped =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("jobs.yaml")).unwrap();
+    assert_eq!(
+        cm["data"]["jobs.yaml"].as_str().unwrap().trim_end(),
+        shipped.trim_end()
+    );
     insta::assert_snapshot!("daemon_role", document(&text, "Role", "rb-runbookd"));
-    insta::assert_snapshot!("daemon_deployment", document(&text, "Deployment", "rb-runbookd"));
+    insta::assert_snapshot!(
+        "daemon_deployment",
+        document(&text, "Deployment", "rb-runbookd")
+    );
 }
 
 #[test]
@@ -226,11 +258,17 @@ fn cronjobs_mode_has_a_cronjob_per_scheduled_job_read_as_runbookd_reads_it() {
         let pod = &c["spec"]["jobTemplate"]["spec"]["template"]["spec"];
         assert_locked_down(pod);
         let job = c["metadata"]["labels"]["runbookd.io/job"].as_str().unwrap();
-        assert_eq!(pod["containers"][0]["args"], serde_json::json!(["run", job]));
+        assert_eq!(
+            pod["containers"][0]["args"],
+            serde_json::json!(["run", job])
+        );
         assert_eq!(pod["restartPolicy"], "Never");
         assert_eq!(c["spec"]["jobTemplate"]["spec"]["backoffLimit"], 0);
     }
-    insta::assert_snapshot!("cronjob_watch", document(&text, "CronJob", "runbookd-watch"));
+    insta::assert_snapshot!(
+        "cronjob_watch",
+        document(&text, "CronJob", "runbookd-watch")
+    );
 }
 
 #[test]
@@ -264,12 +302,29 @@ fn every_option_renders_valid_objects_in_both_modes() {
             .unwrap_or_else(|| panic!("no rule for {res}: {rules}"))
             .clone()
     };
-    assert!(rule_for("pods/log")["verbs"].as_array().unwrap().iter().any(|v| v == "get"), "{rules}");
-    assert_eq!(rule_for("events")["verbs"], serde_json::json!(["list"]), "{rules}");
+    assert!(
+        rule_for("pods/log")["verbs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v == "get"),
+        "{rules}"
+    );
+    assert_eq!(
+        rule_for("events")["verbs"],
+        serde_json::json!(["list"]),
+        "{rules}"
+    );
     let d = of_kind(&objects, "Deployment")[0];
     assert_eq!(d["spec"]["replicas"], 3);
-    assert_eq!(d["spec"]["template"]["spec"]["priorityClassName"], "high-priority");
-    assert_eq!(of_kind(&objects, "PodDisruptionBudget")[0]["spec"]["minAvailable"], 2);
+    assert_eq!(
+        d["spec"]["template"]["spec"]["priorityClassName"],
+        "high-priority"
+    );
+    assert_eq!(
+        of_kind(&objects, "PodDisruptionBudget")[0]["spec"]["minAvailable"],
+        2
+    );
 
     let (text, objects) = render(&["-f", all.to_str().unwrap(), "--set", "mode=cronjobs"]);
     validate(&text);
@@ -291,9 +346,23 @@ fn every_option_renders_valid_objects_in_both_modes() {
         cron,
         vec![
             // ${HOURLY_SCHEDULE:-…} from env; its own zone, policy and 1h 30m.
-            ("rb-hourly".into(), "5 * * * *".into(), "UTC".into(), "Replace".into(), 5400, true),
+            (
+                "rb-hourly".into(),
+                "5 * * * *".into(),
+                "UTC".into(),
+                "Replace".into(),
+                5400,
+                true
+            ),
             // The defaults: zone, forbid, catch_up 30m.
-            ("rb-nightly".into(), "0 2 * * *".into(), "America/New_York".into(), "Forbid".into(), 1800, false),
+            (
+                "rb-nightly".into(),
+                "0 2 * * *".into(),
+                "America/New_York".into(),
+                "Forbid".into(),
+                1800,
+                false
+            ),
         ]
     );
 }
@@ -319,11 +388,20 @@ fn jobs_a_cronjob_cannot_express_are_refused_with_the_reason() {
         let values = dir.path().join("values.yaml");
         std::fs::write(
             &values,
-            format!("mode: cronjobs\njobsYaml: |\n{}", yaml.lines().map(|l| format!("  {l}\n")).collect::<String>()),
+            format!(
+                "mode: cronjobs\njobsYaml: |\n{}",
+                yaml.lines().map(|l| format!("  {l}\n")).collect::<String>()
+            ),
         )
         .unwrap();
         let chart = chart();
-        let out = helm(&["template", "rb", chart.to_str().unwrap(), "-f", values.to_str().unwrap()]);
+        let out = helm(&[
+            "template",
+            "rb",
+            chart.to_str().unwrap(),
+            "-f",
+            values.to_str().unwrap(),
+        ]);
         assert!(!out.status.success(), "{yaml}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(want), "{yaml}: {err}");

@@ -127,7 +127,12 @@ jobs:
     let now = Utc::now();
     for day in (0..7).rev() {
         seed.add(
-            RunSpec::manual("daily-checklist", now - chrono::Duration::days(day) - chrono::Duration::minutes(5), "sre").check(
+            RunSpec::manual(
+                "daily-checklist",
+                now - chrono::Duration::days(day) - chrono::Duration::minutes(5),
+                "sre",
+            )
+            .check(
                 CheckResult::new("error-rate-24h", CheckStatus::Pass, "ok")
                     .number(0.001 * day as f64)
                     .threshold("fail if >= 0.01"),
@@ -141,9 +146,15 @@ jobs:
     let msgs = server.messages();
     assert_eq!(msgs.len(), 1);
     let m = parse(&msgs[0]);
-    assert_eq!(header(&m, "Subject"), "[runbookd] Flexoraa morning report: all clear");
+    assert_eq!(
+        header(&m, "Subject"),
+        "[runbookd] Flexoraa morning report: all clear"
+    );
     assert_eq!(header(&m, "From"), "runbookd <runbookd@flexoraa.com>");
-    assert_eq!(header(&m, "To"), "oncall@flexoraa.com, sre-lead@flexoraa.com");
+    assert_eq!(
+        header(&m, "To"),
+        "oncall@flexoraa.com, sre-lead@flexoraa.com"
+    );
     assert_eq!(header(&m, "Cc"), "cto@flexoraa.com");
     assert_eq!(
         header(&m, "X-Envelope-To"),
@@ -151,7 +162,9 @@ jobs:
     );
     // The Message-ID is the one the run recorded as sent.
     let sent = r.steps.iter().find(|s| s.name == "send-report").unwrap();
-    let id = sent.payload.as_ref().unwrap()["message_id"].as_str().unwrap();
+    let id = sent.payload.as_ref().unwrap()["message_id"]
+        .as_str()
+        .unwrap();
     assert_eq!(header(&m, "Message-ID"), id);
     assert_eq!(
         runner.store().mail(id).await.unwrap().unwrap().status,
@@ -185,7 +198,12 @@ async fn auth_required_is_530_a_wrong_password_535_and_neither_is_printed() {
     let clock = ManualClock::new(t("2026-11-30T03:45:00Z"));
     let timeout = Duration::from_secs(10);
 
-    let none = Smtp::new(&format!("smtp://127.0.0.1:{}?tls=none", server.port), None, timeout).unwrap();
+    let none = Smtp::new(
+        &format!("smtp://127.0.0.1:{}?tls=none", server.port),
+        None,
+        timeout,
+    )
+    .unwrap();
     let (_db, p) = postman(Arc::new(none), clock.clone()).await;
     let e = email("no auth");
     match p.deliver(&e, None, None).await.unwrap() {
@@ -194,7 +212,10 @@ async fn auth_required_is_530_a_wrong_password_535_and_neither_is_printed() {
     }
 
     let wrong = Smtp::new(
-        &format!("smtp://runbookd:not-the-Pa55@127.0.0.1:{}?tls=none", server.port),
+        &format!(
+            "smtp://runbookd:not-the-Pa55@127.0.0.1:{}?tls=none",
+            server.port
+        ),
         None,
         timeout,
     )
@@ -213,12 +234,19 @@ async fn auth_required_is_530_a_wrong_password_535_and_neither_is_printed() {
     assert!(!format!("{kept:?}").contains("not-the-Pa55"));
 
     let right = Smtp::new(
-        &format!("smtp://runbookd:s3cret-Pa55@127.0.0.1:{}?tls=none", server.port),
+        &format!(
+            "smtp://runbookd:s3cret-Pa55@127.0.0.1:{}?tls=none",
+            server.port
+        ),
         None,
         timeout,
     )
     .unwrap();
-    assert!(!right.describe().contains("s3cret-Pa55"), "{}", right.describe());
+    assert!(
+        !right.describe().contains("s3cret-Pa55"),
+        "{}",
+        right.describe()
+    );
     let (_db, p) = postman(Arc::new(right), clock).await;
     assert!(matches!(
         p.deliver(&email("right"), None, None).await.unwrap(),
@@ -240,13 +268,19 @@ async fn starttls_and_tls_trust_a_private_ca_and_only_it() {
     let trusted = Smtp::new(&url, Some(&ca), timeout).unwrap();
     let (_db, p) = postman(Arc::new(trusted), clock.clone()).await;
     assert!(matches!(
-        p.deliver(&email("over STARTTLS"), None, None).await.unwrap(),
+        p.deliver(&email("over STARTTLS"), None, None)
+            .await
+            .unwrap(),
         Delivered::Sent(_)
     ));
     assert_eq!(server.messages().len(), 1);
     // The same server without the CA: the certificate is refused, loudly.
     let untrusted = Smtp::new(&url, None, timeout).unwrap();
-    let err = untrusted.send(&email("refused")).await.unwrap_err().to_string();
+    let err = untrusted
+        .send(&email("refused"))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.to_lowercase().contains("certificate"), "{err}");
     // And a required STARTTLS is never skipped for a server that wants it
     // but is reached in plain text: tls=none is refused by the server.
@@ -255,7 +289,12 @@ async fn starttls_and_tls_trust_a_private_ca_and_only_it() {
     assert_eq!(server.messages().len(), 1);
 
     let tls = SmtpServer::start(SmtpOptions::default().smtps());
-    let smtps = Smtp::new(&format!("smtps://127.0.0.1:{}", tls.port), Some(&ca), timeout).unwrap();
+    let smtps = Smtp::new(
+        &format!("smtps://127.0.0.1:{}", tls.port),
+        Some(&ca),
+        timeout,
+    )
+    .unwrap();
     let (_db, p) = postman(Arc::new(smtps), clock).await;
     assert!(matches!(
         p.deliver(&email("over TLS"), None, None).await.unwrap(),
@@ -268,13 +307,25 @@ async fn starttls_and_tls_trust_a_private_ca_and_only_it() {
 async fn a_server_down_then_up_gets_the_message_exactly_once() {
     let port = free_port();
     let clock = ManualClock::new(t("2026-11-30T03:45:00Z"));
-    let smtp = Smtp::new(&format!("smtp://127.0.0.1:{port}?tls=none"), None, Duration::from_secs(5)).unwrap();
+    let smtp = Smtp::new(
+        &format!("smtp://127.0.0.1:{port}?tls=none"),
+        None,
+        Duration::from_secs(5),
+    )
+    .unwrap();
     let (_db, p) = postman(Arc::new(smtp), clock.clone()).await;
     let e = email("while the server was down");
-    let Delivered::Pending { retry_at, error } = p.deliver(&e, Some("morning-report"), Some(7)).await.unwrap() else {
+    let Delivered::Pending { retry_at, error } = p
+        .deliver(&e, Some("morning-report"), Some(7))
+        .await
+        .unwrap()
+    else {
         panic!("no server, yet sent");
     };
-    assert!(error.contains(&port.to_string()), "the error names the server: {error}");
+    assert!(
+        error.contains(&port.to_string()),
+        "the error names the server: {error}"
+    );
     assert_eq!(retry_at, t("2026-11-30T03:46:00Z"));
 
     let server = SmtpServer::start_on(port, SmtpOptions::default());
@@ -285,7 +336,10 @@ async fn a_server_down_then_up_gets_the_message_exactly_once() {
     assert_eq!(p.resend_due(10).await.unwrap().sent, 1);
     // Again, and again delivering the same message: nothing more.
     assert_eq!(p.resend_due(10).await.unwrap().sent, 0);
-    assert_eq!(p.deliver(&e, None, None).await.unwrap(), Delivered::AlreadySent);
+    assert_eq!(
+        p.deliver(&e, None, None).await.unwrap(),
+        Delivered::AlreadySent
+    );
     let got = server.messages();
     assert_eq!(got.len(), 1);
     assert_eq!(header(&parse(&got[0]), "Message-ID"), e.message_id);
@@ -321,9 +375,11 @@ fn two_daemons_send_a_pending_report_once() {
     let w = Workdir::new(BIN, &yaml).with_db(&db.url);
     let _a = w.serve();
     let _b = w.serve();
-    eventually(Duration::from_secs(30), "the pending report to arrive", || {
-        (!server.messages().is_empty()).then_some(())
-    });
+    eventually(
+        Duration::from_secs(30),
+        "the pending report to arrive",
+        || (!server.messages().is_empty()).then_some(()),
+    );
     // Several maintenance ticks of both replicas later, still one.
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(server.messages().len(), 1);
@@ -374,12 +430,24 @@ async fn a_failure_is_mailed_once_after_the_last_attempt_then_one_recovery() {
     // Two attempts, one mail, about the last.
     let first = run(&runner, &config, "flaky").await;
     assert_eq!((first.status, first.attempt), (RunStatus::Failed, 2));
-    assert_eq!(subjects(), vec![format!("[runbookd] flaky failed (run {})", first.id)]);
+    assert_eq!(
+        subjects(),
+        vec![format!("[runbookd] flaky failed (run {})", first.id)]
+    );
     let m = &server.messages()[0];
     let body = parse(m).subparts[0].get_body().unwrap();
-    assert!(body.contains(&format!("runbookd show {}", first.id)), "{body}");
-    assert!(body.contains("Repeats of this failure are not mailed"), "{body}");
-    assert!(body.contains("the token is"), "the log tail is in it: {body}");
+    assert!(
+        body.contains(&format!("runbookd show {}", first.id)),
+        "{body}"
+    );
+    assert!(
+        body.contains("Repeats of this failure are not mailed"),
+        "{body}"
+    );
+    assert!(
+        body.contains("the token is"),
+        "the log tail is in it: {body}"
+    );
     assert!(
         !String::from_utf8_lossy(m).contains("hunter2-token"),
         "a secret in the mail"

@@ -99,10 +99,18 @@ async fn with_an_external_secret_the_restart_waits_for_the_operator_to_write_it(
     let run = w.run("rotate").await;
     assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
     let names = steps(&run);
-    let sync = names.iter().position(|s| s == "wait-secret-sync succeeded").expect("a sync step");
+    let sync = names
+        .iter()
+        .position(|s| s == "wait-secret-sync succeeded")
+        .expect("a sync step");
     let restart = names.iter().position(|s| s == "restart succeeded").unwrap();
     assert!(sync < restart, "{names:?}");
-    assert!(cluster.calls().iter().any(|c| c == "GET externalsecret default/jwt"));
+    assert!(
+        cluster
+            .calls()
+            .iter()
+            .any(|c| c == "GET externalsecret default/jwt")
+    );
 
     // An operator that never writes it: no restart onto the old value.
     let (a, cluster, _) = rotation(
@@ -113,7 +121,10 @@ async fn with_an_external_secret_the_restart_waits_for_the_operator_to_write_it(
     let run = w.run("rotate").await;
     assert_eq!(run.status, RunStatus::Failed);
     let error = run.error.clone().unwrap();
-    assert!(error.contains("the Secret was not rewritten from jwt"), "{error}");
+    assert!(
+        error.contains("the Secret was not rewritten from jwt"),
+        "{error}"
+    );
     assert!(
         !cluster.changes().iter().any(|c| c.contains("deployment")),
         "restarted onto the old value: {:?}",
@@ -413,13 +424,19 @@ async fn a_prune_that_fails_does_not_read_as_a_failed_migration() {
     let run = w.run("migrate").await;
     assert_eq!(run.status, RunStatus::Failed);
     let error = run.error.clone().unwrap();
-    assert!(error.contains("only pruning old snapshots failed"), "{error}");
+    assert!(
+        error.contains("only pruning old snapshots failed"),
+        "{error}"
+    );
     assert!(error.contains("AccessDenied"), "{error}");
     assert!(error.contains("do not restore"), "{error}");
     assert!(!error.contains("restore-db-instance"), "{error}");
     assert_eq!(cluster.created_jobs().len(), 1);
     let verdicts: Vec<_> = steps(&run);
-    assert!(verdicts.contains(&"wait-migration succeeded".to_string()), "{verdicts:?}");
+    assert!(
+        verdicts.contains(&"wait-migration succeeded".to_string()),
+        "{verdicts:?}"
+    );
 }
 
 #[tokio::test]
@@ -446,7 +463,9 @@ async fn a_cancel_during_the_migration_says_the_cluster_job_goes_on() {
     let log = run.log.unwrap();
     let job = cluster.created_jobs()[0].metadata.name.clone().unwrap();
     assert!(
-        log.contains(&format!("Job {job} in default is still running in the cluster")),
+        log.contains(&format!(
+            "Job {job} in default is still running in the cluster"
+        )),
         "{log}"
     );
     assert!(log.contains("Snapshot runbookd-premigrate-"), "{log}");
@@ -705,7 +724,10 @@ async fn undo_is_the_way_out_of_a_failed_rollout_that_restart_refuses() {
     let run = w.run("restart").await;
     assert_eq!(run.status, RunStatus::Failed);
     assert!(
-        run.error.as_deref().unwrap().contains("the last rollout failed"),
+        run.error
+            .as_deref()
+            .unwrap()
+            .contains("the last rollout failed"),
         "{:?}",
         run.error
     );
@@ -723,7 +745,11 @@ async fn undo_is_the_way_out_of_a_failed_rollout_that_restart_refuses() {
     cluster.pause();
     let run = w.run("undo").await;
     assert_eq!(run.status, RunStatus::Failed);
-    assert!(run.error.as_deref().unwrap().contains("paused"), "{:?}", run.error);
+    assert!(
+        run.error.as_deref().unwrap().contains("paused"),
+        "{:?}",
+        run.error
+    );
 }
 
 #[tokio::test]

@@ -102,9 +102,13 @@ fn checklist_run(at: DateTime<Utc>, d: Day) -> RunSpec {
     let mut r = RunSpec::scheduled("daily-checklist", at)
         .took(Duration::seconds(4))
         .check(
-            CheckResult::new("error-rate-24h", e, format!("{} of requests failed", d.error_rate))
-                .number(d.error_rate)
-                .threshold("fail if >= 0.01; warn if >= 0.005"),
+            CheckResult::new(
+                "error-rate-24h",
+                e,
+                format!("{} of requests failed", d.error_rate),
+            )
+            .number(d.error_rate)
+            .threshold("fail if >= 0.01; warn if >= 0.005"),
         )
         .check(
             CheckResult::new("ai-token-budget", k, format!("{} tokens", d.tokens))
@@ -112,11 +116,17 @@ fn checklist_run(at: DateTime<Utc>, d: Day) -> RunSpec {
                 .threshold("fail if > 4500; warn if > 3000"),
         )
         .check(
-            CheckResult::new("db-connections", c, format!("{:.0}% of max_connections", d.connections * 100.0))
-                .number(d.connections)
-                .threshold("fail if > 0.9; warn if > 0.7"),
+            CheckResult::new(
+                "db-connections",
+                c,
+                format!("{:.0}% of max_connections", d.connections * 100.0),
+            )
+            .number(d.connections)
+            .threshold("fail if > 0.9; warn if > 0.7"),
         )
-        .check(CheckResult::new("api-pods", CheckStatus::Pass, "3/3 ready, 0 restarts").text("3/3"));
+        .check(
+            CheckResult::new("api-pods", CheckStatus::Pass, "3/3 ready, 0 restarts").text("3/3"),
+        );
     if failed {
         r = r.failed(RunStatus::Failed, "1 of 4 checks failed: error-rate-24h");
     }
@@ -144,12 +154,12 @@ async fn seven_days(seed: &Seed, today: Day, skip_backup_today: bool) {
         // reading (still running).
         let report = RunSpec::scheduled("morning-report", base + Duration::minutes(15))
             .took(Duration::seconds(2));
-        seed.add(if day == 0 { report.running() } else { report }).await;
+        seed.add(if day == 0 { report.running() } else { report })
+            .await;
         let backup = base - Duration::minutes(30);
         if !(day == 0 && skip_backup_today) {
             seed.add(
-                RunSpec::scheduled("verify-backups", backup)
-                    .took(Duration::seconds(40 + day)),
+                RunSpec::scheduled("verify-backups", backup).took(Duration::seconds(40 + day)),
             )
             .await;
         }
@@ -228,14 +238,47 @@ async fn failures() -> World {
     )
     .await;
     s.add(
-        RunSpec::manual("snapshot-before-migrate", t("2026-11-29T12:40:00Z"), "alice")
-            .took(Duration::seconds(412))
-            .step("create-snapshot", "rds:flexoraa-production-db", StepStatus::Succeeded, "snapshot runbookd-premigrate-20261129-124000 creating",
-                Some(serde_json::json!({"snapshot": "runbookd-premigrate-20261129-124000"})))
-            .step("wait-snapshot", "rds:runbookd-premigrate-20261129-124000", StepStatus::Succeeded, "available", None)
-            .step("create-migration-job", "job/snapshot-before-migrate-migrate-901 in default", StepStatus::Succeeded, "Job created from flexoraa/api:3", None)
-            .step("wait-migration", "job/snapshot-before-migrate-migrate-901 in default", StepStatus::Succeeded, "Complete", None)
-            .step("verify", "2 check(s)", StepStatus::Succeeded, "2 passed", None),
+        RunSpec::manual(
+            "snapshot-before-migrate",
+            t("2026-11-29T12:40:00Z"),
+            "alice",
+        )
+        .took(Duration::seconds(412))
+        .step(
+            "create-snapshot",
+            "rds:flexoraa-production-db",
+            StepStatus::Succeeded,
+            "snapshot runbookd-premigrate-20261129-124000 creating",
+            Some(serde_json::json!({"snapshot": "runbookd-premigrate-20261129-124000"})),
+        )
+        .step(
+            "wait-snapshot",
+            "rds:runbookd-premigrate-20261129-124000",
+            StepStatus::Succeeded,
+            "available",
+            None,
+        )
+        .step(
+            "create-migration-job",
+            "job/snapshot-before-migrate-migrate-901 in default",
+            StepStatus::Succeeded,
+            "Job created from flexoraa/api:3",
+            None,
+        )
+        .step(
+            "wait-migration",
+            "job/snapshot-before-migrate-migrate-901 in default",
+            StepStatus::Succeeded,
+            "Complete",
+            None,
+        )
+        .step(
+            "verify",
+            "2 check(s)",
+            StepStatus::Succeeded,
+            "2 passed",
+            None,
+        ),
     )
     .await;
     s.add(
@@ -287,10 +330,17 @@ async fn failures_are_listed_with_values_thresholds_changes_and_links() {
     let c = r.checklist.as_ref().unwrap();
     let rate = c.rows.iter().find(|r| r.check == "error-rate-24h").unwrap();
     assert_eq!(rate.status, CheckStatus::Fail);
-    assert_eq!(rate.change(), "+0.0118 (+536%)", "against 0.0022 a day earlier");
+    assert_eq!(
+        rate.change(),
+        "+0.0118 (+536%)",
+        "against 0.0022 a day earlier"
+    );
     let what: Vec<&str> = r.attention.iter().map(|a| a.what.as_str()).collect();
     assert_eq!(r.attention.len(), 4, "{what:#?}");
-    assert!(what[0].starts_with("error-rate-24h FAIL: 0.014"), "{what:?}");
+    assert!(
+        what[0].starts_with("error-rate-24h FAIL: 0.014"),
+        "{what:?}"
+    );
     assert_eq!(
         r.attention[0].grafana.as_deref(),
         Some("https://grafana.example/d/api?var-check=error-rate-24h")
@@ -300,13 +350,23 @@ async fn failures_are_listed_with_values_thresholds_changes_and_links() {
         Some("https://git.example/ops/RUNBOOK.md#alert-error-rate-5")
     );
     // The failed checklist run is also a failed fire of the ledger.
-    assert!(r.findings.iter().any(|f| f.kind == FindingKind::Failed && f.job == "daily-checklist"));
+    assert!(
+        r.findings
+            .iter()
+            .any(|f| f.kind == FindingKind::Failed && f.job == "daily-checklist")
+    );
     // Maintenance, oldest first, with its snapshot; the dry run is listed
     // as one; this morning's backup verification too.
     let listed: Vec<(&str, &str, bool)> = r
         .activity
         .iter()
-        .map(|a| (a.run.job.as_str(), a.run.triggered_by.as_str(), a.run.dry_run))
+        .map(|a| {
+            (
+                a.run.job.as_str(),
+                a.run.triggered_by.as_str(),
+                a.run.dry_run,
+            )
+        })
         .collect();
     assert_eq!(
         listed,
@@ -316,9 +376,15 @@ async fn failures_are_listed_with_values_thresholds_changes_and_links() {
             ("verify-backups", "scheduler", false),
         ]
     );
-    assert_eq!(r.activity[1].snapshots(), vec!["runbookd-premigrate-20261129-124000"]);
+    assert_eq!(
+        r.activity[1].snapshots(),
+        vec!["runbookd-premigrate-20261129-124000"]
+    );
     assert_eq!(r.activity[1].steps.len(), 5);
-    assert_eq!(r.subject(), "[runbookd] Flexoraa morning report: 4 need attention");
+    assert_eq!(
+        r.subject(),
+        "[runbookd] Flexoraa morning report: 4 need attention"
+    );
     let out = render(&r, &w.config);
     insta::assert_snapshot!("failures_text", out.text);
     insta::assert_snapshot!("failures_html", out.html);
@@ -404,8 +470,14 @@ async fn the_html_renders_in_headless_chromium() {
     // The red banner (attention) and the charts' blue line are on screen.
     let px: Vec<&[u8]> = buf.chunks(info.line_size / info.width as usize).collect();
     let near = |p: &[u8], c: [u8; 3]| p.iter().zip(c).all(|(a, b)| a.abs_diff(b) < 12);
-    assert!(px.iter().any(|p| near(p, [198, 40, 40])), "no red banner rendered");
-    assert!(px.iter().any(|p| near(p, [21, 101, 192])), "no chart rendered");
+    assert!(
+        px.iter().any(|p| near(p, [198, 40, 40])),
+        "no red banner rendered"
+    );
+    assert!(
+        px.iter().any(|p| near(p, [21, 101, 192])),
+        "no chart rendered"
+    );
     if let Ok(to) = std::env::var("RUNBOOKD_SCREENSHOT_TO") {
         std::fs::copy(&png, &to).unwrap();
     }

@@ -407,7 +407,11 @@ async fn steps_are_saved_as_they_start_and_end(s: Arc<dyn HistoryStore>) {
 
 async fn check_history_reads_a_jobs_points_oldest_first(s: Arc<dyn HistoryStore>) {
     let mut ids = Vec::new();
-    for (day, ms) in [("2026-01-01", 10.0), ("2026-01-02", 20.0), ("2026-01-03", 30.0)] {
+    for (day, ms) in [
+        ("2026-01-01", 10.0),
+        ("2026-01-02", 20.0),
+        ("2026-01-03", 30.0),
+    ] {
         let at = format!("{day}T08:00:00Z");
         let id = s
             .insert_run(&new_run("daily", Some(&at)))
@@ -429,18 +433,28 @@ async fn check_history_reads_a_jobs_points_oldest_first(s: Arc<dyn HistoryStore>
         ids.push(id);
     }
     // Another job's results and a run still going are not history.
-    let other = s.insert_run(&new_run("watch", None)).await.unwrap().unwrap();
-    s.record_checks(other, &[CheckResult::new("p99", CheckStatus::Fail, "x").number(1.0)])
+    let other = s
+        .insert_run(&new_run("watch", None))
         .await
+        .unwrap()
         .unwrap();
+    s.record_checks(
+        other,
+        &[CheckResult::new("p99", CheckStatus::Fail, "x").number(1.0)],
+    )
+    .await
+    .unwrap();
     let going = s
         .insert_run(&new_run("daily", Some("2026-01-04T08:00:00Z")))
         .await
         .unwrap()
         .unwrap();
-    s.record_checks(going, &[CheckResult::new("p99", CheckStatus::Pass, "x").number(1.0)])
-        .await
-        .unwrap();
+    s.record_checks(
+        going,
+        &[CheckResult::new("p99", CheckStatus::Pass, "x").number(1.0)],
+    )
+    .await
+    .unwrap();
 
     let got = s
         .check_history("daily", t("2026-01-02T00:00:00Z"))
@@ -488,7 +502,12 @@ async fn mail_is_kept_until_sent_and_sent_once(s: Arc<dyn HistoryStore>) {
     assert!(s.mail("<none@runbookd>").await.unwrap().is_none());
 
     // Not due before its time.
-    assert!(s.due_mail(t("2026-01-01T07:59:59Z"), 10).await.unwrap().is_empty());
+    assert!(
+        s.due_mail(t("2026-01-01T07:59:59Z"), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let due = s.due_mail(t("2026-01-01T08:00:00Z"), 10).await.unwrap();
     assert_eq!(due, vec![m.clone()]);
 
@@ -499,20 +518,35 @@ async fn mail_is_kept_until_sent_and_sent_once(s: Arc<dyn HistoryStore>) {
         s.claim_mail("<a@runbookd>", now, lease),
         s.claim_mail("<a@runbookd>", now, lease)
     );
-    assert!(a.unwrap() ^ b.unwrap(), "exactly one sender takes a message");
+    assert!(
+        a.unwrap() ^ b.unwrap(),
+        "exactly one sender takes a message"
+    );
     assert!(s.due_mail(now, 10).await.unwrap().is_empty());
 
-    s.mail_failed("<a@runbookd>", "smtp://mail:587: connection refused", 3, t("2026-01-01T08:10:00Z"))
-        .await
-        .unwrap();
+    s.mail_failed(
+        "<a@runbookd>",
+        "smtp://mail:587: connection refused",
+        3,
+        t("2026-01-01T08:10:00Z"),
+    )
+    .await
+    .unwrap();
     let failed = s.mail("<a@runbookd>").await.unwrap().unwrap();
     assert_eq!(failed.attempts, 3);
     assert_eq!(failed.status, MailStatus::Pending);
-    assert_eq!(failed.last_error.as_deref(), Some("smtp://mail:587: connection refused"));
+    assert_eq!(
+        failed.last_error.as_deref(),
+        Some("smtp://mail:587: connection refused")
+    );
     assert_eq!(failed.next_attempt_at, t("2026-01-01T08:10:00Z"));
 
     let later = t("2026-01-01T08:10:00Z");
-    assert!(s.claim_mail("<a@runbookd>", later, t("2026-01-01T08:15:00Z")).await.unwrap());
+    assert!(
+        s.claim_mail("<a@runbookd>", later, t("2026-01-01T08:15:00Z"))
+            .await
+            .unwrap()
+    );
     s.mail_sent("<a@runbookd>", later).await.unwrap();
     let sent = s.mail("<a@runbookd>").await.unwrap().unwrap();
     assert_eq!(sent.status, MailStatus::Sent);
@@ -523,7 +557,10 @@ async fn mail_is_kept_until_sent_and_sent_once(s: Arc<dyn HistoryStore>) {
     assert!(s.due_mail(far, 10).await.unwrap().is_empty());
     assert!(!s.claim_mail("<a@runbookd>", far, far).await.unwrap());
     s.mail_failed("<a@runbookd>", "late", 1, far).await.unwrap();
-    assert_eq!(s.mail("<a@runbookd>").await.unwrap().unwrap().status, MailStatus::Sent);
+    assert_eq!(
+        s.mail("<a@runbookd>").await.unwrap().unwrap().status,
+        MailStatus::Sent
+    );
 
     // Sent mail is pruned with old runs; pending mail is kept.
     let pending = queued("<b@runbookd>", "2026-01-01T08:00:00Z");
@@ -546,7 +583,10 @@ async fn failures_are_news_once_and_recovery_once(s: Arc<dyn HistoryStore>) {
     assert!(!s.notify_recovered("j", 6, at).await.unwrap());
     assert!(s.notify_failing("j", 7, at).await.unwrap());
     // Two replicas finishing at once: one tells it.
-    let (a, b) = tokio::join!(s.notify_recovered("k", 8, at), s.notify_recovered("k", 9, at));
+    let (a, b) = tokio::join!(
+        s.notify_recovered("k", 8, at),
+        s.notify_recovered("k", 9, at)
+    );
     assert!(a.unwrap() ^ b.unwrap());
 }
 
@@ -583,7 +623,10 @@ async fn each_request_is_taken_once_oldest_first(s: Arc<dyn HistoryStore>) {
         .map(|r| (r.id, r.status))
         .collect();
     taken.sort();
-    assert_eq!(taken, vec![(a, RequestStatus::Started), (b, RequestStatus::Started)]);
+    assert_eq!(
+        taken,
+        vec![(a, RequestStatus::Started), (b, RequestStatus::Started)]
+    );
     assert!(s.take_request("r4", now).await.unwrap().is_none());
 
     s.request_started(a, 77).await.unwrap();
@@ -591,7 +634,9 @@ async fn each_request_is_taken_once_oldest_first(s: Arc<dyn HistoryStore>) {
     assert_eq!(got.run_id, Some(77));
     assert!(got.taken_by.is_some());
     assert_eq!(got.taken_at, Some(now));
-    s.refuse_request(b, "no job named `watch` in this daemon's jobs file").await.unwrap();
+    s.refuse_request(b, "no job named `watch` in this daemon's jobs file")
+        .await
+        .unwrap();
     let got = s.get_request(b).await.unwrap().unwrap();
     assert_eq!(got.status, RequestStatus::Refused);
     assert!(got.error.unwrap().contains("no job named"));
@@ -611,8 +656,19 @@ async fn pauses_are_kept_until_resumed(s: Arc<dyn HistoryStore>) {
         paused_at: t("2026-01-01T00:00:00Z"),
     };
     assert!(s.pause_job(&p).await.unwrap());
-    assert!(!s.pause_job(&Pause { paused_by: "bob".into(), ..p.clone() }).await.unwrap());
-    assert_eq!(s.paused_jobs().await.unwrap(), vec![p.clone()], "the first pause stands");
+    assert!(
+        !s.pause_job(&Pause {
+            paused_by: "bob".into(),
+            ..p.clone()
+        })
+        .await
+        .unwrap()
+    );
+    assert_eq!(
+        s.paused_jobs().await.unwrap(),
+        vec![p.clone()],
+        "the first pause stands"
+    );
     assert!(s.resume_job("watch").await.unwrap());
     assert!(!s.resume_job("watch").await.unwrap());
     assert!(s.paused_jobs().await.unwrap().is_empty());

@@ -37,7 +37,10 @@ struct World {
 async fn world(yaml: &str, adapters: Adapters, env: &[(&str, &str)]) -> World {
     let db = TestDatabase::sqlite();
     let store = db.open().await;
-    let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     let config = runbookd::jobs::load_str(std::path::Path::new("jobs.yaml"), yaml, &|k| {
         env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
     })
@@ -181,7 +184,9 @@ async fn a_crash_loop_an_oom_kill_and_a_fresh_rollout_are_named_with_their_evide
     let why = log.find("  - the database is unreachable\n").expect(&log);
     assert!(verdict < why, "{log}");
     let issues = log.find("KNOWN ISSUES").expect(&log);
-    let pods = log.find("PODS: 2/3 Ready, 1 CrashLoopBackOff, 1 OOMKilled").expect(&log);
+    let pods = log
+        .find("PODS: 2/3 Ready, 1 CrashLoopBackOff, 1 OOMKilled")
+        .expect(&log);
     assert!(verdict < issues && issues < pods, "{log}");
     for want in [
         "Pods crash looping [crash-loop]",
@@ -200,7 +205,10 @@ async fn a_crash_loop_an_oom_kill_and_a_fresh_rollout_are_named_with_their_evide
         assert!(log.contains(want), "missing {want:?} in:\n{log}");
     }
     // The unreachable database is itself evidence, and never fatal.
-    assert!(log.contains("DATABASE: failed: connect to postgres://app:***@127.0.0.1:1/app"), "{log}");
+    assert!(
+        log.contains("DATABASE: failed: connect to postgres://app:***@127.0.0.1:1/app"),
+        "{log}"
+    );
     // Read the crash-looping and OOM-killed pods' previous containers, and
     // one healthy pod; nothing changed.
     let calls = cluster.calls();
@@ -211,11 +219,29 @@ async fn a_crash_loop_an_oom_kill_and_a_fresh_rollout_are_named_with_their_evide
     ] {
         assert!(calls.contains(&want.to_string()), "{calls:?}");
     }
-    assert!(cluster.changes().is_empty(), "triage changed the cluster: {:?}", cluster.changes());
+    assert!(
+        cluster.changes().is_empty(),
+        "triage changed the cluster: {:?}",
+        cluster.changes()
+    );
     // Each part is a step with its data; the last is the diagnosis.
-    let names: Vec<(&str, StepStatus)> = run.steps.iter().map(|s| (s.name.as_str(), s.status)).collect();
+    let names: Vec<(&str, StepStatus)> = run
+        .steps
+        .iter()
+        .map(|s| (s.name.as_str(), s.status))
+        .collect();
     for part in ["pods", "deployment", "events", "database", "rds"] {
-        assert!(names.contains(&(part, if part == "database" { StepStatus::Failed } else { StepStatus::Succeeded })), "{names:?}");
+        assert!(
+            names.contains(&(
+                part,
+                if part == "database" {
+                    StepStatus::Failed
+                } else {
+                    StepStatus::Succeeded
+                }
+            )),
+            "{names:?}"
+        );
     }
     let diagnosis = run.steps.last().unwrap();
     assert_eq!(diagnosis.name, "diagnosis");
@@ -225,7 +251,10 @@ async fn a_crash_loop_an_oom_kill_and_a_fresh_rollout_are_named_with_their_evide
     );
     let payload = diagnosis.payload.as_ref().unwrap();
     assert_eq!(payload["severity"], "P0");
-    assert_eq!(payload["matches"][2]["suggest"], "runbookd run rollout-restart --dry-run");
+    assert_eq!(
+        payload["matches"][2]["suggest"],
+        "runbookd run rollout-restart --dry-run"
+    );
     assert_eq!(payload["failed_parts"][0], "database");
     let pods_step = run.steps.iter().find(|s| s.name == "pods").unwrap();
     let data = &pods_step.payload.as_ref().unwrap()["data"];
@@ -233,7 +262,10 @@ async fn a_crash_loop_an_oom_kill_and_a_fresh_rollout_are_named_with_their_evide
     // The secret in a pod's log and in the database URL is never stored.
     let everything = format!("{log}{}", serde_json::to_string(&run.steps).unwrap());
     assert!(!everything.contains(SECRET), "a secret was stored");
-    assert!(everything.contains("connecting to postgres://app:***@db/app"), "{everything}");
+    assert!(
+        everything.contains("connecting to postgres://app:***@db/app"),
+        "{everything}"
+    );
 }
 
 #[tokio::test]
@@ -250,13 +282,28 @@ async fn a_part_that_does_not_answer_in_time_is_reported_and_the_rest_go_on() {
     let started = std::time::Instant::now();
     let run = w.run("triage").await;
     // Every part under its own 300 ms: the whole well under the cluster's 30 s.
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
-    assert_eq!(run.status, RunStatus::Succeeded, "rds still answered: {:?}", run.error);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        run.status,
+        RunStatus::Succeeded,
+        "rds still answered: {:?}",
+        run.error
+    );
     let log = run.log.unwrap();
     for part in ["PODS", "DEPLOYMENT", "EVENTS"] {
-        assert!(log.contains(&format!("{part}: failed: no answer within 300ms")), "{part}:\n{log}");
+        assert!(
+            log.contains(&format!("{part}: failed: no answer within 300ms")),
+            "{part}:\n{log}"
+        );
     }
-    assert!(log.contains("RDS: flexoraa-production-db available"), "{log}");
+    assert!(
+        log.contains("RDS: flexoraa-production-db available"),
+        "{log}"
+    );
 }
 
 #[tokio::test]
@@ -281,9 +328,12 @@ async fn a_cancelled_triage_closes_every_step() {
             stop.cancel("cancelled by sre");
         })
     };
-    let ended = tokio::time::timeout(Duration::from_secs(20), w.runner.execute(&job, &req, id, &stop))
-        .await
-        .expect("a cancel ends the triage at once");
+    let ended = tokio::time::timeout(
+        Duration::from_secs(20),
+        w.runner.execute(&job, &req, id, &stop),
+    )
+    .await
+    .expect("a cancel ends the triage at once");
     canceller.await.unwrap();
     assert_eq!(ended.status, RunStatus::Cancelled);
     let run = w.store.get_run(id).await.unwrap().unwrap();
@@ -305,7 +355,9 @@ async fn a_dry_run_lists_the_parts_and_reads_nothing() {
     let rds = Arc::new(FakeRds::new("flexoraa-production-db"));
     let w = world(
         &cluster_only("2s"),
-        Adapters::real().with_cluster(cluster.clone()).with_rds(rds.clone()),
+        Adapters::real()
+            .with_cluster(cluster.clone())
+            .with_rds(rds.clone()),
         &[],
     )
     .await;
@@ -318,7 +370,11 @@ async fn a_dry_run_lists_the_parts_and_reads_nothing() {
     w.runner.execute(&job, &req, id, &Stop::new()).await;
     let run = w.store.get_run(id).await.unwrap().unwrap();
     assert_eq!(run.status, RunStatus::Succeeded);
-    assert!(run.steps.iter().all(|s| s.status == StepStatus::Skipped), "{:?}", run.steps);
+    assert!(
+        run.steps.iter().all(|s| s.status == StepStatus::Skipped),
+        "{:?}",
+        run.steps
+    );
     assert_eq!(run.steps.len(), 5, "{:?}", run.steps);
     assert!(cluster.calls().is_empty(), "{:?}", cluster.calls());
     assert!(rds.calls().is_empty(), "{:?}", rds.calls());
@@ -340,9 +396,10 @@ jobs:
     on_failure: [triage]
 {}",
         outbox.path().display(),
-        cluster_only("2s")
-            .trim_start_matches("jobs:\n")
-            .replace("  triage:\n    kind: triage\n", "  triage:\n    kind: triage\n    on_failure: [watch]\n")
+        cluster_only("2s").trim_start_matches("jobs:\n").replace(
+            "  triage:\n    kind: triage\n",
+            "  triage:\n    kind: triage\n    on_failure: [watch]\n"
+        )
     );
     let w = world(
         &yaml,
@@ -358,15 +415,26 @@ jobs:
     assert_eq!(watch.attempt, 2, "retries first, then the chain");
     let runs = w.store.list_runs(&all()).await.unwrap();
     let triages: Vec<&Run> = runs.iter().filter(|r| r.job == "triage").collect();
-    assert_eq!(triages.len(), 1, "one triage, after the last attempt only: {runs:#?}");
+    assert_eq!(
+        triages.len(),
+        1,
+        "one triage, after the last attempt only: {runs:#?}"
+    );
     let triage = triages[0];
     assert_eq!(triage.trigger, Trigger::Chained);
     assert_eq!(triage.triggered_by, format!("run {} of watch", watch.id));
     assert_eq!(triage.status, RunStatus::Succeeded);
     // A chained run never chains (triage names watch in its on_failure).
-    assert_eq!(runs.iter().filter(|r| r.job == "watch").count(), 2, "{runs:#?}");
+    assert_eq!(
+        runs.iter().filter(|r| r.job == "watch").count(),
+        2,
+        "{runs:#?}"
+    );
     // The page carries the diagnosis and says how to see the triage.
-    let mails: Vec<_> = std::fs::read_dir(outbox.path()).unwrap().map(|e| e.unwrap().path()).collect();
+    let mails: Vec<_> = std::fs::read_dir(outbox.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     assert_eq!(mails.len(), 1, "{mails:?}");
     let raw = std::fs::read(&mails[0]).unwrap();
     let parsed = mailparse::parse_mail(&raw).unwrap();
@@ -381,8 +449,13 @@ jobs:
         "triage (run {}, succeeded): P0: the database is unreachable; known issues: Pods crash looping; High memory usage; Database connection pool exhausted\n  runbookd show {}",
         triage.id, triage.id
     );
-    let at = text.find(&head).unwrap_or_else(|| panic!("no {head:?} in:\n{text}"));
-    assert!(at < text.find("Error:").unwrap_or(usize::MAX), "the diagnosis comes before the details:\n{text}");
+    let at = text
+        .find(&head)
+        .unwrap_or_else(|| panic!("no {head:?} in:\n{text}"));
+    assert!(
+        at < text.find("Error:").unwrap_or(usize::MAX),
+        "the diagnosis comes before the details:\n{text}"
+    );
 }
 
 #[tokio::test]
@@ -410,7 +483,11 @@ async fn a_chained_run_never_chains() {
         seen,
         vec![
             ("a".to_string(), Trigger::Manual, "sre".to_string()),
-            ("b".to_string(), Trigger::Chained, format!("run {} of a", a.id)),
+            (
+                "b".to_string(),
+                Trigger::Chained,
+                format!("run {} of a", a.id)
+            ),
         ]
     );
 }
@@ -435,7 +512,8 @@ jobs:
 ";
     let db = TestDatabase::sqlite();
     let store = db.open().await;
-    let config = runbookd::jobs::load_str(std::path::Path::new("jobs.yaml"), yaml, &|_| None).unwrap();
+    let config =
+        runbookd::jobs::load_str(std::path::Path::new("jobs.yaml"), yaml, &|_| None).unwrap();
     let runner = Runner::builder(
         store.clone(),
         Arc::new(Adapters::real().with_mail(Arc::new(Outbox::new(outbox.path())))),
@@ -467,25 +545,54 @@ jobs:
     let started = std::time::Instant::now();
     let ended = runner.execute(&job, &req, id, &Stop::new()).await;
     // The page went out before the 2 s job ended; execute waited for it.
-    assert!(started.elapsed() >= Duration::from_secs(2), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(ended.chained.len(), 2, "{:?}", ended.chained);
     assert_eq!(ended.chained[0].job, "slow");
     assert_eq!(ended.chained[0].status, RunStatus::Running);
-    assert_eq!(ended.chained[0].summary.as_deref(), Some("still running after 300ms"));
+    assert_eq!(
+        ended.chained[0].summary.as_deref(),
+        Some("still running after 300ms")
+    );
     assert_eq!(ended.chained[1].id, Some(other));
-    let mail = std::fs::read_dir(outbox.path()).unwrap().next().unwrap().unwrap().path();
+    let mail = std::fs::read_dir(outbox.path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     let sent_at = std::fs::metadata(&mail).unwrap().modified().unwrap();
     let slow_id = ended.chained[0].id.unwrap();
     let slow = store.get_run(slow_id).await.unwrap().unwrap();
-    assert_eq!(slow.status, RunStatus::Succeeded, "the chained run finished after the page");
+    assert_eq!(
+        slow.status,
+        RunStatus::Succeeded,
+        "the chained run finished after the page"
+    );
     let slow_end = std::time::SystemTime::from(slow.finished_at.unwrap());
     assert!(sent_at < slow_end, "the page waited for the slow job");
     let raw = std::fs::read(&mail).unwrap();
-    let text = String::from_utf8_lossy(&raw).replace("=\r\n", "").replace("\r\n", "\n");
-    assert!(text.contains(&format!("slow (run {slow_id}, running): still running after 300ms")), "{text}");
-    assert!(text.contains(&format!("gone (run {other}, running): already running")), "{text}");
+    let text = String::from_utf8_lossy(&raw)
+        .replace("=\r\n", "")
+        .replace("\r\n", "\n");
+    assert!(
+        text.contains(&format!(
+            "slow (run {slow_id}, running): still running after 300ms"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("gone (run {other}, running): already running")),
+        "{text}"
+    );
     let runs = store.list_runs(&all()).await.unwrap();
-    let skipped: Vec<&Run> = runs.iter().filter(|r| r.job == "gone" && r.status == RunStatus::Skipped).collect();
+    let skipped: Vec<&Run> = runs
+        .iter()
+        .filter(|r| r.job == "gone" && r.status == RunStatus::Skipped)
+        .collect();
     assert_eq!(skipped.len(), 1, "{runs:#?}");
     assert_eq!(skipped[0].trigger, Trigger::Chained);
 }
@@ -507,7 +614,10 @@ mod live {
         let db = TestDatabase::postgres().await;
         let app_url = db.url.clone();
         let redis_url = service("RUNBOOKD_TEST_REDIS_URL", "Redis");
-        let prom = service("RUNBOOKD_TEST_PROMETHEUS_URL", "Prometheus with the fixture history");
+        let prom = service(
+            "RUNBOOKD_TEST_PROMETHEUS_URL",
+            "Prometheus with the fixture history",
+        );
         let am = service("RUNBOOKD_TEST_ALERTMANAGER_URL", "Alertmanager");
         // A query that runs for a while: the longest one triage reports.
         let sleeper = {
@@ -538,10 +648,13 @@ mod live {
         let store = store_db.open().await;
         let config = runbookd::jobs::load_str(std::path::Path::new("jobs.yaml"), &yaml, &|_| None)
             .unwrap_or_else(|e| panic!("{e}"));
-        let runner = Runner::builder(store.clone(), Arc::new(Adapters::real().with_cluster(Arc::new(FakeCluster::default()))))
-            .config(&config)
-            .clock(Arc::new(ManualClock::new(t(T0))))
-            .build();
+        let runner = Runner::builder(
+            store.clone(),
+            Arc::new(Adapters::real().with_cluster(Arc::new(FakeCluster::default()))),
+        )
+        .config(&config)
+        .clock(Arc::new(ManualClock::new(t(T0))))
+        .build();
         let job = config.job("triage").unwrap().clone();
         let req = RunRequest::default();
         let id = runner.claim(&job, &req).await.unwrap().unwrap();
@@ -559,11 +672,20 @@ mod live {
         // Postgres: this test's connections, and the sleeping query's age.
         let db_facts = facts("database");
         assert_eq!(step("database").status, StepStatus::Succeeded, "{log}");
-        assert!(db_facts["db.connections"].as_f64().unwrap() >= 1.0, "{db_facts}");
-        assert!(db_facts["db.max_connections"].as_f64().unwrap() >= 10.0, "{db_facts}");
+        assert!(
+            db_facts["db.connections"].as_f64().unwrap() >= 1.0,
+            "{db_facts}"
+        );
+        assert!(
+            db_facts["db.max_connections"].as_f64().unwrap() >= 10.0,
+            "{db_facts}"
+        );
         let longest = db_facts["db.longest_query_seconds"].as_f64().unwrap();
         assert!(longest >= 0.5, "{db_facts}");
-        assert!(log.contains("SELECT pg_sleep(3)"), "query text shown when asked:\n{log}");
+        assert!(
+            log.contains("SELECT pg_sleep(3)"),
+            "query text shown when asked:\n{log}"
+        );
         // Redis answers PING and INFO.
         let r = facts("redis");
         assert_eq!(r["redis.reachable"], 1.0, "{log}");
@@ -575,7 +697,10 @@ mod live {
         let now = m["errors.rate"].as_f64().unwrap();
         let day = m["errors.rate_1d_ago"].as_f64().unwrap();
         assert!(now / day > 5.0, "now {now}, a day ago {day}");
-        assert!((m["errors.rate_1h_ago"].as_f64().unwrap() / now - 1.0).abs() < 0.1, "{m}");
+        assert!(
+            (m["errors.rate_1h_ago"].as_f64().unwrap() / now - 1.0).abs() < 0.1,
+            "{m}"
+        );
         assert!(m["latency.p99"].as_f64().unwrap() > 2.0, "{m}");
         // Alertmanager answers (with whatever is firing there).
         assert_eq!(step("alerts").status, StepStatus::Succeeded, "{log}");
@@ -590,10 +715,15 @@ mod live {
             .http_client(runbookd::adapters::aws::https_client())
             .endpoint_url(&endpoint)
             .region(aws_config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_rds::config::Credentials::new("testing", "testing", None, None, "test"))
+            .credentials_provider(aws_sdk_rds::config::Credentials::new(
+                "testing", "testing", None, None, "test",
+            ))
             .load()
             .await;
-        let instance = format!("triage-db-{}", Utc::now().timestamp_nanos_opt().unwrap() % 1_000_000_000_000);
+        let instance = format!(
+            "triage-db-{}",
+            Utc::now().timestamp_nanos_opt().unwrap() % 1_000_000_000_000
+        );
         aws_sdk_rds::Client::new(&conf)
             .create_db_instance()
             .db_instance_identifier(&instance)
@@ -605,7 +735,9 @@ mod live {
             .send()
             .await
             .unwrap();
-        let yaml = format!("jobs:\n  triage:\n    kind: triage\n    part_timeout: 5s\n    rds: {{instance: {instance}, region: us-east-1}}\n");
+        let yaml = format!(
+            "jobs:\n  triage:\n    kind: triage\n    part_timeout: 5s\n    rds: {{instance: {instance}, region: us-east-1}}\n"
+        );
         let w = world(
             &yaml,
             Adapters::real()
@@ -619,8 +751,15 @@ mod live {
         assert_eq!(rds.status, StepStatus::Succeeded, "{}", rds.detail);
         let p = rds.payload.as_ref().unwrap();
         assert_eq!(p["facts"]["rds.available"], 1.0, "{p}");
-        assert!(p["facts"]["rds.events"].is_number(), "DescribeEvents answered: {p}");
-        assert!(rds.detail.starts_with(&format!("{instance} available")), "{}", rds.detail);
+        assert!(
+            p["facts"]["rds.events"].is_number(),
+            "DescribeEvents answered: {p}"
+        );
+        assert!(
+            rds.detail.starts_with(&format!("{instance} available")),
+            "{}",
+            rds.detail
+        );
     }
 
     #[tokio::test]
@@ -637,11 +776,19 @@ mod live {
         when: {redis.reachable: \"== 0\"}
         remedy: reboot the node
 ";
-        let w = world(yaml, Adapters::real().with_cluster(Arc::new(FakeCluster::default())), &[]).await;
+        let w = world(
+            yaml,
+            Adapters::real().with_cluster(Arc::new(FakeCluster::default())),
+            &[],
+        )
+        .await;
         let run = w.run("triage").await;
         let log = run.log.unwrap();
         assert!(log.contains("TRIAGE: P0 (complete outage)"), "{log}");
         assert!(log.contains("the database is unreachable"), "{log}");
-        assert!(log.contains("Redis connection failures [redis-unreachable]"), "{log}");
+        assert!(
+            log.contains("Redis connection failures [redis-unreachable]"),
+            "{log}"
+        );
     }
 }

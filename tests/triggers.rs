@@ -6,9 +6,9 @@
 
 use std::time::Duration;
 
-use runbookd::testkit::binary::{Workdir, eventually, stderr, stdout};
 #[cfg(feature = "integration")]
 use runbookd::testkit::TestDatabase;
+use runbookd::testkit::binary::{Workdir, eventually, stderr, stdout};
 
 const BIN: &str = env!("CARGO_BIN_EXE_runbookd");
 
@@ -47,12 +47,27 @@ fn runs(w: &Workdir, job: &str) -> Vec<serde_json::Value> {
 fn a_triggered_run_is_followed_to_its_end_and_says_who_asked_and_why() {
     let w = Workdir::new(BIN, JOBS);
     let _d = w.serve();
-    let out = w.run(&["trigger", "hello", "--wait", "--as", "alice", "--reason", "checking after deploy"]);
+    let out = w.run(&[
+        "trigger",
+        "hello",
+        "--wait",
+        "--as",
+        "alice",
+        "--reason",
+        "checking after deploy",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains("request #1: `hello` queued"), "{err}");
-    assert!(err.contains("hello from the job"), "the log is followed: {err}");
-    assert!(stdout(&out).contains("of `hello` succeeded"), "{}", stdout(&out));
+    assert!(
+        err.contains("hello from the job"),
+        "the log is followed: {err}"
+    );
+    assert!(
+        stdout(&out).contains("of `hello` succeeded"),
+        "{}",
+        stdout(&out)
+    );
     let r = runs(&w, "hello");
     assert_eq!(r.len(), 1);
     assert_eq!(r[0]["trigger"], "manual");
@@ -97,17 +112,26 @@ fn bad_requests_are_refused_with_the_reason() {
     let out = w.run(&["-c", "cli.yaml", "trigger", "only-here", "--wait"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stderr(&out).contains("refused by") && stderr(&out).contains("no job named `only-here` in this daemon's jobs file"),
+        stderr(&out).contains("refused by")
+            && stderr(&out).contains("no job named `only-here` in this daemon's jobs file"),
         "{}",
         stderr(&out)
     );
     // Caught before anything is queued.
     let out = w.run(&["trigger", "nope"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("no job named `nope`"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no job named `nope`"),
+        "{}",
+        stderr(&out)
+    );
     let out = w.run(&["trigger", "hello", "--param", "only=x"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("takes no `only` parameter"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("takes no `only` parameter"),
+        "{}",
+        stderr(&out)
+    );
     let out = w.run(&["trigger", "hello", "--param", "junk"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("KEY=VALUE"), "{}", stderr(&out));
@@ -140,7 +164,11 @@ fn a_paused_job_skips_its_fires_with_the_reason_until_resumed() {
     let out = w.run(&["pause", "tick", "--reason", "maintenance window"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let out = w.run(&["pause", "tick"]);
-    assert!(stdout(&out).contains("already paused by"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("already paused by"),
+        "{}",
+        stdout(&out)
+    );
     let out = w.run(&["pause", "hello"]);
     assert_eq!(out.status.code(), Some(2), "no schedule, nothing to pause");
     let out = w.run(&["jobs"]);
@@ -153,7 +181,10 @@ fn a_paused_job_skips_its_fires_with_the_reason_until_resumed() {
     for r in &skipped {
         assert_eq!(r["status"], "skipped", "{r}");
         let e = r["error"].as_str().unwrap();
-        assert!(e.contains("tick paused by") && e.contains("(maintenance window)"), "{e}");
+        assert!(
+            e.contains("tick paused by") && e.contains("(maintenance window)"),
+            "{e}"
+        );
     }
     let out = w.run(&["resume", "tick"]);
     assert!(out.status.success(), "{}", stderr(&out));

@@ -94,7 +94,8 @@ impl Draft {
                 let mut related = MultiPart::related().singlepart(html);
                 for (cid, png) in &self.images {
                     let ct = header::ContentType::parse("image/png").expect("a valid content type");
-                    related = related.singlepart(Attachment::new_inline(cid.clone()).body(png.clone(), ct));
+                    related = related
+                        .singlepart(Attachment::new_inline(cid.clone()).body(png.clone(), ct));
                 }
                 MultiPart::alternative().singlepart(text).multipart(related)
             }
@@ -159,7 +160,10 @@ impl Smtp {
         let shown = redact_url(url);
         let bad = |m: String| MailError::Config(format!("{shown}: {m}"));
         let u = url::Url::parse(url).map_err(|e| bad(format!("not a URL: {e}")))?;
-        let host = u.host_str().ok_or_else(|| bad("no host".into()))?.to_string();
+        let host = u
+            .host_str()
+            .ok_or_else(|| bad("no host".into()))?
+            .to_string();
         let tls_mode = u
             .query_pairs()
             .find(|(k, _)| k == "tls")
@@ -168,8 +172,12 @@ impl Smtp {
         if let Some(ca) = ca {
             let pem = std::fs::read(ca)
                 .map_err(|e| bad(format!("cannot read the CA file {}: {e}", ca.display())))?;
-            let cert = Certificate::from_pem(&pem)
-                .map_err(|e| bad(format!("the CA file {} is not a PEM certificate: {e}", ca.display())))?;
+            let cert = Certificate::from_pem(&pem).map_err(|e| {
+                bad(format!(
+                    "the CA file {} is not a PEM certificate: {e}",
+                    ca.display()
+                ))
+            })?;
             params = params.add_root_certificate(cert);
         }
         let params = params
@@ -276,7 +284,13 @@ pub fn eml_name(message_id: &str) -> String {
     let clean: String = message_id
         .trim_matches(['<', '>'])
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     format!("{clean}.eml")
 }

@@ -65,7 +65,16 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
             out,
             send,
             job,
-        } => super::report::report(&cli, since.as_deref(), out.as_deref(), *send, job.as_deref()).await,
+        } => {
+            super::report::report(
+                &cli,
+                since.as_deref(),
+                out.as_deref(),
+                *send,
+                job.as_deref(),
+            )
+            .await
+        }
         Command::Trigger {
             job,
             wait,

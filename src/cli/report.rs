@@ -109,16 +109,17 @@ pub async fn report(
                     let mut draft = rendered.clone().draft(&config.mail, &to, &cc);
                     draft.text = redact(&draft.text);
                     draft.html = draft.html.map(|h| redact(&h));
-                    draft
-                        .compose(&crate::adapters::mail::new_message_id())?
-                        .raw
+                    draft.compose(&crate::adapters::mail::new_message_id())?.raw
                 }
                 _ => redact(&rendered.text).into_bytes(),
             };
-            std::fs::write(path, bytes).map_err(|e| {
-                CliError::Usage(format!("cannot write {}: {e}", path.display()))
-            })?;
-            render::note(&format!("{}: written to {}", report.subject(), path.display()));
+            std::fs::write(path, bytes)
+                .map_err(|e| CliError::Usage(format!("cannot write {}: {e}", path.display())))?;
+            render::note(&format!(
+                "{}: written to {}",
+                report.subject(),
+                path.display()
+            ));
         }
         None if !send => {
             render::say(&format!("Subject: {}\n", report.subject()))?;

@@ -178,7 +178,10 @@ async fn follow(
             };
             match retry {
                 Some(next) => {
-                    render::note(&format!("run {id} {}; retrying as run {}", run.status, next.id));
+                    render::note(&format!(
+                        "run {id} {}; retrying as run {}",
+                        run.status, next.id
+                    ));
                     id = next.id;
                     printed = 0;
                     continue;
@@ -186,7 +189,9 @@ async fn follow(
                 None => return Ok(run),
             }
         }
-        let quiet = (SystemClock.now() - run.heartbeat_at).to_std().unwrap_or_default();
+        let quiet = (SystemClock.now() - run.heartbeat_at)
+            .to_std()
+            .unwrap_or_default();
         if quiet > stale_after * 2 {
             return Err(CliError::Refused(format!(
                 "run {id} has not beaten for {}s and no replica has marked it abandoned: are all daemons down? It still reads as running",

@@ -216,8 +216,16 @@ pub(super) fn links(raw: Option<&RawLinks>, diags: &mut Diags) -> Links {
     let grafana = raw.grafana.as_ref().and_then(|t| url(t, "grafana", diags));
     let runbook = raw.runbook.as_ref().and_then(|t| url(t, "runbook", diags));
     if !raw.anchors.is_empty() && runbook.is_none() {
-        let at = raw.anchors.values().next().map(|t| t.at).unwrap_or(Pos::default());
-        diags.at(at, "links.anchors need links.runbook, the page they are anchors of");
+        let at = raw
+            .anchors
+            .values()
+            .next()
+            .map(|t| t.at)
+            .unwrap_or(Pos::default());
+        diags.at(
+            at,
+            "links.anchors need links.runbook, the page they are anchors of",
+        );
     }
     let anchors = raw
         .anchors

@@ -566,24 +566,45 @@ fn build<R: JobKinds>(path: &Path, raw: &RawFile<R>, diags: &mut Diags) -> Confi
     }
     for job in jobs.values() {
         for (i, next) in job.on_failure.iter().enumerate() {
-            if job.on_failure[..i].iter().any(|n| n.as_str() == next.as_str()) {
-                diags.at(next.at, format!("on_failure names `{}` twice", next.as_str()));
+            if job.on_failure[..i]
+                .iter()
+                .any(|n| n.as_str() == next.as_str())
+            {
+                diags.at(
+                    next.at,
+                    format!("on_failure names `{}` twice", next.as_str()),
+                );
             } else if next.as_str() == job.name {
-                diags.at(next.at, format!("`{}` cannot chain to itself on failure", job.name));
+                diags.at(
+                    next.at,
+                    format!("`{}` cannot chain to itself on failure", job.name),
+                );
             } else if !jobs.contains_key(next.as_str()) {
-                diags.at(next.at, format!("on_failure: no job named `{}`", next.as_str()));
+                diags.at(
+                    next.at,
+                    format!("on_failure: no job named `{}`", next.as_str()),
+                );
             }
         }
         for (name, kind) in job.spec.references() {
             match jobs.get(name.as_str()) {
-                None if kind == "*" => diags.at(name.at, format!("no job named `{}`", name.as_str())),
+                None if kind == "*" => {
+                    diags.at(name.at, format!("no job named `{}`", name.as_str()))
+                }
                 None => diags.at(
                     name.at,
-                    format!("no job named `{}` (a {kind} job is needed here)", name.as_str()),
+                    format!(
+                        "no job named `{}` (a {kind} job is needed here)",
+                        name.as_str()
+                    ),
                 ),
                 Some(j) if kind != "*" && j.kind != kind => diags.at(
                     name.at,
-                    format!("`{}` is a {} job; a {kind} job is needed here", name.as_str(), j.kind),
+                    format!(
+                        "`{}` is a {} job; a {kind} job is needed here",
+                        name.as_str(),
+                        j.kind
+                    ),
                 ),
                 Some(_) => {}
             }
@@ -758,10 +779,13 @@ fn build_job<R: JobKinds>(
         let at = common.notify_to.as_ref().map(|t| t.at).unwrap_or(name.at);
         diags.at(
             at,
-            format!("notify: {} needs recipients: set mail.to or this job's notify_to", match notify {
-                Notify::Always => "always",
-                _ => "on_failure",
-            }),
+            format!(
+                "notify: {} needs recipients: set mail.to or this job's notify_to",
+                match notify {
+                    Notify::Always => "always",
+                    _ => "on_failure",
+                }
+            ),
         );
     }
     let spec = raw.spec.as_ref()?;

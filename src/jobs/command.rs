@@ -278,7 +278,8 @@ fn drain(
             } else if held_since.is_none() {
                 held_since = Some(Instant::now());
             }
-            if pending.len() >= FLUSH_BYTES || held_since.is_some_and(|t| t.elapsed() >= FLUSH_EVERY)
+            if pending.len() >= FLUSH_BYTES
+                || held_since.is_some_and(|t| t.elapsed() >= FLUSH_EVERY)
             {
                 flush(&mut pending, &log, stream);
                 held_since = None;
@@ -320,7 +321,10 @@ fn hold(line: &mut Vec<u8>, over: &mut u64, bytes: &[u8]) {
 /// Waits for the readers to reach the end of their pipes; past
 /// [`DRAIN_TIMEOUT`] (a leftover process holds a pipe open) they are told
 /// to stop, and hand over what they hold before they do.
-async fn finish_readers(readers: [Option<tokio::task::JoinHandle<()>>; 2], stop: CancellationToken) {
+async fn finish_readers(
+    readers: [Option<tokio::task::JoinHandle<()>>; 2],
+    stop: CancellationToken,
+) {
     let all = futures::future::join_all(readers.into_iter().flatten());
     tokio::pin!(all);
     if tokio::time::timeout(DRAIN_TIMEOUT, &mut all).await.is_err() {
@@ -406,7 +410,11 @@ mod tests {
             }
         })
         .await;
-        assert!(shown.is_ok(), "line 0 not in the log 5 s later: {:?}", log.snapshot().text);
+        assert!(
+            shown.is_ok(),
+            "line 0 not in the log 5 s later: {:?}",
+            log.snapshot().text
+        );
         // Told to stop with the pipe still open, it hands over what it holds.
         stop.cancel();
         tokio::time::timeout(Duration::from_secs(5), reader)
@@ -414,6 +422,10 @@ mod tests {
             .expect("the reader stops when told")
             .unwrap();
         writer.abort();
-        assert!(log.snapshot().text.contains("line 1"), "{}", log.snapshot().text);
+        assert!(
+            log.snapshot().text.contains("line 1"),
+            "{}",
+            log.snapshot().text
+        );
     }
 }

@@ -221,7 +221,10 @@ impl Job for ReportJob {
                 self.mailer.describe()
             ),
             || async {
-                match postman.deliver(&email, Some(&ctx.job), Some(ctx.run_id)).await {
+                match postman
+                    .deliver(&email, Some(&ctx.job), Some(ctx.run_id))
+                    .await
+                {
                     Ok(Delivered::Sent(to)) => Ok(Done::new(
                         format!("sent to {recipients} through {to}"),
                         format!("sent: {to}"),
@@ -233,7 +236,9 @@ impl Job for ReportJob {
                     )),
                     // Kept: the daemon sends it when the server is back.
                     Ok(Delivered::Pending { error, retry_at }) => Ok(Done::new(
-                        format!("not sent yet ({error}); kept, and resent by the daemon from {retry_at}"),
+                        format!(
+                            "not sent yet ({error}); kept, and resent by the daemon from {retry_at}"
+                        ),
                         format!("pending: {error}"),
                     )
                     .payload(serde_json::json!({"message_id": message_id, "pending": true}))),
@@ -245,7 +250,10 @@ impl Job for ReportJob {
         Ok(Outcome {
             summary: Some(match sent {
                 Some(how) => format!("{}: {how}", capitalised(&verdict)),
-                None => format!("dry run: {} report not sent (would go to {recipients})", verdict),
+                None => format!(
+                    "dry run: {} report not sent (would go to {recipients})",
+                    verdict
+                ),
             }),
             ..Default::default()
         })

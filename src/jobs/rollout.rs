@@ -264,9 +264,9 @@ impl RolloutJob {
                     .ok_or_else(|| format!("no deployment `{name}` in namespace `{ns}`"))?;
                 let refused = match guard {
                     Guard::Settled => ready_to_change(&dep).err(),
-                    Guard::NotPaused if dep.spec.paused == Some(true) => Some(
-                        "the deployment is paused (kubectl rollout resume it first)".into(),
-                    ),
+                    Guard::NotPaused if dep.spec.paused == Some(true) => {
+                        Some("the deployment is paused (kubectl rollout resume it first)".into())
+                    }
                     Guard::NotPaused | Guard::Nothing => None,
                 };
                 if let Some(e) = refused {

@@ -260,8 +260,16 @@ impl RotateJob {
             .await?;
             // Pods restarted before the operator wrote the Secret would
             // start with the old value, and the rotation would look done.
-            let since = self.clock.now().with_nanosecond(0).unwrap_or_else(|| self.clock.now());
-            let limit = self.spec.sync_timeout.map(|d| d.0).unwrap_or(Duration::from_secs(120));
+            let since = self
+                .clock
+                .now()
+                .with_nanosecond(0)
+                .unwrap_or_else(|| self.clock.now());
+            let limit = self
+                .spec
+                .sync_timeout
+                .map(|d| d.0)
+                .unwrap_or(Duration::from_secs(120));
             procedure::step(
                 ctx,
                 "wait-secret-sync",

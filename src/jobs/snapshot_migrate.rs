@@ -600,9 +600,9 @@ impl Job for MigrateJob {
             // would lose every write since the snapshot.
             Ok(summary) => match self.prune(ctx, &id).await {
                 Ok(()) => Ok(Outcome {
-                summary: Some(if ctx.dry_run {
-                    format!("dry run: nothing changed; would snapshot {instance} and migrate")
-                } else {
+                    summary: Some(if ctx.dry_run {
+                        format!("dry run: nothing changed; would snapshot {instance} and migrate")
+                    } else {
                         summary
                     }),
                     records,

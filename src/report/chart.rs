@@ -68,7 +68,10 @@ pub fn png(
         let (lo, hi) = if lo.is_finite() {
             // Room above and below, and a visible range for a flat line.
             let pad = ((hi - lo) * 0.1).max(hi.abs().max(1e-9) * 0.05);
-            ((lo - pad).min(if lo >= 0.0 { 0.0 } else { lo - pad }), hi + pad)
+            (
+                (lo - pad).min(if lo >= 0.0 { 0.0 } else { lo - pad }),
+                hi + pad,
+            )
         } else {
             (0.0, 1.0)
         };
@@ -83,7 +86,10 @@ pub fn png(
         let mut day = x0 - x0.rem_euclid(86400.0) + 86400.0;
         while day < x1 {
             chart
-                .draw_series(LineSeries::new([(day, lo), (day, hi)], grid.stroke_width(1)))
+                .draw_series(LineSeries::new(
+                    [(day, lo), (day, hi)],
+                    grid.stroke_width(1),
+                ))
                 .map_err(|e| err(&e))?;
             day += 86400.0;
         }
@@ -109,7 +115,10 @@ pub fn png(
             .collect();
         let blue = RGBColor(21, 101, 192);
         chart
-            .draw_series(LineSeries::new(series.iter().copied(), blue.stroke_width(2)))
+            .draw_series(LineSeries::new(
+                series.iter().copied(),
+                blue.stroke_width(2),
+            ))
             .map_err(|e| err(&e))?;
         if let Some(last) = series.last() {
             chart
@@ -139,12 +148,30 @@ mod tests {
             (
                 "fail if > 0.05; warn if > 0.01",
                 vec![
-                    Line { fail: true, value: 0.05 },
-                    Line { fail: false, value: 0.01 },
+                    Line {
+                        fail: true,
+                        value: 0.05,
+                    },
+                    Line {
+                        fail: false,
+                        value: 0.01,
+                    },
                 ],
             ),
-            ("fail if > 5000 ms", vec![Line { fail: true, value: 5000.0 }]),
-            ("warn if >= 3000", vec![Line { fail: false, value: 3000.0 }]),
+            (
+                "fail if > 5000 ms",
+                vec![Line {
+                    fail: true,
+                    value: 5000.0,
+                }],
+            ),
+            (
+                "warn if >= 3000",
+                vec![Line {
+                    fail: false,
+                    value: 3000.0,
+                }],
+            ),
             ("status 200", vec![]),
             ("fail if older than 90d", vec![]),
         ];
@@ -155,12 +182,17 @@ mod tests {
 
     #[test]
     fn a_chart_is_a_png_with_the_series_drawn() {
-        let t0 = DateTime::parse_from_rfc3339("2026-11-23T00:00:00Z").unwrap().to_utc();
+        let t0 = DateTime::parse_from_rfc3339("2026-11-23T00:00:00Z")
+            .unwrap()
+            .to_utc();
         let points: Vec<_> = (0..7 * 24)
             .map(|h| (t0 + chrono::Duration::hours(h), (h % 24) as f64 / 1000.0))
             .collect();
         let to = t0 + chrono::Duration::days(7);
-        let lines = [Line { fail: true, value: 0.05 }];
+        let lines = [Line {
+            fail: true,
+            value: 0.05,
+        }];
         let png = png(&points, &lines, t0, to).unwrap();
         assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
         // Decoded, it has blue (the series) and red (the threshold) in it.

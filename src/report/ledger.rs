@@ -80,7 +80,9 @@ pub fn group(findings: &[Finding]) -> Vec<Group> {
     sorted.sort_by(|a, b| (a.kind, &a.job, a.fire).cmp(&(b.kind, &b.job, b.fire)));
     for f in sorted {
         let same = |g: &Group| {
-            g.job == f.job && g.kind == f.kind && (f.kind != FindingKind::Missed || g.detail == f.detail)
+            g.job == f.job
+                && g.kind == f.kind
+                && (f.kind != FindingKind::Missed || g.detail == f.detail)
         };
         match groups.iter_mut().find(|g| same(g)) {
             Some(g) => {
@@ -395,12 +397,37 @@ mod tests {
         use FindingKind::*;
         // (case, runs, median, findings)
         let cases: Vec<(&str, Vec<R>, Option<u64>, Vec<FindingKind>)> = vec![
-            ("all ran", vec![R::fire(1, F1), R::fire(2, F2)], Some(60), vec![]),
+            (
+                "all ran",
+                vec![R::fire(1, F1), R::fire(2, F2)],
+                Some(60),
+                vec![],
+            ),
             ("one missed", vec![R::fire(1, F1)], None, vec![Missed]),
-            ("a manual run is no fire", vec![R::fire(1, F1), R::fire(2, F2).manual()], None, vec![Missed]),
-            ("late", vec![R::fire(1, F1).started(600), R::fire(2, F2)], None, vec![Late]),
-            ("a little late is on time", vec![R::fire(1, F1).started(30), R::fire(2, F2)], None, vec![]),
-            ("caught up", vec![R::fire(1, F1).catchup().started(120), R::fire(2, F2)], None, vec![Late]),
+            (
+                "a manual run is no fire",
+                vec![R::fire(1, F1), R::fire(2, F2).manual()],
+                None,
+                vec![Missed],
+            ),
+            (
+                "late",
+                vec![R::fire(1, F1).started(600), R::fire(2, F2)],
+                None,
+                vec![Late],
+            ),
+            (
+                "a little late is on time",
+                vec![R::fire(1, F1).started(30), R::fire(2, F2)],
+                None,
+                vec![],
+            ),
+            (
+                "caught up",
+                vec![R::fire(1, F1).catchup().started(120), R::fire(2, F2)],
+                None,
+                vec![Late],
+            ),
             (
                 "failed after retries",
                 vec![
@@ -421,12 +448,42 @@ mod tests {
                 None,
                 vec![],
             ),
-            ("duplicate", vec![R::fire(1, F1), R::fire(2, F1), R::fire(3, F2)], None, vec![Duplicate]),
-            ("skipped", vec![R::fire(1, F1).status(RunStatus::Skipped), R::fire(2, F2)], None, vec![Skipped]),
-            ("slow", vec![R::fire(1, F1).took(300), R::fire(2, F2)], Some(60), vec![Slow]),
-            ("fast", vec![R::fire(1, F1).took(2), R::fire(2, F2)], Some(60), vec![Fast]),
-            ("fast but within noise", vec![R::fire(1, F1).took(1), R::fire(2, F2).took(3)], Some(3), vec![]),
-            ("no median, no judgement", vec![R::fire(1, F1).took(9000), R::fire(2, F2)], None, vec![]),
+            (
+                "duplicate",
+                vec![R::fire(1, F1), R::fire(2, F1), R::fire(3, F2)],
+                None,
+                vec![Duplicate],
+            ),
+            (
+                "skipped",
+                vec![R::fire(1, F1).status(RunStatus::Skipped), R::fire(2, F2)],
+                None,
+                vec![Skipped],
+            ),
+            (
+                "slow",
+                vec![R::fire(1, F1).took(300), R::fire(2, F2)],
+                Some(60),
+                vec![Slow],
+            ),
+            (
+                "fast",
+                vec![R::fire(1, F1).took(2), R::fire(2, F2)],
+                Some(60),
+                vec![Fast],
+            ),
+            (
+                "fast but within noise",
+                vec![R::fire(1, F1).took(1), R::fire(2, F2).took(3)],
+                Some(3),
+                vec![],
+            ),
+            (
+                "no median, no judgement",
+                vec![R::fire(1, F1).took(9000), R::fire(2, F2)],
+                None,
+                vec![],
+            ),
         ];
         for (case, runs, median, want) in cases {
             let runs: Vec<Run> = runs.into_iter().map(|r| r.0).collect();

@@ -125,7 +125,12 @@ pub struct Series {
 impl Series {
     /// min, median, max of the values.
     pub fn summary(&self) -> Option<(f64, f64, f64)> {
-        let mut v: Vec<f64> = self.points.iter().map(|p| p.1).filter(|v| v.is_finite()).collect();
+        let mut v: Vec<f64> = self
+            .points
+            .iter()
+            .map(|p| p.1)
+            .filter(|v| v.is_finite())
+            .collect();
         if v.is_empty() {
             return None;
         }
@@ -148,7 +153,13 @@ impl Activity {
     pub fn snapshots(&self) -> Vec<String> {
         self.steps
             .iter()
-            .filter_map(|s| s.payload.as_ref()?.get("snapshot")?.as_str().map(str::to_string))
+            .filter_map(|s| {
+                s.payload
+                    .as_ref()?
+                    .get("snapshot")?
+                    .as_str()
+                    .map(str::to_string)
+            })
             .collect()
     }
 }
@@ -189,7 +200,11 @@ impl Report {
     }
 
     pub fn subject(&self) -> String {
-        format!("[runbookd] {} morning report: {}", self.title, self.verdict())
+        format!(
+            "[runbookd] {} morning report: {}",
+            self.title,
+            self.verdict()
+        )
     }
 }
 
@@ -226,7 +241,9 @@ pub async fn gather(
     let mut ledger_rows = Vec::new();
     let mut findings = Vec::new();
     for job in config.jobs.values() {
-        let Some(schedule) = &job.schedule else { continue };
+        let Some(schedule) = &job.schedule else {
+            continue;
+        };
         let mut row = LedgerRow {
             job: job.name.clone(),
             schedule: schedule.source().to_string(),
@@ -246,7 +263,8 @@ pub async fn gather(
             .await?;
         row.median = ledger::median(&recent);
         // Fires still inside the lateness tolerance are not due yet.
-        let until = now - chrono::Duration::from_std(settings.tolerance.late_after).unwrap_or_default();
+        let until =
+            now - chrono::Duration::from_std(settings.tolerance.late_after).unwrap_or_default();
         let fires: Vec<DateTime<Utc>> = schedule
             .fires_between(job.timezone, since, until, MAX_FIRES)
             .into_iter()
@@ -262,7 +280,9 @@ pub async fn gather(
 
     let mut activity = Vec::new();
     for r in runs.iter().rev() {
-        let Some(job) = config.jobs.get(&r.job) else { continue };
+        let Some(job) = config.jobs.get(&r.job) else {
+            continue;
+        };
         let manual = r.trigger == crate::model::Trigger::Manual;
         // The report's own runs are the report.
         if (manual && job.kind() != "report") || is_change_kind(job.kind()) {
@@ -293,7 +313,10 @@ pub async fn gather(
             history.insert(spec.job.clone(), points);
         }
         let points = &history[&spec.job];
-        let mine: Vec<&CheckPoint> = points.iter().filter(|p| p.result.check == spec.check).collect();
+        let mine: Vec<&CheckPoint> = points
+            .iter()
+            .filter(|p| p.result.check == spec.check)
+            .collect();
         series.push(Series {
             spec: spec.clone(),
             points: mine
@@ -304,7 +327,13 @@ pub async fn gather(
         });
     }
 
-    let attention = attention(config, settings.timezone, checklist.as_ref(), &findings, &activity);
+    let attention = attention(
+        config,
+        settings.timezone,
+        checklist.as_ref(),
+        &findings,
+        &activity,
+    );
     Ok(Report {
         title: settings.title.clone(),
         since,
@@ -426,10 +455,10 @@ fn attention(
             runbook: links.runbook(&[&g.job]),
         });
     }
-    for a in activity.iter().filter(|a| {
-        a.run.trigger == crate::model::Trigger::Manual
-            && ledger_failure(a.run.status)
-    }) {
+    for a in activity
+        .iter()
+        .filter(|a| a.run.trigger == crate::model::Trigger::Manual && ledger_failure(a.run.status))
+    {
         out.push(Attention {
             what: format!(
                 "{} (by hand, by {}) {}: {}",
@@ -447,7 +476,10 @@ fn attention(
 }
 
 fn ledger_failure(s: RunStatus) -> bool {
-    matches!(s, RunStatus::Failed | RunStatus::TimedOut | RunStatus::Abandoned)
+    matches!(
+        s,
+        RunStatus::Failed | RunStatus::TimedOut | RunStatus::Abandoned
+    )
 }
 
 /// "watch missed 96 runs, Sun 22:00 to Mon 05:55 IST: …", or for one
@@ -455,7 +487,13 @@ fn ledger_failure(s: RunStatus) -> bool {
 pub fn describe(g: &Group, tz: Tz) -> String {
     let at = |t: DateTime<Utc>| t.with_timezone(&tz).format("%a %H:%M %Z").to_string();
     if g.count == 1 {
-        format!("{} {} its {} run: {}", g.job, verb(g.kind), at(g.first), g.detail)
+        format!(
+            "{} {} its {} run: {}",
+            g.job,
+            verb(g.kind),
+            at(g.first),
+            g.detail
+        )
     } else {
         let what = match g.kind {
             FindingKind::Duplicate => "ran twice",
@@ -469,7 +507,11 @@ pub fn describe(g: &Group, tz: Tz) -> String {
             at(g.first),
             at(g.last),
             g.detail,
-            if g.kind == FindingKind::Missed { "" } else { " (the first)" }
+            if g.kind == FindingKind::Missed {
+                ""
+            } else {
+                " (the first)"
+            }
         )
     }
 }

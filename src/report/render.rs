@@ -93,7 +93,10 @@ pub fn render(r: &Report, links: &Links) -> Rendered {
     let _ = writeln!(t, "{} morning report, {when}", r.title);
     let _ = writeln!(t, "{}.", capital(&r.verdict()));
     let colour = if r.attention.is_empty() { GREEN } else { RED };
-    h.push_str(&html::banner(&format!("{}: {}", r.title, capital(&r.verdict())), colour));
+    h.push_str(&html::banner(
+        &format!("{}: {}", r.title, capital(&r.verdict())),
+        colour,
+    ));
     h.push_str(&html::p(&html::muted(&format!(
         "Morning report for {since} to {when}."
     ))));
@@ -159,7 +162,10 @@ pub fn render(r: &Report, links: &Links) -> Rendered {
                     vec![
                         row.status.to_string(),
                         row.check.clone(),
-                        row.value.as_ref().map(|v| v.to_string()).unwrap_or_else(|| "-".into()),
+                        row.value
+                            .as_ref()
+                            .map(|v| v.to_string())
+                            .unwrap_or_else(|| "-".into()),
                         row.threshold.clone().unwrap_or_else(|| "-".into()),
                         row.change(),
                     ]
@@ -180,7 +186,11 @@ pub fn render(r: &Report, links: &Links) -> Rendered {
                     vec![
                         html::badge(row.status.as_str(), status_colour(row.status)),
                         format!("{name}<br>{}", html::muted(&row.reason)),
-                        esc(&row.value.as_ref().map(|v| v.to_string()).unwrap_or_else(|| "-".into())),
+                        esc(&row
+                            .value
+                            .as_ref()
+                            .map(|v| v.to_string())
+                            .unwrap_or_else(|| "-".into())),
                         esc(row.threshold.as_deref().unwrap_or("-")),
                         esc(&row.change()),
                     ]
@@ -201,7 +211,11 @@ pub fn render(r: &Report, links: &Links) -> Rendered {
     // Key metrics.
     let mut images = Vec::new();
     if !r.series.is_empty() {
-        let _ = writeln!(t, "\nLAST {} DAYS (charts in the HTML part)", super::CHART_DAYS);
+        let _ = writeln!(
+            t,
+            "\nLAST {} DAYS (charts in the HTML part)",
+            super::CHART_DAYS
+        );
         h.push_str(&html::h2(&format!("Last {} days", super::CHART_DAYS)));
         let from = r.until - chrono::Duration::days(super::CHART_DAYS);
         for (i, s) in r.series.iter().enumerate() {
@@ -225,7 +239,11 @@ pub fn render(r: &Report, links: &Links) -> Rendered {
                 s.spec.title, s.spec.check, s.spec.job
             );
             let cid = format!("chart-{}", i + 1);
-            let lines = s.threshold.as_deref().map(threshold_lines).unwrap_or_default();
+            let lines = s
+                .threshold
+                .as_deref()
+                .map(threshold_lines)
+                .unwrap_or_default();
             h.push_str(&html::p(&format!(
                 "<b>{}</b> {}<br>{}",
                 esc(&s.spec.title),
@@ -314,10 +332,21 @@ pub fn render(r: &Report, links: &Links) -> Rendered {
         let header = ["JOB", "RAN", "OK", "FAILED", "MISSED", "OTHER", "MEDIAN"];
         t.push_str(&indent(&table::render(&header, &rows)));
         h.push_str(&html::table(
-            &["Job", "Ran / due", "OK", "Failed", "Missed", "Other", "Median"],
+            &[
+                "Job",
+                "Ran / due",
+                "OK",
+                "Failed",
+                "Missed",
+                "Other",
+                "Median",
+            ],
             &hrows,
         ));
-        let _ = writeln!(t, "   (each missed, failed, late or unusual run is under NEEDS ATTENTION)");
+        let _ = writeln!(
+            t,
+            "   (each missed, failed, late or unusual run is under NEEDS ATTENTION)"
+        );
     }
 
     // Maintenance and manual runs.

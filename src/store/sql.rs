@@ -698,8 +698,12 @@ impl<B: Backend> HistoryStore for SqlStore<B> {
     }
 
     async fn mail_sent(&self, message_id: &str, at: DateTime<Utc>) -> Result<()> {
-        self.exec("mark mail sent", sql!("mail_sent"), &[message_id.into(), at.into()])
-            .await?;
+        self.exec(
+            "mark mail sent",
+            sql!("mail_sent"),
+            &[message_id.into(), at.into()],
+        )
+        .await?;
         Ok(())
     }
 
@@ -835,11 +839,16 @@ impl<B: Backend> HistoryStore for SqlStore<B> {
 
     async fn resume_job(&self, job: &str) -> Result<bool> {
         self.durable()?;
-        Ok(self.exec("resume a job", sql!("resume_job"), &[job.into()]).await? > 0)
+        Ok(self
+            .exec("resume a job", sql!("resume_job"), &[job.into()])
+            .await?
+            > 0)
     }
 
     async fn paused_jobs(&self) -> Result<Vec<Pause>> {
-        let rows = self.rows("read paused jobs", sql!("paused_jobs"), &[]).await?;
+        let rows = self
+            .rows("read paused jobs", sql!("paused_jobs"), &[])
+            .await?;
         rows.iter()
             .map(|r| {
                 Ok(Pause {

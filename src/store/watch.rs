@@ -206,7 +206,8 @@ impl HistoryStore for WatchedStore {
     }
 
     async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<Run>> {
-        self.watch_read("list runs", self.inner.list_runs(filter)).await
+        self.watch_read("list runs", self.inner.list_runs(filter))
+            .await
     }
 
     async fn get_run(&self, id: RunId) -> Result<Option<Run>> {
@@ -318,7 +319,8 @@ impl HistoryStore for WatchedStore {
     }
 
     async fn mail(&self, message_id: &str) -> Result<Option<QueuedMail>> {
-        self.watch_read("read mail", self.inner.mail(message_id)).await
+        self.watch_read("read mail", self.inner.mail(message_id))
+            .await
     }
 
     async fn notify_failing(&self, job: &str, run: RunId, at: DateTime<Utc>) -> Result<bool> {
@@ -335,7 +337,8 @@ impl HistoryStore for WatchedStore {
     }
 
     async fn request_run(&self, req: &NewRequest) -> Result<RequestId> {
-        self.watch("request a run", self.inner.request_run(req)).await
+        self.watch("request a run", self.inner.request_run(req))
+            .await
     }
 
     async fn take_request(&self, owner: &str, now: DateTime<Utc>) -> Result<Option<Request>> {
@@ -344,8 +347,11 @@ impl HistoryStore for WatchedStore {
     }
 
     async fn request_started(&self, id: RequestId, run: RunId) -> Result<()> {
-        self.watch("record a request's run", self.inner.request_started(id, run))
-            .await
+        self.watch(
+            "record a request's run",
+            self.inner.request_started(id, run),
+        )
+        .await
     }
 
     async fn refuse_request(&self, id: RequestId, error: &str) -> Result<()> {
@@ -354,7 +360,8 @@ impl HistoryStore for WatchedStore {
     }
 
     async fn get_request(&self, id: RequestId) -> Result<Option<Request>> {
-        self.watch_read("read a request", self.inner.get_request(id)).await
+        self.watch_read("read a request", self.inner.get_request(id))
+            .await
     }
 
     async fn pause_job(&self, pause: &Pause) -> Result<bool> {
@@ -366,7 +373,8 @@ impl HistoryStore for WatchedStore {
     }
 
     async fn paused_jobs(&self) -> Result<Vec<Pause>> {
-        self.watch_read("read paused jobs", self.inner.paused_jobs()).await
+        self.watch_read("read paused jobs", self.inner.paused_jobs())
+            .await
     }
 
     async fn prune(&self, before: DateTime<Utc>) -> Result<u64> {

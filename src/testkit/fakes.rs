@@ -153,8 +153,8 @@ impl FakeCluster {
                     .and_then(|r| r.parse::<i64>().ok())
                     .unwrap_or(0);
                 let t = at - chrono::Duration::days(7 * (3 - rev));
-                rs.metadata.creation_timestamp = serde_json::from_value(json!(t.to_rfc3339()))
-                    .expect("timestamp");
+                rs.metadata.creation_timestamp =
+                    serde_json::from_value(json!(t.to_rfc3339())).expect("timestamp");
             }
         }
         self
@@ -214,7 +214,8 @@ impl FakeCluster {
             let mut s = self.0.lock().unwrap();
             let status = s.deployment.status.get_or_insert_with(Default::default);
             status.updated_replicas = Some(1);
-            status.conditions = Some(vec![serde_json::from_value(json!({
+            status.conditions =
+                Some(vec![serde_json::from_value(json!({
                 "type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
                 "message": "ReplicaSet \"api-deployment-3\" has timed out progressing."
             }))
@@ -431,7 +432,8 @@ impl ClusterApi for FakeCluster {
         _value: &str,
     ) -> Result<(), KubeError> {
         let mut s = self.0.lock().unwrap();
-        s.calls.push(format!("PATCH externalsecret {ns}/{name} {key}"));
+        s.calls
+            .push(format!("PATCH externalsecret {ns}/{name} {key}"));
         if !s.external_secrets_stuck {
             // The operator, at once.
             s.external_secret_refreshed = Some(chrono::Utc::now() + chrono::Duration::seconds(1));

@@ -25,7 +25,13 @@ pub struct RunSpec {
     error: Option<String>,
     dry_run: bool,
     checks: Vec<CheckResult>,
-    steps: Vec<(String, String, StepStatus, String, Option<serde_json::Value>)>,
+    steps: Vec<(
+        String,
+        String,
+        StepStatus,
+        String,
+        Option<serde_json::Value>,
+    )>,
 }
 
 impl RunSpec {
@@ -191,7 +197,14 @@ impl Seed {
         id
     }
 
-    pub async fn missed(&self, job: &str, first: DateTime<Utc>, last: DateTime<Utc>, count: u64, reason: &str) {
+    pub async fn missed(
+        &self,
+        job: &str,
+        first: DateTime<Utc>,
+        last: DateTime<Utc>,
+        count: u64,
+        reason: &str,
+    ) {
         self.store
             .record_missed(&MissedFires {
                 job: job.into(),

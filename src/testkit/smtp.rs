@@ -73,7 +73,9 @@ impl SmtpServer {
         }
         for (on, flag) in [(opts.starttls, "--starttls"), (opts.smtps, "--smtps")] {
             if on {
-                cmd.arg(flag).arg(tls.join("cert.pem")).arg(tls.join("key.pem"));
+                cmd.arg(flag)
+                    .arg(tls.join("cert.pem"))
+                    .arg(tls.join("key.pem"));
             }
         }
         // stdin stays open while this lives: the server stops when it closes.
@@ -114,14 +116,21 @@ impl SmtpServer {
         // with micros not zero-padded, so their text order is not it; the
         // fixture's one process counts deliveries in Q.
         files.sort_by_key(|p| {
-            let name = p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
             let num = |after: char, until: char| -> u64 {
                 name.split_once(after)
                     .and_then(|(_, r)| r.split(until).next())
                     .and_then(|n| n.parse().ok())
                     .unwrap_or(0)
             };
-            let secs: u64 = name.split('.').next().and_then(|n| n.parse().ok()).unwrap_or(0);
+            let secs: u64 = name
+                .split('.')
+                .next()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
             (num('Q', '.'), secs, num('M', 'P'), name.clone())
         });
         files

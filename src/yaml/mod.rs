@@ -516,7 +516,11 @@ fn walk(
 fn as_written(text: &str, at: Pos) -> Option<String> {
     let line = text.lines().nth(at.line.checked_sub(1)?)?;
     let mut rest: &str = {
-        let skip: usize = line.chars().take(at.col.checked_sub(1)?).map(char::len_utf8).sum();
+        let skip: usize = line
+            .chars()
+            .take(at.col.checked_sub(1)?)
+            .map(char::len_utf8)
+            .sum();
         line.get(skip..)?
     };
     while rest.starts_with('!') || rest.starts_with('&') {

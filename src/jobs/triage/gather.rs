@@ -210,11 +210,7 @@ pub fn logs_to_read(rows: &[PodRow], now: DateTime<Utc>, max: usize) -> Vec<LogR
 }
 
 /// Pods: rows, facts, and the memory ratio when metrics are served.
-pub fn assess_pods(
-    pods: &[Pod],
-    metrics: Option<&[PodMetrics]>,
-    now: DateTime<Utc>,
-) -> Gathered {
+pub fn assess_pods(pods: &[Pod], metrics: Option<&[PodMetrics]>, now: DateTime<Utc>) -> Gathered {
     let all = pod_rows(pods);
     let (finished, rows): (Vec<PodRow>, Vec<PodRow>) = all.into_iter().partition(|r| r.finished());
     let ready = rows.iter().filter(|r| r.ready).count();
@@ -229,7 +225,10 @@ pub fn assess_pods(
         .fact("api.pods", rows.len() as f64)
         .fact("api.pods_ready", ready as f64)
         .fact("api.pods_not_ready", (rows.len() - ready - starting) as f64)
-        .fact("api.restarts", rows.iter().map(|r| f64::from(r.restarts)).sum())
+        .fact(
+            "api.restarts",
+            rows.iter().map(|r| f64::from(r.restarts)).sum(),
+        )
         .fact("api.restarted_recently", recent as f64)
         .fact("api.crashlooping", crashloop as f64)
         .fact("api.oomkilled", oom as f64);
@@ -268,7 +267,8 @@ pub fn assess_pods(
         if let Some((why, code, at)) = &r.last_end {
             line.push_str(&format!(
                 ", last ended {why} (exit {code}){}",
-                at.map(|t| format!(" {} ago", ago(now, t))).unwrap_or_default()
+                at.map(|t| format!(" {} ago", ago(now, t)))
+                    .unwrap_or_default()
             ));
         }
         if let Some(n) = &r.node {
@@ -281,7 +281,10 @@ pub fn assess_pods(
             "{} {}{} (finished, not counted)",
             r.name,
             r.phase,
-            r.reason.as_ref().map(|x| format!(": {x}")).unwrap_or_default()
+            r.reason
+                .as_ref()
+                .map(|x| format!(": {x}"))
+                .unwrap_or_default()
         ));
     }
     if let Some(m) = &memory {
@@ -337,7 +340,15 @@ pub fn scrub_line(line: &str) -> String {
     }
     out.push_str(rest);
     let mut line = out;
-    for key in ["bearer ", "password=", "passwd=", "token=", "secret=", "api_key=", "apikey="] {
+    for key in [
+        "bearer ",
+        "password=",
+        "passwd=",
+        "token=",
+        "secret=",
+        "api_key=",
+        "apikey=",
+    ] {
         let mut from = 0;
         loop {
             let lower = line.to_ascii_lowercase();
@@ -428,7 +439,11 @@ pub fn assess_events(events: &[Event], now: DateTime<Utc>) -> Gathered {
         }
         let obj = format!(
             "{}/{}",
-            e.involved_object.kind.clone().unwrap_or_default().to_lowercase(),
+            e.involved_object
+                .kind
+                .clone()
+                .unwrap_or_default()
+                .to_lowercase(),
             e.involved_object.name.clone().unwrap_or_default()
         );
         let reason = e.reason.clone().unwrap_or_else(|| "Unknown".into());
@@ -451,16 +466,17 @@ pub fn assess_events(events: &[Event], now: DateTime<Utc>) -> Gathered {
     }
     g.summary = match list.first() {
         None => "no Warning events in the last hour".to_string(),
-        Some(((obj, reason), (n, _, _))) => format!(
-            "{total} Warning event(s) in the last hour; most: {n}× {reason} on {obj}"
-        ),
+        Some(((obj, reason), (n, _, _))) => {
+            format!("{total} Warning event(s) in the last hour; most: {n}× {reason} on {obj}")
+        }
     };
-    g.data = json!(list
-        .iter()
-        .map(|((obj, reason), (n, msg, at))| json!({
-            "object": obj, "reason": reason, "count": n, "message": msg, "last": at,
-        }))
-        .collect::<Vec<_>>());
+    g.data = json!(
+        list.iter()
+            .map(|((obj, reason), (n, msg, at))| json!({
+                "object": obj, "reason": reason, "count": n, "message": msg, "last": at,
+            }))
+            .collect::<Vec<_>>()
+    );
     g
 }
 
@@ -469,7 +485,12 @@ fn images(rs: &ReplicaSet) -> Vec<String> {
         .template
         .as_ref()
         .and_then(|t| t.spec.as_ref())
-        .map(|s| s.containers.iter().filter_map(|c| c.image.clone()).collect())
+        .map(|s| {
+            s.containers
+                .iter()
+                .filter_map(|c| c.image.clone())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -501,21 +522,25 @@ pub fn assess_deployment(
         .status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
-        .and_then(|cs| cs.iter().find(|c| c.type_.as_deref() == Some("Progressing")))
+        .and_then(|cs| {
+            cs.iter()
+                .find(|c| c.type_.as_deref() == Some("Progressing"))
+        })
         .filter(|c| {
             matches!(
                 c.reason.as_deref(),
-                Some("NewReplicaSetAvailable" | "ReplicaSetUpdated" | "NewReplicaSetCreated" | "FoundNewReplicaSet")
+                Some(
+                    "NewReplicaSetAvailable"
+                        | "ReplicaSetUpdated"
+                        | "NewReplicaSetCreated"
+                        | "FoundNewReplicaSet"
+                )
             )
         })
         .and_then(|c| c.last_update_time.as_ref())
         .and_then(k8s_time);
-    let created = current.and_then(|(_, rs)| {
-        rs.metadata
-            .creation_timestamp
-            .as_ref()
-            .and_then(k8s_time)
-    });
+    let created =
+        current.and_then(|(_, rs)| rs.metadata.creation_timestamp.as_ref().and_then(k8s_time));
     let rolled_at = created.max(progressed);
     let state = rollout_state(dep, dep.metadata.generation.unwrap_or(0));
     let (progressing, state_line) = match &state {
@@ -535,8 +560,10 @@ pub fn assess_deployment(
         g.facts.insert("deploy.revision".into(), r as f64);
     }
     if let Some(t) = rolled_at {
-        g.facts
-            .insert("deploy.age_minutes".into(), (now - t).num_seconds() as f64 / 60.0);
+        g.facts.insert(
+            "deploy.age_minutes".into(),
+            (now - t).num_seconds() as f64 / 60.0,
+        );
     }
     let cur_images = current.map(|(_, rs)| images(rs)).unwrap_or_default();
     let prev_images = previous.map(|(_, rs)| images(rs)).unwrap_or_default();
@@ -549,22 +576,27 @@ pub fn assess_deployment(
     }
     g.lines.push(format!(
         "revision {} ({}), rolled out {}",
-        current_rev.map(|r| r.to_string()).unwrap_or_else(|| "?".into()),
+        current_rev
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| "?".into()),
         cur_images.join(", "),
         rolled_at
             .map(|t| format!("{} ago ({})", ago(now, t), t.to_rfc3339()))
             .unwrap_or_else(|| "at an unknown time".into())
     ));
     match previous {
-        Some((r, _)) => g
-            .lines
-            .push(format!("previous revision {r} ({})", prev_images.join(", "))),
+        Some((r, _)) => g.lines.push(format!(
+            "previous revision {r} ({})",
+            prev_images.join(", ")
+        )),
         None => g.lines.push("no previous revision".to_string()),
     }
     g.lines.push(state_line.clone());
     g.summary = format!(
         "revision {}{}; {state_line}",
-        current_rev.map(|r| r.to_string()).unwrap_or_else(|| "?".into()),
+        current_rev
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| "?".into()),
         rolled_at
             .map(|t| format!(" rolled out {} ago", ago(now, t)))
             .unwrap_or_default()
@@ -741,7 +773,8 @@ pub fn assess_redis(s: &RedisState) -> Gathered {
     );
     g.lines.push(g.summary.clone());
     if let Some(c) = s.clients {
-        g.lines.push(format!("{} connected client(s)", fmt_number(c)));
+        g.lines
+            .push(format!("{} connected client(s)", fmt_number(c)));
     }
     g.data = json!({
         "ping_ms": s.ping_ms, "used_memory": s.used_memory,
@@ -758,7 +791,11 @@ pub fn info_field(info: &str, key: &str) -> Option<f64> {
     })
 }
 
-pub fn assess_rds(instance: &DbInstance, events: Option<&[RdsEvent]>, now: DateTime<Utc>) -> Gathered {
+pub fn assess_rds(
+    instance: &DbInstance,
+    events: Option<&[RdsEvent]>,
+    now: DateTime<Utc>,
+) -> Gathered {
     let mut g = Gathered::default().fact(
         "rds.available",
         // Statuses in which the instance still serves queries.
@@ -800,7 +837,9 @@ pub fn assess_rds(instance: &DbInstance, events: Option<&[RdsEvent]>, now: DateT
         "{} {}, {} event(s) in the last hour",
         instance.id,
         instance.status,
-        events.map(|e| e.len().to_string()).unwrap_or_else(|| "?".into())
+        events
+            .map(|e| e.len().to_string())
+            .unwrap_or_else(|| "?".into())
     );
     g.data = json!({
         "instance": instance.id,
@@ -843,7 +882,10 @@ pub fn assess_alerts(alerts: &[FiringAlert], now: DateTime<Utc>) -> Gathered {
         g.lines.push(format!(
             "{} [{}]{}{}",
             a.labels.get("alertname").cloned().unwrap_or_default(),
-            a.labels.get("severity").cloned().unwrap_or_else(|| "none".into()),
+            a.labels
+                .get("severity")
+                .cloned()
+                .unwrap_or_else(|| "none".into()),
             a.starts_at
                 .map(|t| format!(" for {}", ago(now, t)))
                 .unwrap_or_default(),

@@ -127,7 +127,9 @@ impl TriageSpec {
         self.deployment.as_deref().unwrap_or("api-deployment")
     }
     fn part_timeout(&self) -> Duration {
-        self.part_timeout.map(|d| d.0).unwrap_or(DEFAULT_PART_TIMEOUT)
+        self.part_timeout
+            .map(|d| d.0)
+            .unwrap_or(DEFAULT_PART_TIMEOUT)
     }
     fn log_lines(&self) -> i64 {
         self.log_lines.map(|l| l.value).unwrap_or(100)
@@ -139,7 +141,10 @@ impl TriageSpec {
             Some(s) => Levels {
                 p0_error_rate: s.p0_error_rate.map(|v| v.value).unwrap_or(d.p0_error_rate),
                 p1_error_rate: s.p1_error_rate.map(|v| v.value).unwrap_or(d.p1_error_rate),
-                p1_latency: s.p1_latency.map(|l| l.0.as_secs_f64()).unwrap_or(d.p1_latency),
+                p1_latency: s
+                    .p1_latency
+                    .map(|l| l.0.as_secs_f64())
+                    .unwrap_or(d.p1_latency),
             },
         }
     }
@@ -159,7 +164,10 @@ impl TriageSpec {
                 "pods",
                 format!("pods {} in {ns} and their logs", self.selector()),
             ),
-            ("deployment", format!("deployment {} in {ns}", self.deployment())),
+            (
+                "deployment",
+                format!("deployment {} in {ns}", self.deployment()),
+            ),
             ("events", format!("Warning events in {ns}")),
         ];
         if let Some(p) = &self.prometheus {
@@ -193,7 +201,10 @@ impl JobSpec for TriageSpec {
         let mut seen = std::collections::BTreeSet::new();
         for r in &self.rules {
             if !seen.insert(r.value.name.as_str()) {
-                diags.at(r.value.name.at, format!("two rules named `{}`", r.value.name));
+                diags.at(
+                    r.value.name.at,
+                    format!("two rules named `{}`", r.value.name),
+                );
             }
         }
         if let Some(l) = self.log_lines
@@ -205,17 +216,29 @@ impl JobSpec for TriageSpec {
             if let Some(u) = u {
                 let url = u.expose();
                 if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-                    diags.at(u.at, format!("{name} {} must be a postgres:// URL", redact_url(url)));
+                    diags.at(
+                        u.at,
+                        format!("{name} {} must be a postgres:// URL", redact_url(url)),
+                    );
                 }
             }
         }
         if let Some(u) = &self.redis_url
             && let Err(e) = redis::Client::open(u.expose())
         {
-            diags.at(u.at, format!("redis_url {} is not a Redis URL: {e}", redact_url(u.expose())));
+            diags.at(
+                u.at,
+                format!(
+                    "redis_url {} is not a Redis URL: {e}",
+                    redact_url(u.expose())
+                ),
+            );
         }
         if let Some(s) = self.severity {
-            for (name, v) in [("p0_error_rate", s.p0_error_rate), ("p1_error_rate", s.p1_error_rate)] {
+            for (name, v) in [
+                ("p0_error_rate", s.p0_error_rate),
+                ("p1_error_rate", s.p1_error_rate),
+            ] {
                 if let Some(v) = v
                     && !(0.0..=1.0).contains(&v.value)
                 {
@@ -308,7 +331,8 @@ pub fn conclude(
     // as likely runbookd's own network as production. Judge nothing.
     if !parts.is_empty() && parts.iter().all(|(_, g)| g.error.is_some()) {
         severity = Severity::Unknown;
-        reasons = vec!["no part could be read; runbookd itself may be cut off from the targets".into()];
+        reasons =
+            vec!["no part could be read; runbookd itself may be cut off from the targets".into()];
     }
     Diagnosis {
         severity,
@@ -344,7 +368,9 @@ pub fn render(d: &Diagnosis, parts: &[(&str, Gathered)]) -> String {
             out.push_str(&format!("   evidence: {}\n", m.evidence.join("; ")));
             out.push_str(&format!("   remedy:   {}\n", m.remedy));
             if let Some(s) = &m.suggest {
-                out.push_str(&format!("   try:      {s}  (a dry run; triage changes nothing)\n"));
+                out.push_str(&format!(
+                    "   try:      {s}  (a dry run; triage changes nothing)\n"
+                ));
             }
             if let Some(r) = &m.runbook {
                 out.push_str(&format!("   runbook:  {r}\n"));
@@ -352,11 +378,16 @@ pub fn render(d: &Diagnosis, parts: &[(&str, Gathered)]) -> String {
         }
     }
     // Failed parts first: an unreadable part is itself evidence.
-    let mut ordered: Vec<&(&str, Gathered)> = parts.iter().filter(|(_, g)| g.error.is_some()).collect();
+    let mut ordered: Vec<&(&str, Gathered)> =
+        parts.iter().filter(|(_, g)| g.error.is_some()).collect();
     ordered.extend(parts.iter().filter(|(_, g)| g.error.is_none()));
     for (name, g) in ordered {
         let failed = if g.error.is_some() { "failed: " } else { "" };
-        out.push_str(&format!("\n{}: {failed}{}\n", name.to_uppercase(), g.summary));
+        out.push_str(&format!(
+            "\n{}: {failed}{}\n",
+            name.to_uppercase(),
+            g.summary
+        ));
         for l in &g.lines {
             out.push_str(&format!("  {l}\n"));
         }
@@ -400,10 +431,25 @@ impl Job for TriageJob {
             return Err(JobError::Cancelled);
         }
         // A fixed order to read, whatever finished first.
-        let order = ["pods", "deployment", "metrics", "database", "redis", "rds", "alerts", "health", "events"];
+        let order = [
+            "pods",
+            "deployment",
+            "metrics",
+            "database",
+            "redis",
+            "rds",
+            "alerts",
+            "health",
+            "events",
+        ];
         gathered.sort_by_key(|(n, _)| order.iter().position(|o| o == n));
         let rules: Vec<Rule> = self.spec.rules.iter().map(|r| r.value.clone()).collect();
-        let d = conclude(&gathered, &rules, &self.spec.levels(), self.runbook_url.as_deref());
+        let d = conclude(
+            &gathered,
+            &rules,
+            &self.spec.levels(),
+            self.runbook_url.as_deref(),
+        );
         let text = ctx.redactor.redact(&render(&d, &gathered));
         // Echoed, unlike a checklist's table: `run triage` shows the triage
         // itself after the progress lines.
@@ -411,7 +457,10 @@ impl Job for TriageJob {
             ctx.log.info(line);
         }
         let summary = match d.severity {
-            Severity::Unknown => "nothing could be read: every part failed (is runbookd cut off from the targets?)".to_string(),
+            Severity::Unknown => {
+                "nothing could be read: every part failed (is runbookd cut off from the targets?)"
+                    .to_string()
+            }
             Severity::None if d.failed_parts.is_empty() => {
                 format!("no incident found ({} parts read)", gathered.len())
             }
@@ -433,7 +482,11 @@ impl Job for TriageJob {
                 if s == Severity::P0 && !d.matches.is_empty() {
                     line.push_str(&format!(
                         "; known issues: {}",
-                        d.matches.iter().map(|m| m.issue.clone()).collect::<Vec<_>>().join("; ")
+                        d.matches
+                            .iter()
+                            .map(|m| m.issue.clone())
+                            .collect::<Vec<_>>()
+                            .join("; ")
                     ));
                 }
                 line
@@ -441,7 +494,11 @@ impl Job for TriageJob {
         };
         let step = ctx
             .steps
-            .start("diagnosis", "rules of this job", "matching the facts to the known issues")
+            .start(
+                "diagnosis",
+                "rules of this job",
+                "matching the facts to the known issues",
+            )
             .await;
         let saved = match step {
             Ok(h) => h
@@ -456,7 +513,8 @@ impl Job for TriageJob {
         };
         // A read-only job goes on unrecorded; the log has the triage.
         if let Err(e) = saved {
-            ctx.log.info(&format!("the diagnosis is not in the history: {e}"));
+            ctx.log
+                .info(&format!("the diagnosis is not in the history: {e}"));
         }
         ctx.log.info(&format!(
             "triage done in {} ms: {summary}",
@@ -537,11 +595,22 @@ impl TriageJob {
         (name, g)
     }
 
-    async fn read(&self, name: &str, now: DateTime<Utc>, limit: Duration, redactor: &Redactor) -> Gathered {
+    async fn read(
+        &self,
+        name: &str,
+        now: DateTime<Utc>,
+        limit: Duration,
+        redactor: &Redactor,
+    ) -> Gathered {
         match name {
             "pods" => self.read_pods(now, redactor).await,
             "deployment" => self.read_deployment(now).await,
-            "events" => match self.adapters.cluster.warning_events(self.spec.namespace()).await {
+            "events" => match self
+                .adapters
+                .cluster
+                .warning_events(self.spec.namespace())
+                .await
+            {
                 Ok(evs) => gather::assess_events(&evs, now),
                 Err(e) => Gathered::failed(e.to_string()),
             },
@@ -572,9 +641,18 @@ impl TriageJob {
         };
         let (metrics, metrics_note) = match metrics {
             Ok(Ok(Some(m))) => (Some(m), None),
-            Ok(Ok(None)) => (None, Some("not measured: metrics.k8s.io is not served".to_string())),
+            Ok(Ok(None)) => (
+                None,
+                Some("not measured: metrics.k8s.io is not served".to_string()),
+            ),
             Ok(Err(e)) => (None, Some(format!("not measured: {e}"))),
-            Err(_) => (None, Some(format!("not measured: metrics.k8s.io did not answer within {}", humantime::format_duration(sub)))),
+            Err(_) => (
+                None,
+                Some(format!(
+                    "not measured: metrics.k8s.io did not answer within {}",
+                    humantime::format_duration(sub)
+                )),
+            ),
         };
         let mut g = gather::assess_pods(&pods, metrics.as_deref(), now);
         if let Some(n) = metrics_note {
@@ -585,7 +663,9 @@ impl TriageJob {
         let tail = self.spec.log_lines();
         let reads = chosen.iter().map(|(pod, container, previous)| async move {
             let read = |prev: bool| async move {
-                match tokio::time::timeout(sub, cluster.pod_logs(ns, pod, container, tail, prev)).await {
+                match tokio::time::timeout(sub, cluster.pod_logs(ns, pod, container, tail, prev))
+                    .await
+                {
                     Ok(r) => r.map_err(|e| e.to_string()),
                     Err(_) => Err(format!(
                         "the log of {pod} did not come within {}",
@@ -661,7 +741,8 @@ impl TriageJob {
             Some(d) => match cluster.replica_sets(ns, d).await {
                 Ok(s) => s,
                 Err(e) => {
-                    let mut g = gather::assess_deployment(self.spec.deployment(), dep.as_ref(), &[], now);
+                    let mut g =
+                        gather::assess_deployment(self.spec.deployment(), dep.as_ref(), &[], now);
                     g.lines.push(format!("revisions not read: {e}"));
                     return g;
                 }
@@ -671,7 +752,12 @@ impl TriageJob {
         gather::assess_deployment(self.spec.deployment(), dep.as_ref(), &sets, now)
     }
 
-    async fn read_metrics(&self, now: DateTime<Utc>, limit: Duration, redactor: &Redactor) -> Gathered {
+    async fn read_metrics(
+        &self,
+        now: DateTime<Utc>,
+        limit: Duration,
+        redactor: &Redactor,
+    ) -> Gathered {
         let Some(p) = &self.spec.prometheus else {
             return Gathered::failed("not configured");
         };
@@ -717,8 +803,16 @@ impl TriageJob {
         }
         let v = |r: Result<Option<f64>, _>| r.ok().flatten().filter(|v: &f64| v.is_finite());
         let mut g = gather::assess_metrics(
-            Trend { now: v(e0), hour_ago: v(e1), day_ago: v(e2) },
-            Trend { now: v(l0), hour_ago: v(l1), day_ago: v(l2) },
+            Trend {
+                now: v(e0),
+                hour_ago: v(e1),
+                day_ago: v(e2),
+            },
+            Trend {
+                now: v(l0),
+                hour_ago: v(l1),
+                day_ago: v(l2),
+            },
         );
         g.lines.extend(notes);
         g
@@ -736,7 +830,10 @@ impl TriageJob {
                 .map_err(|e| (DbFailure::of(&e), format!("connect to {target}: {e}")))?;
             let q = |e: sqlx::Error| (DbFailure::Other, format!("{target}: {e}"));
             let mut tx = con.begin().await.map_err(q)?;
-            sqlx::query("SET TRANSACTION READ ONLY").execute(&mut *tx).await.map_err(q)?;
+            sqlx::query("SET TRANSACTION READ ONLY")
+                .execute(&mut *tx)
+                .await
+                .map_err(q)?;
             sqlx::query("SELECT set_config('statement_timeout', $1, true)")
                 .bind(limit.as_millis().max(1000).to_string())
                 .execute(&mut *tx)
@@ -790,7 +887,11 @@ impl TriageJob {
         // answered (NOAUTH, MISCONF) fails the part without a verdict.
         let unreachable = |e: redis::RedisError| {
             let g = Gathered::failed(format!("{target}: {e}"));
-            if e.is_io_error() || e.is_connection_refusal() || e.is_timeout() || e.is_connection_dropped() {
+            if e.is_io_error()
+                || e.is_connection_refusal()
+                || e.is_timeout()
+                || e.is_connection_dropped()
+            {
                 g.fact("redis.reachable", 0.0)
             } else {
                 g
@@ -803,7 +904,10 @@ impl TriageJob {
         let config = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(limit))
             .set_response_timeout(Some(limit));
-        let mut con = match client.get_multiplexed_async_connection_with_config(&config).await {
+        let mut con = match client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+        {
             Ok(c) => c,
             Err(e) => return unreachable(e),
         };
@@ -812,7 +916,10 @@ impl TriageJob {
             return unreachable(e);
         }
         let ping_ms = t.elapsed().as_secs_f64() * 1000.0;
-        let info: String = redis::cmd("INFO").query_async(&mut con).await.unwrap_or_default();
+        let info: String = redis::cmd("INFO")
+            .query_async(&mut con)
+            .await
+            .unwrap_or_default();
         gather::assess_redis(&gather::RedisState {
             ping_ms,
             used_memory: gather::info_field(&info, "used_memory"),
@@ -853,18 +960,26 @@ impl TriageJob {
             .adapters
             .http
             .get(&url)
-            .query(&[("active", "true"), ("silenced", "false"), ("inhibited", "false")])
+            .query(&[
+                ("active", "true"),
+                ("silenced", "false"),
+                ("inhibited", "false"),
+            ])
             .timeout(limit)
             .send()
             .await;
         let resp = match resp {
             Ok(r) => r,
-            Err(e) => return Gathered::failed(crate::checks::http::describe_error("GET", &url, &e)),
+            Err(e) => {
+                return Gathered::failed(crate::checks::http::describe_error("GET", &url, &e));
+            }
         };
         let code = resp.status();
         let text = match resp.text().await {
             Ok(t) => t,
-            Err(e) => return Gathered::failed(crate::checks::http::describe_error("GET", &url, &e)),
+            Err(e) => {
+                return Gathered::failed(crate::checks::http::describe_error("GET", &url, &e));
+            }
         };
         if !code.is_success() {
             return Gathered::failed(format!("{url} answered {code}"));
@@ -880,18 +995,28 @@ impl TriageJob {
             return Gathered::failed("not configured");
         };
         let t = Instant::now();
-        match self.adapters.http.get(url.as_str()).timeout(limit).send().await {
+        match self
+            .adapters
+            .http
+            .get(url.as_str())
+            .timeout(limit)
+            .send()
+            .await
+        {
             Ok(r) => {
                 let ok = r.status().is_success();
                 let ms = t.elapsed().as_millis();
                 let mut g = Gathered::default().fact("api.health_ok", if ok { 1.0 } else { 0.0 });
                 g.summary = format!("{} in {ms} ms", r.status());
-                g.lines.push(format!("GET {url}: {} in {ms} ms", r.status()));
+                g.lines
+                    .push(format!("GET {url}: {} in {ms} ms", r.status()));
                 g.data = json!({"status": r.status().as_u16(), "ms": ms});
                 g
             }
-            Err(e) => Gathered::failed(crate::checks::http::describe_error("GET", url.as_str(), &e))
-                .fact("api.health_ok", 0.0),
+            Err(e) => {
+                Gathered::failed(crate::checks::http::describe_error("GET", url.as_str(), &e))
+                    .fact("api.health_ok", 0.0)
+            }
         }
     }
 }

@@ -20,20 +20,50 @@ pub type Facts = BTreeMap<String, f64>;
 /// Every fact the parts can produce (besides `logs.<pattern>`), with what
 /// it means: the README table and the rule validation read this list.
 pub const FACTS: &[(&str, &str)] = &[
-    ("api.pods", "pods of the selector still serving (not Succeeded or Failed, e.g. Evicted)"),
+    (
+        "api.pods",
+        "pods of the selector still serving (not Succeeded or Failed, e.g. Evicted)",
+    ),
     ("api.pods_ready", "pods Ready"),
-    ("api.pods_not_ready", "pods not Ready, leaving out those started in the last 2 minutes"),
+    (
+        "api.pods_not_ready",
+        "pods not Ready, leaving out those started in the last 2 minutes",
+    ),
     ("api.restarts", "container restarts, all pods"),
-    ("api.restarted_recently", "pods with a container that ended in the last hour"),
-    ("api.crashlooping", "pods with a container waiting in CrashLoopBackOff"),
-    ("api.oomkilled", "pods with a container OOMKilled in the last hour"),
-    ("api.memory_ratio", "highest container memory use against its limit (0-1)"),
-    ("api.health_ok", "the health URL answered 2xx (1) or not (0)"),
+    (
+        "api.restarted_recently",
+        "pods with a container that ended in the last hour",
+    ),
+    (
+        "api.crashlooping",
+        "pods with a container waiting in CrashLoopBackOff",
+    ),
+    (
+        "api.oomkilled",
+        "pods with a container OOMKilled in the last hour",
+    ),
+    (
+        "api.memory_ratio",
+        "highest container memory use against its limit (0-1)",
+    ),
+    (
+        "api.health_ok",
+        "the health URL answered 2xx (1) or not (0)",
+    ),
     ("events.warnings", "Warning events in the last hour"),
     ("deploy.revision", "the deployment's current revision"),
-    ("deploy.age_minutes", "minutes since the current revision rolled out (its ReplicaSet made, or the deployment last progressed to it)"),
-    ("deploy.image_changed", "the current revision's images differ from the previous one's (1; 0 for a restart)"),
-    ("deploy.progressing", "a rollout is under way (1) or done (0)"),
+    (
+        "deploy.age_minutes",
+        "minutes since the current revision rolled out (its ReplicaSet made, or the deployment last progressed to it)",
+    ),
+    (
+        "deploy.image_changed",
+        "the current revision's images differ from the previous one's (1; 0 for a restart)",
+    ),
+    (
+        "deploy.progressing",
+        "a rollout is under way (1) or done (0)",
+    ),
     ("deploy.unavailable", "unavailable replicas"),
     ("errors.rate", "error rate now (0-1)"),
     ("errors.rate_1h_ago", "error rate an hour ago"),
@@ -45,14 +75,29 @@ pub const FACTS: &[(&str, &str)] = &[
     ("db.reachable", "the app database answered (1) or not (0)"),
     ("db.connections", "connections open"),
     ("db.max_connections", "max_connections"),
-    ("db.connection_ratio", "connections against max_connections (0-1)"),
-    ("db.idle_in_transaction", "connections idle in a transaction"),
-    ("db.longest_query_seconds", "age of the longest-running query"),
+    (
+        "db.connection_ratio",
+        "connections against max_connections (0-1)",
+    ),
+    (
+        "db.idle_in_transaction",
+        "connections idle in a transaction",
+    ),
+    (
+        "db.longest_query_seconds",
+        "age of the longest-running query",
+    ),
     ("redis.reachable", "Redis answered PING (1) or not (0)"),
     ("redis.ping_ms", "PING round trip, milliseconds"),
-    ("redis.memory_ratio", "used_memory against maxmemory (0-1; absent without maxmemory)"),
+    (
+        "redis.memory_ratio",
+        "used_memory against maxmemory (0-1; absent without maxmemory)",
+    ),
     ("redis.clients", "connected clients"),
-    ("rds.available", "the RDS instance serves (1: `available`, `backing-up`, `storage-optimization`) or not (0)"),
+    (
+        "rds.available",
+        "the RDS instance serves (1: `available`, `backing-up`, `storage-optimization`) or not (0)",
+    ),
     ("rds.events", "RDS events for the instance in the last hour"),
     ("alerts.firing", "alerts firing in Alertmanager"),
     ("alerts.critical", "alerts firing with severity critical"),

@@ -89,26 +89,116 @@ fn every_shipped_rule_is_found_from_its_evidence_and_none_on_a_healthy_stack() {
     // (what happened, facts, rules expected to match)
     let cases: Vec<(&str, Facts, &[&str])> = vec![
         ("healthy", healthy(), &[]),
-        ("healthy, memory and pool just under", with(&[("api.memory_ratio", 0.9), ("db.connection_ratio", 0.8)]), &[]),
-        ("pool near max", with(&[("db.connection_ratio", 0.95), ("db.connections", 95.0)]), &["pool-exhausted"]),
-        ("too many clients in the logs", with(&[("logs.too_many_clients", 3.0)]), &["pool-exhausted"]),
-        ("redis refuses", with(&[("redis.reachable", 0.0)]), &["redis-unreachable"]),
-        ("redis errors in the logs", with(&[("logs.redis_errors", 12.0)]), &["redis-unreachable"]),
-        ("a few redis lines are not an outage", with(&[("logs.redis_errors", 2.0)]), &[]),
-        ("graph API rejects the token", with(&[("logs.whatsapp_token_rejected", 4.0)]), &["whatsapp-token-rejected"]),
-        ("OOMKilled", with(&[("api.oomkilled", 1.0), ("api.restarted_recently", 1.0)]), &["out-of-memory"]),
-        ("memory near the limit", with(&[("api.memory_ratio", 0.97)]), &["out-of-memory"]),
-        ("fresh deploy, errors rising", with(&[("deploy.age_minutes", 20.0), ("errors.rate", 0.08), ("errors.rise_1h", 0.078)]), &["bad-deploy"]),
-        ("old deploy, errors rising", with(&[("errors.rate", 0.08), ("errors.rise_1h", 0.078)]), &[]),
-        ("fresh deploy, errors flat", with(&[("deploy.age_minutes", 20.0)]), &[]),
-        ("a restart (same images), errors rising", with(&[("deploy.age_minutes", 10.0), ("deploy.image_changed", 0.0), ("errors.rise_1h", 0.2)]), &[]),
-        ("crash loop", with(&[("api.crashlooping", 2.0), ("api.pods_ready", 1.0), ("api.pods_not_ready", 2.0)]), &["crash-loop"]),
-        ("crash loop after a fresh deploy with errors", with(&[("api.crashlooping", 1.0), ("deploy.age_minutes", 5.0), ("errors.rise_1h", 0.3)]), &["bad-deploy", "crash-loop"]),
-        ("prometheus down: no deploy verdict", without(&["errors.rise_1h", "errors.rate"]).into_iter().chain([("deploy.age_minutes".to_string(), 5.0)]).collect(), &[]),
-        ("redis part failed without a verdict", without(&["redis.reachable", "redis.ping_ms"]), &[]),
+        (
+            "healthy, memory and pool just under",
+            with(&[("api.memory_ratio", 0.9), ("db.connection_ratio", 0.8)]),
+            &[],
+        ),
+        (
+            "pool near max",
+            with(&[("db.connection_ratio", 0.95), ("db.connections", 95.0)]),
+            &["pool-exhausted"],
+        ),
+        (
+            "too many clients in the logs",
+            with(&[("logs.too_many_clients", 3.0)]),
+            &["pool-exhausted"],
+        ),
+        (
+            "redis refuses",
+            with(&[("redis.reachable", 0.0)]),
+            &["redis-unreachable"],
+        ),
+        (
+            "redis errors in the logs",
+            with(&[("logs.redis_errors", 12.0)]),
+            &["redis-unreachable"],
+        ),
+        (
+            "a few redis lines are not an outage",
+            with(&[("logs.redis_errors", 2.0)]),
+            &[],
+        ),
+        (
+            "graph API rejects the token",
+            with(&[("logs.whatsapp_token_rejected", 4.0)]),
+            &["whatsapp-token-rejected"],
+        ),
+        (
+            "OOMKilled",
+            with(&[("api.oomkilled", 1.0), ("api.restarted_recently", 1.0)]),
+            &["out-of-memory"],
+        ),
+        (
+            "memory near the limit",
+            with(&[("api.memory_ratio", 0.97)]),
+            &["out-of-memory"],
+        ),
+        (
+            "fresh deploy, errors rising",
+            with(&[
+                ("deploy.age_minutes", 20.0),
+                ("errors.rate", 0.08),
+                ("errors.rise_1h", 0.078),
+            ]),
+            &["bad-deploy"],
+        ),
+        (
+            "old deploy, errors rising",
+            with(&[("errors.rate", 0.08), ("errors.rise_1h", 0.078)]),
+            &[],
+        ),
+        (
+            "fresh deploy, errors flat",
+            with(&[("deploy.age_minutes", 20.0)]),
+            &[],
+        ),
+        (
+            "a restart (same images), errors rising",
+            with(&[
+                ("deploy.age_minutes", 10.0),
+                ("deploy.image_changed", 0.0),
+                ("errors.rise_1h", 0.2),
+            ]),
+            &[],
+        ),
+        (
+            "crash loop",
+            with(&[
+                ("api.crashlooping", 2.0),
+                ("api.pods_ready", 1.0),
+                ("api.pods_not_ready", 2.0),
+            ]),
+            &["crash-loop"],
+        ),
+        (
+            "crash loop after a fresh deploy with errors",
+            with(&[
+                ("api.crashlooping", 1.0),
+                ("deploy.age_minutes", 5.0),
+                ("errors.rise_1h", 0.3),
+            ]),
+            &["bad-deploy", "crash-loop"],
+        ),
+        (
+            "prometheus down: no deploy verdict",
+            without(&["errors.rise_1h", "errors.rate"])
+                .into_iter()
+                .chain([("deploy.age_minutes".to_string(), 5.0)])
+                .collect(),
+            &[],
+        ),
+        (
+            "redis part failed without a verdict",
+            without(&["redis.reachable", "redis.ping_ms"]),
+            &[],
+        ),
     ];
     for (what, facts, want) in cases {
-        let got: Vec<String> = match_all(&rules, &facts, None).into_iter().map(|m| m.rule).collect();
+        let got: Vec<String> = match_all(&rules, &facts, None)
+            .into_iter()
+            .map(|m| m.rule)
+            .collect();
         assert_eq!(got, want.to_vec(), "{what}");
     }
 }
@@ -132,7 +222,10 @@ fn a_match_carries_evidence_remedy_runbook_link_and_a_dry_run_to_try() {
             "errors.rise_1h = 0.2 (> 0.01)"
         ]
     );
-    assert_eq!(m.suggest.as_deref(), Some("runbookd run rollout-undo --dry-run"));
+    assert_eq!(
+        m.suggest.as_deref(),
+        Some("runbookd run rollout-undo --dry-run")
+    );
     assert_eq!(
         m.runbook.as_deref(),
         Some("https://runbook.example/RUNBOOK.md#p1-critical-degradation")
@@ -146,16 +239,52 @@ fn severity_follows_the_runbook_levels() {
     // (what, facts, matches found, severity)
     let cases: Vec<(&str, Facts, Severity)> = vec![
         ("healthy", healthy(), Severity::None),
-        ("no pod ready", with(&[("api.pods_ready", 0.0), ("api.pods_not_ready", 3.0)]), Severity::P0),
-        ("no pods at all", with(&[("api.pods", 0.0), ("api.pods_ready", 0.0)]), Severity::P0),
-        ("health check fails", with(&[("api.health_ok", 0.0)]), Severity::P0),
-        ("most requests fail", with(&[("errors.rate", 0.6)]), Severity::P0),
-        ("database unreachable", with(&[("db.reachable", 0.0)]), Severity::P0),
-        ("error rate 15%", with(&[("errors.rate", 0.15)]), Severity::P1),
-        ("error rate 6%", with(&[("errors.rate", 0.06)]), Severity::None),
+        (
+            "no pod ready",
+            with(&[("api.pods_ready", 0.0), ("api.pods_not_ready", 3.0)]),
+            Severity::P0,
+        ),
+        (
+            "no pods at all",
+            with(&[("api.pods", 0.0), ("api.pods_ready", 0.0)]),
+            Severity::P0,
+        ),
+        (
+            "health check fails",
+            with(&[("api.health_ok", 0.0)]),
+            Severity::P0,
+        ),
+        (
+            "most requests fail",
+            with(&[("errors.rate", 0.6)]),
+            Severity::P0,
+        ),
+        (
+            "database unreachable",
+            with(&[("db.reachable", 0.0)]),
+            Severity::P0,
+        ),
+        (
+            "error rate 15%",
+            with(&[("errors.rate", 0.15)]),
+            Severity::P1,
+        ),
+        (
+            "error rate 6%",
+            with(&[("errors.rate", 0.06)]),
+            Severity::None,
+        ),
         ("p99 at 7 s", with(&[("latency.p99", 7.0)]), Severity::P1),
-        ("one pod not ready", with(&[("api.pods_ready", 2.0), ("api.pods_not_ready", 1.0)]), Severity::P1),
-        ("a critical alert", with(&[("alerts.critical", 1.0), ("alerts.firing", 1.0)]), Severity::P1),
+        (
+            "one pod not ready",
+            with(&[("api.pods_ready", 2.0), ("api.pods_not_ready", 1.0)]),
+            Severity::P1,
+        ),
+        (
+            "a critical alert",
+            with(&[("alerts.critical", 1.0), ("alerts.firing", 1.0)]),
+            Severity::P1,
+        ),
         ("nothing measured", Facts::new(), Severity::None),
     ];
     for (what, facts, want) in cases {
@@ -223,8 +352,14 @@ fn on_failure_names_existing_jobs_and_not_itself() {
     let err = crate::jobs::load_str(std::path::Path::new("jobs.yaml"), text, &|_| None)
         .unwrap_err()
         .to_string();
-    assert!(err.contains("jobs.yaml:5:18: job `a`: `a` cannot chain to itself on failure"), "{err}");
-    assert!(err.contains("jobs.yaml:5:21: job `a`: on_failure: no job named `nope`"), "{err}");
+    assert!(
+        err.contains("jobs.yaml:5:18: job `a`: `a` cannot chain to itself on failure"),
+        "{err}"
+    );
+    assert!(
+        err.contains("jobs.yaml:5:21: job `a`: on_failure: no job named `nope`"),
+        "{err}"
+    );
     assert!(err.starts_with("2 error(s)"), "`b` exists: {err}");
     let err = crate::jobs::load_str(
         std::path::Path::new("jobs.yaml"),
@@ -233,7 +368,10 @@ fn on_failure_names_existing_jobs_and_not_itself() {
     )
     .unwrap_err()
     .to_string();
-    assert!(err.contains("jobs.yaml:5:21: job `a`: on_failure names `b` twice"), "{err}");
+    assert!(
+        err.contains("jobs.yaml:5:21: job `a`: on_failure names `b` twice"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -251,7 +389,10 @@ fn a_rule_suggests_only_jobs_that_exist() {
     let err = crate::jobs::load_str(std::path::Path::new("jobs.yaml"), text, &|_| None)
         .unwrap_err()
         .to_string();
-    assert!(err.contains("jobs.yaml:9:18: job `t`: no job named `rolout-undo`"), "{err}");
+    assert!(
+        err.contains("jobs.yaml:9:18: job `t`: no job named `rolout-undo`"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -259,20 +400,37 @@ fn the_readable_triage_puts_the_verdict_and_known_issues_first() {
     let rules: Vec<_> = shipped().rules.iter().map(|r| r.value.clone()).collect();
     let mut pods = gather::Gathered::default().fact("api.crashlooping", 1.0);
     pods.summary = "2/3 Ready, 1 CrashLoopBackOff".into();
-    pods.lines.push("api-2 Running NOT Ready, 7 restart(s)".into());
-    let redis = gather::Gathered::failed("redis://r:6379: connection refused").fact("redis.reachable", 0.0);
+    pods.lines
+        .push("api-2 Running NOT Ready, 7 restart(s)".into());
+    let redis =
+        gather::Gathered::failed("redis://r:6379: connection refused").fact("redis.reachable", 0.0);
     let parts = vec![("pods", pods.clone()), ("redis", redis.clone())];
     let d = conclude(&parts, &rules, &Levels::default(), None);
     assert_eq!(d.severity, Severity::P1);
     assert_eq!(d.failed_parts, vec!["redis"]);
     let text = render(&d, &parts);
-    let at = |s: &str| text.find(s).unwrap_or_else(|| panic!("no {s:?} in:\n{text}"));
+    let at = |s: &str| {
+        text.find(s)
+            .unwrap_or_else(|| panic!("no {s:?} in:\n{text}"))
+    };
     assert_eq!(at("TRIAGE: P1 (critical degradation)"), 0, "{text}");
     assert!(at("KNOWN ISSUES") < at("REDIS: failed"), "{text}");
-    assert!(at("REDIS: failed") < at("PODS: 2/3 Ready"), "failed parts first:\n{text}");
-    assert!(text.contains("Redis connection failures [redis-unreachable]"), "{text}");
-    assert!(text.contains("evidence: redis.reachable = 0 (== 0)"), "{text}");
-    assert!(text.contains("  - not read, so not judged: redis\n"), "{text}");
+    assert!(
+        at("REDIS: failed") < at("PODS: 2/3 Ready"),
+        "failed parts first:\n{text}"
+    );
+    assert!(
+        text.contains("Redis connection failures [redis-unreachable]"),
+        "{text}"
+    );
+    assert!(
+        text.contains("evidence: redis.reachable = 0 (== 0)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  - not read, so not judged: redis\n"),
+        "{text}"
+    );
 
     // Every part down: the "down" facts may be runbookd's own network, so
     // nothing is judged.
