@@ -24,9 +24,13 @@ pub struct AlertmanagerCheck {
     pub fail_at: Option<Text>,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
 pub struct Alert {
     pub labels: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub annotations: std::collections::BTreeMap<String, String>,
+    #[serde(rename = "startsAt", default)]
+    pub starts_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[async_trait]
@@ -56,6 +60,15 @@ impl AlertmanagerCheck {
     }
 
     async fn check(&self, name: &str, ctx: &CheckContext) -> CheckResult {
+        match self.firing(ctx).await {
+            Ok(alerts) => self.assess(name, &alerts),
+            Err(e) => CheckResult::error(name, e),
+        }
+    }
+
+    /// The alerts firing now (active, not silenced, not inhibited) that
+    /// match `matchers`. Triage reads them through this too.
+    pub async fn firing(&self, ctx: &CheckContext) -> Result<Vec<Alert>, String> {
         let url = format!("{}/api/v2/alerts", self.url.trim_end_matches('/'));
         let mut query: Vec<(&str, &str)> = vec![
             ("active", "true"),
@@ -65,7 +78,7 @@ impl AlertmanagerCheck {
         for m in &self.matchers {
             query.push(("filter", m.as_str()));
         }
-        let resp = match ctx
+        let resp = ctx
             .adapters
             .http
             .get(&url)
@@ -73,29 +86,17 @@ impl AlertmanagerCheck {
             .timeout(ctx.timeout)
             .send()
             .await
-        {
-            Ok(r) => r,
-            Err(e) => {
-                return CheckResult::error(name, super::http::describe_error("GET", &url, &e));
-            }
-        };
+            .map_err(|e| super::http::describe_error("GET", &url, &e))?;
         let code = resp.status();
-        let text = match resp.text().await {
-            Ok(t) => t,
-            Err(e) => {
-                return CheckResult::error(name, super::http::describe_error("GET", &url, &e));
-            }
-        };
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| super::http::describe_error("GET", &url, &e))?;
         if !code.is_success() {
-            return CheckResult::error(
-                name,
-                format!("alertmanager answered {code}: {}", text.trim()),
-            );
+            return Err(format!("alertmanager answered {code}: {}", text.trim()));
         }
-        match serde_json::from_str::<Vec<Alert>>(&text) {
-            Ok(alerts) => self.assess(name, &alerts),
-            Err(e) => CheckResult::error(name, format!("unexpected answer from {url}: {e}")),
-        }
+        serde_json::from_str::<Vec<Alert>>(&text)
+            .map_err(|e| format!("unexpected answer from {url}: {e}"))
     }
 
     /// Pure: the verdict on a list of firing alerts.
@@ -164,7 +165,11 @@ mod tests {
         if let Some(s) = sev {
             labels.insert("severity".to_string(), s.to_string());
         }
-        Alert { labels }
+        Alert {
+            labels,
+            annotations: Default::default(),
+            starts_at: None,
+        }
     }
 
     #[test]

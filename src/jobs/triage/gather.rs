@@ -12,6 +12,7 @@ use serde_json::json;
 use super::rules::Facts;
 use crate::adapters::aws::{DbInstance, RdsEvent};
 use crate::adapters::kube::PodMetrics;
+use crate::checks::alertmanager::Alert;
 use crate::checks::kubernetes::{Limits, assess_memory, k8s_time};
 use crate::jobs::rollout::{RolloutState, revision, rollout_state};
 use crate::model::fmt_number;
@@ -851,18 +852,7 @@ pub fn assess_rds(
     g
 }
 
-/// A firing alert, as Alertmanager's v2 API gives it.
-#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
-pub struct FiringAlert {
-    #[serde(default)]
-    pub labels: BTreeMap<String, String>,
-    #[serde(default)]
-    pub annotations: BTreeMap<String, String>,
-    #[serde(rename = "startsAt", default)]
-    pub starts_at: Option<DateTime<Utc>>,
-}
-
-pub fn assess_alerts(alerts: &[FiringAlert], now: DateTime<Utc>) -> Gathered {
+pub fn assess_alerts(alerts: &[Alert], now: DateTime<Utc>) -> Gathered {
     let critical = alerts
         .iter()
         .filter(|a| a.labels.get("severity").map(String::as_str) == Some("critical"))
@@ -870,7 +860,7 @@ pub fn assess_alerts(alerts: &[FiringAlert], now: DateTime<Utc>) -> Gathered {
     let mut g = Gathered::default()
         .fact("alerts.firing", alerts.len() as f64)
         .fact("alerts.critical", critical as f64);
-    let mut sorted: Vec<&FiringAlert> = alerts.iter().collect();
+    let mut sorted: Vec<&Alert> = alerts.iter().collect();
     // Critical first, then oldest first: the first to fire is often the cause.
     sorted.sort_by_key(|a| {
         (

@@ -34,6 +34,7 @@ use super::{ExecEnv, Job, JobError, JobKind, Outcome, RunContext};
 use crate::adapters::Adapters;
 use crate::adapters::aws::Target;
 use crate::checks::CheckContext;
+use crate::checks::alertmanager::AlertmanagerCheck;
 use crate::checks::prometheus::PrometheusCheck;
 use crate::clock::Clock;
 use crate::config::JobSpec;
@@ -212,16 +213,16 @@ impl JobSpec for TriageSpec {
         {
             diags.at(l.at, "log_lines must be between 1 and 10000");
         }
-        for (name, u) in [("database_url", &self.database_url)] {
-            if let Some(u) = u {
-                let url = u.expose();
-                if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-                    diags.at(
-                        u.at,
-                        format!("{name} {} must be a postgres:// URL", redact_url(url)),
-                    );
-                }
-            }
+        if let Some(u) = &self.database_url
+            && !(u.expose().starts_with("postgres://") || u.expose().starts_with("postgresql://"))
+        {
+            diags.at(
+                u.at,
+                format!(
+                    "database_url {} must be a postgres:// URL",
+                    redact_url(u.expose())
+                ),
+            );
         }
         if let Some(u) = &self.redis_url
             && let Err(e) = redis::Client::open(u.expose())
@@ -952,41 +953,20 @@ impl TriageJob {
     }
 
     async fn read_alerts(&self, now: DateTime<Utc>, limit: Duration) -> Gathered {
-        let Some(base) = &self.spec.alertmanager_url else {
+        let Some(url) = &self.spec.alertmanager_url else {
             return Gathered::failed("not configured");
         };
-        let url = format!("{}/api/v2/alerts", base.trim_end_matches('/'));
-        let resp = self
-            .adapters
-            .http
-            .get(&url)
-            .query(&[
-                ("active", "true"),
-                ("silenced", "false"),
-                ("inhibited", "false"),
-            ])
-            .timeout(limit)
-            .send()
-            .await;
-        let resp = match resp {
-            Ok(r) => r,
-            Err(e) => {
-                return Gathered::failed(crate::checks::http::describe_error("GET", &url, &e));
-            }
+        let check = AlertmanagerCheck {
+            url: url.clone(),
+            matchers: Vec::new(),
+            severities: None,
+            fail_at: None,
         };
-        let code = resp.status();
-        let text = match resp.text().await {
-            Ok(t) => t,
-            Err(e) => {
-                return Gathered::failed(crate::checks::http::describe_error("GET", &url, &e));
-            }
-        };
-        if !code.is_success() {
-            return Gathered::failed(format!("{url} answered {code}"));
-        }
-        match serde_json::from_str::<Vec<gather::FiringAlert>>(&text) {
+        let mut ctx = CheckContext::new(now, self.adapters.clone());
+        ctx.timeout = limit;
+        match check.firing(&ctx).await {
             Ok(alerts) => gather::assess_alerts(&alerts, now),
-            Err(e) => Gathered::failed(format!("unexpected answer from {url}: {e}")),
+            Err(e) => Gathered::failed(e),
         }
     }
 

@@ -371,7 +371,7 @@ fn metrics_database_redis_rds_and_alerts() {
     assert_eq!(rds.facts["rds.available"], 0.0);
     assert_eq!(rds.lines[1], "5m ago: DB instance restarted [availability]");
 
-    let alerts: Vec<FiringAlert> = serde_json::from_value(json!([
+    let alerts: Vec<Alert> = serde_json::from_value(json!([
         {"labels": {"alertname": "HighLatency", "severity": "warning"}, "startsAt": "2026-11-30T08:10:00Z"},
         {"labels": {"alertname": "ErrorRate", "severity": "critical"}, "annotations": {"summary": "5xx over 5%"}, "startsAt": "2026-11-30T08:40:00Z"},
     ]))
