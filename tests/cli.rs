@@ -1000,6 +1000,72 @@ fn run_triage_shows_each_part_as_it_ends_then_the_triage_and_show_keeps_it() {
     );
 }
 
+/// Credentials written into a triage's service URLs never reach the
+/// terminal or the history, whether the service answers or not.
+#[test]
+fn triage_url_credentials_are_never_printed_or_stored() {
+    let closed = free_port();
+    let w = workdir(&format!(
+        "jobs:
+  triage:
+    kind: triage
+    part_timeout: 2s
+    health_url: http://ops:Hp-Secret-11@127.0.0.1:{closed}/health
+    alertmanager_url: http://am:Am-Secret-22@127.0.0.1:{closed}
+    prometheus:
+      url: http://pr:Pr-Secret-33@127.0.0.1:{closed}
+      error_rate: up
+      latency_p99: up
+"
+    ));
+    let out = w
+        .cmd(&["run", "triage"])
+        .env("KUBECONFIG", w.path().join("no-such-kubeconfig"))
+        .output()
+        .unwrap();
+    let shown = w.run(&["show", "1", "--json"]);
+    let all = format!(
+        "{}{}{}",
+        stdout(&out),
+        stderr(&out),
+        String::from_utf8_lossy(&shown.stdout)
+    );
+    assert!(all.contains("step"), "{all}");
+    for secret in ["Hp-Secret-11", "Am-Secret-22", "Pr-Secret-33"] {
+        assert!(!all.contains(secret), "{secret} printed or stored:\n{all}");
+    }
+}
+
+/// The same for the checks that call HTTP services.
+#[test]
+fn check_url_credentials_are_never_printed_or_stored() {
+    let closed = free_port();
+    let w = workdir(&format!(
+        "jobs:
+  c:
+    kind: checklist
+    checks:
+      - {{name: h, kind: http, url: \"http://ops:Hc-Secret-44@127.0.0.1:{closed}/health\"}}
+      - {{name: p, kind: prometheus, url: \"http://pr:Pc-Secret-55@127.0.0.1:{closed}\", query: up, fail_if: \"> 1\"}}
+      - {{name: a, kind: alertmanager, url: \"http://am:Ac-Secret-66@127.0.0.1:{closed}\"}}
+"
+    ));
+    let out = w.run(&["run", "c"]);
+    let shown = w.run(&["show", "1", "--json"]);
+    let listed = w.run(&["jobs"]);
+    let all = format!(
+        "{}{}{}{}",
+        stdout(&out),
+        stderr(&out),
+        String::from_utf8_lossy(&shown.stdout),
+        stdout(&listed)
+    );
+    assert!(all.contains("127.0.0.1"), "{all}");
+    for secret in ["Hc-Secret-44", "Pc-Secret-55", "Ac-Secret-66"] {
+        assert!(!all.contains(secret), "{secret} printed or stored:\n{all}");
+    }
+}
+
 #[test]
 fn every_option_and_argument_has_help() {
     let w = workdir(REAL);

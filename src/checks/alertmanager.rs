@@ -6,13 +6,15 @@ use async_trait::async_trait;
 use serde::Deserialize;
 
 use super::{Check, CheckContext, CheckResult, CheckStatus};
+use crate::secret::SecretUrl;
 use crate::yaml::Text;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AlertmanagerCheck {
-    /// Alertmanager base URL, e.g. `http://alertmanager:9093`.
-    pub url: Text,
+    /// Alertmanager base URL, e.g. `http://alertmanager:9093`. Its
+    /// password, if any, is a secret.
+    pub url: SecretUrl,
     /// Label matchers that select the alerts this check cares about, e.g.
     /// `env="production"`. Default: all alerts.
     #[serde(default)]
@@ -69,7 +71,7 @@ impl AlertmanagerCheck {
     /// The alerts firing now (active, not silenced, not inhibited) that
     /// match `matchers`. Triage reads them through this too.
     pub async fn firing(&self, ctx: &CheckContext) -> Result<Vec<Alert>, String> {
-        let url = format!("{}/api/v2/alerts", self.url.trim_end_matches('/'));
+        let url = format!("{}/api/v2/alerts", self.url.expose().trim_end_matches('/'));
         let mut query: Vec<(&str, &str)> = vec![
             ("active", "true"),
             ("silenced", "false"),
@@ -175,7 +177,7 @@ mod tests {
     #[test]
     fn severity_table() {
         let check = AlertmanagerCheck {
-            url: "http://am".into(),
+            url: SecretUrl::new("http://am"),
             matchers: vec![],
             severities: None,
             fail_at: None,

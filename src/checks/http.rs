@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::{Check, CheckContext, CheckResult, CheckStatus};
 use crate::model::Dur;
-use crate::secret::Secret;
+use crate::secret::{Secret, SecretUrl};
 use crate::yaml::{Diags, Lenient, Pos, Text};
 
 /// Bodies are read up to this many bytes for `body_contains` and
@@ -37,7 +37,8 @@ pub struct JsonField {
 pub struct HttpCheck {
     /// Default `GET`.
     pub method: Option<Text>,
-    pub url: Text,
+    /// Its password, if any, is a secret.
+    pub url: SecretUrl,
     /// Request headers. Their values are treated as secrets (tokens).
     #[serde(default)]
     pub headers: IndexMap<String, Secret>,
@@ -69,7 +70,7 @@ impl Check for HttpCheck {
     }
 
     fn validate(&self, _at: Pos, diags: &mut Diags) {
-        match reqwest::Url::parse(&self.url) {
+        match reqwest::Url::parse(self.url.expose()) {
             Err(e) => diags.at(self.url.at, format!("url `{}` is not a URL: {e}", self.url)),
             Ok(u) if !matches!(u.scheme(), "http" | "https") => diags.at(
                 self.url.at,
@@ -134,7 +135,7 @@ impl HttpCheck {
         let mut req = ctx
             .adapters
             .http
-            .request(method, self.url.as_str())
+            .request(method, self.url.expose())
             .timeout(ctx.timeout);
         for (k, v) in &self.headers {
             req = req.header(k, v.expose());
@@ -143,14 +144,20 @@ impl HttpCheck {
         let resp = match req.send().await {
             Ok(r) => r,
             Err(e) => {
-                return CheckResult::error(name, describe_error(&self.method(), &self.url, &e));
+                return CheckResult::error(
+                    name,
+                    describe_error(&self.method(), &self.url.shown(), &e),
+                );
             }
         };
         let code = resp.status().as_u16();
         let body = match read_body(resp).await {
             Ok(b) => b,
             Err(e) => {
-                return CheckResult::error(name, describe_error(&self.method(), &self.url, &e));
+                return CheckResult::error(
+                    name,
+                    describe_error(&self.method(), &self.url.shown(), &e),
+                );
             }
         };
         let latency = started.elapsed();

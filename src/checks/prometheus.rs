@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use super::compare::{Condition, Thresholds, fmt_number};
 use super::{Check, CheckContext, CheckResult, CheckStatus};
+use crate::secret::SecretUrl;
 use crate::yaml::{Diags, Lenient, Pos, Text};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -38,8 +39,9 @@ pub struct Anomaly {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PrometheusCheck {
-    /// Prometheus base URL, e.g. `http://prometheus:9090`.
-    pub url: Text,
+    /// Prometheus base URL, e.g. `http://prometheus:9090`. Its password,
+    /// if any, is a secret.
+    pub url: SecretUrl,
     pub query: Text,
     pub fail_if: Option<Condition>,
     pub warn_if: Option<Condition>,
@@ -116,7 +118,7 @@ impl Check for PrometheusCheck {
                 "a prometheus check needs `fail_if`, `warn_if` or `anomaly`",
             );
         }
-        if let Err(e) = reqwest::Url::parse(&self.url) {
+        if let Err(e) = reqwest::Url::parse(self.url.expose()) {
             diags.at(self.url.at, format!("url `{}` is not a URL: {e}", self.url));
         }
     }
@@ -140,7 +142,7 @@ impl PrometheusCheck {
         ctx: &CheckContext,
         at: DateTime<Utc>,
     ) -> Result<Option<f64>, QueryError> {
-        let url = format!("{}/api/v1/query", self.url.trim_end_matches('/'));
+        let url = format!("{}/api/v1/query", self.url.expose().trim_end_matches('/'));
         let time = format!("{:.3}", at.timestamp_millis() as f64 / 1000.0);
         let resp = ctx
             .adapters

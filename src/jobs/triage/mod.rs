@@ -46,8 +46,8 @@ use crate::yaml::{At, Diags, Text};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PromQueries {
-    /// Prometheus base URL. Required.
-    pub url: Text,
+    /// Prometheus base URL (its password, if any, is a secret). Required.
+    pub url: SecretUrl,
     /// The error rate, 0-1. Required.
     pub error_rate: Text,
     /// p99 latency in seconds. Required.
@@ -85,7 +85,7 @@ pub struct TriageSpec {
     /// The API's deployment. Default `api-deployment`.
     pub deployment: Option<Text>,
     /// GET, expecting 2xx (the runbook's `curl …/health`). Default: not read.
-    pub health_url: Option<Text>,
+    pub health_url: Option<SecretUrl>,
     /// Default: not read.
     pub prometheus: Option<PromQueries>,
     /// The application's Postgres, read only. A secret. Default: not read.
@@ -98,7 +98,7 @@ pub struct TriageSpec {
     /// Default: not read.
     pub rds: Option<RdsPart>,
     /// Alertmanager base URL. Default: not read.
-    pub alertmanager_url: Option<Text>,
+    pub alertmanager_url: Option<SecretUrl>,
     /// Log lines read from each chosen pod. Default 100.
     pub log_lines: Option<At<i64>>,
     /// Substrings counted (case-insensitively) in the logs read, each as
@@ -978,7 +978,7 @@ impl TriageJob {
         match self
             .adapters
             .http
-            .get(url.as_str())
+            .get(url.expose())
             .timeout(limit)
             .send()
             .await
@@ -994,7 +994,7 @@ impl TriageJob {
                 g
             }
             Err(e) => {
-                Gathered::failed(crate::checks::http::describe_error("GET", url.as_str(), &e))
+                Gathered::failed(crate::checks::http::describe_error("GET", &url.shown(), &e))
                     .fact("api.health_ok", 0.0)
             }
         }
