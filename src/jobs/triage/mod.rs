@@ -106,7 +106,7 @@ pub struct TriageSpec {
     #[serde(default)]
     pub log_patterns: BTreeMap<String, Vec<Text>>,
     /// Each part's own timeout. Default `8s`.
-    pub part_timeout: Option<Dur>,
+    pub part_timeout: Option<At<Dur>>,
     pub severity: Option<SeverityConfig>,
     /// The known issues. Default none.
     #[serde(default)]
@@ -129,7 +129,7 @@ impl TriageSpec {
     }
     fn part_timeout(&self) -> Duration {
         self.part_timeout
-            .map(|d| d.0)
+            .map(|d| d.value.0)
             .unwrap_or(DEFAULT_PART_TIMEOUT)
     }
     fn log_lines(&self) -> i64 {
@@ -207,6 +207,12 @@ impl JobSpec for TriageSpec {
                     format!("two rules named `{}`", r.value.name),
                 );
             }
+        }
+        // Zero would fail every part at once and call it an outage.
+        if let Some(t) = self.part_timeout
+            && t.value.0.is_zero()
+        {
+            diags.at(t.at, "part_timeout must be more than 0s");
         }
         if let Some(l) = self.log_lines
             && !(1..=10_000).contains(&l.value)

@@ -321,6 +321,7 @@ fn bad_rules_are_errors_with_positions() {
           logs.oops: \">= 1\"
           logs.nope: \">= 1\"
         remedy: r
+    part_timeout: 0s
     severity:
       p1_error_rate: 10
 ";
@@ -332,7 +333,8 @@ fn bad_rules_are_errors_with_positions() {
         "jobs.yaml:12:9: job `t`: rule `a` needs `when` or `when_any`",
         "jobs.yaml:12:15: job `t`: two rules named `a`",
         "jobs.yaml:19:22: job `t`: rule `c`: no fact `logs.nope` (did you mean `logs.oops`?)",
-        "jobs.yaml:22:22: job `t`: severity.p1_error_rate is a rate between 0 and 1",
+        "jobs.yaml:23:22: job `t`: severity.p1_error_rate is a rate between 0 and 1",
+        "jobs.yaml:21:19: job `t`: part_timeout must be more than 0s",
     ] {
         assert!(err.contains(want), "missing {want:?} in:\n{err}");
     }
