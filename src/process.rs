@@ -82,9 +82,27 @@ pub fn members(proc_root: &Path, group: Group, started_before: Option<u64>) -> V
 
 /// Clock ticks since boot now, comparable with start times.
 pub fn ticks_now() -> Option<u64> {
-    let uptime = std::fs::read_to_string("/proc/uptime").ok()?;
-    let secs: f64 = uptime.split_whitespace().next()?.parse().ok()?;
-    Some((secs * ticks_per_second() as f64) as u64)
+    ticks_of_uptime(
+        &std::fs::read_to_string("/proc/uptime").ok()?,
+        ticks_per_second(),
+    )
+}
+
+/// `/proc/uptime`'s first field in clock ticks, in integers: through a
+/// float, `0.29 * 100` is `28.99…` and a process started in the current
+/// tick would read as started after "now", and a run's leftover child
+/// would escape [`members`].
+fn ticks_of_uptime(text: &str, hz: u64) -> Option<u64> {
+    let field = text.split_whitespace().next()?;
+    let (whole, frac) = field.split_once('.').unwrap_or((field, ""));
+    let whole: u64 = whole.parse().ok()?;
+    if !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // Up to nine decimals (nanoseconds) are exact in u64 arithmetic.
+    let digits = &frac[..frac.len().min(9)];
+    let nanos: u64 = format!("{digits:0<9}").parse().ok()?;
+    Some(whole * hz + nanos * hz / 1_000_000_000)
 }
 
 /// The unit of `/proc` start times.
@@ -165,6 +183,29 @@ mod tests {
             .unwrap();
         }
         dir
+    }
+
+    #[test]
+    fn uptime_converts_to_ticks_exactly() {
+        let cases: &[(&str, u64, Option<u64>)] = &[
+            ("0.29 1.00\n", 100, Some(29)),
+            ("1234.57 99.1\n", 100, Some(123457)),
+            ("12345.67 0", 100, Some(1234567)),
+            ("7 0", 100, Some(700)),
+            ("3.5 0", 1000, Some(3500)),
+            ("3.999 0", 100, Some(399)),
+            ("", 100, None),
+            ("x.10 0", 100, None),
+            ("1.-1 0", 100, None),
+        ];
+        for (text, hz, want) in cases {
+            assert_eq!(ticks_of_uptime(text, *hz), *want, "{text:?} at {hz} Hz");
+        }
+        // Every centisecond value of the first 2000 s converts to itself.
+        for c in 0..200_000u64 {
+            let text = format!("{}.{:02} 0", c / 100, c % 100);
+            assert_eq!(ticks_of_uptime(&text, 100), Some(c), "{text}");
+        }
     }
 
     #[test]
