@@ -414,6 +414,35 @@ impl Runner {
         self.store.insert_run(&self.new_run(job, req, 1)).await
     }
 
+    /// Claims a fire already decided against (its job is paused): the one
+    /// insert records it `skipped`, so no reader ever sees it running and
+    /// no overlap rule counts it. `None`: another process has this fire.
+    pub async fn claim_skipped(
+        &self,
+        job: &JobConfig,
+        req: &RunRequest,
+        reason: &str,
+    ) -> Result<Option<RunId>, StoreError> {
+        let run = NewRun {
+            status: RunStatus::Skipped,
+            error: Some(reason.to_string()),
+            ..self.new_run(job, req, 1)
+        };
+        let id = self.store.insert_run(&run).await?;
+        if let Some(id) = id {
+            let _ = self.events.send(RunEvent::Finished {
+                id,
+                job: job.name.clone(),
+                status: RunStatus::Skipped,
+                attempt: 1,
+                at: run.started_at,
+                took: Duration::ZERO,
+                checks: Vec::new(),
+            });
+        }
+        Ok(id)
+    }
+
     /// Ends a claimed fire as `skipped` without running it.
     pub async fn skip(&self, job: &JobConfig, id: RunId, reason: &str) -> Result<(), StoreError> {
         let log = RunLog::new(self.log_max_bytes, self.redactor.clone());

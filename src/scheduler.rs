@@ -532,12 +532,6 @@ impl Scheduler {
             dry_run: false,
             ..Default::default()
         };
-        // Claim first, decide second: the decision then happens in exactly one
-        // process, whatever the others see.
-        let Some(id) = self.runner.claim(job, &req).await? else {
-            report.lost_claims += 1;
-            return Ok(());
-        };
         let pause = self
             .paused
             .lock()
@@ -545,8 +539,9 @@ impl Scheduler {
             .get(&job.name)
             .cloned();
         if let Some(p) = pause {
-            // Recorded as skipped, so the history and the morning report say
-            // why the fire did not run.
+            // Claimed as skipped in one insert, so the history and the
+            // morning report say why the fire did not run, and it is never
+            // seen running in between.
             let reason = format!(
                 "skipped: {} paused by {} since {}{}",
                 job.name,
@@ -554,10 +549,18 @@ impl Scheduler {
                 p.paused_at.to_rfc3339(),
                 p.reason.map(|r| format!(" ({r})")).unwrap_or_default()
             );
-            self.runner.skip(job, id, &reason).await?;
-            report.skipped.push((job.name.clone(), id));
+            match self.runner.claim_skipped(job, &req, &reason).await? {
+                Some(id) => report.skipped.push((job.name.clone(), id)),
+                None => report.lost_claims += 1,
+            }
             return Ok(());
         }
+        // Claim first, decide second: the overlap decision then happens in
+        // exactly one process, whatever the others see.
+        let Some(id) = self.runner.claim(job, &req).await? else {
+            report.lost_claims += 1;
+            return Ok(());
+        };
         let about = format!("for {}", fire.at.to_rfc3339());
         self.decided(job, about, trigger, id, req, report).await
     }

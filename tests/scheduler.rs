@@ -255,7 +255,9 @@ async fn forbid_records_the_overlapping_fire_as_skipped() {
 
 #[tokio::test]
 async fn allow_runs_overlapping_fires_side_by_side() {
-    let job = JobBuilder::command("par", &["sleep", "1"])
+    // Long enough that neither ends before the second tick is done, however
+    // slow the machine.
+    let job = JobBuilder::command("par", &["sleep", "5"])
         .every_second()
         .concurrency(Concurrency::Allow);
     let mut h = harness(
@@ -268,7 +270,7 @@ async fn allow_runs_overlapping_fires_side_by_side() {
     assert_eq!(h.scheduler.tick().await.started.len(), 1);
     h.clock.set(t("2026-05-01T00:00:02Z"));
     assert_eq!(h.scheduler.tick().await.started.len(), 1);
-    // Each sleeps a second and the ticks were immediate: both are running.
+    // Each sleeps 5 s and the ticks were immediate: both are running.
     assert_eq!(h.scheduler.active_runs(), 2);
     let done = finished(&mut h.events, 2).await;
     assert!(
@@ -475,4 +477,60 @@ async fn concurrent_claims_of_different_fires_let_the_earlier_run() {
     assert_eq!(running[0].id, all[0].id, "the earlier claim runs");
     b.shutdown(Duration::from_millis(10)).await;
     a.scheduler.shutdown(Duration::from_millis(10)).await;
+}
+
+/// A paused job's fire is decided before its claim: the one insert records
+/// it `skipped`, so no reader (`history`, another replica's overlap rule)
+/// ever sees it `running` for a moment. A trigger in the test database logs
+/// every status a run row is written with.
+#[tokio::test]
+async fn a_paused_fire_is_claimed_skipped_and_never_seen_running() {
+    use sqlx::Connection;
+    let job = JobBuilder::command("p", &["true"]).every_second();
+    let h = harness(
+        ConfigBuilder::new().job(job),
+        "2026-05-01T00:00:00Z",
+        async |s| {
+            let pause = runbookd::model::Pause {
+                job: "p".into(),
+                paused_by: "alice".into(),
+                reason: Some("maintenance window".into()),
+                paused_at: t("2026-04-30T23:00:00Z"),
+            };
+            assert!(s.pause_job(&pause).await.unwrap());
+        },
+    )
+    .await;
+    let mut db = sqlx::SqliteConnection::connect(&h._db.url).await.unwrap();
+    sqlx::raw_sql(
+        "CREATE TABLE seen (status TEXT NOT NULL);
+         CREATE TRIGGER seen_insert AFTER INSERT ON runs
+           BEGIN INSERT INTO seen VALUES (NEW.status); END;
+         CREATE TRIGGER seen_update AFTER UPDATE OF status ON runs
+           BEGIN INSERT INTO seen VALUES (NEW.status); END;",
+    )
+    .execute(&mut db)
+    .await
+    .unwrap();
+    h.clock.set(t("2026-05-01T00:00:01Z"));
+    let report = h.scheduler.tick().await;
+    assert_eq!(report.skipped.len(), 1, "{report:?}");
+    assert!(report.started.is_empty(), "{report:?}");
+    let seen: Vec<String> = sqlx::query_scalar("SELECT status FROM seen")
+        .fetch_all(&mut db)
+        .await
+        .unwrap();
+    assert_eq!(
+        seen,
+        ["skipped"],
+        "every status the run row was written with"
+    );
+    let run = &runs(h.store.as_ref(), "p").await[0];
+    assert!(
+        run.error
+            .as_deref()
+            .unwrap()
+            .contains("p paused by alice since 2026-04-30T23:00:00+00:00 (maintenance window)"),
+        "{run:?}"
+    );
 }
