@@ -8,6 +8,10 @@
 //! - A run's group is recorded with its leader's start time; a daemon that
 //!   finds a dead owner's run on its own host stops that group, guarding
 //!   against PID reuse by the start times (`/proc/<pid>/stat` field 22).
+//! - Every job process also carries [`RUN_TAG`] in its environment. The
+//!   group can only be recorded after the spawn returns, so a daemon killed
+//!   in between leaves no record; the tag, inherited by every descendant,
+//!   still names what that run started.
 
 use std::path::Path;
 use std::time::Duration;
@@ -147,6 +151,57 @@ fn is_zombie(proc_root: &Path, pid: i32) -> bool {
         .unwrap_or(true)
 }
 
+/// The environment variable every job process carries: `<owner>/<run id>`
+/// (see [`run_tag`]).
+pub const RUN_TAG: &str = "RUNBOOKD_RUN";
+
+/// [`RUN_TAG`]'s value for a run; the owner names the daemon process, so
+/// run ids of two history stores on one host never meet.
+pub fn run_tag(owner: &str, run: crate::model::RunId) -> String {
+    format!("{owner}/{run}")
+}
+
+/// The live processes whose environment holds `RUN_TAG=<tag>` exactly.
+/// Pure over `proc_root`; processes we may not read are not ours.
+pub fn tagged(proc_root: &Path, tag: &str) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir(proc_root) else {
+        return Vec::new();
+    };
+    let want = format!("{RUN_TAG}={tag}");
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read(proc_root.join(pid.to_string()).join("environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|kv| kv == want.as_bytes()))
+        })
+        .filter(|pid| !is_zombie(proc_root, *pid))
+        .collect()
+}
+
+/// Stops the given processes: SIGTERM, then SIGKILL to any still there
+/// after `grace`. Returns how many there were.
+pub async fn stop_pids(pids: &[i32], grace: Duration) -> usize {
+    use nix::sys::signal::kill;
+    let proc_root = Path::new("/proc");
+    for p in pids {
+        let _ = kill(Pid::from_raw(*p), Signal::SIGTERM);
+    }
+    let deadline = tokio::time::Instant::now() + grace;
+    while tokio::time::Instant::now() < deadline {
+        if pids.iter().all(|p| is_zombie(proc_root, *p)) {
+            return pids.len();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for p in pids {
+        if !is_zombie(proc_root, *p) {
+            let _ = kill(Pid::from_raw(*p), Signal::SIGKILL);
+        }
+    }
+    pids.len()
+}
+
 /// For `Command::pre_exec`: the child dies with its parent.
 pub fn die_with_parent() -> std::io::Result<()> {
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
@@ -206,6 +261,27 @@ mod tests {
             let text = format!("{}.{:02} 0", c / 100, c % 100);
             assert_eq!(ticks_of_uptime(&text, 100), Some(c), "{text}");
         }
+    }
+
+    #[test]
+    fn tagged_processes_are_found_by_their_exact_tag() {
+        let root = fake_proc(&[(10, 10, 1), (11, 10, 2), (12, 12, 3), (13, 13, 4)]);
+        let env = |pid: i32, vars: &[&str]| {
+            let mut bytes = Vec::new();
+            for v in vars {
+                bytes.extend_from_slice(v.as_bytes());
+                bytes.push(0);
+            }
+            std::fs::write(root.path().join(pid.to_string()).join("environ"), bytes).unwrap();
+        };
+        env(10, &["PATH=/bin", "RUNBOOKD_RUN=h:1:a/7", "HOME=/"]);
+        env(11, &["RUNBOOKD_RUN=h:1:a/7"]);
+        env(12, &["RUNBOOKD_RUN=h:1:a/70"]);
+        env(13, &["X=RUNBOOKD_RUN=h:1:a/7"]);
+        let mut got = tagged(root.path(), &run_tag("h:1:a", 7));
+        got.sort();
+        assert_eq!(got, vec![10, 11]);
+        assert!(tagged(root.path(), "h:1:b/7").is_empty());
     }
 
     #[test]

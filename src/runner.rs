@@ -351,6 +351,22 @@ impl Runner {
             }
             stopped += n;
         }
+        // What the run started before its group was recorded (the owner
+        // died in between), or moved out of its group.
+        let left = crate::process::tagged(
+            std::path::Path::new("/proc"),
+            &crate::process::run_tag(&run.owner, run.id),
+        );
+        if !left.is_empty() {
+            let n = crate::process::stop_pids(&left, Duration::from_secs(2)).await;
+            tracing::warn!(
+                run = run.id,
+                "stopped {n} unrecorded process(es) of run {} left by {}",
+                run.id,
+                run.owner
+            );
+            stopped += n;
+        }
         stopped
     }
 
@@ -822,12 +838,7 @@ impl Runner {
                 self.redactor.clone(),
                 log.clone(),
             ),
-            procs: Processes::new(
-                self.store.clone(),
-                id,
-                self.identity.host.clone(),
-                log.clone(),
-            ),
+            procs: Processes::new(self.store.clone(), id, self.identity.clone(), log.clone()),
             redactor: self.redactor.clone(),
             cancel: stop.token.clone(),
         };

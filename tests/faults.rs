@@ -45,7 +45,7 @@ fn marking_job(marker: &Path, concurrency: &str) -> String {
 #[test]
 fn a_closed_stderr_neither_kills_nor_deafens_the_daemon() {
     let marker = tempfile::NamedTempFile::new().unwrap();
-    let w = workdir(&marking_job(marker.path(), "forbid"));
+    let w = workdir(&marking_job(marker.path(), "allow"));
     let mut child = w
         .cmd(&["serve", "--listen", "127.0.0.1:0"])
         .stdout(std::process::Stdio::null())
@@ -175,6 +175,85 @@ fn a_daemon_killed_hard_leaves_no_job_process_behind() {
             .unwrap()
             .contains("stopped 1 process(es)"),
         "{abandoned}"
+    );
+}
+
+/// A daemon killed between spawning a job and recording its process group
+/// leaves a `running` run with no group to stop. That window is a few
+/// milliseconds wide, so the state it leaves is written here directly: the
+/// run of a dead owner on this host, and a process carrying the run's tag.
+#[test]
+fn a_job_process_the_dead_daemon_never_recorded_is_stopped_by_its_tag() {
+    use std::os::unix::process::CommandExt;
+    let w = workdir(&format!(
+        "{DAEMON}jobs:\n  other:\n    kind: command\n    argv: [\"true\"]\n"
+    ));
+    let out = w.run(&["run", "other"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let host = nix::unistd::gethostname().unwrap().into_string().unwrap();
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    let dead_pid = gone.id();
+    gone.wait().unwrap();
+    let owner = format!("{host}:{dead_pid}:0dead0");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let id = rt.block_on(async {
+        let store = runbookd::store::open(w.db_url()).await.unwrap();
+        store
+            .insert_run(&runbookd::model::NewRun {
+                job: "other".into(),
+                trigger: runbookd::model::Trigger::Manual,
+                triggered_by: "test".into(),
+                scheduled_for: None,
+                started_at: chrono::Utc::now(),
+                status: runbookd::model::RunStatus::Running,
+                attempt: 1,
+                error: None,
+                dry_run: false,
+                owner: owner.clone(),
+                retry_of: None,
+            })
+            .await
+            .unwrap()
+            .expect("a manual run is never a duplicate")
+    });
+    let spawn_tagged = |tag: String| {
+        std::process::Command::new("sleep")
+            .arg("120")
+            .env("RUNBOOKD_RUN", tag)
+            .process_group(0)
+            .spawn()
+            .unwrap()
+    };
+    let mut orphan = spawn_tagged(format!("{owner}/{id}"));
+    let mut bystander = spawn_tagged(format!("{owner}/{}", id + 1));
+    // Any start reaps: here a manual run of another job.
+    let out = w.run(&["run", "other"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let status = eventually(Duration::from_secs(10), "the orphan to be stopped", || {
+        orphan.try_wait().unwrap()
+    });
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(15),
+        "stopped with SIGTERM"
+    );
+    assert!(
+        bystander.try_wait().unwrap().is_none(),
+        "a process with another run's tag was touched"
+    );
+    let _ = bystander.kill();
+    let _ = bystander.wait();
+    let run = w.json(&["show", &id.to_string(), "--json"]);
+    assert_eq!(run["status"], "abandoned");
+    assert!(
+        run["error"]
+            .as_str()
+            .unwrap()
+            .contains("stopped 1 process(es)"),
+        "{run}"
     );
 }
 

@@ -161,6 +161,8 @@ impl Job for CommandJob {
             }
         }
         cmd.envs(self.spec.env.iter().map(|(k, v)| (k, v.as_str())));
+        // Last, so the job's own `env` cannot hide it.
+        cmd.env(process::RUN_TAG, ctx.procs.tag());
         if let Some(w) = &self.spec.workdir {
             cmd.current_dir(PathBuf::from(w.as_str()));
         }

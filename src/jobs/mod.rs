@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use crate::adapters::Adapters;
 use crate::clock::Clock;
 use crate::config::{self, Config, ConfigError, JobConfig, JobSpec};
+use crate::identity::Identity;
 use crate::model::{Params, Record, RunId, Step, StepStatus};
 use crate::process::Group;
 use crate::runlog::RunLog;
@@ -178,7 +179,7 @@ pub trait Job: Send + Sync + std::fmt::Debug {
 pub struct Processes {
     store: Arc<dyn HistoryStore>,
     run: RunId,
-    host: String,
+    identity: Identity,
     log: RunLog,
 }
 
@@ -189,19 +190,30 @@ impl std::fmt::Debug for Processes {
 }
 
 impl Processes {
-    pub fn new(store: Arc<dyn HistoryStore>, run: RunId, host: String, log: RunLog) -> Self {
+    pub fn new(store: Arc<dyn HistoryStore>, run: RunId, identity: Identity, log: RunLog) -> Self {
         Processes {
             store,
             run,
-            host,
+            identity,
             log,
         }
+    }
+
+    /// The value of [`crate::process::RUN_TAG`] for every process the run
+    /// starts, set before the spawn: it is all a restart has to go on if
+    /// the daemon dies before [`Processes::started`] records the group.
+    pub fn tag(&self) -> String {
+        crate::process::run_tag(&self.identity.owner(), self.run)
     }
 
     /// Best effort: the group also dies with the daemon (parent-death
     /// signal); the record lets a restart stop what that leaves.
     pub async fn started(&self, group: Group) {
-        if let Err(e) = self.store.record_process(self.run, &self.host, group).await {
+        if let Err(e) = self
+            .store
+            .record_process(self.run, &self.identity.host, group)
+            .await
+        {
             self.log.info(&format!(
                 "cannot record process group {} in the history: {e}",
                 group.pgid

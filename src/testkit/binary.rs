@@ -32,6 +32,10 @@ impl Workdir {
         self.dir.path()
     }
 
+    pub fn db_url(&self) -> &str {
+        &self.db_url
+    }
+
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(self.bin);
         c.current_dir(self.path())
