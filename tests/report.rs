@@ -407,6 +407,35 @@ async fn a_missed_run_is_a_dead_mans_switch_with_the_daemons_reason() {
     insta::assert_snapshot!("missed_run_html", out.html);
 }
 
+/// Consecutive daily reports judge every fire exactly once: a fire in the
+/// minutes before a report (still inside its lateness tolerance) is the
+/// next report's, not lost between the two.
+#[tokio::test]
+async fn consecutive_reports_judge_every_fire_once() {
+    let w = World::new().await;
+    let job = w.config.job("morning-report").unwrap();
+    let settings = job.spec_as::<ReportSpec>().unwrap().settings(job.timezone);
+    // `watch` fires every 2 h (UTC): 12 a day, 36 in three daily reports.
+    let cases = [
+        ("2026-11-30T04:02:00Z", "a fire 2 minutes before the report"),
+        ("2026-11-30T04:00:00Z", "the report at a fire's instant"),
+        ("2026-11-30T04:05:00Z", "a fire exactly late_after before"),
+        ("2026-11-30T03:50:00Z", "no fire near the report"),
+    ];
+    for (at, why) in cases {
+        let mut judged = 0;
+        for day in 0..3 {
+            let now = t(at) + Duration::days(day);
+            let r = report::gather(w.store.as_ref(), &w.config, &settings, now)
+                .await
+                .unwrap();
+            let watch = r.ledger.iter().find(|l| l.job == "watch").unwrap();
+            judged += watch.expected;
+        }
+        assert_eq!(judged, 36, "{why}: reports at {at} and the two days after");
+    }
+}
+
 #[tokio::test]
 async fn late_slow_and_duplicate_runs_are_told_apart() {
     let w = World::new().await;

@@ -223,11 +223,17 @@ pub async fn gather(
     now: DateTime<Utc>,
 ) -> Result<Report, ReportError> {
     let since = now - chrono::Duration::from_std(settings.period).unwrap_or_default();
+    // The ledger judges the fires whose lateness tolerance has passed: the
+    // period shifted back by `late_after`, not cut short by it, so that
+    // one report's window starts where the previous one's ended and a fire
+    // in the minutes before a report is judged by the next one.
+    let late = chrono::Duration::from_std(settings.tolerance.late_after).unwrap_or_default();
+    let (fires_since, fires_until) = (since - late, now - late);
     // Runs of the period, and runs for fires in it that started later.
     let runs = store
         .list_runs(&RunFilter {
             job: None,
-            since: Some(since),
+            since: Some(fires_since),
             limit: MAX_RUNS,
         })
         .await?;
@@ -236,7 +242,7 @@ pub async fn gather(
     for r in &runs {
         by_job.entry(r.job.as_str()).or_default().push(r.clone());
     }
-    let missed = store.missed(since).await?;
+    let missed = store.missed(fires_since).await?;
 
     let mut ledger_rows = Vec::new();
     let mut findings = Vec::new();
@@ -262,11 +268,8 @@ pub async fn gather(
             })
             .await?;
         row.median = ledger::median(&recent);
-        // Fires still inside the lateness tolerance are not due yet.
-        let until =
-            now - chrono::Duration::from_std(settings.tolerance.late_after).unwrap_or_default();
         let fires: Vec<DateTime<Utc>> = schedule
-            .fires_between(job.timezone, since, until, MAX_FIRES)
+            .fires_between(job.timezone, fires_since, fires_until, MAX_FIRES)
             .into_iter()
             .map(|f| f.at)
             .collect();
@@ -279,7 +282,7 @@ pub async fn gather(
     findings.sort_by(|a, b| (a.kind, a.fire).cmp(&(b.kind, b.fire)));
 
     let mut activity = Vec::new();
-    for r in runs.iter().rev() {
+    for r in runs.iter().rev().filter(|r| r.started_at >= since) {
         let Some(job) = config.jobs.get(&r.job) else {
             continue;
         };
