@@ -432,7 +432,7 @@ fn kill_9_mid_run_then_restart_marks_the_run_abandoned() {
 #[test]
 fn serve_answers_healthz_and_metrics() {
     let w = workdir(&format!(
-        "{DAEMON}jobs:\n  tick:\n    kind: command\n    argv: [\"true\"]\n    schedule: \"* * * * * *\"\n    timezone: UTC\n"
+        "{DAEMON}jobs:\n  tick:\n    kind: command\n    argv: [\"true\"]\n    schedule: \"* * * * * *\"\n    timezone: UTC\n    concurrency: allow\n"
     ));
     let mut d = w.serve();
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -485,7 +485,7 @@ fn two_daemons_on_one_postgres_fire_each_second_once() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let db = rt.block_on(runbookd::testkit::TestDatabase::postgres());
     let w = workdir(&format!(
-        "{DAEMON}jobs:\n  tick:\n    kind: command\n    argv: [\"true\"]\n    schedule: \"* * * * * *\"\n    timezone: UTC\n"
+        "{DAEMON}jobs:\n  tick:\n    kind: command\n    argv: [\"true\"]\n    schedule: \"* * * * * *\"\n    timezone: UTC\n    concurrency: allow\n"
     ))
     .with_db(&db.url);
     // Migrate once up front so both daemons start on a ready schema.

@@ -638,11 +638,30 @@ async fn a_cancel_mid_wait_ends_the_run_cancelled_with_the_step_recorded() {
     .await;
     let stop = Stop::new();
     let s2 = stop.clone();
+    let store = w.store.clone();
+    // Cancel once the wait has begun (a fixed delay could land in an
+    // earlier step on a slow disk).
     tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        s2.cancel("interrupted by SIGTERM");
+        loop {
+            for run in store.running(Some("migrate")).await.unwrap() {
+                let steps = store.steps(run.id).await.unwrap();
+                if steps
+                    .iter()
+                    .any(|s| s.name == "wait-migration" && s.status == StepStatus::Running)
+                {
+                    s2.cancel("interrupted by SIGTERM");
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     });
-    let run = w.run_with("migrate", false, Params::new(), stop).await;
+    let run = tokio::time::timeout(
+        Duration::from_secs(60),
+        w.run_with("migrate", false, Params::new(), stop),
+    )
+    .await
+    .expect("the run ends within 60 s of its cancel");
     assert_eq!(run.status, RunStatus::Cancelled);
     assert!(run.error.as_deref().unwrap().contains("SIGTERM"));
     let last = run.steps.last().unwrap();

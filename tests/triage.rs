@@ -619,16 +619,35 @@ mod live {
             "Prometheus with the fixture history",
         );
         let am = service("RUNBOOKD_TEST_ALERTMANAGER_URL", "Alertmanager");
-        // A query that runs for a while: the longest one triage reports.
+        // A query that runs until it is cancelled below: the longest one
+        // triage reports, whatever a slow machine's run takes.
+        use sqlx::Connection;
+        const SLEEPER: &str = "SELECT pg_sleep(60)";
         let sleeper = {
             let url = app_url.clone();
             tokio::spawn(async move {
-                use sqlx::Connection;
                 let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
-                let _ = sqlx::query("SELECT pg_sleep(3)").execute(&mut c).await;
+                let _ = sqlx::query(SLEEPER).execute(&mut c).await;
             })
         };
-        tokio::time::sleep(Duration::from_millis(800)).await;
+        let mut watcher = sqlx::PgConnection::connect(&app_url).await.unwrap();
+        let age = "SELECT EXTRACT(EPOCH FROM clock_timestamp() - query_start)::float8
+            FROM pg_stat_activity WHERE query = $1 AND state = 'active'";
+        tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                let a: Option<f64> = sqlx::query_scalar(age)
+                    .bind(SLEEPER)
+                    .fetch_optional(&mut watcher)
+                    .await
+                    .unwrap();
+                if a.is_some_and(|a| a >= 0.6) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await
+        .expect("the sleeping query is active within 20 s");
         let yaml = format!(
             "jobs:
   triage:
@@ -659,7 +678,16 @@ mod live {
         let req = RunRequest::default();
         let id = runner.claim(&job, &req).await.unwrap().unwrap();
         runner.execute(&job, &req, id, &Stop::new()).await;
-        sleeper.await.unwrap();
+        sqlx::query("SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query = $1")
+            .bind(SLEEPER)
+            .execute(&mut watcher)
+            .await
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(20), sleeper)
+            .await
+            .expect("the sleeping query ends when cancelled")
+            .unwrap();
+        drop(watcher);
         let run = store.get_run(id).await.unwrap().unwrap();
         let log = run.log.clone().unwrap();
         let step = |name: &str| {
@@ -682,10 +710,7 @@ mod live {
         );
         let longest = db_facts["db.longest_query_seconds"].as_f64().unwrap();
         assert!(longest >= 0.5, "{db_facts}");
-        assert!(
-            log.contains("SELECT pg_sleep(3)"),
-            "query text shown when asked:\n{log}"
-        );
+        assert!(log.contains(SLEEPER), "query text shown when asked:\n{log}");
         // Redis answers PING and INFO.
         let r = facts("redis");
         assert_eq!(r["redis.reachable"], 1.0, "{log}");
