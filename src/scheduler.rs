@@ -303,6 +303,7 @@ impl Scheduler {
     /// by one tick only: one that cannot be claimed (the store is down) is
     /// never replayed; it waits in the job's outage for the catch-up rule.
     pub async fn tick(&self) -> TickReport {
+        let was_down = !self.runner.store_health().is_up();
         // The probe can take a while: the tick's now is after it.
         let store_ok = self.store_reachable().await;
         let now = self.clock.now();
@@ -310,6 +311,17 @@ impl Scheduler {
             store_ok,
             ..Default::default()
         };
+        // The tick that finds the store back settles every job as after an
+        // outage: fires that came due while it was down are the outage's
+        // even when no tick saw them (the loop was held up by the store's
+        // timeouts, or the store was found down between ticks), so they
+        // follow the catch-up rule instead of running as a burst.
+        if was_down && store_ok {
+            let mut outages = self.outages.lock().expect("outage lock");
+            for job in self.config.jobs.values().filter(|j| j.schedule.is_some()) {
+                outages.entry(job.name.clone()).or_default();
+            }
+        }
         // Pauses are read once a tick; a replica that cannot read them
         // keeps the last it knew.
         if store_ok {
@@ -439,14 +451,16 @@ impl Scheduler {
                     break;
                 }
             }
+            // A store found down meanwhile is not waited on again.
             if report.store_ok
                 && job_ok
+                && self.runner.store_health().is_up()
                 && let Err(e) = self.runner.store().advance_cursor(&job.name, now).await
             {
                 tracing::warn!(job = %job.name, "cannot save the schedule cursor: {e}");
             }
         }
-        if report.store_ok {
+        if report.store_ok && self.runner.store_health().is_up() {
             self.take_requests(&mut report).await;
         }
         report

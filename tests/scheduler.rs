@@ -534,3 +534,59 @@ async fn a_paused_fire_is_claimed_skipped_and_never_seen_running() {
         "{run:?}"
     );
 }
+
+/// The store found down after a tick's claims (by a run's write, or by the
+/// cursor save of a tick held up on it) and back before the next tick: no
+/// tick saw the fires in between, yet they came due while it was down. They
+/// follow the outage rule (the newest inside `catch_up` at most, or the
+/// fresh ones), never a burst of every second at once.
+#[cfg(feature = "integration")]
+#[tokio::test]
+async fn fires_due_while_the_store_was_down_are_the_outages_even_unticked() {
+    use runbookd::testkit::proxy::Proxy;
+    let db = TestDatabase::postgres().await;
+    let url = url::Url::parse(&db.url).unwrap();
+    let upstream: std::net::SocketAddr =
+        format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432))
+            .parse()
+            .unwrap();
+    let proxy = Proxy::start(upstream);
+    let mut via = url.clone();
+    via.set_port(Some(proxy.addr.port())).unwrap();
+    let store = runbookd::store::open(via.as_str()).await.unwrap();
+    let job = JobBuilder::command("m", &["true"])
+        .every_second()
+        .concurrency(Concurrency::Allow)
+        .catch_up(Duration::from_secs(10));
+    let config = Arc::new(ConfigBuilder::new().job(job).build());
+    let clock = ManualClock::new(t("2026-05-01T00:00:00Z"));
+    let runner = Runner::builder(store.clone(), Arc::new(Adapters::real()))
+        .clock(Arc::new(clock.clone()))
+        .identity(Identity::current())
+        .heartbeat(Duration::from_millis(100))
+        .build();
+    let health = runner.store_health().clone();
+    let store = runner.store().clone();
+    let scheduler = Scheduler::start(config, runner, Arc::new(clock.clone()))
+        .await
+        .unwrap();
+    clock.set(t("2026-05-01T00:00:01Z"));
+    assert_eq!(scheduler.tick().await.started.len(), 1);
+    proxy.cut();
+    assert!(store.ping().await.is_err(), "the cut store answered");
+    assert!(!health.is_up());
+    proxy.restore();
+    clock.set(t("2026-05-01T00:00:07Z"));
+    let report = scheduler.tick().await;
+    assert!(report.store_ok, "{report:?}");
+    // 00:02 to 00:05 came due while the store was down and more than 2 s
+    // ago: missed. 00:06 and 00:07 are fresh: on time.
+    let started: Vec<_> = report.started.iter().map(|(_, _, t)| *t).collect();
+    assert_eq!(
+        started,
+        [Trigger::Schedule, Trigger::Schedule],
+        "{report:?}"
+    );
+    assert_eq!(report.missed_total(), 4, "{report:?}");
+    scheduler.shutdown(Duration::from_secs(5)).await;
+}
