@@ -8,67 +8,18 @@ use std::time::Duration;
 
 use runbookd::adapters::Adapters;
 use runbookd::adapters::aws::DbSnapshot;
-use runbookd::config::Config;
 use runbookd::model::{CheckStatus, Params, Run, RunStatus, StepStatus};
-use runbookd::runner::{RunRequest, Runner, Stop};
-use runbookd::store::HistoryStore;
-use runbookd::testkit::TestDatabase;
+use runbookd::runner::Stop;
 use runbookd::testkit::fakes::{
     FakeCluster, FakeRds, FakeSecrets, RolloutBehaviour, SnapshotBehaviour,
 };
+use runbookd::testkit::world::World;
 
 /// Short waits, so flows finish in milliseconds.
 const FAST: &str = "poll: 10ms";
 
-struct World {
-    _db: TestDatabase,
-    store: Arc<dyn HistoryStore>,
-    config: Config,
-    runner: Runner,
-}
-
 async fn world(yaml: &str, adapters: Adapters) -> World {
-    let db = TestDatabase::sqlite();
-    let store = db.open().await;
-    let config = runbookd::jobs::load_str(std::path::Path::new("jobs.yaml"), yaml, &|_| None)
-        .unwrap_or_else(|e| panic!("{e}"));
-    let runner = Runner::builder(store.clone(), Arc::new(adapters))
-        .config(&config)
-        .build();
-    World {
-        _db: db,
-        store,
-        config,
-        runner,
-    }
-}
-
-impl World {
-    async fn run_with(&self, job: &str, dry_run: bool, params: Params, stop: Stop) -> Run {
-        let job = self.config.job(job).unwrap().clone();
-        let req = RunRequest {
-            triggered_by: "sre".into(),
-            dry_run,
-            params,
-            ..Default::default()
-        };
-        let id = self.runner.claim(&job, &req).await.unwrap().unwrap();
-        let ended = tokio::time::timeout(
-            Duration::from_secs(60),
-            self.runner.execute(&job, &req, id, &stop),
-        )
-        .await
-        .expect("the run ends within 60 s");
-        self.store.get_run(ended.id).await.unwrap().unwrap()
-    }
-
-    async fn run(&self, job: &str) -> Run {
-        self.run_with(job, false, Params::new(), Stop::new()).await
-    }
-
-    async fn dry(&self, job: &str) -> Run {
-        self.run_with(job, true, Params::new(), Stop::new()).await
-    }
+    World::builder(yaml, adapters).build().await
 }
 
 fn steps(run: &Run) -> Vec<String> {

@@ -13,13 +13,12 @@ use runbookd::adapters::Adapters;
 use runbookd::adapters::aws::RdsEvent;
 use runbookd::adapters::mail::Outbox;
 use runbookd::clock::ManualClock;
-use runbookd::config::Config;
 use runbookd::model::{Run, RunStatus, StepStatus, Trigger};
 use runbookd::runner::{RunRequest, Runner, Stop};
-use runbookd::store::HistoryStore;
 use runbookd::testkit::TestDatabase;
 use runbookd::testkit::fakes::{FakeCluster, FakeRds};
 use runbookd::testkit::pods::{PodBuilder, usage, warning};
+use runbookd::testkit::world::World;
 
 fn t(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().to_utc()
@@ -27,52 +26,12 @@ fn t(s: &str) -> DateTime<Utc> {
 
 const NOW: &str = "2026-11-30T09:00:00Z";
 
-struct World {
-    _db: TestDatabase,
-    store: Arc<dyn HistoryStore>,
-    config: Config,
-    runner: Runner,
-}
-
 async fn world(yaml: &str, adapters: Adapters, env: &[(&str, &str)]) -> World {
-    let db = TestDatabase::sqlite();
-    let store = db.open().await;
-    let env: Vec<(String, String)> = env
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let config = runbookd::jobs::load_str(std::path::Path::new("jobs.yaml"), yaml, &|k| {
-        env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
-    })
-    .unwrap_or_else(|e| panic!("{e}"));
-    let runner = Runner::builder(store.clone(), Arc::new(adapters))
-        .config(&config)
+    World::builder(yaml, adapters)
+        .env(env)
         .clock(Arc::new(ManualClock::new(t(NOW))))
-        .build();
-    World {
-        _db: db,
-        store,
-        config,
-        runner,
-    }
-}
-
-impl World {
-    async fn run(&self, job: &str) -> Run {
-        let job = self.config.job(job).unwrap().clone();
-        let req = RunRequest {
-            triggered_by: "sre".into(),
-            ..Default::default()
-        };
-        let id = self.runner.claim(&job, &req).await.unwrap().unwrap();
-        let ended = tokio::time::timeout(
-            Duration::from_secs(60),
-            self.runner.execute(&job, &req, id, &Stop::new()),
-        )
+        .build()
         .await
-        .expect("the run ends within 60 s");
-        self.store.get_run(ended.id).await.unwrap().unwrap()
-    }
 }
 
 fn all() -> runbookd::model::RunFilter {

@@ -12,6 +12,7 @@ pub mod history;
 pub mod pods;
 pub mod proxy;
 pub mod smtp;
+pub mod world;
 
 use std::path::PathBuf;
 use std::sync::Arc;
