@@ -8,6 +8,7 @@
 //! loses them.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -183,6 +184,8 @@ pub struct Scheduler {
     tolerance: Duration,
     cursors: Mutex<HashMap<String, DateTime<Utc>>>,
     outages: Mutex<HashMap<String, Outage>>,
+    /// The store's down count when a tick last found it up.
+    settled_downs: AtomicU64,
     /// Jobs paused in the store, as last read.
     paused: Mutex<HashMap<String, Pause>>,
     /// Runs this process is executing, to cancel on replace or shutdown.
@@ -223,6 +226,7 @@ impl Scheduler {
             let c = runner.store().cursor(&job.name).await?;
             cursors.insert(job.name.clone(), c.unwrap_or(now));
         }
+        let settled_downs = runner.store_health().downs();
         Ok(Scheduler {
             config,
             runner,
@@ -230,6 +234,7 @@ impl Scheduler {
             tolerance: LATE_TOLERANCE,
             cursors: Mutex::new(cursors),
             outages: Mutex::default(),
+            settled_downs: AtomicU64::new(settled_downs),
             paused: Mutex::default(),
             active: Arc::new(Mutex::new(HashMap::new())),
             tasks: TaskTracker::new(),
@@ -303,7 +308,6 @@ impl Scheduler {
     /// by one tick only: one that cannot be claimed (the store is down) is
     /// never replayed; it waits in the job's outage for the catch-up rule.
     pub async fn tick(&self) -> TickReport {
-        let was_down = !self.runner.store_health().is_up();
         // The probe can take a while: the tick's now is after it.
         let store_ok = self.store_reachable().await;
         let now = self.clock.now();
@@ -311,12 +315,14 @@ impl Scheduler {
             store_ok,
             ..Default::default()
         };
-        // The tick that finds the store back settles every job as after an
-        // outage: fires that came due while it was down are the outage's
-        // even when no tick saw them (the loop was held up by the store's
-        // timeouts, or the store was found down between ticks), so they
-        // follow the catch-up rule instead of running as a burst.
-        if was_down && store_ok {
+        // The first tick to find the store up after it has been down (even
+        // down and up again between ticks, by a run's own calls) settles
+        // every job as after an outage: fires that came due meanwhile are
+        // the outage's even when no tick saw them (the loop was held up by
+        // the store's timeouts), so they follow the catch-up rule instead
+        // of running as a burst.
+        let downs = self.runner.store_health().downs();
+        if store_ok && self.settled_downs.swap(downs, Ordering::SeqCst) != downs {
             let mut outages = self.outages.lock().expect("outage lock");
             for job in self.config.jobs.values().filter(|j| j.schedule.is_some()) {
                 outages.entry(job.name.clone()).or_default();
@@ -486,7 +492,7 @@ impl Scheduler {
         reason: &str,
         report: &mut TickReport,
     ) {
-        if !report.store_ok {
+        if !report.store_ok || !self.runner.store_health().is_up() {
             // Do not wait on a store known to be down: the log has them.
             report.missed.push((job.name.clone(), count));
             return;

@@ -539,10 +539,18 @@ async fn a_paused_fire_is_claimed_skipped_and_never_seen_running() {
 /// cursor save of a tick held up on it) and back before the next tick: no
 /// tick saw the fires in between, yet they came due while it was down. They
 /// follow the outage rule (the newest inside `catch_up` at most, or the
-/// fresh ones), never a burst of every second at once.
+/// fresh ones), never a burst of every second at once; also when a run's
+/// own call has already found the store up again before the next tick.
 #[cfg(feature = "integration")]
 #[tokio::test]
 async fn fires_due_while_the_store_was_down_are_the_outages_even_unticked() {
+    for up_before_tick in [false, true] {
+        unticked_outage(up_before_tick).await;
+    }
+}
+
+#[cfg(feature = "integration")]
+async fn unticked_outage(up_before_tick: bool) {
     use runbookd::testkit::proxy::Proxy;
     let db = TestDatabase::postgres().await;
     let url = url::Url::parse(&db.url).unwrap();
@@ -576,6 +584,11 @@ async fn fires_due_while_the_store_was_down_are_the_outages_even_unticked() {
     assert!(store.ping().await.is_err(), "the cut store answered");
     assert!(!health.is_up());
     proxy.restore();
+    if up_before_tick {
+        // A write of a run (here a ping) finds it back first.
+        store.ping().await.unwrap();
+        assert!(health.is_up());
+    }
     clock.set(t("2026-05-01T00:00:07Z"));
     let report = scheduler.tick().await;
     assert!(report.store_ok, "{report:?}");
@@ -585,7 +598,7 @@ async fn fires_due_while_the_store_was_down_are_the_outages_even_unticked() {
     assert_eq!(
         started,
         [Trigger::Schedule, Trigger::Schedule],
-        "{report:?}"
+        "up before the tick: {up_before_tick}; {report:?}"
     );
     assert_eq!(report.missed_total(), 4, "{report:?}");
     scheduler.shutdown(Duration::from_secs(5)).await;

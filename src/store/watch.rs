@@ -6,7 +6,7 @@
 //! `runbookd_store_up` gauge carry the store's state.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,6 +26,9 @@ pub const PROBE_EVERY: Duration = Duration::from_secs(2);
 #[derive(Debug)]
 pub struct StoreHealth {
     up: AtomicBool,
+    /// Times the store went from up to down: a reader that saw it up can
+    /// tell it has been down since, even if it is up again.
+    downs: AtomicU64,
     errors: Mutex<BTreeMap<&'static str, u64>>,
     last_error: Mutex<Option<String>>,
     last_probe: Mutex<Option<Instant>>,
@@ -35,6 +38,7 @@ impl Default for StoreHealth {
     fn default() -> Self {
         StoreHealth {
             up: AtomicBool::new(true),
+            downs: AtomicU64::new(0),
             errors: Mutex::default(),
             last_error: Mutex::default(),
             last_probe: Mutex::default(),
@@ -45,6 +49,11 @@ impl Default for StoreHealth {
 impl StoreHealth {
     pub fn is_up(&self) -> bool {
         self.up.load(Ordering::SeqCst)
+    }
+
+    /// How many times the store has gone down so far.
+    pub fn downs(&self) -> u64 {
+        self.downs.load(Ordering::SeqCst)
     }
 
     /// Failed calls, by operation.
@@ -86,6 +95,7 @@ impl StoreHealth {
             .or_default() += 1;
         *self.last_error.lock().expect("store health lock") = Some(e.to_string());
         if self.up.swap(false, Ordering::SeqCst) {
+            self.downs.fetch_add(1, Ordering::SeqCst);
             tracing::error!("history store is down: {e}");
         }
     }
