@@ -161,16 +161,19 @@ pub fn run_tag(owner: &str, run: crate::model::RunId) -> String {
     format!("{owner}/{run}")
 }
 
-/// The live processes whose environment holds `RUN_TAG=<tag>` exactly.
-/// Pure over `proc_root`; processes we may not read are not ours.
+/// The live processes whose environment holds `RUN_TAG=<tag>` exactly (as
+/// they were started: `/proc/<pid>/environ`), this one excepted. Pure over
+/// `proc_root`; processes we may not read are not ours.
 pub fn tagged(proc_root: &Path, tag: &str) -> Vec<i32> {
     let Ok(entries) = std::fs::read_dir(proc_root) else {
         return Vec::new();
     };
     let want = format!("{RUN_TAG}={tag}");
+    let me = std::process::id() as i32;
     entries
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| *pid != me)
         .filter(|pid| {
             std::fs::read(proc_root.join(pid.to_string()).join("environ"))
                 .is_ok_and(|env| env.split(|b| *b == 0).any(|kv| kv == want.as_bytes()))
@@ -179,27 +182,39 @@ pub fn tagged(proc_root: &Path, tag: &str) -> Vec<i32> {
         .collect()
 }
 
-/// Stops the given processes: SIGTERM, then SIGKILL to any still there
-/// after `grace`. Returns how many there were.
-pub async fn stop_pids(pids: &[i32], grace: Duration) -> usize {
+/// Stops every live process carrying `tag`: SIGTERM, then SIGKILL after
+/// `grace` to those that still carry it, and a short wait for them to go.
+/// Each round rescans, so a pid reused meanwhile by another process is
+/// never signalled. Returns how many there were.
+pub async fn stop_tagged(tag: &str, grace: Duration) -> usize {
     use nix::sys::signal::kill;
     let proc_root = Path::new("/proc");
-    for p in pids {
-        let _ = kill(Pid::from_raw(*p), Signal::SIGTERM);
+    let found = tagged(proc_root, tag);
+    if found.is_empty() {
+        return 0;
     }
-    let deadline = tokio::time::Instant::now() + grace;
-    while tokio::time::Instant::now() < deadline {
-        if pids.iter().all(|p| is_zombie(proc_root, *p)) {
-            return pids.len();
+    let signal_all = |sig| {
+        for p in tagged(proc_root, tag) {
+            let _ = kill(Pid::from_raw(p), sig);
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    for p in pids {
-        if !is_zombie(proc_root, *p) {
-            let _ = kill(Pid::from_raw(*p), Signal::SIGKILL);
+    };
+    signal_all(Signal::SIGTERM);
+    let gone = |within: Duration| async move {
+        let deadline = tokio::time::Instant::now() + within;
+        while tokio::time::Instant::now() < deadline {
+            if tagged(proc_root, tag).is_empty() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        false
+    };
+    if !gone(grace).await {
+        signal_all(Signal::SIGKILL);
+        // Gone before the caller looks again, so none is counted twice.
+        gone(Duration::from_millis(500)).await;
     }
-    pids.len()
+    found.len()
 }
 
 /// For `Command::pre_exec`: the child dies with its parent.

@@ -335,7 +335,23 @@ impl Runner {
                 (since_alive.max(0.0) * crate::process::ticks_per_second() as f64) as u64,
             )
         });
-        let mut stopped = 0;
+        // First by the tag, which names exactly this run's processes, also
+        // those started before the group was recorded (the owner died in
+        // between); then what is left in the recorded groups (a child
+        // started with a cleared environment).
+        let mut stopped = crate::process::stop_tagged(
+            &crate::process::run_tag(&run.owner, run.id),
+            Duration::from_secs(2),
+        )
+        .await;
+        if stopped > 0 {
+            tracing::warn!(
+                run = run.id,
+                "stopped {stopped} process(es) of run {} left by {}, found by their tag",
+                run.id,
+                run.owner
+            );
+        }
         for (host, group) in groups {
             if host != self.identity.host {
                 continue;
@@ -349,22 +365,6 @@ impl Runner {
                     run.owner
                 );
             }
-            stopped += n;
-        }
-        // What the run started before its group was recorded (the owner
-        // died in between), or moved out of its group.
-        let left = crate::process::tagged(
-            std::path::Path::new("/proc"),
-            &crate::process::run_tag(&run.owner, run.id),
-        );
-        if !left.is_empty() {
-            let n = crate::process::stop_pids(&left, Duration::from_secs(2)).await;
-            tracing::warn!(
-                run = run.id,
-                "stopped {n} unrecorded process(es) of run {} left by {}",
-                run.id,
-                run.owner
-            );
             stopped += n;
         }
         stopped
