@@ -193,12 +193,9 @@ pub async fn stop_tagged(tag: &str, grace: Duration) -> usize {
     if found.is_empty() {
         return 0;
     }
-    let signal_all = |sig| {
-        for p in tagged(proc_root, tag) {
-            let _ = kill(Pid::from_raw(p), sig);
-        }
-    };
-    signal_all(Signal::SIGTERM);
+    for p in &found {
+        let _ = kill(Pid::from_raw(*p), Signal::SIGTERM);
+    }
     let gone = |within: Duration| async move {
         let deadline = tokio::time::Instant::now() + within;
         while tokio::time::Instant::now() < deadline {
@@ -210,7 +207,9 @@ pub async fn stop_tagged(tag: &str, grace: Duration) -> usize {
         false
     };
     if !gone(grace).await {
-        signal_all(Signal::SIGKILL);
+        for p in tagged(proc_root, tag) {
+            let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
+        }
         // Gone before the caller looks again, so none is counted twice.
         gone(Duration::from_millis(500)).await;
     }

@@ -344,28 +344,18 @@ impl Runner {
             Duration::from_secs(2),
         )
         .await;
+        for (host, group) in groups {
+            if host == self.identity.host {
+                stopped += crate::process::stop_group(group, bound, Duration::from_secs(2)).await;
+            }
+        }
         if stopped > 0 {
             tracing::warn!(
                 run = run.id,
-                "stopped {stopped} process(es) of run {} left by {}, found by their tag",
+                "stopped {stopped} process(es) of run {} left by {}",
                 run.id,
                 run.owner
             );
-        }
-        for (host, group) in groups {
-            if host != self.identity.host {
-                continue;
-            }
-            let n = crate::process::stop_group(group, bound, Duration::from_secs(2)).await;
-            if n > 0 {
-                tracing::warn!(
-                    run = run.id,
-                    "stopped {n} process(es) of run {} left by {}",
-                    run.id,
-                    run.owner
-                );
-            }
-            stopped += n;
         }
         stopped
     }
@@ -446,17 +436,21 @@ impl Runner {
         };
         let id = self.store.insert_run(&run).await?;
         if let Some(id) = id {
-            let _ = self.events.send(RunEvent::Finished {
-                id,
-                job: job.name.clone(),
-                status: RunStatus::Skipped,
-                attempt: 1,
-                at: run.started_at,
-                took: Duration::ZERO,
-                checks: Vec::new(),
-            });
+            self.skipped(job, id, run.started_at);
         }
         Ok(id)
+    }
+
+    fn skipped(&self, job: &JobConfig, id: RunId, at: DateTime<Utc>) {
+        let _ = self.events.send(RunEvent::Finished {
+            id,
+            job: job.name.clone(),
+            status: RunStatus::Skipped,
+            attempt: 1,
+            at,
+            took: Duration::ZERO,
+            checks: Vec::new(),
+        });
     }
 
     /// Ends a claimed fire as `skipped` without running it.
@@ -470,15 +464,7 @@ impl Runner {
             log: log.snapshot(),
         };
         self.store.finish_run(id, &finish).await?;
-        let _ = self.events.send(RunEvent::Finished {
-            id,
-            job: job.name.clone(),
-            status: RunStatus::Skipped,
-            attempt: 1,
-            at: finish.finished_at,
-            took: Duration::ZERO,
-            checks: Vec::new(),
-        });
+        self.skipped(job, id, finish.finished_at);
         Ok(())
     }
 
