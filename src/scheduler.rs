@@ -17,9 +17,9 @@ use chrono_tz::Tz;
 use tokio_util::task::TaskTracker;
 
 use crate::clock::Clock;
-use crate::config::{Concurrency, Config, JobConfig};
+use crate::config::{Config, JobConfig};
 use crate::model::Pause;
-use crate::runner::{RunRequest, Runner, Stop};
+use crate::runner::{Admission, RunRequest, Runner, Stop};
 use crate::schedule::{CronExpr, Fire};
 use crate::store::{MissedFires, RunFilter, RunId, StoreError, Trigger};
 
@@ -106,14 +106,6 @@ pub fn due(
         more,
         span: first.zip(last),
     }
-}
-
-/// The running runs that a new claim `mine` yields to: only earlier claims.
-/// Two replicas claiming different fires at the same moment each see the
-/// other's row; without an order both would skip (forbid) or cancel each
-/// other (replace). Run ids grow with claim order. Pure.
-pub fn blockers(running: &[RunId], mine: RunId) -> Vec<RunId> {
-    running.iter().copied().filter(|r| *r < mine).collect()
 }
 
 /// One tick's work, for logs and tests.
@@ -575,14 +567,36 @@ impl Scheduler {
             }
             return Ok(());
         }
-        // Claim first, decide second: the overlap decision then happens in
-        // exactly one process, whatever the others see.
-        let Some(id) = self.runner.claim(job, &req).await? else {
-            report.lost_claims += 1;
-            return Ok(());
-        };
-        let about = format!("for {}", fire.at.to_rfc3339());
-        self.decided(job, about, trigger, id, req, report).await
+        let mut req = req;
+        self.admitted(job, trigger, &mut req, report).await?;
+        Ok(())
+    }
+
+    /// Claims `req` under the job's overlap rule and starts it if the rule
+    /// lets it; the run id, whatever became of it (`None`: another process
+    /// claimed this fire).
+    async fn admitted(
+        &self,
+        job: &JobConfig,
+        trigger: Trigger,
+        req: &mut RunRequest,
+        report: &mut TickReport,
+    ) -> Result<Option<RunId>, StoreError> {
+        match self.runner.admit(job, req).await? {
+            Admission::Lost => {
+                report.lost_claims += 1;
+                Ok(None)
+            }
+            Admission::Skipped { id, .. } => {
+                report.skipped.push((job.name.clone(), id));
+                Ok(Some(id))
+            }
+            Admission::Start { id } => {
+                report.started.push((job.name.clone(), id, trigger));
+                self.spawn(job.clone(), req.clone(), id);
+                Ok(Some(id))
+            }
+        }
     }
 
     /// Runs requested through the store (`runbookd trigger`): this replica
@@ -639,139 +653,29 @@ impl Scheduler {
             {
                 notes.push("the job's schedule is paused; a requested run still runs".into());
             }
-            let req = RunRequest {
+            let mut req = RunRequest {
                 trigger: Trigger::Manual,
                 triggered_by: r.requested_by.clone(),
                 scheduled_for: None,
                 dry_run: r.dry_run,
                 params: r.params.clone(),
                 notes,
+                ..Default::default()
             };
-            let id = match self.runner.claim(job, &req).await {
-                Ok(Some(id)) => id,
-                Ok(None) => {
-                    refuse("the history store refused the run".into()).await;
-                    continue;
-                }
-                Err(e) => {
-                    refuse(format!("cannot record the run: {e}")).await;
-                    continue;
-                }
-            };
-            if let Err(e) = self.runner.store().request_started(r.id, id).await {
-                tracing::warn!(
-                    request = r.id,
-                    run = id,
-                    "cannot record the request's run: {e}"
-                );
-            }
-            let about = format!("requested by {} (request #{})", r.requested_by, r.id);
-            if let Err(e) = self
-                .decided(job, about, Trigger::Manual, id, req, report)
-                .await
-            {
-                tracing::error!(
-                    request = r.id,
-                    run = id,
-                    "cannot start the requested run: {e}"
-                );
-            }
-        }
-    }
-
-    /// Overlap, then start; a claimed row is never left `running` with
-    /// nothing behind it.
-    async fn decided(
-        &self,
-        job: &JobConfig,
-        about: String,
-        trigger: Trigger,
-        id: RunId,
-        req: RunRequest,
-        report: &mut TickReport,
-    ) -> Result<(), StoreError> {
-        match self.decide(job, about, trigger, id, req, report).await {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                // The row is ours: it must not stay `running` with nothing
-                // behind it (and hold up a `forbid` job until it is stale).
-                let _ = self
-                    .runner
-                    .store()
-                    .abandon(id, self.clock.now(), &format!("not started: {e}"))
-                    .await;
-                Err(e)
-            }
-        }
-    }
-
-    /// After the claim: overlap, then start.
-    async fn decide(
-        &self,
-        job: &JobConfig,
-        about: String,
-        trigger: Trigger,
-        id: RunId,
-        req: RunRequest,
-        report: &mut TickReport,
-    ) -> Result<(), StoreError> {
-        // A dry run changes nothing: it neither waits for nor replaces a
-        // real run.
-        let running: Vec<RunId> = match self.runner.store().running(Some(&job.name)).await {
-            Ok(_) if req.dry_run => Vec::new(),
-            Ok(r) => r.into_iter().map(|r| r.id).collect(),
-            Err(e) => {
-                // Claimed, but overlap cannot be decided: do not run.
-                let _ = self
-                    .runner
-                    .skip(
-                        job,
-                        id,
-                        &format!("skipped: cannot check for a running run: {e}"),
-                    )
-                    .await;
-                return Err(e);
-            }
-        };
-        let others = blockers(&running, id);
-        if !others.is_empty() {
-            let list = others
-                .iter()
-                .map(|i| format!("#{i}"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            match job.concurrency {
-                Concurrency::Forbid => {
-                    let reason =
-                        format!("skipped: run {list} is still running (concurrency: forbid)");
-                    self.runner.skip(job, id, &reason).await?;
-                    report.skipped.push((job.name.clone(), id));
-                    return Ok(());
-                }
-                Concurrency::Replace => {
-                    for other in &others {
-                        let reason =
-                            format!("replaced by run #{id} {about} (concurrency: replace)");
-                        let local = self
-                            .active
-                            .lock()
-                            .expect("active lock")
-                            .get(other)
-                            .map(|(_, s)| s.clone());
-                        match local {
-                            Some(stop) => stop.cancel(reason),
-                            None => {
-                                self.runner.store().request_cancel(*other).await?;
-                            }
-                        }
+            match self.admitted(job, Trigger::Manual, &mut req, report).await {
+                Ok(Some(id)) => {
+                    if let Err(e) = self.runner.store().request_started(r.id, id).await {
+                        tracing::warn!(
+                            request = r.id,
+                            run = id,
+                            "cannot record the request's run: {e}"
+                        );
                     }
                 }
-                Concurrency::Allow => {}
+                Ok(None) => refuse("the history store refused the run".into()).await,
+                Err(e) => refuse(format!("cannot record the run: {e}")).await,
             }
         }
-        report.started.push((job.name.clone(), id, trigger));
-        self.spawn(job.clone(), req, id);
-        Ok(())
     }
 
     fn spawn(&self, job: JobConfig, req: RunRequest, id: RunId) {
@@ -934,22 +838,6 @@ mod tests {
                 LATE_TOLERANCE,
             );
             assert_eq!(describe(&got), *want, "{expr} cursor {cursor} now {now}");
-        }
-    }
-
-    #[test]
-    fn only_earlier_claims_block() {
-        // (running, mine, blockers)
-        let cases: &[(&[RunId], RunId, &[RunId])] = &[
-            (&[], 5, &[]),
-            (&[5], 5, &[]),
-            (&[3, 5], 5, &[3]),
-            // Two replicas claimed 7 and 8 at once: 7 goes on, 8 yields.
-            (&[7, 8], 7, &[]),
-            (&[7, 8], 8, &[7]),
-        ];
-        for (running, mine, want) in cases {
-            assert_eq!(blockers(running, *mine), *want, "{running:?} vs {mine}");
         }
     }
 

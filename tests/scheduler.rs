@@ -35,7 +35,15 @@ async fn harness(
     now: &str,
     prepare: impl AsyncFnOnce(&dyn HistoryStore),
 ) -> Harness {
-    let db = TestDatabase::sqlite();
+    harness_on(TestDatabase::sqlite(), config, now, prepare).await
+}
+
+async fn harness_on(
+    db: TestDatabase,
+    config: ConfigBuilder,
+    now: &str,
+    prepare: impl AsyncFnOnce(&dyn HistoryStore),
+) -> Harness {
     let store = db.open().await;
     prepare(store.as_ref()).await;
     let config = Arc::new(config.build());
@@ -602,4 +610,188 @@ async fn unticked_outage(up_before_tick: bool) {
     );
     assert_eq!(report.missed_total(), 4, "{report:?}");
     scheduler.shutdown(Duration::from_secs(5)).await;
+}
+
+/// On Postgres, two replicas claiming different fires of one `forbid` job
+/// (a scheduled fire on A, a trigger on B) in the same instant: exactly
+/// one runs. A's claim is held inside its insert (a database trigger
+/// sleeps after its id is drawn, before it commits), which is the window
+/// where ids drawn at insert did not give the claim order: B's later id
+/// committed first and saw nothing, then A saw only a later id.
+#[cfg(feature = "integration")]
+#[tokio::test]
+async fn forbid_claims_racing_on_postgres_let_exactly_one_run() {
+    use sqlx::Connection;
+    let job = JobBuilder::command("race", &["sleep", "30"]).every_second();
+    let db = TestDatabase::postgres().await;
+    let url = db.url.clone();
+    let a = harness_on(
+        db,
+        ConfigBuilder::new().job(job.clone()),
+        "2026-05-01T00:00:00Z",
+        async |_| {},
+    )
+    .await;
+    let (b, _clock_b) = replica(&a.store, job, "2026-05-01T00:00:00Z").await;
+    let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::raw_sql(
+        "CREATE FUNCTION slow_claim() RETURNS trigger LANGUAGE plpgsql AS $$
+           BEGIN
+             IF NEW.\"trigger\" = 'schedule' THEN PERFORM pg_sleep(1); END IF;
+             RETURN NEW;
+           END $$;
+         CREATE TRIGGER slow_claim BEFORE INSERT ON runs
+           FOR EACH ROW EXECUTE FUNCTION slow_claim();",
+    )
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    a.store
+        .request_run(&runbookd::model::NewRequest {
+            job: "race".into(),
+            params: Default::default(),
+            requested_by: "alice".into(),
+            reason: None,
+            dry_run: false,
+            requested_at: t("2026-05-01T00:00:00Z"),
+        })
+        .await
+        .unwrap();
+    a.clock.set(t("2026-05-01T00:00:01Z"));
+    let tick_a = tokio::spawn(async move {
+        let r = a.scheduler.tick().await;
+        (a, r)
+    });
+    // A is inside its claim's insert: its id is drawn, nothing committed.
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let sleeping: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'",
+            )
+            .fetch_one(&mut admin)
+            .await
+            .unwrap();
+            if sleeping > 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("A's claim should reach the database trigger");
+    let rb = b.tick().await;
+    let (a, ra) = tick_a.await.unwrap();
+    let running = a.store.running(Some("race")).await.unwrap();
+    let all = runs(a.store.as_ref(), "race").await;
+    assert_eq!(running.len(), 1, "{ra:?} {rb:?} {all:#?}");
+    assert_eq!(all.len(), 2, "{all:#?}");
+    assert_eq!(
+        all.iter()
+            .filter(|r| r.status == RunStatus::Skipped)
+            .count(),
+        1,
+        "{all:#?}"
+    );
+    b.shutdown(Duration::from_millis(10)).await;
+    a.scheduler.shutdown(Duration::from_millis(10)).await;
+}
+
+/// Lines of a file the test's jobs append to, once it has at least `n`.
+async fn lines_at_least(path: &std::path::Path, n: usize) -> Vec<String> {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            let lines: Vec<String> = text.lines().map(str::to_string).collect();
+            if lines.len() >= n {
+                return lines;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{} never had {n} lines", path.display()))
+}
+
+/// A job that ignores SIGTERM, so a stop takes its whole `kill_grace`
+/// (2 s in tests), and writes a line when it starts.
+fn stubborn(name: &str, marks: &std::path::Path) -> JobBuilder {
+    JobBuilder::shell(
+        name,
+        &format!(
+            "trap '' TERM; echo started >> {}; sleep 30",
+            marks.display()
+        ),
+    )
+    .every_second()
+    .concurrency(Concurrency::Replace)
+}
+
+/// `replace` never runs two copies: the new run's process starts only once
+/// the old run has ended (here after its kill grace, since it ignores
+/// SIGTERM), and the new run's log says how long it waited.
+#[tokio::test]
+async fn replace_starts_the_new_run_only_once_the_old_one_has_ended() {
+    let dir = tempfile::tempdir().unwrap();
+    let marks = dir.path().join("marks");
+    let mut h = harness(
+        ConfigBuilder::new().job(stubborn("rep", &marks)),
+        "2026-05-01T00:00:00Z",
+        async |_| {},
+    )
+    .await;
+    h.clock.set(t("2026-05-01T00:00:01Z"));
+    let first = h.scheduler.tick().await.started[0].1;
+    lines_at_least(&marks, 1).await;
+    h.clock.set(t("2026-05-01T00:00:02Z"));
+    let second = h.scheduler.tick().await.started[0].1;
+    lines_at_least(&marks, 2).await;
+    let old = h.store.get_run(first).await.unwrap().unwrap();
+    assert_eq!(
+        old.status,
+        RunStatus::Cancelled,
+        "the old run ended before the new one's process started: {old:?}"
+    );
+    let done = finished(&mut h.events, 1).await;
+    assert_eq!(done, vec![(first, RunStatus::Cancelled)]);
+    // Stopped, so its whole log is saved.
+    h.scheduler.shutdown(Duration::from_millis(10)).await;
+    let new = h.store.get_run(second).await.unwrap().unwrap();
+    let log = new.log.unwrap_or_default();
+    assert!(
+        log.contains(&format!("for run #{first} to end (concurrency: replace)")),
+        "{log}"
+    );
+}
+
+/// The same across replicas: B's fire replaces A's run, which B can only
+/// ask to stop through the store (A sees it at its next heartbeat).
+#[tokio::test]
+async fn replace_across_replicas_starts_once_the_other_replicas_run_has_ended() {
+    let dir = tempfile::tempdir().unwrap();
+    let marks = dir.path().join("marks");
+    let job = stubborn("rep", &marks);
+    let a = harness(
+        ConfigBuilder::new().job(job.clone()),
+        "2026-05-01T00:00:00Z",
+        async |_| {},
+    )
+    .await;
+    let (b, clock_b) = replica(&a.store, job, "2026-05-01T00:00:01Z").await;
+    a.clock.set(t("2026-05-01T00:00:01Z"));
+    let first = a.scheduler.tick().await.started[0].1;
+    lines_at_least(&marks, 1).await;
+    clock_b.set(t("2026-05-01T00:00:02Z"));
+    let second = b.tick().await.started[0].1;
+    lines_at_least(&marks, 2).await;
+    let old = a.store.get_run(first).await.unwrap().unwrap();
+    assert_ne!(
+        old.status,
+        RunStatus::Running,
+        "the old run ended before the new one's process started: {old:?}"
+    );
+    b.shutdown(Duration::from_millis(10)).await;
+    a.scheduler.shutdown(Duration::from_millis(10)).await;
+    let new = a.store.get_run(second).await.unwrap().unwrap();
+    let log = new.log.unwrap_or_default();
+    assert!(log.contains(&format!("for run #{first} to end")), "{log}");
 }

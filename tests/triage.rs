@@ -277,8 +277,14 @@ async fn a_cancelled_triage_closes_every_step() {
     )
     .await;
     let job = w.config.job("triage").unwrap().clone();
-    let req = RunRequest::default();
-    let id = w.runner.claim(&job, &req).await.unwrap().unwrap();
+    let mut req = RunRequest::default();
+    let id = w
+        .runner
+        .admit(&job, &mut req)
+        .await
+        .unwrap()
+        .started()
+        .unwrap();
     let stop = Stop::new();
     let canceller = {
         let stop = stop.clone();
@@ -321,11 +327,17 @@ async fn a_dry_run_lists_the_parts_and_reads_nothing() {
     )
     .await;
     let job = w.config.job("triage").unwrap().clone();
-    let req = RunRequest {
+    let mut req = RunRequest {
         dry_run: true,
         ..Default::default()
     };
-    let id = w.runner.claim(&job, &req).await.unwrap().unwrap();
+    let id = w
+        .runner
+        .admit(&job, &mut req)
+        .await
+        .unwrap()
+        .started()
+        .unwrap();
     w.runner.execute(&job, &req, id, &Stop::new()).await;
     let run = w.store.get_run(id).await.unwrap().unwrap();
     assert_eq!(run.status, RunStatus::Succeeded);
@@ -499,8 +511,13 @@ jobs:
         .unwrap()
         .unwrap();
     let job = config.job("watch").unwrap().clone();
-    let req = RunRequest::default();
-    let id = runner.claim(&job, &req).await.unwrap().unwrap();
+    let mut req = RunRequest::default();
+    let id = runner
+        .admit(&job, &mut req)
+        .await
+        .unwrap()
+        .started()
+        .unwrap();
     let started = std::time::Instant::now();
     let ended = runner.execute(&job, &req, id, &Stop::new()).await;
     // The page went out before the 2 s job ended; execute waited for it.
@@ -634,8 +651,13 @@ mod live {
         .clock(Arc::new(ManualClock::new(t(T0))))
         .build();
         let job = config.job("triage").unwrap().clone();
-        let req = RunRequest::default();
-        let id = runner.claim(&job, &req).await.unwrap().unwrap();
+        let mut req = RunRequest::default();
+        let id = runner
+            .admit(&job, &mut req)
+            .await
+            .unwrap()
+            .started()
+            .unwrap();
         runner.execute(&job, &req, id, &Stop::new()).await;
         sqlx::query("SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query = $1")
             .bind(SLEEPER)

@@ -11,13 +11,12 @@ use super::render::{self, JobRow, NextFire, print_json};
 use super::{Cli, CliError, Command, Result};
 use crate::adapters::Adapters;
 use crate::clock::{Clock, SystemClock};
-use crate::config::{Concurrency, Config, ConfigError};
+use crate::config::{Config, ConfigError};
 use crate::daemon;
 use crate::jobs;
 use crate::model::Params;
-use crate::runner::{RunRequest, Runner, Stop};
+use crate::runner::{Admission, RunRequest, Runner, Stop};
 use crate::schedule::{Shift, offset_seconds};
-use crate::scheduler::blockers;
 use crate::secret::{redact_url, url_password};
 use crate::store::{self, HistoryStore, Run, RunFilter, RunStatus, Trigger};
 
@@ -346,66 +345,28 @@ async fn run_job(
         scheduled_for: None,
         dry_run,
         params,
-        notes: Vec::new(),
+        force,
+        ..Default::default()
     };
-    let id = runner
-        .claim(&job, &req)
-        .await?
-        .ok_or_else(|| CliError::Usage("the history store refused the run".into()))?;
     // Overlap rules hold for runs by hand as for scheduled ones, but not
     // for dry runs: they change nothing, so they must not cancel a real run
     // (`replace`) nor be refused by one.
-    let running: Vec<i64> = if dry_run {
-        Vec::new()
-    } else {
-        match store.running(Some(name)).await {
-            Ok(rows) => rows.iter().map(|r| r.id).collect(),
-            Err(e) => {
-                // The row is claimed: end it, or it would read as running.
-                let _ = store
-                    .abandon(id, SystemClock.now(), &format!("not started: {e}"))
-                    .await;
-                return Err(e.into());
-            }
+    let id = match runner.admit(&job, &mut req).await? {
+        Admission::Start { id } => id,
+        Admission::Lost => {
+            return Err(CliError::Usage("the history store refused the run".into()));
+        }
+        Admission::Skipped { id, blockers, .. } => {
+            let list = blockers
+                .iter()
+                .map(|i| format!("#{i}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(CliError::Refused(format!(
+                "not started: run {list} of `{name}` is still running and its concurrency is forbid (recorded as skipped run {id}); use --force to run beside it"
+            )));
         }
     };
-    let others = blockers(&running, id);
-    if !others.is_empty() {
-        let list = others
-            .iter()
-            .map(|i| format!("#{i}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        match job.concurrency {
-            Concurrency::Forbid if !force => {
-                let reason = format!(
-                    "skipped: run {list} is still running (concurrency: forbid); --force runs beside it"
-                );
-                runner.skip(&job, id, &reason).await?;
-                return Err(CliError::Refused(format!(
-                    "not started: run {list} of `{name}` is still running and its concurrency is forbid (recorded as skipped run {id}); use --force to run beside it"
-                )));
-            }
-            Concurrency::Forbid => req.notes.push(format!(
-                "forced with --force by {}: running beside run {list} (concurrency: forbid)",
-                req.triggered_by
-            )),
-            Concurrency::Replace => {
-                for other in &others {
-                    if let Err(e) = store.request_cancel(*other).await {
-                        let _ = store
-                            .abandon(id, SystemClock.now(), &format!("not started: {e}"))
-                            .await;
-                        return Err(e.into());
-                    }
-                }
-                req.notes.push(format!(
-                    "replacing run {list} (concurrency: replace): asked it to cancel"
-                ));
-            }
-            Concurrency::Allow => {}
-        }
-    }
     let stop = Stop::new();
     let (sig, which) = signals();
     let watcher = {

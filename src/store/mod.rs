@@ -96,6 +96,11 @@ pub trait HistoryStore: Send + Sync + fmt::Debug {
     /// `(job, scheduled_for, attempt)`: the fire is theirs.
     async fn insert_run(&self, run: &NewRun) -> Result<Option<RunId>>;
 
+    /// Inserts a run as [`HistoryStore::insert_run`] does and, in the same
+    /// transaction, reads the job's other running runs: one claim of a job
+    /// at a time, so the runs read are exactly those claimed before it.
+    async fn claim_run(&self, run: &NewRun) -> Result<Option<Claimed>>;
+
     /// Proves a run is alive and saves its log so far. Returns whether
     /// someone asked to cancel it (`concurrency: replace` on another replica).
     async fn heartbeat(
@@ -229,6 +234,14 @@ pub trait HistoryStore: Send + Sync + fmt::Debug {
     /// Deletes ended runs started before `before`, and missed-fire records
     /// older than it. Returns how many runs.
     async fn prune(&self, before: DateTime<Utc>) -> Result<u64>;
+}
+
+/// A claimed run and the job's runs that were going on when it was claimed
+/// (all claimed earlier; dry runs among them).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claimed {
+    pub id: RunId,
+    pub earlier: Vec<Run>,
 }
 
 /// Opens the store a URL names and brings its schema up to date.

@@ -122,6 +122,7 @@ impl Backend for Postgres {
         abandon_stale: include_str!("sql/postgres/abandon_stale.sql"),
         advance_cursor: include_str!("sql/postgres/advance_cursor.sql"),
         take_request: include_str!("sql/postgres/take_request.sql"),
+        claim_lock: Some(include_str!("sql/postgres/claim_lock.sql")),
     };
 
     async fn migrate(&self, url: &str) -> Result<()> {
@@ -154,12 +155,17 @@ impl Backend for Postgres {
         query(sql, args).fetch_all(&self.pool).await
     }
 
-    async fn execute_all(&self, stmts: &[(&'static str, Vec<Arg<'_>>)]) -> Result<(), sqlx::Error> {
+    async fn transaction(
+        &self,
+        stmts: &[(&'static str, Vec<Arg<'_>>)],
+    ) -> Result<Vec<Vec<PgRow>>, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
+        let mut rows = Vec::with_capacity(stmts.len());
         for (sql, args) in stmts {
-            query(sql, args).execute(&mut *tx).await?;
+            rows.push(query(sql, args).fetch_all(&mut *tx).await?);
         }
-        tx.commit().await
+        tx.commit().await?;
+        Ok(rows)
     }
 }
 

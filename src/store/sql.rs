@@ -12,8 +12,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{
-    Finish, HistoryStore, MissedFires, NewRun, Result, Run, RunFilter, RunId, STORE_TIMEOUT,
-    StoreError,
+    Claimed, Finish, HistoryStore, MissedFires, NewRun, Result, Run, RunFilter, RunId,
+    STORE_TIMEOUT, StoreError,
 };
 use crate::model::{
     CheckPoint, CheckResult, CheckStatus, LogSnapshot, Measured, NewRequest, Params, Pause,
@@ -95,6 +95,9 @@ pub struct Dialect {
     pub abandon_stale: &'static str,
     pub advance_cursor: &'static str,
     pub take_request: &'static str,
+    /// Serialises the claims of one job (`$1`) until the transaction ends,
+    /// where the backend does not already serialise writers.
+    pub claim_lock: Option<&'static str>,
 }
 
 /// What differs between Postgres and SQLite, and nothing else.
@@ -111,8 +114,11 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
         sql: &'static str,
         args: &[Arg<'_>],
     ) -> Result<Vec<Self::Row>, sqlx::Error>;
-    /// Runs the statements in one transaction.
-    async fn execute_all(&self, stmts: &[(&'static str, Vec<Arg<'_>>)]) -> Result<(), sqlx::Error>;
+    /// Runs the statements in one transaction; the rows of each.
+    async fn transaction(
+        &self,
+        stmts: &[(&'static str, Vec<Arg<'_>>)],
+    ) -> Result<Vec<Vec<Self::Row>>, sqlx::Error>;
 
     /// Why a write now would not be kept, if it would not: the database
     /// file was deleted or replaced since it was opened.
@@ -321,6 +327,22 @@ impl<B: Backend> SqlStore<B> {
         }
     }
 
+    fn run_args(run: &NewRun) -> Vec<Arg<'_>> {
+        vec![
+            (&run.job).into(),
+            run.trigger.as_str().into(),
+            (&run.triggered_by).into(),
+            run.scheduled_for.into(),
+            run.started_at.into(),
+            run.status.as_str().into(),
+            i64::from(run.attempt).into(),
+            run.error.as_deref().into(),
+            run.dry_run.into(),
+            (&run.owner).into(),
+            run.retry_of.into(),
+        ]
+    }
+
     fn runs(&self, rows: Vec<B::Row>) -> Result<Vec<Run>> {
         rows.iter().map(|r| self.run_from_row(r, false)).collect()
     }
@@ -346,25 +368,34 @@ impl<B: Backend> HistoryStore for SqlStore<B> {
         // A claim that would not be kept is no claim.
         self.durable()?;
         let row = self
-            .row(
-                "insert run",
-                sql!("insert_run"),
-                &[
-                    (&run.job).into(),
-                    run.trigger.as_str().into(),
-                    (&run.triggered_by).into(),
-                    run.scheduled_for.into(),
-                    run.started_at.into(),
-                    run.status.as_str().into(),
-                    i64::from(run.attempt).into(),
-                    run.error.as_deref().into(),
-                    run.dry_run.into(),
-                    (&run.owner).into(),
-                    run.retry_of.into(),
-                ],
-            )
+            .row("insert run", sql!("insert_run"), &Self::run_args(run))
             .await?;
         row.map(|r| self.decode(r.int("id"))).transpose()
+    }
+
+    async fn claim_run(&self, run: &NewRun) -> Result<Option<Claimed>> {
+        self.durable()?;
+        let job: Arg<'_> = (&run.job).into();
+        let mut stmts = Vec::with_capacity(3);
+        if let Some(lock) = B::DIALECT.claim_lock {
+            stmts.push((lock, vec![job]));
+        }
+        stmts.push((sql!("insert_run"), Self::run_args(run)));
+        stmts.push((sql!("running_of_job"), vec![job]));
+        let mut rows = self
+            .timed("claim run", self.backend.transaction(&stmts))
+            .await?;
+        let running = rows.pop().unwrap_or_default();
+        let Some(inserted) = rows.pop().and_then(|r| r.into_iter().next()) else {
+            return Ok(None);
+        };
+        let id = self.decode(inserted.int("id"))?;
+        let earlier = self
+            .runs(running)?
+            .into_iter()
+            .filter(|r| r.id != id)
+            .collect();
+        Ok(Some(Claimed { id, earlier }))
     }
 
     async fn heartbeat(
@@ -522,8 +553,9 @@ impl<B: Backend> HistoryStore for SqlStore<B> {
                 )
             })
             .collect();
-        self.timed("record check results", self.backend.execute_all(&stmts))
-            .await
+        self.timed("record check results", self.backend.transaction(&stmts))
+            .await?;
+        Ok(())
     }
 
     async fn checks(&self, run: RunId) -> Result<Vec<CheckResult>> {

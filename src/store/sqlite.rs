@@ -131,6 +131,9 @@ impl Backend for Sqlite {
         abandon_stale: include_str!("sql/sqlite/abandon_stale.sql"),
         advance_cursor: include_str!("sql/sqlite/advance_cursor.sql"),
         take_request: include_str!("sql/sqlite/take_request.sql"),
+        // SQLite has one writer at a time: the claim's insert, first in its
+        // transaction, takes the write lock until the commit.
+        claim_lock: None,
     };
 
     async fn migrate(&self, url: &str) -> Result<()> {
@@ -209,12 +212,17 @@ impl Backend for Sqlite {
         query(sql, args).fetch_all(&self.pool).await
     }
 
-    async fn execute_all(&self, stmts: &[(&'static str, Vec<Arg<'_>>)]) -> Result<(), sqlx::Error> {
+    async fn transaction(
+        &self,
+        stmts: &[(&'static str, Vec<Arg<'_>>)],
+    ) -> Result<Vec<Vec<SqliteRow>>, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
+        let mut rows = Vec::with_capacity(stmts.len());
         for (sql, args) in stmts {
-            query(sql, args).execute(&mut *tx).await?;
+            rows.push(query(sql, args).fetch_all(&mut *tx).await?);
         }
-        tx.commit().await
+        tx.commit().await?;
+        Ok(rows)
     }
 
     fn lost(&self) -> Option<String> {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::{HistoryStore, MissedFires, Result, StoreError};
+use super::{Claimed, HistoryStore, MissedFires, Result, StoreError};
 use crate::model::{
     CheckPoint, CheckResult, Finish, LogSnapshot, NewRequest, NewRun, Pause, ProcessGroup,
     QueuedMail, Request, RequestId, Run, RunFilter, RunId, Step,
@@ -171,6 +171,10 @@ impl HistoryStore for WatchedStore {
 
     async fn insert_run(&self, run: &NewRun) -> Result<Option<RunId>> {
         self.watch("insert run", self.inner.insert_run(run)).await
+    }
+
+    async fn claim_run(&self, run: &NewRun) -> Result<Option<Claimed>> {
+        self.watch("claim run", self.inner.claim_run(run)).await
     }
 
     async fn heartbeat(

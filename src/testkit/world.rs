@@ -11,7 +11,7 @@ use crate::adapters::Adapters;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::model::{Params, Run};
-use crate::runner::{RunRequest, Runner, Stop};
+use crate::runner::{Admission, RunRequest, Runner, Stop};
 use crate::store::HistoryStore;
 
 /// How long a test run may take before the test fails.
@@ -50,18 +50,16 @@ impl World {
             .job(job)
             .unwrap_or_else(|e| panic!("{e}"))
             .clone();
-        let req = RunRequest {
+        let mut req = RunRequest {
             triggered_by: "sre".into(),
             dry_run,
             params,
             ..Default::default()
         };
-        let id = self
-            .runner
-            .claim(&job, &req)
-            .await
-            .unwrap()
-            .expect("a manual run is never a duplicate");
+        let id = match self.runner.admit(&job, &mut req).await.unwrap() {
+            Admission::Start { id } => id,
+            other => panic!("a manual run of {} starts: {other:?}", job.name),
+        };
         let ended = tokio::time::timeout(RUN_WAIT, self.runner.execute(&job, &req, id, &stop))
             .await
             .unwrap_or_else(|_| panic!("the run of {} ends within {RUN_WAIT:?}", job.name));

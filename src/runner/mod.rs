@@ -4,6 +4,9 @@
 //! `running`: it ends `succeeded`, `failed`, `timed_out` or `cancelled`, and if
 //! the process dies a peer or the next start marks it `abandoned`.
 
+mod overlap;
+
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,6 +26,8 @@ use crate::notify;
 use crate::runlog::{RunLog, TeeLine};
 
 type Tee = Arc<dyn Fn(&TeeLine<'_>) + Send + Sync>;
+pub use overlap::{Admission, REPLACE_WAIT};
+
 use crate::secret::Redactor;
 use crate::store::{
     Finish, HistoryStore, NewRun, RunId, RunStatus, StoreError, StoreHealth, Trigger, WatchedStore,
@@ -117,6 +122,12 @@ pub struct RunRequest {
     /// Said in the run's log after its first line (e.g. that it was forced
     /// past an overlap rule).
     pub notes: Vec<String>,
+    /// Run by hand with `--force`: a `forbid` job runs beside its running
+    /// run, and the log says so.
+    pub force: bool,
+    /// The runs this one replaces (`concurrency: replace`), asked to stop
+    /// when it was claimed: its first attempt starts once they have ended.
+    pub replacing: Vec<RunId>,
 }
 
 /// The end of a run: its last attempt.
@@ -149,6 +160,9 @@ pub struct Runner {
     postman: Postman,
     /// How long a failure's mail waits for the runs it chained.
     chain_wait: Duration,
+    /// The attempts this process is running, by run id, so a `replace`
+    /// decided here stops them at once instead of at their next heartbeat.
+    local: Arc<Mutex<HashMap<RunId, Stop>>>,
 }
 
 impl std::fmt::Debug for Runner {
@@ -250,6 +264,7 @@ impl RunnerBuilder {
             events,
             tee: None,
             chain_wait: self.chain_wait,
+            local: Arc::default(),
         }
     }
 }
@@ -411,15 +426,6 @@ impl Runner {
         }
     }
 
-    /// Claims the first attempt. `None`: another process has this fire.
-    pub async fn claim(
-        &self,
-        job: &JobConfig,
-        req: &RunRequest,
-    ) -> Result<Option<RunId>, StoreError> {
-        self.store.insert_run(&self.new_run(job, req, 1)).await
-    }
-
     /// Claims a fire already decided against (its job is paused): the one
     /// insert records it `skipped`, so no reader ever sees it running and
     /// no overlap rule counts it. `None`: another process has this fire.
@@ -577,7 +583,7 @@ impl Runner {
                 not.push((pos, refused(format!("no job named `{name}`"))));
                 continue;
             };
-            let req = RunRequest {
+            let mut req = RunRequest {
                 trigger: Trigger::Chained,
                 triggered_by: format!("run {} of {}", ended.id, job.name),
                 scheduled_for: None,
@@ -587,11 +593,24 @@ impl Runner {
                     "started because run {} of `{}` ended {}",
                     ended.id, job.name, ended.status
                 )],
+                ..Default::default()
             };
-            let id = match self.claim(next, &req).await {
-                Ok(Some(id)) => id,
-                Ok(None) => {
+            let id = match self.admit(next, &mut req).await {
+                Ok(Admission::Start { id }) => id,
+                Ok(Admission::Lost) => {
                     not.push((pos, refused("another process claimed it".into())));
+                    continue;
+                }
+                Ok(Admission::Skipped { id, blockers, .. }) => {
+                    not.push((
+                        pos,
+                        ChainedRun {
+                            job: next.name.clone(),
+                            id: blockers.first().copied(),
+                            status: RunStatus::Running,
+                            summary: Some(format!("already running; run {id} recorded skipped")),
+                        },
+                    ));
                     continue;
                 }
                 Err(e) => {
@@ -600,28 +619,6 @@ impl Runner {
                     continue;
                 }
             };
-            if next.concurrency != crate::config::Concurrency::Allow
-                && let Ok(running) = self.store.running(Some(&next.name)).await
-                && let Some(other) = running.iter().find(|r| r.id != id)
-            {
-                let why = format!(
-                    "{} is already running as run {}; not started again",
-                    next.name, other.id
-                );
-                if let Err(e) = self.skip(next, id, &why).await {
-                    tracing::warn!(job = %next.name, run = id, "cannot record the skip: {e}");
-                }
-                not.push((
-                    pos,
-                    ChainedRun {
-                        job: next.name.clone(),
-                        id: Some(other.id),
-                        status: RunStatus::Running,
-                        summary: Some(format!("already running; run {id} recorded skipped")),
-                    },
-                ));
-                continue;
-            }
             tracing::info!(job = %job.name, run = ended.id, "run {} failed: starting {} (run {id})", ended.id, next.name);
             started.push((pos, next.clone(), req, id));
         }
@@ -842,8 +839,22 @@ impl Runner {
             .in_current_span(),
         );
 
+        self.local
+            .lock()
+            .expect("local runs lock")
+            .insert(id, outer.clone());
         let exec = jobs::executor(job, &self.env);
-        let fut = exec.run(&ctx);
+        let replacing = if attempt == 1 {
+            req.replacing.as_slice()
+        } else {
+            &[]
+        };
+        let fut = async {
+            if !replacing.is_empty() {
+                self.await_replaced(job, replacing, &log).await?;
+            }
+            exec.run(&ctx).await
+        };
         tokio::pin!(fut);
         let mut timed_out = false;
         let result = tokio::select! {
@@ -870,6 +881,7 @@ impl Runner {
         };
         heartbeat_done.cancel();
         let _ = beat.await;
+        self.local.lock().expect("local runs lock").remove(&id);
 
         let mut checks = Vec::new();
         let (status, error) = match result {
