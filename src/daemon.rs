@@ -133,6 +133,16 @@ pub async fn serve(
                         }
                         Err(e) => tracing::warn!("{e}"),
                     }
+                    // Requests past their lifetime are never taken; this
+                    // records them, so `requests` and the logs say so.
+                    match store.expire_requests(clock.now()).await {
+                        Ok(expired) => {
+                            for r in expired {
+                                tracing::warn!(request = r.id, job = %r.job, "request #{} for `{}` by {} expired unstarted: no daemon took it by {}", r.id, r.job, r.requested_by, r.expires_at.map(|t| t.to_rfc3339()).unwrap_or_default());
+                            }
+                        }
+                        Err(e) => tracing::warn!("{e}"),
+                    }
                 }
                 // Mail kept because its server was down: sent in the
                 // background (an SMTP conversation may take its timeout),

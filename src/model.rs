@@ -322,6 +322,11 @@ string_enum! {
         Pending => "pending",
         Started => "started",
         Refused => "refused",
+        /// Not taken by any daemon within its lifetime; never runs.
+        Expired => "expired",
+        /// Taken back while pending (`runbookd withdraw`, or `trigger
+        /// --wait` giving up); never runs.
+        Withdrawn => "withdrawn",
     }
 }
 
@@ -336,6 +341,8 @@ pub struct NewRequest {
     pub reason: Option<String>,
     pub dry_run: bool,
     pub requested_at: DateTime<Utc>,
+    /// After this no daemon takes it: it is recorded expired instead.
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 /// A request as stored: taken by one replica, which records the run it
@@ -353,7 +360,22 @@ pub struct Request {
     pub taken_by: Option<String>,
     pub taken_at: Option<DateTime<Utc>>,
     pub run_id: Option<RunId>,
+    /// Why it was refused, expired or withdrawn.
+    #[serde(rename = "why")]
     pub error: Option<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Who withdrew it.
+    pub closed_by: Option<String>,
+    /// When it was refused, expired or withdrawn.
+    pub closed_at: Option<DateTime<Utc>>,
+}
+
+/// Which requests a listing shows, newest first.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RequestFilter {
+    pub status: Option<RequestStatus>,
+    pub job: Option<String>,
+    pub limit: u32,
 }
 
 /// A job whose scheduled fires every replica skips until it is resumed.

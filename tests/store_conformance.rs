@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use runbookd::model::{
     CheckResult, CheckStatus, LogSnapshot, MailStatus, Measured, NewRequest, Pause, QueuedMail,
-    RequestStatus, Step, StepStatus,
+    RequestFilter, RequestStatus, Step, StepStatus,
 };
 use runbookd::store::{Finish, HistoryStore, NewRun, RunFilter, RunStatus, Trigger};
 use runbookd::testkit::TestDatabase;
@@ -294,9 +294,25 @@ async fn listing_filters_and_orders(s: Arc<dyn HistoryStore>) {
         .await
         .unwrap();
     assert_eq!(limited.len(), 1);
-    let last = s.last_run("a").await.unwrap().unwrap();
+    let last = s.last_run("a", None).await.unwrap().unwrap();
     assert_eq!(last.started_at, t("2026-01-04T00:00:00Z"));
-    assert!(s.last_run("zzz").await.unwrap().is_none());
+    assert!(s.last_run("zzz", None).await.unwrap().is_none());
+    // Dry runs apart: the latest real run is older than a dry run after it.
+    let dry = s
+        .insert_run(&NewRun {
+            dry_run: true,
+            started_at: t("2026-01-05T00:00:00Z"),
+            ..new_run("a", None)
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.last_run("a", None).await.unwrap().unwrap().id, dry);
+    assert_eq!(s.last_run("a", Some(true)).await.unwrap().unwrap().id, dry);
+    assert_eq!(
+        s.last_run("a", Some(false)).await.unwrap().unwrap().id,
+        last.id
+    );
 }
 
 async fn cursor_only_moves_forward(s: Arc<dyn HistoryStore>) {
@@ -598,7 +614,120 @@ fn ask(job: &str, by: &str) -> NewRequest {
         reason: Some("incident 42".into()),
         dry_run: false,
         requested_at: t("2026-01-01T00:00:00Z"),
+        expires_at: Some(t("2026-01-01T00:05:00Z")),
     }
+}
+
+/// A request's lifetime and its withdrawal: expired and withdrawn requests
+/// are never taken, a withdrawal and a take racing have one winner, and the
+/// listing shows every state with who and why.
+async fn requests_expire_and_are_withdrawn_atomically(s: Arc<dyn HistoryStore>) {
+    let short = NewRequest {
+        expires_at: Some(t("2026-01-01T00:00:01Z")),
+        ..ask("rollout-undo", "alice")
+    };
+    let a = s.request_run(&short).await.unwrap();
+    let b = s.request_run(&ask("daily", "bob")).await.unwrap();
+    let now = t("2026-01-01T00:00:02Z");
+    // Past its lifetime: never taken, even before it is marked expired.
+    let got = s.take_request("r1", now).await.unwrap().unwrap();
+    assert_eq!(got.id, b);
+    let expired = s.expire_requests(now).await.unwrap();
+    assert_eq!(expired.len(), 1);
+    assert_eq!(expired[0].id, a);
+    assert_eq!(expired[0].status, RequestStatus::Expired);
+    assert_eq!(expired[0].closed_at, Some(now));
+    assert!(
+        expired[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("no daemon took it")
+    );
+    assert!(s.expire_requests(now).await.unwrap().is_empty(), "once");
+
+    let c = s.request_run(&ask("daily", "carol")).await.unwrap();
+    let w = s
+        .withdraw_request(c, "dave", "did it by hand", now)
+        .await
+        .unwrap()
+        .expect("a pending request is withdrawn");
+    assert_eq!(w.status, RequestStatus::Withdrawn);
+    assert_eq!(w.closed_by.as_deref(), Some("dave"));
+    assert_eq!(w.error.as_deref(), Some("did it by hand"));
+    assert!(
+        s.withdraw_request(c, "dave", "again", now)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        s.take_request("r1", now).await.unwrap().is_none(),
+        "withdrawn is never taken"
+    );
+    // Taken first: it cannot be withdrawn.
+    let d = s.request_run(&ask("daily", "erin")).await.unwrap();
+    assert_eq!(s.take_request("r1", now).await.unwrap().unwrap().id, d);
+    assert!(
+        s.withdraw_request(d, "erin", "too late", now)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        s.get_request(d).await.unwrap().unwrap().status,
+        RequestStatus::Started
+    );
+    // A take and a withdrawal at once: exactly one wins.
+    for _ in 0..10 {
+        let e = s.request_run(&ask("daily", "frank")).await.unwrap();
+        let (taken, withdrawn) = tokio::join!(
+            s.take_request("r2", now),
+            s.withdraw_request(e, "frank", "gave up", now)
+        );
+        let taken = taken.unwrap().is_some_and(|r| r.id == e);
+        let withdrawn = withdrawn.unwrap().is_some();
+        assert!(taken ^ withdrawn, "taken {taken}, withdrawn {withdrawn}");
+    }
+    // Listed newest first, by state.
+    let all = s
+        .list_requests(&RequestFilter {
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 14);
+    assert!(all.windows(2).all(|p| p[0].id > p[1].id));
+    let by = |st| {
+        let s = s.clone();
+        async move {
+            s.list_requests(&RequestFilter {
+                status: Some(st),
+                limit: 100,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+        }
+    };
+    assert_eq!(by(RequestStatus::Expired).await.len(), 1);
+    assert_eq!(
+        by(RequestStatus::Withdrawn).await[0]
+            .closed_by
+            .as_deref()
+            .is_some(),
+        true
+    );
+    let mine = s
+        .list_requests(&RequestFilter {
+            job: Some("rollout-undo".into()),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(mine.len(), 1);
 }
 
 async fn each_request_is_taken_once_oldest_first(s: Arc<dyn HistoryStore>) {
@@ -734,6 +863,7 @@ macro_rules! conformance {
             case!(mail_is_kept_until_sent_and_sent_once);
             case!(failures_are_news_once_and_recovery_once);
             case!(each_request_is_taken_once_oldest_first);
+            case!(requests_expire_and_are_withdrawn_atomically);
             case!(pauses_are_kept_until_resumed);
             case!(every_trigger_is_kept_on_every_connection);
             case!(migrate_is_idempotent);
@@ -817,4 +947,53 @@ async fn a_sqlite_history_from_before_chained_runs_upgrades_in_place() {
     assert_eq!(old.job, "old");
     assert_eq!(old.steps.len(), 1, "the old run keeps its steps");
     every_trigger_is_kept_on_every_connection(s).await;
+}
+
+/// A SQLite history from before request lifetimes: a request left pending
+/// gets the default lifetime from when it was asked (so a stale one never
+/// runs after the upgrade), and the new states are accepted.
+#[tokio::test]
+async fn a_sqlite_history_from_before_request_lifetimes_upgrades_in_place() {
+    use std::str::FromStr;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("old.db").display());
+    let opts = sqlx::sqlite::SqliteConnectOptions::from_str(&url)
+        .unwrap()
+        .create_if_missing(true)
+        .foreign_keys(true);
+    let pool = sqlx::SqlitePool::connect_with(opts).await.unwrap();
+    let m = sqlx::migrate::Migrator::new(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/migrations/sqlite"
+    )))
+    .await
+    .unwrap();
+    m.run_to(7, &pool).await.unwrap();
+    // Asked at 2026-01-01T00:00:00Z (microseconds), never taken.
+    sqlx::query(
+        "INSERT INTO run_requests (job, requested_by, requested_at, status) \
+         VALUES ('rollout-undo', 'alice', 1767225600000000, 'pending')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+
+    let s = runbookd::store::open(&url).await.unwrap();
+    let old = s.get_request(1).await.unwrap().unwrap();
+    assert_eq!(old.expires_at, Some(t("2026-01-01T00:05:00Z")));
+    assert!(
+        s.take_request("r", t("2026-06-01T00:00:00Z"))
+            .await
+            .unwrap()
+            .is_none(),
+        "a request from before the upgrade is past its lifetime"
+    );
+    let expired = s.expire_requests(t("2026-06-01T00:00:00Z")).await.unwrap();
+    assert_eq!(expired[0].status, RequestStatus::Expired);
+    let id = s.request_run(&ask("daily", "bob")).await.unwrap();
+    let w = s
+        .withdraw_request(id, "bob", "not needed", t("2026-01-01T00:00:01Z"))
+        .await;
+    assert_eq!(w.unwrap().unwrap().status, RequestStatus::Withdrawn);
 }

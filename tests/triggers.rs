@@ -222,3 +222,136 @@ fn each_request_runs_once_across_two_replicas() {
         .collect();
     assert!(!owners.is_empty());
 }
+
+fn requests(w: &Workdir) -> Vec<serde_json::Value> {
+    w.json(&["requests", "--json"]).as_array().unwrap().clone()
+}
+
+fn request(w: &Workdir, id: i64) -> serde_json::Value {
+    requests(w)
+        .into_iter()
+        .find(|r| r["id"] == id)
+        .unwrap_or_else(|| panic!("request #{id} is listed"))
+}
+
+/// A request nobody took within its lifetime is recorded expired and
+/// never runs, even when a daemon starts later: the operator who triggered
+/// a rollback and then did it by hand gets no second one.
+#[test]
+fn a_request_past_its_lifetime_is_expired_and_never_runs() {
+    let w = Workdir::new(BIN, JOBS);
+    let out = w.run(&["trigger", "hello", "--expires-in", "1s", "--as", "alice"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let id: i64 = stdout(&out).trim().parse().unwrap();
+    let pending = request(&w, id);
+    assert_eq!(pending["status"], "pending", "{pending}");
+    assert_eq!(pending["requested_by"], "alice");
+    assert!(pending["expires_at"].is_string(), "{pending}");
+    // `requests` records what is past its lifetime.
+    let expired = eventually(Duration::from_secs(20), "the request to expire", || {
+        let r = request(&w, id);
+        (r["status"] == "expired").then_some(r)
+    });
+    assert!(
+        expired["why"]
+            .as_str()
+            .unwrap()
+            .contains("no daemon took it"),
+        "{expired}"
+    );
+    // A daemon that starts now runs a fresh request, never the expired one.
+    let _d = w.serve();
+    let out = w.run(&["trigger", "quick", "--wait"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(runs(&w, "hello").is_empty(), "{:?}", runs(&w, "hello"));
+    assert_eq!(request(&w, id)["status"], "expired");
+}
+
+/// `--wait` that gives up on a daemon withdraws the request, atomically:
+/// it says so, the request is listed withdrawn with who and why, and a
+/// daemon started afterwards never runs it.
+#[test]
+fn wait_that_gives_up_withdraws_the_request_so_it_never_runs() {
+    let w = Workdir::new(BIN, JOBS);
+    let out = w.run(&[
+        "trigger",
+        "hello",
+        "--wait",
+        "--expires-in",
+        "2s",
+        "--as",
+        "bob",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("no daemon took request #1") && err.contains("withdrawn: it will never run"),
+        "{err}"
+    );
+    let r = request(&w, 1);
+    assert_eq!(r["status"], "withdrawn", "{r}");
+    assert_eq!(r["closed_by"], "bob", "{r}");
+    let _d = w.serve();
+    let out = w.run(&["trigger", "quick", "--wait"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(runs(&w, "hello").is_empty());
+}
+
+/// A pending request can be withdrawn by hand; one already started cannot,
+/// and says which run it became; an unknown one is no such request.
+#[test]
+fn a_pending_request_is_withdrawn_by_hand_and_listed_with_who_and_why() {
+    let w = Workdir::new(BIN, JOBS);
+    let out = w.run(&[
+        "trigger",
+        "hello",
+        "--as",
+        "carol",
+        "--reason",
+        "deploy check",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Shown where an operator looks: `jobs` and `history`.
+    let jobs = stdout(&w.run(&["jobs"]));
+    assert!(jobs.contains("request #1 pending"), "{jobs}");
+    let history = stderr(&w.run(&["history"]));
+    assert!(history.contains("request #1"), "{history}");
+    let out = w.run(&["withdraw", "1", "--reason", "did it by hand"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r = request(&w, 1);
+    assert_eq!(r["status"], "withdrawn");
+    assert_eq!(r["requested_by"], "carol");
+    assert_eq!(r["reason"], "deploy check");
+    assert!(r["why"].as_str().unwrap().contains("did it by hand"), "{r}");
+    // Not pending any more.
+    let out = w.run(&["withdraw", "1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("already withdrawn"),
+        "{}",
+        stderr(&out)
+    );
+    let out = w.run(&["withdraw", "99"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("no request #99"), "{}", stderr(&out));
+    // Started requests are listed with their run.
+    let _d = w.serve();
+    let out = w.run(&["trigger", "quick", "--wait"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r = request(&w, 2);
+    assert_eq!(r["status"], "started", "{r}");
+    assert!(r["run_id"].is_i64(), "{r}");
+    let out = w.run(&["withdraw", "2"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("already started as run"),
+        "{}",
+        stderr(&out)
+    );
+    let text = stdout(&w.run(&["requests"]));
+    assert!(
+        text.contains("withdrawn") && text.contains("started"),
+        "{text}"
+    );
+    assert!(runs(&w, "hello").is_empty());
+}

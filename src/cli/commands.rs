@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
 use super::render::{self, JobRow, NextFire, print_json};
-use super::{Cli, CliError, Command, Result};
+use super::{Cli, CliError, Command, MAX_HISTORY, Result};
 use crate::adapters::Adapters;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError};
@@ -74,24 +74,18 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
             )
             .await
         }
-        Command::Trigger {
+        Command::Trigger(args) => super::trigger::trigger(&cli, args).await,
+        Command::Requests {
+            status,
             job,
-            wait,
-            params,
-            requested_by,
-            reason,
-            dry_run,
+            limit,
+            json,
         } => {
-            super::trigger::trigger(
-                &cli,
-                job,
-                *wait,
-                params,
-                requested_by.as_deref(),
-                reason.as_deref(),
-                *dry_run,
-            )
-            .await
+            super::trigger::requests(&cli, status.map(Into::into), job.as_deref(), *limit, *json)
+                .await
+        }
+        Command::Withdraw { request_id, reason } => {
+            super::trigger::withdraw(&cli, *request_id, reason.as_deref()).await
         }
         Command::Pause { job, reason } => super::trigger::pause(&cli, job, reason.as_deref()).await,
         Command::Resume { job } => super::trigger::resume(&cli, job).await,
@@ -195,11 +189,20 @@ async fn jobs(cli: &Cli, json: bool) -> Result<()> {
         Some(s) => s.paused_jobs().await?,
         None => Vec::new(),
     };
+    let pending = match &store {
+        Some(s) => pending_requests(s.as_ref(), None, now).await?,
+        None => Vec::new(),
+    };
     let mut rows = Vec::new();
     for job in config.jobs.values() {
-        let last = match &store {
-            Some(s) => s.last_run(&job.name).await?,
-            None => None,
+        // A dry run is never a job's last status: it would hide a real
+        // failure before it.
+        let (last, last_dry) = match &store {
+            Some(s) => (
+                s.last_run(&job.name, Some(false)).await?,
+                s.last_run(&job.name, Some(true)).await?,
+            ),
+            None => (None, None),
         };
         let next = job
             .schedule
@@ -225,6 +228,12 @@ async fn jobs(cli: &Cli, json: bool) -> Result<()> {
             last_status: last.as_ref().map(|r| r.status),
             last_run_id: last.as_ref().map(|r| r.id),
             last_started_at: last.as_ref().map(|r| r.started_at),
+            last_dry_run: last_dry.as_ref().map(render::RunMark::of),
+            pending_requests: pending
+                .iter()
+                .filter(|r| r.job == job.name)
+                .map(render::PendingRequest::of)
+                .collect(),
         });
     }
     if json {
@@ -408,17 +417,73 @@ async fn run_job(
     }
 }
 
+/// A duration argument (`5m`, `1h 30m`), refused with the flag's name
+/// outside `min..=max`: every duration the CLI takes is bounded, so no
+/// input can overflow the time arithmetic it feeds.
+pub(super) fn parse_duration(
+    flag: &str,
+    s: &str,
+    min: std::time::Duration,
+    max: std::time::Duration,
+) -> Result<std::time::Duration> {
+    let d = humantime::parse_duration(s).map_err(|e| {
+        CliError::Usage(format!(
+            "{flag} `{s}` is not a duration (e.g. 30s, 5m, 1h 30m, 7d): {e}"
+        ))
+    })?;
+    if d < min || d > max {
+        return Err(CliError::Usage(format!(
+            "{flag} `{s}` must be from {} to {}",
+            humantime::format_duration(min),
+            humantime::format_duration(max)
+        )));
+    }
+    Ok(d)
+}
+
+/// Requests still waiting for a daemon (inside their lifetime), oldest
+/// first: what `jobs` and `history` mention so a queued run is never out
+/// of sight.
+pub(super) async fn pending_requests(
+    store: &dyn HistoryStore,
+    job: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Vec<crate::model::Request>> {
+    let mut list = store
+        .list_requests(&crate::model::RequestFilter {
+            status: Some(crate::model::RequestStatus::Pending),
+            job: job.map(str::to_string),
+            limit: MAX_HISTORY,
+        })
+        .await?;
+    list.retain(|r| r.expires_at.is_none_or(|at| at > now));
+    list.reverse();
+    Ok(list)
+}
+
 pub(super) fn parse_since(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(t.with_timezone(&Utc));
     }
-    let d = humantime::parse_duration(s).map_err(|e| {
-        CliError::Usage(format!(
-            "--since `{s}` is neither a duration (24h, 7d) nor an RFC 3339 instant: {e}"
-        ))
-    })?;
-    Ok(now - chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX))
+    if let Err(e) = humantime::parse_duration(s) {
+        return Err(CliError::Usage(format!(
+            "--since `{s}` is neither a duration (24h, 7d) nor an RFC 3339 instant (2026-03-08T00:00:00Z): {e}"
+        )));
+    }
+    let d = parse_duration("--since", s, std::time::Duration::ZERO, SINCE_MAX)?;
+    chrono::Duration::from_std(d)
+        .ok()
+        .and_then(|d| now.checked_sub_signed(d))
+        .ok_or_else(|| {
+            CliError::Usage(format!(
+                "--since `{s}` reaches before any time runbookd can record"
+            ))
+        })
 }
+
+/// How far back `--since` may reach: far beyond any retention, well inside
+/// what the clock can represent.
+const SINCE_MAX: std::time::Duration = std::time::Duration::from_secs(100 * 366 * 24 * 3600);
 
 async fn history(
     cli: &Cli,
@@ -428,17 +493,33 @@ async fn history(
     json: bool,
 ) -> Result<()> {
     let config = load(cli)?;
-    let since = since
-        .map(|s| parse_since(s, SystemClock.now()))
-        .transpose()?;
+    let now = SystemClock.now();
+    let since = since.map(|s| parse_since(s, now)).transpose()?;
     let store = open_store(cli, &config).await?;
+    if let Some(j) = &job
+        && let Err(unknown) = config.job(j)
+        && store.last_run(j, None).await?.is_none()
+    {
+        // A job gone from the file keeps its history; a name that is in
+        // neither is a typo, not an empty answer.
+        return Err(CliError::Usage(format!(
+            "--job: {unknown}; nor has any run of it been recorded"
+        )));
+    }
     let runs = store
         .list_runs(&RunFilter {
-            job,
+            job: job.clone(),
             since,
             limit: limit.max(1),
         })
         .await?;
+    let pending = pending_requests(store.as_ref(), job.as_deref(), now).await?;
+    for r in &pending {
+        render::note(&format!(
+            "request #{} for `{}` by {} is pending, not yet run (`runbookd requests`; `runbookd withdraw {}` takes it back)",
+            r.id, r.job, r.requested_by, r.id
+        ));
+    }
     if json {
         return print_json(&runs);
     }
@@ -456,16 +537,15 @@ async fn show(cli: &Cli, which: &str, json: bool) -> Result<()> {
                 CliError::Usage(format!("`{which}` is neither a run id nor a job: {e}"))
             })?;
             store
-                .last_run(which)
+                .last_run(which, None)
                 .await?
-                .ok_or_else(|| CliError::Usage(format!("job `{which}` has no runs yet")))?
+                .ok_or_else(|| CliError::NotFound(format!("job `{which}` has no runs yet")))?
                 .id
         }
     };
-    let run: Run = store
-        .get_run(id)
-        .await?
-        .ok_or_else(|| CliError::Usage(format!("no run {id} in history store {}", store.url())))?;
+    let run: Run = store.get_run(id).await?.ok_or_else(|| {
+        CliError::NotFound(format!("no run {id} in history store {}", store.url()))
+    })?;
     if json {
         return print_json(&run);
     }
@@ -479,9 +559,17 @@ async fn cancel(cli: &Cli, id: i64) -> Result<()> {
         render::say(&format!(
             "cancel requested for run {id}; its process stops it at the next heartbeat"
         ))?;
-        Ok(())
-    } else {
-        Err(CliError::Usage(format!("run {id} is not running")))
+        return Ok(());
+    }
+    match store.get_run(id).await? {
+        None => Err(CliError::NotFound(format!(
+            "no run {id} in history store {} (`runbookd history` lists runs; a queued request is withdrawn with `runbookd withdraw`)",
+            store.url()
+        ))),
+        Some(r) => Err(CliError::Refused(format!(
+            "run {id} of `{}` is not running: it ended {}",
+            r.job, r.status
+        ))),
     }
 }
 

@@ -55,6 +55,57 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// `runbookd trigger`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct TriggerArgs {
+    /// The job (see `runbookd jobs`).
+    pub job: String,
+    /// Follow the run's log as it is saved and exit with its outcome
+    /// (0 succeeded, 1 otherwise). If no daemon takes the request within
+    /// 60 s (or its lifetime, if shorter), it is withdrawn: it never runs.
+    #[arg(long)]
+    pub wait: bool,
+    /// How long the request may wait for a daemon (1s to 7d). After that
+    /// it is recorded expired and never runs.
+    #[arg(long, value_name = "DURATION", default_value = "5m")]
+    pub expires_in: String,
+    /// A parameter of the job, repeatable: `only=redis`, `confirm=yes`.
+    #[arg(long = "param", value_name = "K=V")]
+    pub params: Vec<String>,
+    /// Who asks, when not the OS user (e.g. the person behind a bot).
+    #[arg(long = "as", value_name = "NAME")]
+    pub requested_by: Option<String>,
+    /// Why, recorded in the run's log.
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Log what the job would do; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// A request's state, as `requests --status` takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RequestState {
+    Pending,
+    Started,
+    Refused,
+    Expired,
+    Withdrawn,
+}
+
+impl From<RequestState> for crate::model::RequestStatus {
+    fn from(s: RequestState) -> Self {
+        use crate::model::RequestStatus as S;
+        match s {
+            RequestState::Pending => S::Pending,
+            RequestState::Started => S::Started,
+            RequestState::Refused => S::Refused,
+            RequestState::Expired => S::Expired,
+            RequestState::Withdrawn => S::Withdrawn,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
@@ -159,25 +210,31 @@ pub enum Command {
     },
     /// Ask the daemons to run a job: one replica takes the request (within
     /// a second or so), applies the overlap rules and runs it.
-    Trigger {
-        /// The job (see `runbookd jobs`).
-        job: String,
-        /// Follow the run's log as it is saved and exit with its outcome
-        /// (0 succeeded, 1 otherwise).
+    Trigger(TriggerArgs),
+    /// List requests made with `trigger`: pending, started, refused,
+    /// expired and withdrawn, with who asked, why, and what became of them.
+    Requests {
+        /// Only requests in this state.
+        #[arg(long, value_enum)]
+        status: Option<RequestState>,
+        /// Only requests for this job.
         #[arg(long)]
-        wait: bool,
-        /// A parameter of the job, repeatable: `only=redis`, `confirm=yes`.
-        #[arg(long = "param", value_name = "K=V")]
-        params: Vec<String>,
-        /// Who asks, when not the OS user (e.g. the person behind a bot).
-        #[arg(long = "as", value_name = "NAME")]
-        requested_by: Option<String>,
-        /// Why, recorded in the run's log.
+        job: Option<String>,
+        /// At most this many requests, newest first (1 to 10000).
+        #[arg(long, default_value_t = DEFAULT_LIMIT,
+              value_parser = clap::value_parser!(u32).range(1..=MAX_HISTORY as i64))]
+        limit: u32,
+        /// Print the requests as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Take back a pending request so that no daemon ever runs it.
+    Withdraw {
+        /// The request (see `runbookd requests`).
+        request_id: i64,
+        /// Why, recorded with the request.
         #[arg(long)]
         reason: Option<String>,
-        /// Log what the job would do; change nothing.
-        #[arg(long)]
-        dry_run: bool,
     },
     /// Stop a job's scheduled fires on every replica until `resume` (its
     /// fires are recorded as skipped, with who paused it and why).
@@ -224,6 +281,10 @@ pub enum CliError {
     /// The job was not started (an overlap rule); says why.
     #[error("{0}")]
     Refused(String),
+    /// A run or request the operator named is not in the history (a
+    /// well-formed question with a "no" for an answer, so exit 1, not 2).
+    #[error("{0}")]
+    NotFound(String),
     /// The job ran and did not succeed; its details are already printed.
     #[error("run {id} of `{job}` ended {status}")]
     JobFailed {

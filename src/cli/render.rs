@@ -92,9 +92,63 @@ pub struct JobRow {
     pub paused_by: Option<String>,
     /// RFC 3339 with the zone's offset.
     pub next_fire: Option<String>,
+    /// The latest real run (dry runs never count as a job's last status).
     pub last_status: Option<crate::model::RunStatus>,
     pub last_run_id: Option<i64>,
     pub last_started_at: Option<DateTime<Utc>>,
+    /// The latest dry run, shown apart.
+    pub last_dry_run: Option<RunMark>,
+    /// Requests for it that no daemon has taken yet.
+    pub pending_requests: Vec<PendingRequest>,
+}
+
+/// A run in a word: which, how it ended, when.
+#[derive(Serialize)]
+pub struct RunMark {
+    pub id: i64,
+    pub status: crate::model::RunStatus,
+    pub started_at: DateTime<Utc>,
+}
+
+impl RunMark {
+    pub fn of(r: &Run) -> Self {
+        RunMark {
+            id: r.id,
+            status: r.status,
+            started_at: r.started_at,
+        }
+    }
+}
+
+/// A request waiting for a daemon.
+#[derive(Serialize)]
+pub struct PendingRequest {
+    pub id: i64,
+    pub requested_by: String,
+    pub requested_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl PendingRequest {
+    pub fn of(r: &crate::model::Request) -> Self {
+        PendingRequest {
+            id: r.id,
+            requested_by: r.requested_by.clone(),
+            requested_at: r.requested_at,
+            expires_at: r.expires_at,
+        }
+    }
+
+    fn note(&self) -> String {
+        format!(
+            "request #{} pending (by {}{})",
+            self.id,
+            self.requested_by,
+            self.expires_at
+                .map(|at| format!(", expires {}", fmt_time(at)))
+                .unwrap_or_default()
+        )
+    }
 }
 
 pub fn jobs(rows: &[JobRow]) -> Result<()> {
@@ -127,11 +181,19 @@ pub fn jobs(rows: &[JobRow]) -> Result<()> {
                     (Some(s), Some(id)) => format!("{s} (#{id})"),
                     _ => "-".into(),
                 },
+                r.last_dry_run
+                    .iter()
+                    .map(|d| format!("dry run {} (#{})", d.status, d.id))
+                    .chain(r.pending_requests.iter().map(PendingRequest::note))
+                    .collect::<Vec<_>>()
+                    .join("; "),
             ]
         })
         .collect();
     print_table(
-        &["JOB", "KIND", "SCHEDULE", "TIMEZONE", "NEXT", "LAST"],
+        &[
+            "JOB", "KIND", "SCHEDULE", "TIMEZONE", "NEXT", "LAST", "NOTE",
+        ],
         &table,
     )
 }
@@ -187,6 +249,56 @@ pub fn history(runs: &[Run]) -> Result<()> {
         &[
             "ID", "JOB", "TRIGGER", "STATUS", "ATTEMPT", "STARTED", "TOOK", "ERROR",
         ],
+        &rows,
+    )
+}
+
+/// Requests, newest first: who asked, when, and what became of each.
+pub fn requests(list: &[crate::model::Request], now: DateTime<Utc>) -> Result<()> {
+    use crate::model::RequestStatus as S;
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|r| {
+            let outcome = match r.status {
+                S::Pending => match r.expires_at {
+                    Some(at) => format!(
+                        "expires in {}",
+                        humantime::format_duration(std::time::Duration::from_secs(
+                            (at - now).num_seconds().max(0) as u64
+                        ))
+                    ),
+                    None => String::new(),
+                },
+                S::Started => match r.run_id {
+                    Some(run) => format!(
+                        "run {run} on {}",
+                        r.taken_by.as_deref().unwrap_or("a daemon")
+                    ),
+                    None => format!(
+                        "being started by {}",
+                        r.taken_by.as_deref().unwrap_or("a daemon")
+                    ),
+                },
+                S::Withdrawn => format!(
+                    "by {}: {}",
+                    r.closed_by.as_deref().unwrap_or("?"),
+                    r.error.as_deref().unwrap_or("")
+                ),
+                S::Refused | S::Expired => r.error.clone().unwrap_or_default(),
+            };
+            vec![
+                r.id.to_string(),
+                format!("{}{}", r.job, if r.dry_run { " (dry)" } else { "" }),
+                r.status.to_string(),
+                r.requested_by.clone(),
+                fmt_time(r.requested_at),
+                r.reason.clone().unwrap_or_default(),
+                outcome,
+            ]
+        })
+        .collect();
+    print_table(
+        &["ID", "JOB", "STATUS", "BY", "ASKED", "REASON", "OUTCOME"],
         &rows,
     )
 }

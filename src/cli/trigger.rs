@@ -6,17 +6,24 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::commands::parse_duration;
 use super::commands::{load, open_store};
 use super::render;
-use super::{Cli, CliError, Result};
+use super::{Cli, CliError, Result, TriggerArgs};
 use crate::clock::{Clock, SystemClock};
 use crate::config::JobConfig;
 use crate::identity::Identity;
-use crate::model::{NewRequest, Params, Pause, RequestStatus, Run, RunId, RunStatus};
+use crate::model::{
+    NewRequest, Params, Pause, Request, RequestFilter, RequestId, RequestStatus, Run, RunId,
+    RunStatus,
+};
 use crate::store::{HistoryStore, RunFilter};
 
 /// How long `--wait` waits for a replica to take the request.
 const TAKE_WITHIN: Duration = Duration::from_secs(60);
+/// A request's lifetime (`--expires-in`) is between these.
+const LIFETIME_MIN: Duration = Duration::from_secs(1);
+const LIFETIME_MAX: Duration = Duration::from_secs(7 * 24 * 3600);
 /// How often `--wait` looks at the request and then the run.
 const POLL: Duration = Duration::from_millis(300);
 
@@ -31,45 +38,44 @@ fn parse_params(raw: &[String]) -> Result<Params> {
         .collect()
 }
 
-pub async fn trigger(
-    cli: &Cli,
-    name: &str,
-    wait: bool,
-    raw_params: &[String],
-    requested_by: Option<&str>,
-    reason: Option<&str>,
-    dry_run: bool,
-) -> Result<()> {
+pub async fn trigger(cli: &Cli, args: &TriggerArgs) -> Result<()> {
+    let name = args.job.as_str();
     let config = load(cli)?;
     let job = config.job(name).map_err(CliError::Usage)?;
-    let params = parse_params(raw_params)?;
+    let params = parse_params(&args.params)?;
+    let lifetime = parse_duration("--expires-in", &args.expires_in, LIFETIME_MIN, LIFETIME_MAX)?;
     // Checked here too, so a typo fails at once rather than in a daemon.
     job.spec
         .accepts(&params)
         .map_err(|e| CliError::Usage(format!("`{name}`: {e}")))?;
     let store = open_store(cli, &config).await?;
-    let by = requested_by
-        .map(str::to_string)
+    let by = args
+        .requested_by
+        .clone()
         .unwrap_or_else(|| Identity::current().user);
+    let now = SystemClock.now();
+    let expires_at = now + chrono::Duration::from_std(lifetime).unwrap_or(chrono::Duration::MAX);
     let id = store
         .request_run(&NewRequest {
             job: name.to_string(),
             params,
             requested_by: by.clone(),
-            reason: reason.map(str::to_string),
-            dry_run,
-            requested_at: SystemClock.now(),
+            reason: args.reason.clone(),
+            dry_run: args.dry_run,
+            requested_at: now,
+            expires_at: Some(expires_at),
         })
         .await?;
     render::note(&format!(
-        "request #{id}: `{name}` queued for the daemons on {} (by {by})",
-        store.url()
+        "request #{id}: `{name}` queued for the daemons on {} (by {by}); it expires unstarted at {} (`runbookd withdraw {id}` takes it back)",
+        store.url(),
+        render::fmt_time(expires_at),
     ));
-    if !wait {
+    if !args.wait {
         render::say(&id.to_string())?;
         return Ok(());
     }
-    let run = taken(store.as_ref(), id).await?;
+    let run = taken(store.as_ref(), id, &by, TAKE_WITHIN.min(lifetime)).await?;
     let last = follow(store.as_ref(), run, job, config.daemon.stale_after).await?;
     render::run_end(
         Some(&last),
@@ -89,22 +95,23 @@ pub async fn trigger(
     }
 }
 
-/// Waits for a replica to take the request; the run it started.
-async fn taken(store: &dyn HistoryStore, id: i64) -> Result<RunId> {
-    let deadline = tokio::time::Instant::now() + TAKE_WITHIN;
+/// Waits for a replica to take the request; the run it started. Past
+/// `within`, the request is withdrawn, atomically against a daemon taking
+/// it: either a daemon has it (and it is followed) or it never runs.
+async fn taken(
+    store: &dyn HistoryStore,
+    id: RequestId,
+    by: &str,
+    within: Duration,
+) -> Result<RunId> {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut withdrawn = false;
     loop {
         let r = store
             .get_request(id)
             .await?
-            .ok_or_else(|| CliError::Usage(format!("request #{id} is gone from the store")))?;
+            .ok_or_else(|| CliError::Refused(format!("request #{id} is gone from the store")))?;
         match (r.status, r.run_id) {
-            (RequestStatus::Refused, _) => {
-                return Err(CliError::Refused(format!(
-                    "request #{id} refused by {}: {}",
-                    r.taken_by.as_deref().unwrap_or("a daemon"),
-                    r.error.as_deref().unwrap_or("no reason recorded")
-                )));
-            }
             (RequestStatus::Started, Some(run)) => {
                 render::note(&format!(
                     "run {run} started by {}",
@@ -112,16 +119,114 @@ async fn taken(store: &dyn HistoryStore, id: i64) -> Result<RunId> {
                 ));
                 return Ok(run);
             }
-            _ => {}
+            (RequestStatus::Started, None) => {}
+            (RequestStatus::Pending, _) => {}
+            _ => return Err(CliError::Refused(fate(&r))),
         }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(CliError::Refused(format!(
-                "no daemon took request #{id} within {}s: is `runbookd serve` running against {}? The request stays queued; the first daemon to see it runs it",
-                TAKE_WITHIN.as_secs(),
-                store.url()
-            )));
+        if tokio::time::Instant::now() >= deadline && !withdrawn {
+            let why = format!(
+                "`trigger --wait` gave up: no daemon took it within {}",
+                humantime::format_duration(within)
+            );
+            if store
+                .withdraw_request(id, by, &why, SystemClock.now())
+                .await?
+                .is_some()
+            {
+                return Err(CliError::Refused(format!(
+                    "no daemon took request #{id} within {}, so it was withdrawn: it will never run. Is `runbookd serve` running against {}?",
+                    humantime::format_duration(within),
+                    store.url()
+                )));
+            }
+            // A daemon took it meanwhile: follow it.
+            withdrawn = true;
         }
         tokio::time::sleep(POLL).await;
+    }
+}
+
+/// What became of a request that did not start, in a sentence.
+fn fate(r: &Request) -> String {
+    let why = r.error.as_deref().unwrap_or("no reason recorded");
+    match r.status {
+        RequestStatus::Refused => format!(
+            "request #{} refused by {}: {why}",
+            r.id,
+            r.taken_by.as_deref().unwrap_or("a daemon")
+        ),
+        RequestStatus::Expired => format!("request #{} expired: {why}; it will never run", r.id),
+        RequestStatus::Withdrawn => format!(
+            "request #{} was withdrawn by {}: {why}; it will never run",
+            r.id,
+            r.closed_by.as_deref().unwrap_or("someone")
+        ),
+        RequestStatus::Started => match r.run_id {
+            Some(run) => format!(
+                "request #{} already started as run {run} (`runbookd show {run}`; `runbookd cancel {run}` stops it)",
+                r.id
+            ),
+            None => format!(
+                "request #{} is being started by {}",
+                r.id,
+                r.taken_by.as_deref().unwrap_or("a daemon")
+            ),
+        },
+        RequestStatus::Pending => format!("request #{} is pending", r.id),
+    }
+}
+
+/// `runbookd requests`: records what has expired, then lists.
+pub async fn requests(
+    cli: &Cli,
+    status: Option<RequestStatus>,
+    job: Option<&str>,
+    limit: u32,
+    json: bool,
+) -> Result<()> {
+    let config = load(cli)?;
+    if let Some(j) = job {
+        config.job(j).map_err(CliError::Usage)?;
+    }
+    let store = open_store(cli, &config).await?;
+    store.expire_requests(SystemClock.now()).await?;
+    let list = store
+        .list_requests(&RequestFilter {
+            status,
+            job: job.map(str::to_string),
+            limit,
+        })
+        .await?;
+    if json {
+        return render::print_json(&list);
+    }
+    render::requests(&list, SystemClock.now())
+}
+
+/// `runbookd withdraw`: takes back a pending request.
+pub async fn withdraw(cli: &Cli, id: RequestId, reason: Option<&str>) -> Result<()> {
+    let config = load(cli)?;
+    let store = open_store(cli, &config).await?;
+    let now = SystemClock.now();
+    store.expire_requests(now).await?;
+    let by = Identity::current().user;
+    let why = reason.unwrap_or("withdrawn by hand (`runbookd withdraw`)");
+    match store.withdraw_request(id, &by, why, now).await? {
+        Some(r) => render::say(&format!(
+            "request #{id} (`{}`, asked by {}) withdrawn: no daemon will run it",
+            r.job, r.requested_by
+        )),
+        None => match store.get_request(id).await? {
+            None => Err(CliError::NotFound(format!(
+                "no request #{id} in {}",
+                store.url()
+            ))),
+            Some(r) if r.status == RequestStatus::Withdrawn => Err(CliError::Refused(format!(
+                "request #{id} was already withdrawn by {}",
+                r.closed_by.as_deref().unwrap_or("someone")
+            ))),
+            Some(r) => Err(CliError::Refused(format!("cannot withdraw: {}", fate(&r)))),
+        },
     }
 }
 

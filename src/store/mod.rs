@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 
 use crate::model::{
     CheckPoint, CheckResult, LogSnapshot, NewRequest, Pause, ProcessGroup, QueuedMail, Request,
-    RequestId, Step,
+    RequestFilter, RequestId, Step,
 };
 use crate::secret::redact_url;
 
@@ -136,7 +136,9 @@ pub trait HistoryStore: Send + Sync + fmt::Debug {
     /// One run with its log.
     async fn get_run(&self, id: RunId) -> Result<Option<Run>>;
 
-    async fn last_run(&self, job: &str) -> Result<Option<Run>>;
+    /// A job's latest run: a dry run (`Some(true)`), a real one
+    /// (`Some(false)`), or either (`None`).
+    async fn last_run(&self, job: &str, dry_run: Option<bool>) -> Result<Option<Run>>;
 
     /// How far the schedulers have looked at this job's fires.
     async fn cursor(&self, job: &str) -> Result<Option<DateTime<Utc>>>;
@@ -222,6 +224,25 @@ pub trait HistoryStore: Send + Sync + fmt::Debug {
     async fn refuse_request(&self, id: RequestId, error: &str) -> Result<()>;
 
     async fn get_request(&self, id: RequestId) -> Result<Option<Request>>;
+
+    /// Records as expired every pending request whose lifetime ended by
+    /// `now`, and returns them. (None is ever taken after its lifetime,
+    /// whether or not it has been recorded yet.)
+    async fn expire_requests(&self, now: DateTime<Utc>) -> Result<Vec<Request>>;
+
+    /// Takes back a pending request, atomically against any daemon taking
+    /// it: `None` if it was not pending (taken, refused, expired, withdrawn
+    /// or unknown; [`HistoryStore::get_request`] says which).
+    async fn withdraw_request(
+        &self,
+        id: RequestId,
+        by: &str,
+        why: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Request>>;
+
+    /// Requests, newest first.
+    async fn list_requests(&self, filter: &RequestFilter) -> Result<Vec<Request>>;
 
     /// Pauses a job's scheduled fires. False if it was already paused.
     async fn pause_job(&self, pause: &Pause) -> Result<bool>;

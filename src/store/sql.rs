@@ -17,7 +17,7 @@ use super::{
 };
 use crate::model::{
     CheckPoint, CheckResult, CheckStatus, LogSnapshot, Measured, NewRequest, Params, Pause,
-    ProcessGroup, QueuedMail, Request, RequestId, Step, StepStatus,
+    ProcessGroup, QueuedMail, Request, RequestFilter, RequestId, Step, StepStatus,
 };
 
 /// A value bound to a statement parameter.
@@ -297,7 +297,14 @@ impl<B: Backend> SqlStore<B> {
             taken_at: self.decode(row.opt_time("taken_at"))?,
             run_id: self.decode(row.opt_int("run_id"))?,
             error: self.decode(row.opt_text("error"))?,
+            expires_at: self.decode(row.opt_time("expires_at"))?,
+            closed_by: self.decode(row.opt_text("closed_by"))?,
+            closed_at: self.decode(row.opt_time("closed_at"))?,
         })
+    }
+
+    fn requests(&self, rows: Vec<B::Row>) -> Result<Vec<Request>> {
+        rows.iter().map(|r| self.request_from_row(r)).collect()
     }
 
     fn step_from_row(&self, row: &B::Row) -> Result<Step> {
@@ -504,9 +511,13 @@ impl<B: Backend> HistoryStore for SqlStore<B> {
         Ok(Some(run))
     }
 
-    async fn last_run(&self, job: &str) -> Result<Option<Run>> {
+    async fn last_run(&self, job: &str, dry_run: Option<bool>) -> Result<Option<Run>> {
         let row = self
-            .row("last run", sql!("last_run"), &[job.into()])
+            .row(
+                "last run",
+                sql!("last_run"),
+                &[job.into(), Arg::Bool(dry_run)],
+            )
             .await?;
         row.map(|r| self.run_from_row(&r, false)).transpose()
     }
@@ -803,6 +814,7 @@ impl<B: Backend> HistoryStore for SqlStore<B> {
                     r.reason.as_deref().into(),
                     r.dry_run.into(),
                     r.requested_at.into(),
+                    r.expires_at.into(),
                 ],
             )
             .await?
@@ -850,6 +862,55 @@ impl<B: Backend> HistoryStore for SqlStore<B> {
             .await?
             .map(|r| self.request_from_row(&r))
             .transpose()
+    }
+
+    async fn expire_requests(&self, now: DateTime<Utc>) -> Result<Vec<Request>> {
+        self.durable()?;
+        let rows = self
+            .rows(
+                "expire requests",
+                sql!("expire_requests"),
+                &[
+                    now.into(),
+                    "expired: no daemon took it within its lifetime (`trigger --expires-in`)"
+                        .into(),
+                ],
+            )
+            .await?;
+        self.requests(rows)
+    }
+
+    async fn withdraw_request(
+        &self,
+        id: RequestId,
+        by: &str,
+        why: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Request>> {
+        self.durable()?;
+        self.row(
+            "withdraw a request",
+            sql!("withdraw_request"),
+            &[id.into(), by.into(), now.into(), why.into()],
+        )
+        .await?
+        .map(|r| self.request_from_row(&r))
+        .transpose()
+    }
+
+    async fn list_requests(&self, f: &RequestFilter) -> Result<Vec<Request>> {
+        let rows = self
+            .rows(
+                "list requests",
+                sql!("list_requests"),
+                &[
+                    f.status.map(|s| s.as_str()).into(),
+                    f.job.as_deref().into(),
+                    i64::from(f.limit).into(),
+                ],
+            )
+            .await?;
+        self.requests(rows)
     }
 
     async fn pause_job(&self, p: &Pause) -> Result<bool> {

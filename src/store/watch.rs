@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use super::{Claimed, HistoryStore, MissedFires, Result, StoreError};
 use crate::model::{
     CheckPoint, CheckResult, Finish, LogSnapshot, NewRequest, NewRun, Pause, ProcessGroup,
-    QueuedMail, Request, RequestId, Run, RunFilter, RunId, Step,
+    QueuedMail, Request, RequestFilter, RequestId, Run, RunFilter, RunId, Step,
 };
 
 /// How often a down store is tried again by the scheduler.
@@ -228,8 +228,9 @@ impl HistoryStore for WatchedStore {
         self.watch_read("get run", self.inner.get_run(id)).await
     }
 
-    async fn last_run(&self, job: &str) -> Result<Option<Run>> {
-        self.watch_read("last run", self.inner.last_run(job)).await
+    async fn last_run(&self, job: &str, dry_run: Option<bool>) -> Result<Option<Run>> {
+        self.watch_read("last run", self.inner.last_run(job, dry_run))
+            .await
     }
 
     async fn cursor(&self, job: &str) -> Result<Option<DateTime<Utc>>> {
@@ -375,6 +376,30 @@ impl HistoryStore for WatchedStore {
 
     async fn get_request(&self, id: RequestId) -> Result<Option<Request>> {
         self.watch_read("read a request", self.inner.get_request(id))
+            .await
+    }
+
+    async fn expire_requests(&self, now: DateTime<Utc>) -> Result<Vec<Request>> {
+        self.watch("expire requests", self.inner.expire_requests(now))
+            .await
+    }
+
+    async fn withdraw_request(
+        &self,
+        id: RequestId,
+        by: &str,
+        why: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Request>> {
+        self.watch(
+            "withdraw a request",
+            self.inner.withdraw_request(id, by, why, now),
+        )
+        .await
+    }
+
+    async fn list_requests(&self, filter: &RequestFilter) -> Result<Vec<Request>> {
+        self.watch_read("list requests", self.inner.list_requests(filter))
             .await
     }
 

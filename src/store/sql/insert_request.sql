@@ -1,3 +1,4 @@
-INSERT INTO run_requests (job, params, requested_by, reason, dry_run, requested_at, status)
-VALUES ($1, $2, $3, $4, $5, $6, 'pending')
+INSERT INTO run_requests (job, params, requested_by, reason, dry_run, requested_at, status,
+                          expires_at)
+VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7)
 RETURNING id
