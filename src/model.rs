@@ -343,6 +343,9 @@ pub struct NewRequest {
     pub requested_at: DateTime<Utc>,
     /// After this no daemon takes it: it is recorded expired instead.
     pub expires_at: Option<DateTime<Utc>>,
+    /// `--confirm`: the operator confirmed a change that takes production
+    /// down.
+    pub confirmed: bool,
 }
 
 /// A request as stored: taken by one replica, which records the run it
@@ -368,6 +371,7 @@ pub struct Request {
     pub closed_by: Option<String>,
     /// When it was refused, expired or withdrawn.
     pub closed_at: Option<DateTime<Utc>>,
+    pub confirmed: bool,
 }
 
 /// Which requests a listing shows, newest first.

@@ -632,7 +632,11 @@ impl Scheduler {
                 .await;
                 continue;
             };
-            if let Err(e) = job.spec.accepts(&r.params) {
+            if let Err(e) = job
+                .spec
+                .accepts(&r.params)
+                .and_then(|()| job.check_confirmed(r.confirmed, r.dry_run))
+            {
                 refuse(e).await;
                 continue;
             }
@@ -660,6 +664,7 @@ impl Scheduler {
                 dry_run: r.dry_run,
                 params: r.params.clone(),
                 notes,
+                confirmed: r.confirmed,
                 ..Default::default()
             };
             match self.admitted(job, Trigger::Manual, &mut req, report).await {

@@ -244,7 +244,11 @@ fn run_records_history_and_exit_codes_follow_the_job() {
         "{text}"
     );
     let missing = w.run(&["show", "999999"]);
-    assert_eq!(missing.status.code(), Some(2));
+    assert_eq!(
+        missing.status.code(),
+        Some(1),
+        "no such run: a no, not misuse"
+    );
 }
 
 #[test]
@@ -774,6 +778,103 @@ fn show_takes_a_job_name_for_its_latest_run() {
         "{}",
         stderr(&out)
     );
+    // A run that does not exist is a "no", not a usage error.
+    let out = w.run(&["show", "99"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no run 99"), "{}", stderr(&out));
+}
+
+/// No argument reaches a panic: every command driven with extreme values
+/// ends with a usage error (2), a "no" (1) or success, and says why.
+#[test]
+fn extreme_arguments_never_panic() {
+    let w = workdir(&format!(
+        "{REAL}  tick:\n    kind: command\n    argv: [\"true\"]\n    schedule: \"0 9 * * *\"\n"
+    ));
+    assert!(w.run(&["run", "real"]).status.success());
+    let big = "99999999999d";
+    let long = "x".repeat(100_000);
+    let cases: &[(&[&str], i32, &str)] = &[
+        (&["history", "--since", big], 2, "--since"),
+        (&["history", "--since", "300000y"], 2, "--since"),
+        (
+            &["history", "--since", "18446744073709551615s"],
+            2,
+            "--since",
+        ),
+        (&["history", "--since", "0s"], 0, ""),
+        (&["history", "--since", "-5s"], 2, "unexpected argument"),
+        (&["history", "--since", "9999-12-31T23:59:59Z"], 0, ""),
+        (&["history", "--since", "0001-01-01T00:00:00Z"], 0, ""),
+        (&["history", "--limit", "4294967295"], 2, "--limit"),
+        (&["history", "--job", "nosuch"], 2, "no job named `nosuch`"),
+        (&["history", "--job", "rael"], 2, "did you mean `real`"),
+        (&["report", "--since", big], 2, "--since"),
+        (&["report", "--since", "300000y"], 2, "--since"),
+        (&["show", "9223372036854775807"], 1, "no run"),
+        (&["show", "-1"], 2, ""),
+        (
+            &["show", "99999999999999999999999"],
+            2,
+            "neither a run id nor a job",
+        ),
+        (
+            &["cancel", "9223372036854775807"],
+            1,
+            "no run 9223372036854775807",
+        ),
+        (&["cancel", "999999"], 1, "no run 999999"),
+        (&["cancel", "1"], 1, "is not running: it ended succeeded"),
+        (&["cancel", "99999999999999999999999"], 2, ""),
+        (&["withdraw", "9223372036854775807"], 1, "no request"),
+        (&["trigger", "real", "--expires-in", big], 2, "--expires-in"),
+        (
+            &["trigger", "real", "--expires-in", "0s"],
+            2,
+            "--expires-in",
+        ),
+        (
+            &["trigger", "real", "--expires-in", "8d"],
+            2,
+            "--expires-in",
+        ),
+        (&["requests", "--limit", "0"], 2, "--limit"),
+        (&["requests", "--limit", "99999999999"], 2, "--limit"),
+        (&["next", "tick", "-n", "18446744073709551616"], 2, ""),
+        (
+            &["next", "tick", "--after", "+262143-12-31T23:59:59Z"],
+            2,
+            "--after",
+        ),
+        (&["next", "tick", "--after", "9999-12-31T23:59:59Z"], 0, ""),
+        (&["next", "tick", "--after", "0001-01-01T00:00:00Z"], 0, ""),
+        (
+            &[
+                "next",
+                "tick",
+                "-n",
+                "1000",
+                "--after",
+                "9999-12-31T00:00:00Z",
+            ],
+            0,
+            "",
+        ),
+        (&["pause", "tick", "--reason", &long], 2, "--reason"),
+        (&["trigger", "real", "--reason", &long], 2, "--reason"),
+        (&["trigger", "real", "--as", &long], 2, "--as"),
+    ];
+    let mut wrong = Vec::new();
+    for (args, code, says) in cases {
+        let out = w.run(args);
+        let err = stderr(&out);
+        let shown: Vec<String> = args.iter().map(|a| a.chars().take(40).collect()).collect();
+        if err.contains("panicked") || out.status.code() != Some(*code) || !err.contains(says) {
+            let err: String = err.chars().take(300).collect();
+            wrong.push(format!("{shown:?}: exit {:?}: {err}", out.status.code()));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
 const CHECKS: &str = "jobs:
@@ -1070,10 +1171,19 @@ fn check_url_credentials_are_never_printed_or_stored() {
 fn every_option_and_argument_has_help() {
     let w = workdir(REAL);
     for cmd in [
-        "validate", "jobs", "next", "run", "history", "show", "cancel", "serve",
+        "validate", "jobs", "next", "run", "history", "show", "cancel", "serve", "trigger",
+        "requests", "withdraw", "pause", "resume", "report", "migrate",
     ] {
         let out = w.run(&[cmd, "--help"]);
         let text = stdout(&out);
+        // An unset variable is named, not shown as `NAME=`.
+        assert!(!text.contains("=]"), "`runbookd {cmd} --help`: {text}");
+        // The global options stand apart from the command's own.
+        let (own, global) = text
+            .split_once("Global options:")
+            .unwrap_or_else(|| panic!("`runbookd {cmd} --help` has a global section: {text}"));
+        assert!(!own.contains("--database-url"), "{cmd}: {text}");
+        assert!(global.contains("--database-url"), "{cmd}: {text}");
         for line in text.lines() {
             let t = line.trim_start();
             let is_item = t.starts_with('-') || (t.starts_with('<') && line.starts_with("  "));
@@ -1286,4 +1396,35 @@ fn missing_aws_credentials_are_named_as_such() {
     let run: Value = serde_json::from_slice(&out.stdout).unwrap();
     let reason = run["checks"][0]["reason"].as_str().unwrap();
     assert!(reason.contains("no AWS credentials found"), "{reason}");
+}
+
+/// Scaling to 0 needs `--confirm`, by every way in, but a dry run changes
+/// nothing and needs none; `confirm` is a flag, not a parameter.
+#[test]
+fn a_dry_run_of_maintenance_mode_needs_no_confirm() {
+    let w = workdir(
+        "jobs:
+  maintenance-mode:
+    kind: rollout
+    action: scale
+    replicas: 0
+    deployment: api-deployment
+",
+    );
+    let out = w.run(&["run", "maintenance-mode", "--dry-run"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = w.run(&["run", "maintenance-mode"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--confirm"), "{}", stderr(&out));
+    let out = w.run(&["trigger", "maintenance-mode"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--confirm"), "{}", stderr(&out));
+    let out = w.run(&["trigger", "maintenance-mode", "--param", "confirm=yes"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let out = w.run(&["trigger", "maintenance-mode", "--dry-run"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = w.run(&["trigger", "maintenance-mode", "--confirm"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let listed = w.json(&["requests", "--json"]);
+    assert_eq!(listed[0]["confirmed"], true, "{listed}");
 }

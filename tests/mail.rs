@@ -47,11 +47,16 @@ fn runner(store: Arc<dyn HistoryStore>, config: &Config) -> Runner {
 
 async fn run(runner: &Runner, config: &Config, job: &str) -> runbookd::model::Run {
     let job = config.job(job).unwrap().clone();
-    let req = RunRequest {
+    let mut req = RunRequest {
         triggered_by: "sre".into(),
         ..Default::default()
     };
-    let id = runner.claim(&job, &req).await.unwrap().unwrap();
+    let id = runner
+        .admit(&job, &mut req)
+        .await
+        .unwrap()
+        .started()
+        .unwrap();
     let ended = tokio::time::timeout(
         Duration::from_secs(90),
         runner.execute(&job, &req, id, &Stop::new()),

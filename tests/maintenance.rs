@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use runbookd::adapters::Adapters;
 use runbookd::adapters::aws::DbSnapshot;
-use runbookd::model::{CheckStatus, Params, Run, RunStatus, StepStatus};
-use runbookd::runner::Stop;
+use runbookd::model::{CheckStatus, Run, RunStatus, StepStatus};
+use runbookd::runner::{RunRequest, Stop};
 use runbookd::testkit::fakes::{
     FakeCluster, FakeRds, FakeSecrets, RolloutBehaviour, SnapshotBehaviour,
 };
@@ -408,7 +408,7 @@ async fn a_cancel_during_the_migration_says_the_cluster_job_goes_on() {
             stop.cancel("SIGINT");
         })
     };
-    let run = w.run_with("migrate", false, Params::new(), stop).await;
+    let run = w.run_with("migrate", RunRequest::default(), stop).await;
     canceller.await.unwrap();
     assert_eq!(run.status, RunStatus::Cancelled);
     let log = run.log.unwrap();
@@ -609,7 +609,7 @@ async fn a_cancel_mid_wait_ends_the_run_cancelled_with_the_step_recorded() {
     });
     let run = tokio::time::timeout(
         Duration::from_secs(60),
-        w.run_with("migrate", false, Params::new(), stop),
+        w.run_with("migrate", RunRequest::default(), stop),
     )
     .await
     .expect("the run ends within 60 s of its cancel");
@@ -655,18 +655,23 @@ async fn rollout_undo_goes_back_one_revision_and_scale_to_zero_needs_confirm() {
     assert!(patch.contains("flexoraa/api:2"), "{patch}");
     assert!(!patch.contains("pod-template-hash"), "{patch}");
 
-    let spec = w.config.job("maintenance").unwrap().spec.clone();
+    let job = w.config.job("maintenance").unwrap();
     assert!(
-        spec.accepts(&Params::new())
+        job.check_confirmed(false, false)
             .unwrap_err()
             .contains("--confirm")
     );
+    // A dry run changes nothing: it needs no confirmation.
+    assert!(job.check_confirmed(false, true).is_ok());
     let run = w.run("maintenance").await;
     assert_eq!(run.status, RunStatus::Failed, "refused without --confirm");
-    let confirmed = Params::from([("confirm".to_string(), "yes".to_string())]);
-    let run = w
-        .run_with("maintenance", false, confirmed, Stop::new())
-        .await;
+    let dry = w.dry("maintenance").await;
+    assert_eq!(dry.status, RunStatus::Succeeded, "{:?}", dry.error);
+    let confirmed = RunRequest {
+        confirmed: true,
+        ..Default::default()
+    };
+    let run = w.run_with("maintenance", confirmed, Stop::new()).await;
     assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
 }
 

@@ -655,6 +655,7 @@ async fn forbid_claims_racing_on_postgres_let_exactly_one_run() {
             dry_run: false,
             requested_at: t("2026-05-01T00:00:00Z"),
             expires_at: None,
+            confirmed: false,
         })
         .await
         .unwrap();

@@ -615,6 +615,7 @@ fn ask(job: &str, by: &str) -> NewRequest {
         dry_run: false,
         requested_at: t("2026-01-01T00:00:00Z"),
         expires_at: Some(t("2026-01-01T00:05:00Z")),
+        confirmed: false,
     }
 }
 
@@ -736,6 +737,21 @@ async fn each_request_is_taken_once_oldest_first(s: Arc<dyn HistoryStore>) {
     assert!(b > a);
     let got = s.get_request(a).await.unwrap().unwrap();
     assert_eq!(got.status, RequestStatus::Pending);
+    assert!(!got.confirmed);
+    let confirmed = s
+        .request_run(&NewRequest {
+            confirmed: true,
+            ..ask("maintenance-mode", "alice")
+        })
+        .await
+        .unwrap();
+    assert!(s.get_request(confirmed).await.unwrap().unwrap().confirmed);
+    assert!(
+        s.withdraw_request(confirmed, "alice", "test", t("2026-01-01T00:00:00Z"))
+            .await
+            .unwrap()
+            .is_some()
+    );
     assert_eq!(got.params["only"], "redis");
     assert_eq!(got.reason.as_deref(), Some("incident 42"));
 

@@ -6,6 +6,9 @@
 ALTER TABLE run_requests ADD COLUMN expires_at TIMESTAMPTZ;
 ALTER TABLE run_requests ADD COLUMN closed_by TEXT;
 ALTER TABLE run_requests ADD COLUMN closed_at TIMESTAMPTZ;
+-- `trigger --confirm`: a change that takes production down, asked for in
+-- so many words.
+ALTER TABLE run_requests ADD COLUMN confirmed BOOLEAN NOT NULL DEFAULT FALSE;
 UPDATE run_requests SET expires_at = requested_at + interval '5 minutes'
  WHERE status = 'pending';
 ALTER TABLE run_requests DROP CONSTRAINT run_requests_status_check;

@@ -7,6 +7,9 @@
 ALTER TABLE run_requests ADD COLUMN expires_at INTEGER;
 ALTER TABLE run_requests ADD COLUMN closed_by TEXT;
 ALTER TABLE run_requests ADD COLUMN closed_at INTEGER;
+-- `trigger --confirm`: a change that takes production down, asked for in
+-- so many words.
+ALTER TABLE run_requests ADD COLUMN confirmed INTEGER NOT NULL DEFAULT 0;
 UPDATE run_requests SET expires_at = requested_at + 300000000 WHERE status = 'pending';
 PRAGMA writable_schema = ON;
 UPDATE sqlite_schema

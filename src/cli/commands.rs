@@ -45,10 +45,7 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
                     params.insert(k.to_string(), v.join(","));
                 }
             }
-            if *confirm {
-                params.insert("confirm".to_string(), "yes".to_string());
-            }
-            run_job(&cli, job, *dry_run, *json, params, *force).await
+            run_job(&cli, job, *dry_run, *json, params, *force, *confirm).await
         }
         Command::History {
             job,
@@ -338,11 +335,14 @@ async fn run_job(
     json: bool,
     params: Params,
     force: bool,
+    confirmed: bool,
 ) -> Result<()> {
     let config = load(cli)?;
     let job = config.job(name).map_err(CliError::Usage)?.clone();
     job.spec
         .accepts(&params)
+        .map_err(|e| CliError::Usage(format!("job `{name}`: {e}")))?;
+    job.check_confirmed(confirmed, dry_run)
         .map_err(|e| CliError::Usage(format!("job `{name}`: {e}")))?;
     let store = open_store(cli, &config).await?;
     let format = cli.log_format;
@@ -355,6 +355,7 @@ async fn run_job(
         dry_run,
         params,
         force,
+        confirmed,
         ..Default::default()
     };
     // Overlap rules hold for runs by hand as for scheduled ones, but not

@@ -33,7 +33,9 @@ pub struct Cli {
         long,
         global = true,
         env = "RUNBOOKD_CONFIG",
-        default_value = "jobs.yaml"
+        hide_env_values = true,
+        default_value = "jobs.yaml",
+        help_heading = "Global options"
     )]
     pub config: PathBuf,
 
@@ -43,12 +45,14 @@ pub struct Cli {
         long,
         global = true,
         env = "RUNBOOKD_DATABASE_URL",
-        hide_env_values = true
+        hide_env_values = true,
+        help_heading = "Global options"
     )]
     pub database_url: Option<String>,
 
     /// Log format on stderr.
-    #[arg(long, global = true, env = "RUNBOOKD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, global = true, env = "RUNBOOKD_LOG_FORMAT", hide_env_values = true, value_enum,
+          default_value_t = LogFormat::Text, help_heading = "Global options")]
     pub log_format: LogFormat,
 
     #[command(subcommand)]
@@ -69,18 +73,51 @@ pub struct TriggerArgs {
     /// it is recorded expired and never runs.
     #[arg(long, value_name = "DURATION", default_value = "5m")]
     pub expires_in: String,
-    /// A parameter of the job, repeatable: `only=redis`, `confirm=yes`.
+    /// Confirm a change that takes production down (scaling to 0).
+    #[arg(long)]
+    pub confirm: bool,
+    /// A parameter of the job, repeatable: `only=redis`.
     #[arg(long = "param", value_name = "K=V")]
     pub params: Vec<String>,
     /// Who asks, when not the OS user (e.g. the person behind a bot).
-    #[arg(long = "as", value_name = "NAME")]
+    #[arg(long = "as", value_name = "NAME", value_parser = name_text)]
     pub requested_by: Option<String>,
     /// Why, recorded in the run's log.
-    #[arg(long)]
+    #[arg(long, value_parser = reason_text)]
     pub reason: Option<String>,
     /// Log what the job would do; change nothing.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+/// Free text an operator gives is stored and shown to others, so it is
+/// bounded and holds no control characters (which would rewrite a terminal
+/// or break a table).
+fn operator_text(s: &str, max: usize) -> std::result::Result<String, String> {
+    let n = s.chars().count();
+    if n == 0 || s.trim().is_empty() {
+        return Err("must not be empty".into());
+    }
+    if n > max {
+        return Err(format!("must be at most {max} characters (this is {n})"));
+    }
+    if let Some(c) = s.chars().find(|c| c.is_control()) {
+        return Err(format!(
+            "must not hold control characters (found {})",
+            c.escape_default()
+        ));
+    }
+    Ok(s.to_string())
+}
+
+/// `--reason`: a sentence or two.
+fn reason_text(s: &str) -> std::result::Result<String, String> {
+    operator_text(s, 1000)
+}
+
+/// `--as`: a person's or a bot's name.
+fn name_text(s: &str) -> std::result::Result<String, String> {
+    operator_text(s, 200)
 }
 
 /// A request's state, as `requests --status` takes it.
@@ -233,19 +270,23 @@ pub enum Command {
         /// The request (see `runbookd requests`).
         request_id: i64,
         /// Why, recorded with the request.
-        #[arg(long)]
+        #[arg(long, value_parser = reason_text)]
         reason: Option<String>,
     },
     /// Stop a job's scheduled fires on every replica until `resume` (its
     /// fires are recorded as skipped, with who paused it and why).
     Pause {
+        /// The job (see `runbookd jobs`); it must have a schedule.
         job: String,
         /// Why, shown in each skipped fire.
-        #[arg(long)]
+        #[arg(long, value_parser = reason_text)]
         reason: Option<String>,
     },
     /// Let a paused job's scheduled fires run again.
-    Resume { job: String },
+    Resume {
+        /// The paused job (see `runbookd jobs`).
+        job: String,
+    },
     /// Build the morning report from the history and print it (or write
     /// it to a file); --send mails it as the report job would.
     Report {

@@ -48,6 +48,8 @@ pub async fn trigger(cli: &Cli, args: &TriggerArgs) -> Result<()> {
     job.spec
         .accepts(&params)
         .map_err(|e| CliError::Usage(format!("`{name}`: {e}")))?;
+    job.check_confirmed(args.confirm, args.dry_run)
+        .map_err(|e| CliError::Usage(format!("`{name}`: {e}")))?;
     let store = open_store(cli, &config).await?;
     let by = args
         .requested_by
@@ -64,6 +66,7 @@ pub async fn trigger(cli: &Cli, args: &TriggerArgs) -> Result<()> {
             dry_run: args.dry_run,
             requested_at: now,
             expires_at: Some(expires_at),
+            confirmed: args.confirm,
         })
         .await?;
     render::note(&format!(

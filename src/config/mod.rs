@@ -68,6 +68,13 @@ pub trait JobSpec: fmt::Debug + Send + Sync + Any {
         }
     }
 
+    /// Why a real run of this job must be confirmed by the operator in so
+    /// many words (`run --confirm`, `trigger --confirm`), if it must: it
+    /// takes production down. A dry run needs no confirmation.
+    fn confirmation(&self) -> Option<String> {
+        None
+    }
+
     fn as_any(&self) -> &dyn Any;
 }
 
@@ -427,6 +434,18 @@ pub struct JobConfig {
 impl JobConfig {
     pub fn kind(&self) -> &'static str {
         self.kind
+    }
+
+    /// Refuses a real run of a job that takes production down unless the
+    /// operator confirmed it; a dry run changes nothing and needs no
+    /// confirmation.
+    pub fn check_confirmed(&self, confirmed: bool, dry_run: bool) -> Result<(), String> {
+        match self.spec.confirmation() {
+            Some(why) if !confirmed && !dry_run => Err(format!(
+                "{why}: run it with --confirm (or --dry-run to see what it would do)"
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// The kind's own configuration, if it is a `T`.

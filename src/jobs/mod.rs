@@ -132,6 +132,9 @@ pub struct RunContext {
     pub dry_run: bool,
     /// Given by hand; the kind's `accepts` has checked them.
     pub params: Params,
+    /// The operator confirmed a change that takes production down
+    /// (`--confirm`; see `JobSpec::confirmation`).
+    pub confirmed: bool,
     pub log: RunLog,
     /// Records the run's steps in the history as they happen.
     pub steps: Steps,

@@ -25,7 +25,7 @@ use super::{ExecEnv, Job, JobError, JobKind, Outcome, RunContext};
 use crate::adapters::kube::ClusterApi;
 use crate::clock::Clock;
 use crate::config::JobSpec;
-use crate::model::{Dur, Params};
+use crate::model::Dur;
 use crate::yaml::{At, Diags, Text};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -72,30 +72,22 @@ impl JobSpec for RolloutSpec {
         }
     }
 
-    /// `confirm=yes` (`runbookd run JOB --confirm`), which scaling to 0
-    /// needs.
-    fn accepts(&self, params: &Params) -> Result<(), String> {
-        if let Some(k) = params.keys().find(|k| *k != "confirm") {
-            return Err(format!("a rollout job takes `--confirm` only, not `{k}`"));
-        }
-        confirmed(self, params)
+    /// Scaling to 0 takes the API down: it must be asked for in so many
+    /// words.
+    fn confirmation(&self) -> Option<String> {
+        let zero =
+            self.action.value == Action::Scale && self.replicas.is_some_and(|r| r.value == 0);
+        zero.then(|| {
+            format!(
+                "scaling {} to 0 replicas (maintenance mode) takes the API down",
+                self.deployment
+            )
+        })
     }
 
     fn as_any(&self) -> &dyn std::any::Any {
         self
     }
-}
-
-/// Scaling to 0 takes the API down: it must be asked for in so many words.
-fn confirmed(spec: &RolloutSpec, params: &Params) -> Result<(), String> {
-    let zero = spec.action.value == Action::Scale && spec.replicas.is_some_and(|r| r.value == 0);
-    if zero && params.get("confirm").map(String::as_str) != Some("yes") {
-        return Err(format!(
-            "scaling {} to 0 replicas (maintenance mode) takes the API down: run it with --confirm",
-            spec.deployment
-        ));
-    }
-    Ok(())
 }
 
 impl JobKind for RolloutSpec {
@@ -397,7 +389,14 @@ pub async fn restart_and_wait(
 #[async_trait]
 impl Job for RolloutJob {
     async fn run(&self, ctx: &RunContext) -> Result<Outcome, JobError> {
-        confirmed(&self.spec, &ctx.params).map_err(JobError::Failed)?;
+        // Checked before the claim by every way in; here again so no path
+        // can miss it. A dry run changes nothing and needs no confirmation.
+        if let Some(why) = self.spec.confirmation()
+            && !ctx.confirmed
+            && !ctx.dry_run
+        {
+            return Err(JobError::Failed(format!("{why}: run it with --confirm")));
+        }
         let ns = self.spec.namespace();
         let summary = match self.spec.action.value {
             Action::Restart => {

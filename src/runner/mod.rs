@@ -128,6 +128,8 @@ pub struct RunRequest {
     /// The runs this one replaces (`concurrency: replace`), asked to stop
     /// when it was claimed: its first attempt starts once they have ended.
     pub replacing: Vec<RunId>,
+    /// The operator confirmed a change that takes production down.
+    pub confirmed: bool,
 }
 
 /// The end of a run: its last attempt.
@@ -813,6 +815,7 @@ impl Runner {
             attempt,
             dry_run: req.dry_run,
             params: req.params.clone(),
+            confirmed: req.confirmed,
             log: log.clone(),
             steps: Steps::new(
                 self.store.clone(),

@@ -300,6 +300,7 @@ impl<B: Backend> SqlStore<B> {
             expires_at: self.decode(row.opt_time("expires_at"))?,
             closed_by: self.decode(row.opt_text("closed_by"))?,
             closed_at: self.decode(row.opt_time("closed_at"))?,
+            confirmed: self.decode(row.boolean("confirmed"))?,
         })
     }
 
@@ -815,6 +816,7 @@ impl<B: Backend> HistoryStore for SqlStore<B> {
                     r.dry_run.into(),
                     r.requested_at.into(),
                     r.expires_at.into(),
+                    r.confirmed.into(),
                 ],
             )
             .await?

@@ -10,7 +10,7 @@ use super::TestDatabase;
 use crate::adapters::Adapters;
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::model::{Params, Run};
+use crate::model::Run;
 use crate::runner::{Admission, RunRequest, Runner, Stop};
 use crate::store::HistoryStore;
 
@@ -44,7 +44,7 @@ impl World {
 
     /// Claims and runs `job` as an operator would (`triggered_by: sre`),
     /// and returns its run as the history has it.
-    pub async fn run_with(&self, job: &str, dry_run: bool, params: Params, stop: Stop) -> Run {
+    pub async fn run_with(&self, job: &str, req: RunRequest, stop: Stop) -> Run {
         let job = self
             .config
             .job(job)
@@ -52,9 +52,7 @@ impl World {
             .clone();
         let mut req = RunRequest {
             triggered_by: "sre".into(),
-            dry_run,
-            params,
-            ..Default::default()
+            ..req
         };
         let id = match self.runner.admit(&job, &mut req).await.unwrap() {
             Admission::Start { id } => id,
@@ -67,11 +65,15 @@ impl World {
     }
 
     pub async fn run(&self, job: &str) -> Run {
-        self.run_with(job, false, Params::new(), Stop::new()).await
+        self.run_with(job, RunRequest::default(), Stop::new()).await
     }
 
     pub async fn dry(&self, job: &str) -> Run {
-        self.run_with(job, true, Params::new(), Stop::new()).await
+        let dry = RunRequest {
+            dry_run: true,
+            ..Default::default()
+        };
+        self.run_with(job, dry, Stop::new()).await
     }
 }
 

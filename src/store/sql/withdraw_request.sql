@@ -3,4 +3,4 @@
 UPDATE run_requests SET status = 'withdrawn', closed_by = $2, closed_at = $3, error = $4
 WHERE id = $1 AND status = 'pending'
 RETURNING id, job, params, requested_by, reason, dry_run, requested_at, status, taken_by,
-       taken_at, run_id, error, expires_at, closed_by, closed_at
+       taken_at, run_id, error, expires_at, closed_by, closed_at, confirmed

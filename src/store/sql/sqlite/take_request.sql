@@ -6,4 +6,4 @@ WHERE id = (
     ORDER BY id LIMIT 1
 )
 RETURNING id, job, params, requested_by, reason, dry_run, requested_at, status, taken_by,
-       taken_at, run_id, error, expires_at, closed_by, closed_at
+       taken_at, run_id, error, expires_at, closed_by, closed_at, confirmed
