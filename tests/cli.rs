@@ -604,6 +604,9 @@ fn a_checklist_run_prints_a_table_and_stores_every_check() {
     let id = v["id"].as_i64().unwrap().to_string();
     let shown = w.json(&["show", &id, "--json"]);
     assert_eq!(shown["checks"], v["checks"]);
+    // Once: as the checks table, not again inside the log.
+    let text = stdout(&w.run(&["show", &id]));
+    assert_eq!(text.matches("CHECK  STATUS").count(), 1, "{text}");
 
     // A dry run contacts nothing and lists the checks.
     let dry = w.run(&["run", "morning", "--dry-run"]);
@@ -1427,4 +1430,21 @@ fn a_dry_run_of_maintenance_mode_needs_no_confirm() {
     assert!(out.status.success(), "{}", stderr(&out));
     let listed = w.json(&["requests", "--json"]);
     assert_eq!(listed[0]["confirmed"], true, "{listed}");
+}
+
+/// A dry run is never a job's last status: after a failed run and a dry
+/// run that "succeeded", `jobs` shows the failure, and the dry run apart.
+#[test]
+fn jobs_never_lets_a_dry_run_hide_a_real_failure() {
+    let w = workdir("jobs:\n  flaky:\n    kind: command\n    argv: [sh, -c, \"exit 1\"]\n");
+    assert_eq!(w.run(&["run", "flaky"]).status.code(), Some(1));
+    assert!(w.run(&["run", "flaky", "--dry-run"]).status.success());
+    let text = stdout(&w.run(&["jobs"]));
+    let row = text.lines().find(|l| l.starts_with("flaky")).unwrap();
+    assert!(row.contains("failed (#1)"), "{text}");
+    assert!(row.contains("dry run succeeded (#2)"), "{text}");
+    let v = w.json(&["jobs", "--json"]);
+    assert_eq!(v[0]["last_status"], "failed", "{v}");
+    assert_eq!(v[0]["last_run_id"], 1, "{v}");
+    assert_eq!(v[0]["last_dry_run"]["id"], 2, "{v}");
 }

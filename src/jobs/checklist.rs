@@ -146,10 +146,9 @@ impl Job for ChecklistJob {
             r = checks::run_all(&chosen, &check_ctx, self.spec.max_concurrency()) => r,
             _ = ctx.cancel.cancelled() => return Err(JobError::Cancelled),
         };
-        // Stored with the run; a foreground run prints the table itself.
-        for line in checks::render_table(&results).lines() {
-            ctx.log.record(line);
-        }
+        // The results are stored with the run, and `run`, `show` and
+        // `trigger --wait` print them as a table: a copy in the log would
+        // say everything twice.
         let (ok, summary) = checks::summarize(&results);
         Ok(Outcome {
             failure: (!ok).then(|| summary.clone()),
