@@ -56,6 +56,7 @@ pub async fn serve(
     let health = runner.store_health().clone();
     let postman = runner.postman().clone();
     let mut resending: Option<tokio::task::JoinHandle<()>> = None;
+    let mut pruning: Option<tokio::task::JoinHandle<()>> = None;
     let state = DaemonState::new(clock.now(), health.clone());
     state.abandoned(reaped.len());
     let mut events = runner.subscribe();
@@ -157,21 +158,31 @@ pub async fn serve(
                         }
                     }));
                 }
-                if health.is_up() && last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
+                // Old runs are deleted in the background, in bounded
+                // batches, one prune at a time: a first prune after a
+                // retention change can take minutes, and no fire waits on it.
+                if health.is_up()
+                    && last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY)
+                    && pruning.as_ref().is_none_or(|t| t.is_finished())
+                {
                     last_prune = Some(tokio::time::Instant::now());
-                    let before = clock.now() - chrono::Duration::from_std(config.history.retention).unwrap_or_default();
-                    match store.prune(before).await {
-                        Ok(0) => {}
-                        Ok(n) => tracing::info!("pruned {n} run(s) older than {}", humantime::format_duration(config.history.retention)),
-                        Err(e) => tracing::warn!("{e}"),
-                    }
+                    let retention = config.history.retention;
+                    let before = clock.now() - chrono::Duration::from_std(retention).unwrap_or_default();
+                    let store = store.clone();
+                    pruning = Some(tokio::spawn(async move {
+                        match store.prune(before).await {
+                            Ok(0) => {}
+                            Ok(n) => tracing::info!("pruned {n} run(s) older than {}", humantime::format_duration(retention)),
+                            Err(e) => tracing::warn!("{e}"),
+                        }
+                    }));
                 }
             }
         }
         state.loop_turned(clock.now());
     }
 
-    if let Some(t) = resending {
+    for t in [resending, pruning].into_iter().flatten() {
         t.abort();
     }
     tracing::info!("stopping: no new fires; draining running jobs");

@@ -657,3 +657,63 @@ fn a_postgres_outage_is_neither_a_burst_nor_unhealthy() {
     );
     assert!(rs.iter().all(|r| r["status"] != "running"), "{rs:?}");
 }
+
+/// Housekeeping never holds up a fire: with the daemon's prune stuck (its
+/// first statement waits on a lock another session holds), a per-second
+/// job keeps starting on time. The prune ran inside the daemon's loop, so
+/// every fire waited for it.
+#[cfg(feature = "integration")]
+#[test]
+fn a_stuck_prune_never_holds_up_a_fire() {
+    use sqlx::Connection;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let db = rt.block_on(runbookd::testkit::TestDatabase::postgres());
+    let marker = tempfile::NamedTempFile::new().unwrap();
+    let w = workdir(&marking_job(marker.path(), "allow")).with_db(&db.url);
+    assert!(w.run(&["migrate"]).status.success());
+    let mut lock = rt.block_on(sqlx::PgConnection::connect(&db.url)).unwrap();
+    rt.block_on(
+        sqlx::raw_sql("BEGIN; LOCK TABLE missed_fires IN ACCESS EXCLUSIVE MODE").execute(&mut lock),
+    )
+    .unwrap();
+    let mut admin = rt.block_on(sqlx::PgConnection::connect(&db.url)).unwrap();
+    let _d = w.serve();
+    // The prune is now waiting on the lock.
+    eventually(
+        Duration::from_secs(20),
+        "the prune to wait on the lock",
+        || {
+            let n: i64 = rt
+                .block_on(
+                    sqlx::query_scalar(
+                        "SELECT count(*) FROM pg_stat_activity
+                     WHERE wait_event_type = 'Lock' AND query LIKE '%missed_fires%'",
+                    )
+                    .fetch_one(&mut admin),
+                )
+                .unwrap();
+            (n > 0).then_some(())
+        },
+    );
+    let stuck_at = chrono::Utc::now();
+    // Well inside the store's 10 s statement timeout, which is what would
+    // free a loop waiting on the prune.
+    eventually(
+        Duration::from_secs(6),
+        "three fires after the prune got stuck",
+        || {
+            let late = runs(&w, "mark")
+                .iter()
+                .filter(|r| {
+                    r["scheduled_for"]
+                        .as_str()
+                        .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+                        .is_some_and(|t| t > stuck_at)
+                })
+                .count();
+            (late >= 3).then_some(())
+        },
+    );
+    rt.block_on(sqlx::raw_sql("COMMIT").execute(&mut lock))
+        .unwrap();
+}

@@ -970,6 +970,9 @@ impl<B: Backend> HistoryStore for SqlStore<B> {
             if n == 0 {
                 return Ok(total);
             }
+            // Between batches, claims and heartbeats waiting on the store
+            // (the SQLite write lock, a pooled connection) go first.
+            tokio::task::yield_now().await;
         }
     }
 }
