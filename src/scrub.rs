@@ -173,16 +173,22 @@ fn is_key_byte(b: u8) -> bool {
 /// was there.
 fn private_keys(text: &str, mut in_key: bool, spans: &mut Vec<Range<usize>>) -> bool {
     let mut pos = 0;
+    // What precedes the BEGIN on its line (`  | ` where runbookd quotes a
+    // log): the body's lines carry it too, and it is not the key.
+    let mut deco = "";
+    let mut from_begin = false;
     loop {
         if in_key {
-            let end = text[pos..]
-                .find("-----END")
-                .map(|i| pos + i)
-                .unwrap_or(text.len());
-            push_trimmed(text, pos..end, spans);
-            if end == text.len() {
+            let end = text[pos..].find("-----END").map(|i| pos + i);
+            let body = Body {
+                deco,
+                from_begin,
+                ended: end.is_some(),
+            };
+            key_body(text, pos..end.unwrap_or(text.len()), body, spans);
+            let Some(end) = end else {
                 return true;
-            }
+            };
             in_key = false;
             pos = end + "-----END".len();
             continue;
@@ -196,17 +202,60 @@ fn private_keys(text: &str, mut in_key: bool, spans: &mut Vec<Range<usize>>) -> 
         };
         let name = &text[label..close];
         in_key = name.ends_with("PRIVATE KEY") && name.len() < 40 && !name.contains('\n');
+        deco = &text[text[..b].rfind('\n').map(|n| n + 1).unwrap_or(0)..b];
+        from_begin = true;
         pos = close + "-----".len();
     }
 }
 
-fn push_trimmed(text: &str, r: Range<usize>, spans: &mut Vec<Range<usize>>) {
-    let s = &text[r.clone()];
-    let start = r.start + (s.len() - s.trim_start().len());
-    let end = r.end - (s.len() - s.trim_end().len());
-    if end > start {
-        spans.push(start..end);
+/// Where a key's body sits in the text scrubbed.
+#[derive(Clone, Copy)]
+struct Body<'a> {
+    /// What precedes the BEGIN on its line.
+    deco: &'a str,
+    /// The BEGIN line is in this text (else a stream's earlier line).
+    from_begin: bool,
+    /// The END line is in this text.
+    ended: bool,
+}
+
+/// The lines of a key's body, each without the decoration its BEGIN line
+/// has, masked; as one mask where nothing but line breaks is between them.
+/// A line already masked stays as it is, so text scrubbed once, quoted and
+/// scrubbed again (a triage's log lines, a log tail in a mail) keeps its
+/// shape. What precedes `-----END` on its line is the key's only when it
+/// is base64 (else it is a quoting prefix, like `  | `).
+fn key_body(text: &str, r: Range<usize>, b: Body<'_>, spans: &mut Vec<Range<usize>>) {
+    let body = &text[r.clone()];
+    let lines = body.split('\n').count();
+    let mut found: Vec<Range<usize>> = Vec::new();
+    let mut at = r.start;
+    for (i, line) in body.split('\n').enumerate() {
+        let start = at;
+        at += line.len() + 1;
+        let (start, line) = match line.strip_prefix(b.deco) {
+            Some(rest) if !b.deco.is_empty() => (start + b.deco.len(), rest),
+            _ => (start, line),
+        };
+        let t = line.trim();
+        if t.is_empty() || line.contains(MASK) {
+            continue;
+        }
+        let end_line = b.ended && i == lines - 1 && !(b.from_begin && lines == 1);
+        let base64 = t
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'='));
+        if end_line && !base64 {
+            continue;
+        }
+        let s = start + (line.len() - line.trim_start().len());
+        let e = s + t.len();
+        match found.last_mut() {
+            Some(prev) if text[prev.end..s].trim().is_empty() => prev.end = e,
+            _ => found.push(s..e),
+        }
     }
+    spans.extend(found);
 }
 
 /// `scheme://user:password@host`: the password.

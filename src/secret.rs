@@ -534,6 +534,14 @@ mod tests {
             ]
         );
         assert!(!in_key);
+        // Scrubbed text, decorated and scrubbed again, keeps its shape.
+        let once = r.redact("-----BEGIN PRIVATE KEY-----\nMIIE\nq83=\n-----END PRIVATE KEY-----");
+        let quoted: String = once.lines().map(|l| format!("  | {l}\n")).collect();
+        assert_eq!(r.redact(&quoted), quoted);
+        assert_eq!(
+            quoted,
+            "  | -----BEGIN PRIVATE KEY-----\n  | [REDACTED]\n  | -----END PRIVATE KEY-----\n"
+        );
     }
 
     #[test]
