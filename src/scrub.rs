@@ -13,8 +13,10 @@
 //! (written with `_`) ends in one of [`SUFFIXES`], or (camelCase) ends in
 //! `Password`, `Passwd`, `Secret`, `Token` or `Key`. So `DB_PASSWORD=…`,
 //! `"apiKey": "…"` and `X-Api-Key: …` are masked, and `tokens_used=3`,
-//! `token_count: 5` and `secret_id=…` are kept. Without a space after it, a
-//! colon is not a key's (`secret:prod/db` names a secret, it holds none).
+//! `token_count: 5`, `secret_id=…` and the identifiers of [`NOT_SECRETS`]
+//! (`ClientRequestToken`, `NextToken`, `public_key`…) are kept. Without a
+//! space after it, a colon is not a key's (`secret:prod/db` names a
+//! secret, it holds none).
 
 use std::borrow::Cow;
 use std::ops::Range;
@@ -61,6 +63,24 @@ pub const SUFFIXES: &[&str] = &[
 ];
 
 const CAMEL_SUFFIXES: &[&str] = &["Password", "Passwd", "Secret", "Token", "Key"];
+
+/// Names with a secret's ending that name no secret: identifiers and
+/// public halves (lowercase, without `_` and `-`). A rotation's
+/// `ClientRequestToken` stays readable in its step, for the audit.
+pub const NOT_SECRETS: &[&str] = &[
+    "clientrequesttoken",
+    "nexttoken",
+    "pagetoken",
+    "nextpagetoken",
+    "continuationtoken",
+    "idempotencykey",
+    "publickey",
+    "primarykey",
+    "foreignkey",
+    "partitionkey",
+    "sortkey",
+    "cachekey",
+];
 
 /// Spans of `text` holding a credential by its shape. `in_key` says the
 /// text starts inside a private key block (a stream read line by line);
@@ -151,6 +171,9 @@ pub fn names_a_secret(key: &str) -> bool {
         return false;
     }
     let lower = key.to_ascii_lowercase();
+    if NOT_SECRETS.contains(&lower.replace(['-', '_'], "").as_str()) {
+        return false;
+    }
     if NAMES.contains(&lower.replace('-', "_").as_str()) {
         return true;
     }

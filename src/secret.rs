@@ -489,6 +489,10 @@ mod tests {
                 "token_count=5 tokens_used=3 max_tokens: 100 secret_id=prod/db passwordless=true",
             ),
             (
+                "ClientRequestToken=1b4e28ba-2fa1-11d2-883f-0016d3cca427 NextToken: abc public_key=ssh-ed25519",
+                "ClientRequestToken=1b4e28ba-2fa1-11d2-883f-0016d3cca427 NextToken: abc public_key=ssh-ed25519",
+            ),
+            (
                 "step 1 rotate on secret:prod/whatsapp; graph-api-token: token rejected",
                 "step 1 rotate on secret:prod/whatsapp; graph-api-token: token rejected",
             ),
