@@ -409,8 +409,13 @@ fn key_values(text: &str, spans: &mut Vec<Range<usize>>) {
                 }
             }
             None => {
-                // A key is a whole word: `pass_token=` is one key.
-                if k_start > 0 && is_key_byte(bytes[k_start - 1]) {
+                // A key is a whole word: `pass_token=` is one key; after
+                // `/` or `+` it is the end of base64 (an inline chart's
+                // padding), not a key.
+                if k_start > 0
+                    && (is_key_byte(bytes[k_start - 1])
+                        || matches!(bytes[k_start - 1], b'/' | b'+'))
+                {
                     continue;
                 }
                 // `key: value` needs the space; `secret:prod/db` is a name.

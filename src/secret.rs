@@ -497,6 +497,10 @@ mod tests {
                 "step 1 rotate on secret:prod/whatsapp; graph-api-token: token rejected",
             ),
             (
+                r#"<img src="data:image/png;base64,iVBORw0K/GgoAAAAN+abcKey=" alt="chart">"#,
+                r#"<img src="data:image/png;base64,iVBORw0K/GgoAAAAN+abcKey=" alt="chart">"#,
+            ),
+            (
                 "Token::new(); if token == x {} evidence: logs.expired_token = 3 (>= 1)",
                 "Token::new(); if token == x {} evidence: logs.expired_token = 3 (>= 1)",
             ),

@@ -659,8 +659,8 @@ impl TriageJob {
         // part's time; the logs share one budget that ends an eighth of it
         // before the part's own timeout, so a log that never comes (a pod
         // on a dying node) costs its own lines, never the pods' facts.
-        let logs_by = tokio::time::Instant::now() + (limit - limit / 8);
         let logs_budget = limit - limit / 8;
+        let logs_by = tokio::time::Instant::now() + logs_budget;
         let sub = limit / 2;
         let (pods, metrics) = tokio::join!(
             cluster.pods(ns, sel),
