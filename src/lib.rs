@@ -23,6 +23,7 @@ pub mod runlog;
 pub mod runner;
 pub mod schedule;
 pub mod scheduler;
+pub mod scrub;
 pub mod secret;
 pub mod store;
 pub mod table;

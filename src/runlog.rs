@@ -56,6 +56,9 @@ type Tee = Arc<dyn Fn(&TeeLine<'_>) + Send + Sync>;
 pub struct RunLog {
     inner: Arc<Mutex<Inner>>,
     redactor: Redactor,
+    /// Per stream: inside a private key block printed line by line (its
+    /// lines are masked until its END line).
+    in_key: Arc<[Mutex<bool>; 3]>,
     tee: Option<Tee>,
     job: Arc<str>,
     run: i64,
@@ -94,6 +97,7 @@ impl RunLog {
                 version: 0,
             })),
             redactor,
+            in_key: Arc::new(Default::default()),
             tee: None,
             job: Arc::from(""),
             run: 0,
@@ -145,11 +149,21 @@ impl RunLog {
             Some(_) => 0,
             None => self.doomed(texts, ts.len() + label.len() + 2),
         };
+        // Lines of one stream come in order from one reader; the lock only
+        // keeps the key state whole.
+        let mut in_key = self.in_key[stream as usize]
+            .lock()
+            .expect("run log key state lock");
+        for (t, _) in &texts[..skip] {
+            *in_key = crate::scrub::in_key_after(t, *in_key);
+        }
         let lines: Vec<String> = texts[skip..]
             .iter()
             .map(|(t, dropped)| {
                 let text = cut(
-                    &self.redactor.redact(t.trim_end_matches(['\n', '\r'])),
+                    &self
+                        .redactor
+                        .redact_line(t.trim_end_matches(['\n', '\r']), &mut in_key),
                     *dropped,
                 );
                 if let Some(tee) = tee {
@@ -164,6 +178,7 @@ impl RunLog {
                 format!("{ts} {label} {text}")
             })
             .collect();
+        drop(in_key);
         let mut g = self.inner.lock().expect("run log lock");
         for line in lines {
             g.push(line);
@@ -341,6 +356,54 @@ mod tests {
         assert!(!s.contains("s3cr3t"), "part of the secret survived the cut");
         assert!(s.contains("[line cut:"), "{}", &s[s.len() - 80..]);
         assert!(s.len() < MAX_LINE + 200);
+    }
+
+    #[test]
+    fn a_private_key_printed_line_by_line_is_masked_and_escapes_are_shown() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let seen2 = seen.clone();
+        let log = RunLog::new(10_000, Redactor::default())
+            .with_tee(move |l| seen2.lock().unwrap().push(l.text.to_string()));
+        log.line(Stream::Stdout, "-----BEGIN EC PRIVATE KEY-----");
+        log.line(Stream::Stderr, "stderr is a stream of its own");
+        log.lines(
+            Stream::Stdout,
+            &[
+                ("MHcCAQEEIBkg4LVWM9nuwNSk", 0),
+                ("-----END EC PRIVATE KEY-----", 0),
+                ("after", 0),
+            ],
+        );
+        log.line(Stream::Stdout, "\x1b]0;title\x07\x1b[2Jcleared");
+        let text = log.snapshot().text;
+        let tee = seen.lock().unwrap().join("\n");
+        for got in [&text, &tee] {
+            assert!(!got.contains("MHcCAQEEIBkg4LVWM9nuwNSk"), "{got}");
+            assert!(!got.contains('\x1b') && !got.contains('\x07'), "{got}");
+            assert!(got.contains("stderr is a stream of its own"), "{got}");
+            assert!(got.contains("\\x1b]0;title\\x07\\x1b[2Jcleared"), "{got}");
+        }
+        assert!(text.contains(" stdout [REDACTED]\n"), "{text}");
+        assert!(text.contains(" stdout after\n"), "{text}");
+    }
+
+    #[test]
+    fn a_private_key_whose_begin_line_was_dropped_is_still_masked() {
+        let log = RunLog::new(1000, Redactor::default());
+        for i in 0..50 {
+            log.line(Stream::Stdout, &format!("line {i}"));
+        }
+        // The BEGIN line falls in the part of the batch the bounded log
+        // drops unread; the body lines it keeps are still the key's.
+        let mut batch = vec!["-----BEGIN PRIVATE KEY-----".to_string()];
+        batch.extend((0..200).map(|i| format!("keybody{i:04}")));
+        let refs: Vec<(&str, u64)> = batch.iter().map(|t| (t.as_str(), 0)).collect();
+        log.lines(Stream::Stdout, &refs);
+        log.line(Stream::Stdout, "-----END PRIVATE KEY-----");
+        log.line(Stream::Stdout, "done");
+        let text = log.snapshot().text;
+        assert!(!text.contains("keybody"), "{text}");
+        assert!(text.contains(" stdout done\n"), "{text}");
     }
 
     #[test]

@@ -2,12 +2,41 @@
 //! checklist results. Columns are as wide as their widest cell (cells over
 //! 60 characters overflow instead of widening the column), separated by two
 //! spaces; the last column is not padded, and no line ends in spaces.
+//!
+//! A row is one line whatever its cells hold: a cell's lines are joined
+//! with ` ⏎ ` (each trimmed, blank ones left out), a tab is a space, and
+//! other control characters are shown escaped. Nothing is cut: a
+//! multi-line error reads whole, on its row (`show --json` has it as it
+//! came).
+
+use std::borrow::Cow;
 
 const MAX_WIDTH: usize = 60;
 
+/// Between a cell's lines.
+pub const NEWLINE: &str = " \u{23ce} ";
+
+fn one_line(cell: &str) -> Cow<'_, str> {
+    if !cell.contains(|c: char| c.is_control()) {
+        return Cow::Borrowed(cell);
+    }
+    let joined = cell
+        .lines()
+        .map(|l| l.replace('\t', " "))
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(NEWLINE);
+    Cow::Owned(crate::scrub::escape_controls(&joined).into_owned())
+}
+
 pub fn render(header: &[&str], rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<Cow<'_, str>>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| one_line(c)).collect())
+        .collect();
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for r in rows {
+    for r in &rows {
         for (i, c) in r.iter().enumerate().take(widths.len()) {
             widths[i] = widths[i].max(c.chars().count().min(MAX_WIDTH));
         }
@@ -28,8 +57,8 @@ pub fn render(header: &[&str], rows: &[Vec<String>]) -> String {
         out.push('\n');
     };
     line(&mut header.iter().copied());
-    for r in rows {
-        line(&mut r.iter().map(String::as_str));
+    for r in &rows {
+        line(&mut r.iter().map(|c| c.as_ref()));
     }
     out
 }
@@ -56,5 +85,25 @@ mod tests {
         let t = render(&["A", "B"], &[vec![long.clone(), "b".into()]]);
         let widths: Vec<usize> = t.lines().map(|l| l.len()).collect();
         assert_eq!(widths, vec![MAX_WIDTH + 3, 80 + 2 + 1]);
+    }
+
+    #[test]
+    fn a_multi_line_cell_stays_in_its_row() {
+        let t = render(
+            &["STEP", "DETAIL"],
+            &[
+                vec![
+                    "db\nx".into(),
+                    "connect failed:\n\nDETAIL: role\tx\r\n  HINT: y\n".into(),
+                ],
+                vec!["api".into(), "ok \x1b[2J".into()],
+            ],
+        );
+        assert_eq!(
+            t,
+            "STEP    DETAIL\n\
+             db \u{23ce} x  connect failed: \u{23ce} DETAIL: role x \u{23ce} HINT: y\n\
+             api     ok \\x1b[2J\n"
+        );
     }
 }

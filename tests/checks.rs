@@ -210,6 +210,73 @@ mod http {
         );
     }
 
+    /// A failing body quoted into the reason: credentials in it are masked
+    /// in the check's result, in the stored run and in the mail.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn credentials_in_a_quoted_body_are_masked_where_stored_and_mailed() {
+        use runbookd::adapters::mail::Outbox;
+        use runbookd::testkit::world::World;
+        let app = axum::Router::new().route(
+            "/login",
+            get(|| async {
+                (
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                    "retry with password=pw-body-1234 Authorization: Bearer bt-body-5678abcd \x1b[2J",
+                )
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let leaked = ["pw-body-1234", "bt-body-5678abcd"];
+
+        let ctx = ctx_at(Utc::now(), Adapters::real());
+        let c = check(&format!(
+            "{{name: login, kind: http, url: 'http://{addr}/login'}}"
+        ));
+        let r = one(&c, &ctx).await;
+        assert_eq!(
+            r.reason,
+            format!(
+                "GET http://{addr}/login answered 500: retry with password=[REDACTED] Authorization: Bearer [REDACTED] \\x1b[2J"
+            )
+        );
+
+        let outbox = tempfile::tempdir().unwrap();
+        let yaml = format!(
+            "mail:\n  to: oncall@example.com\n  outbox: {}\njobs:\n  daily:\n    kind: checklist\n    notify: on_failure\n    checks:\n      - {{name: login, kind: http, url: 'http://{addr}/login'}}\n",
+            outbox.path().display()
+        );
+        let w = World::builder(
+            &yaml,
+            Adapters::real().with_mail(std::sync::Arc::new(Outbox::new(outbox.path()))),
+        )
+        .build()
+        .await;
+        let run = w.run("daily").await;
+        assert_eq!(run.checks.len(), 1, "{run:?}");
+        assert!(
+            run.checks[0].reason.contains("password=[REDACTED]"),
+            "{}",
+            run.checks[0].reason
+        );
+        let mut mail = String::new();
+        for m in std::fs::read_dir(outbox.path()).unwrap() {
+            let raw = std::fs::read(m.unwrap().path()).unwrap();
+            let parsed = mailparse::parse_mail(&raw).unwrap();
+            for p in std::iter::once(&parsed).chain(parsed.subparts.iter()) {
+                mail.push_str(&p.get_body().unwrap());
+            }
+        }
+        assert!(mail.contains("password=[REDACTED]"), "{mail}");
+        let everything = format!("{}{mail}", serde_json::to_string(&run).unwrap());
+        for l in leaked {
+            assert!(!everything.contains(l), "{l} in:\n{everything}");
+        }
+        assert!(!everything.contains('\x1b'), "{everything}");
+        assert!(!everything.contains("\\u001b"), "{everything}");
+    }
+
     // The test's server shares the runtime: two threads keep it answering
     // while the checks run.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -596,7 +663,8 @@ mod sql {
         assert_eq!(r.status, CheckStatus::Error);
         assert!(r.reason.contains("refused"), "{}", r.reason);
         assert!(
-            r.reason.contains("postgres://app:***@127.0.0.1:1/app"),
+            r.reason
+                .contains("postgres://app:[REDACTED]@127.0.0.1:1/app"),
             "{}",
             r.reason
         );

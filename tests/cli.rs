@@ -322,6 +322,103 @@ fn secrets_never_appear_in_output_logs_or_history() {
     }
 }
 
+/// A job's output with credentials of every common shape (each value
+/// unique, to be looked for) and terminal escapes.
+const LEAK_SCRIPT: &str = r#"printf '%s\n' '{"password":"pw-json-1111","api_key":"ak-json-2222","token": "tk-json-3333"}'
+echo 'AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY'
+echo 'DB_PASSWORD=pw-env-4444' >&2
+echo 'GET https://u:pw-url-6666@api.example.com/x Authorization: Bearer bt-5555-abcdefgh'
+echo 'POST /login password=pw-form-7777&user=x Authorization: Basic dTpwdy1iYXNpYy05OTk5'
+echo '-----BEGIN PRIVATE KEY-----'
+echo 'MIIEpk-8888-body'
+echo '-----END PRIVATE KEY-----'
+printf '\033]0;pwned\007\033[2Jcleared the screen\n'
+echo 'api_token: tk-colon-0000' >&2
+exit 1
+"#;
+
+const LEAKED: &[&str] = &[
+    "pw-json-1111",
+    "ak-json-2222",
+    "tk-json-3333",
+    "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    "pw-env-4444",
+    "bt-5555-abcdefgh",
+    "pw-url-6666",
+    "pw-form-7777",
+    "MIIEpk-8888-body",
+    "dTpwdy1iYXNpYy05OTk5",
+    "tk-colon-0000",
+];
+
+#[test]
+fn outside_credentials_and_escapes_never_reach_the_terminal_the_history_or_mail() {
+    let w = workdir("jobs: {}\n");
+    let script = w.path().join("leak.sh");
+    std::fs::write(&script, LEAK_SCRIPT).unwrap();
+    std::fs::write(
+        w.path().join("jobs.yaml"),
+        format!(
+            "mail:\n  to: oncall@example.com\njobs:\n  leaky:\n    kind: command\n    argv: [sh, \"{}\"]\n    notify: on_failure\n",
+            script.display()
+        ),
+    )
+    .unwrap();
+    let run = w.run(&["run", "leaky"]);
+    assert_eq!(run.status.code(), Some(1), "{}", stderr(&run));
+    let show = w.run(&["show", "1"]);
+    assert!(show.status.success(), "{}", stderr(&show));
+    let json = w.json(&["show", "1", "--json"]);
+    let mut mail = String::new();
+    for m in std::fs::read_dir(w.path().join("outbox")).unwrap() {
+        let raw = std::fs::read(m.unwrap().path()).unwrap();
+        let parsed = mailparse::parse_mail(&raw).unwrap();
+        for p in std::iter::once(&parsed).chain(parsed.subparts.iter()) {
+            mail.push_str(&p.get_body().unwrap());
+        }
+    }
+    assert!(!mail.is_empty(), "the failure was mailed");
+    let shown = stdout(&show);
+    let log = json["log"].as_str().unwrap();
+    // What the job said is kept, masked; the escape shown, not obeyed.
+    for want in [
+        r#"stdout {"password":"[REDACTED]","api_key":"[REDACTED]","token": "[REDACTED]"}"#,
+        "stdout AWS_SECRET_ACCESS_KEY=[REDACTED]",
+        "stderr DB_PASSWORD=[REDACTED]",
+        "stdout GET https://u:[REDACTED]@api.example.com/x Authorization: Bearer [REDACTED]",
+        "stdout POST /login password=[REDACTED]&user=x Authorization: Basic [REDACTED]",
+        "stdout [REDACTED]\n",
+        "stdout \\x1b]0;pwned\\x07\\x1b[2Jcleared the screen",
+        "stderr api_token: [REDACTED]",
+    ] {
+        assert!(log.contains(want), "missing {want:?} in:\n{log}");
+        assert!(shown.contains(want), "missing {want:?} in:\n{shown}");
+    }
+    let everything = format!(
+        "{}{}{}{}{}{json}{mail}",
+        stdout(&run),
+        stderr(&run),
+        shown,
+        stderr(&show),
+        log
+    );
+    for leaked in LEAKED {
+        assert!(!everything.contains(leaked), "{leaked} in:\n{everything}");
+    }
+    assert!(!everything.contains('\x1b'), "a raw ESC:\n{everything}");
+    assert!(!everything.contains('\x07'), "a raw BEL:\n{everything}");
+    let db = std::fs::read(w.path().join("history.db")).unwrap();
+    let wal = std::fs::read(w.path().join("history.db-wal")).unwrap_or_default();
+    for bytes in [db, wal] {
+        for leaked in LEAKED {
+            assert!(
+                !bytes.windows(leaked.len()).any(|w| w == leaked.as_bytes()),
+                "{leaked} found in the SQLite files"
+            );
+        }
+    }
+}
+
 #[test]
 fn unreachable_store_is_a_clear_error() {
     let w = workdir("jobs:\n  a:\n    kind: command\n    argv: [true]\n")
@@ -331,7 +428,7 @@ fn unreachable_store_is_a_clear_error() {
     let err = stderr(&out);
     assert!(
         err.contains(
-            "cannot connect to history store postgres://runbookd:***@127.0.0.1:1/runbookd"
+            "cannot connect to history store postgres://runbookd:[REDACTED]@127.0.0.1:1/runbookd"
         ),
         "{err}"
     );

@@ -898,7 +898,10 @@ async fn unreachable_postgres_names_the_url_without_its_password() {
         .await
         .unwrap_err()
         .to_string();
-    assert!(err.contains("postgres://app:***@127.0.0.1:1/app"), "{err}");
+    assert!(
+        err.contains("postgres://app:[REDACTED]@127.0.0.1:1/app"),
+        "{err}"
+    );
     assert!(!err.contains("hunter2"), "{err}");
     assert!(err.contains("cannot connect"), "{err}");
 }
@@ -910,7 +913,7 @@ async fn unsupported_url_is_a_clear_error() {
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("unsupported history store URL mysql://root:***@localhost/db"),
+        err.contains("unsupported history store URL mysql://root:[REDACTED]@localhost/db"),
         "{err}"
     );
 }

@@ -165,7 +165,7 @@ async fn a_crash_loop_an_oom_kill_and_a_fresh_rollout_are_named_with_their_evide
     }
     // The unreachable database is itself evidence, and never fatal.
     assert!(
-        log.contains("DATABASE: failed: connect to postgres://app:***@127.0.0.1:1/app"),
+        log.contains("DATABASE: failed: connect to postgres://app:[REDACTED]@127.0.0.1:1/app"),
         "{log}"
     );
     // Read the crash-looping and OOM-killed pods' previous containers, and
@@ -222,7 +222,7 @@ async fn a_crash_loop_an_oom_kill_and_a_fresh_rollout_are_named_with_their_evide
     let everything = format!("{log}{}", serde_json::to_string(&run.steps).unwrap());
     assert!(!everything.contains(SECRET), "a secret was stored");
     assert!(
-        everything.contains("connecting to postgres://app:***@db/app"),
+        everything.contains("connecting to postgres://app:[REDACTED]@db/app"),
         "{everything}"
     );
 }
@@ -571,6 +571,162 @@ jobs:
         .collect();
     assert_eq!(skipped.len(), 1, "{runs:#?}");
     assert_eq!(skipped[0].trigger, Trigger::Chained);
+}
+
+/// Credentials of every common shape, as an application logs them: each
+/// value is unique, to be looked for in everything kept.
+const LEAKED: &[&str] = &[
+    "pw-json-1111",
+    "ak-json-2222",
+    "tk-json-3333",
+    "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    "pw-env-4444",
+    "bt-5555-abcdefgh",
+    "pw-url-6666",
+    "pw-form-7777",
+    "MIIEpk-8888-body",
+    "dTpwdy1iYXNpYy05OTk5",
+    "ev-pw-1234",
+];
+
+const LEAKY_LOG: &str = "starting
+{\"password\":\"pw-json-1111\",\"api_key\":\"ak-json-2222\",\"token\": \"tk-json-3333\"}
+AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY
+DB_PASSWORD=pw-env-4444
+GET https://u:pw-url-6666@api.example.com/x Authorization: Bearer bt-5555-abcdefgh
+POST /login password=pw-form-7777&user=x Authorization: Basic dTpwdy1iYXNpYy05OTk5
+-----BEGIN PRIVATE KEY-----
+MIIEpk-8888-body
+-----END PRIVATE KEY-----
+\x1b]0;pwned\x07\x1b[2Jcleared the screen";
+
+/// No leaked value and no raw escape in `everything`; the escape is shown.
+fn assert_scrubbed(everything: &str) {
+    for leaked in LEAKED {
+        assert!(
+            !everything.contains(leaked),
+            "{leaked} was kept:\n{everything}"
+        );
+    }
+    assert!(!everything.contains('\x1b'), "a raw ESC:\n{everything}");
+    assert!(!everything.contains('\x07'), "a raw BEL:\n{everything}");
+    assert!(
+        !everything.contains("\\u001b"),
+        "a raw ESC, JSON-escaped:\n{everything}"
+    );
+}
+
+#[tokio::test]
+async fn credentials_and_escapes_in_pod_logs_and_events_are_never_kept_shown_or_mailed() {
+    let outbox = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "mail:\n  to: oncall@example.com\n  outbox: {}\n{}",
+        outbox.path().display(),
+        cluster_only("2s").replace(
+            "  triage:\n    kind: triage\n",
+            "  triage:\n    kind: triage\n    notify: always\n"
+        )
+    );
+    let now = t(NOW);
+    let cluster = troubled_cluster()
+        .with_log("api-b", true, LEAKY_LOG)
+        .with_events(vec![warning(
+            "pod/api-b",
+            "Failed",
+            3,
+            now - chrono::Duration::minutes(1),
+            "Error: container env DB_PASSWORD=ev-pw-1234 rejected \x1b[31mred",
+        )]);
+    let w = world(
+        &yaml,
+        Adapters::real()
+            .with_cluster(Arc::new(cluster))
+            .with_rds(Arc::new(FakeRds::new("flexoraa-production-db")))
+            .with_mail(Arc::new(Outbox::new(outbox.path()))),
+        &[],
+    )
+    .await;
+    let run = w.run("triage").await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
+    let log = run.log.clone().unwrap();
+    // What was read is still there, masked.
+    for want in [
+        "DB_PASSWORD=[REDACTED] rejected \\x1b[31mred",
+        "  | \\x1b]0;pwned\\x07\\x1b[2Jcleared the screen",
+        "  | -----END PRIVATE KEY-----",
+    ] {
+        assert!(log.contains(want), "missing {want:?} in:\n{log}");
+    }
+    // `show --json` prints the run as stored.
+    let shown = serde_json::to_string(&run).unwrap();
+    assert!(
+        shown.contains(r#"DB_PASSWORD=[REDACTED]"#),
+        "the event in the events step: {shown}"
+    );
+    let mails: Vec<_> = std::fs::read_dir(outbox.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    let raw = std::fs::read(&mails[0]).unwrap();
+    let parsed = mailparse::parse_mail(&raw).unwrap();
+    let mut mail = String::new();
+    for p in std::iter::once(&parsed).chain(parsed.subparts.iter()) {
+        mail.push_str(&p.get_body().unwrap());
+    }
+    assert_scrubbed(&format!("{log}\n{shown}\n{mail}"));
+}
+
+#[tokio::test]
+async fn a_pod_whose_log_never_answers_costs_that_log_not_the_pods_facts() {
+    let yaml = cluster_only("1s").replace(
+        "  triage:\n    kind: triage\n",
+        "  triage:\n    kind: triage\n    health_url: http://127.0.0.1:1/health\n",
+    );
+    // api-b's node is dying: neither its previous nor its current log
+    // ever comes.
+    let cluster = troubled_cluster().log_never_answers("api-b");
+    let w = world(
+        &yaml,
+        Adapters::real()
+            .with_cluster(Arc::new(cluster))
+            .with_rds(Arc::new(FakeRds::new("flexoraa-production-db"))),
+        &[],
+    )
+    .await;
+    let run = w.run("triage").await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
+    let log = run.log.clone().unwrap();
+    let pods = run.steps.iter().find(|s| s.name == "pods").unwrap();
+    assert_eq!(pods.status, StepStatus::Succeeded, "{log}");
+    assert!(
+        log.contains("PODS: 2/3 Ready, 1 CrashLoopBackOff, 1 OOMKilled"),
+        "{log}"
+    );
+    assert!(log.contains("logs of api-b: "), "{log}");
+    let diagnosis = run.steps.last().unwrap();
+    assert!(
+        diagnosis.detail.contains("Pods crash looping")
+            && diagnosis.detail.contains("High memory usage"),
+        "{}",
+        diagnosis.detail
+    );
+    // The health URL that failed is the verdict's reason, said once.
+    let said: Vec<&str> = log
+        .lines()
+        .map(|l| l.split_once(" runbookd ").map(|(_, r)| r).unwrap_or(l))
+        .skip_while(|l| !l.starts_with("TRIAGE: "))
+        .take_while(|l| l.starts_with("TRIAGE: ") || l.starts_with("  - "))
+        .collect();
+    assert_eq!(
+        said,
+        [
+            "TRIAGE: P0 (complete outage)",
+            "  - the health check fails",
+            "  - the database is unreachable",
+        ],
+        "{log}"
+    );
 }
 
 #[cfg(feature = "integration")]

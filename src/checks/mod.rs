@@ -377,4 +377,22 @@ mod tests {
             "api    fail    503    == 200     503 from /health"
         );
     }
+
+    #[test]
+    fn a_multi_line_reason_stays_in_its_row() {
+        let t = render_table(&[
+            CheckResult::new(
+                "db",
+                CheckStatus::Error,
+                "connect failed:\nDETAIL: role \"app\" does not exist\r\n  HINT: check the user\n",
+            ),
+            CheckResult::new("api", CheckStatus::Pass, "200 in 3 ms"),
+        ]);
+        assert_eq!(
+            t,
+            "CHECK  STATUS  VALUE  THRESHOLD  REASON\n\
+             db     error   -      -          connect failed: \u{23ce} DETAIL: role \"app\" does not exist \u{23ce} HINT: check the user\n\
+             api    pass    -      -          200 in 3 ms\n"
+        );
+    }
 }

@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::Result;
 use crate::model::{Run, Step};
 use crate::schedule::Shift;
+use crate::scrub::escape_controls;
 
 /// A line of data on stdout. A closed stdout is an error the caller ends
 /// on quietly (`| head`), never a panic.
@@ -351,8 +352,10 @@ pub fn show(run: &Run) -> Result<()> {
             .unwrap_or_default()
     )?;
     writeln!(out, "owner         {}", run.owner)?;
+    // Stored text is escaped as it is kept; escaped again here for rows
+    // an older runbookd wrote, so none reaches the terminal raw.
     if let Some(e) = &run.error {
-        writeln!(out, "error         {e}")?;
+        writeln!(out, "error         {}", escape_controls(e))?;
     }
     if !run.steps.is_empty() {
         writeln!(out, "steps:")?;
@@ -371,7 +374,7 @@ pub fn show(run: &Run) -> Result<()> {
             ""
         }
     )?;
-    write!(out, "{}", run.log.as_deref().unwrap_or(""))?;
+    write!(out, "{}", escape_controls(run.log.as_deref().unwrap_or("")))?;
     Ok(())
 }
 
@@ -405,7 +408,9 @@ pub fn run_end(
         } else {
             String::new()
         },
-        error.map(|e| format!(": {e}")).unwrap_or_default()
+        error
+            .map(|e| format!(": {}", escape_controls(e)))
+            .unwrap_or_default()
     )?;
     Ok(())
 }

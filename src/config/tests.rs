@@ -107,7 +107,7 @@ fn bad_configs_table() {
         (
             "mail:\n  smtp_url: \"http://u:hunter2@mail:25\"\njobs:\n  a:\n    kind: command\n    argv: [true]\n",
             "jobs.yaml:2:13:",
-            "mail.smtp_url http://u:***@mail:25/: scheme `http`",
+            "mail.smtp_url http://u:[REDACTED]@mail:25: scheme `http`",
         ),
         (
             "mail:\n  to: \"oncall@x.com, not an address\"\njobs:\n  a:\n    kind: command\n    argv: [true]\n",

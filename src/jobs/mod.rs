@@ -343,11 +343,9 @@ impl StepHandle {
         self.step.status = status;
         self.step.finished_at = Some(self.steps.clock.now());
         self.step.detail = self.steps.redactor.redact(detail);
-        // A payload passes the redactor like every other text.
-        self.step.payload = payload.map(|p| {
-            let text = self.steps.redactor.redact(&p.to_string());
-            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
-        });
+        // A payload passes the redactor like every other text, string by
+        // string (a credential inside a quoted JSON body is found there).
+        self.step.payload = payload.map(|p| self.steps.redactor.redact_json(&p));
         self.steps.log.info(&format!(
             "step {} {} {status}: {}",
             self.step.position + 1,

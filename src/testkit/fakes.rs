@@ -56,6 +56,8 @@ struct ClusterState {
     metrics: Option<Vec<PodMetrics>>,
     /// Every read waits this long (a slow API server).
     latency: std::time::Duration,
+    /// Pods whose log reads never answer (a pod on a dying node).
+    silent_logs: Vec<String>,
     calls: Vec<String>,
 }
 
@@ -107,12 +109,19 @@ impl Default for FakeCluster {
             events: Vec::new(),
             metrics: None,
             latency: std::time::Duration::ZERO,
+            silent_logs: Vec::new(),
             calls: Vec::new(),
         }))
     }
 }
 
 impl FakeCluster {
+    /// Every log read of `pod`, previous or current, never answers.
+    pub fn log_never_answers(self, pod: &str) -> Self {
+        self.0.lock().unwrap().silent_logs.push(pod.to_string());
+        self
+    }
+
     /// The pods of every selector.
     pub fn with_pods(self, pods: Vec<Pod>) -> Self {
         self.0.lock().unwrap().pods = pods;
@@ -314,10 +323,17 @@ impl ClusterApi for FakeCluster {
         previous: bool,
     ) -> Result<String, KubeError> {
         self.delay().await;
-        let mut s = self.0.lock().unwrap();
-        s.calls.push(format!(
-            "GET logs {ns}/{pod} container={container} tail={tail} previous={previous}"
-        ));
+        let silent = {
+            let mut s = self.0.lock().unwrap();
+            s.calls.push(format!(
+                "GET logs {ns}/{pod} container={container} tail={tail} previous={previous}"
+            ));
+            s.silent_logs.iter().any(|p| p == pod)
+        };
+        if silent {
+            std::future::pending::<()>().await;
+        }
+        let s = self.0.lock().unwrap();
         match s.pod_logs.get(&(pod.to_string(), previous)) {
             Some(t) => {
                 let lines: Vec<&str> = t.lines().collect();

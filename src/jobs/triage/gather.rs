@@ -314,65 +314,6 @@ pub fn assess_pods(pods: &[Pod], metrics: Option<&[PodMetrics]>, now: DateTime<U
     g
 }
 
-/// Scrubs what looks like a credential from a log line, beyond the secrets
-/// runbookd knows: a URL's password, a bearer token, `password=`/`token=`
-/// values. A pod's log is the application's, with secrets runbookd never
-/// saw.
-pub fn scrub_line(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut rest = line;
-    // scheme://user:password@host
-    while let Some(i) = rest.find("://") {
-        let (head, tail) = rest.split_at(i + 3);
-        out.push_str(head);
-        let end = tail
-            .find(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == '/')
-            .unwrap_or(tail.len());
-        let authority = &tail[..end];
-        match (authority.rfind('@'), authority.find(':')) {
-            (Some(at), Some(colon)) if colon < at => {
-                out.push_str(&authority[..colon]);
-                out.push_str(":***");
-                out.push_str(&authority[at..]);
-            }
-            _ => out.push_str(authority),
-        }
-        rest = &tail[end..];
-    }
-    out.push_str(rest);
-    let mut line = out;
-    for key in [
-        "bearer ",
-        "password=",
-        "passwd=",
-        "token=",
-        "secret=",
-        "api_key=",
-        "apikey=",
-    ] {
-        let mut from = 0;
-        loop {
-            let lower = line.to_ascii_lowercase();
-            let Some(i) = lower[from..].find(key).map(|i| i + from) else {
-                break;
-            };
-            let start = i + key.len();
-            let end = line[start..]
-                .find(|c: char| c.is_whitespace() || c == '&' || c == '"' || c == '\'' || c == ',')
-                .map(|e| e + start)
-                .unwrap_or(line.len());
-            if end > start && &line[start..end] != "***" {
-                line.replace_range(start..end, "***");
-            }
-            from = start + 3;
-            if from >= line.len() {
-                break;
-            }
-        }
-    }
-    line
-}
-
 /// Counts each pattern's lines in the logs read (case-insensitive), and
 /// keeps the first few matching lines as evidence.
 pub fn match_logs(

@@ -318,6 +318,11 @@ pub struct Diagnosis {
     pub reasons: Vec<String>,
     pub matches: Vec<Match>,
     pub failed_parts: Vec<String>,
+    /// The failed parts that measured nothing, so nothing of them was
+    /// judged. A failed part with a fact (a health URL that did not
+    /// answer: `api.health_ok = 0`) was judged by it, and is said once, as
+    /// what it led to.
+    pub unread_parts: Vec<String>,
     pub facts: Facts,
 }
 
@@ -350,6 +355,11 @@ pub fn conclude(
             .filter(|(_, g)| g.error.is_some())
             .map(|(n, _)| n.to_string())
             .collect(),
+        unread_parts: parts
+            .iter()
+            .filter(|(_, g)| g.error.is_some() && g.facts.is_empty())
+            .map(|(n, _)| n.to_string())
+            .collect(),
         facts,
     }
 }
@@ -362,10 +372,10 @@ pub fn render(d: &Diagnosis, parts: &[(&str, Gathered)]) -> String {
     for r in &d.reasons {
         out.push_str(&format!("  - {r}\n"));
     }
-    if !d.failed_parts.is_empty() {
+    if !d.unread_parts.is_empty() {
         out.push_str(&format!(
             "  - not read, so not judged: {}\n",
-            d.failed_parts.join(", ")
+            d.unread_parts.join(", ")
         ));
     }
     if !d.matches.is_empty() {
@@ -468,15 +478,15 @@ impl Job for TriageJob {
                 "nothing could be read: every part failed (is runbookd cut off from the targets?)"
                     .to_string()
             }
-            Severity::None if d.failed_parts.is_empty() => {
+            Severity::None if d.unread_parts.is_empty() => {
                 format!("no incident found ({} parts read)", gathered.len())
             }
             // Silence from a part is not health: say what was not seen.
             Severity::None => format!(
                 "no incident found in {} of {} parts; not read: {}",
-                gathered.len() - d.failed_parts.len(),
+                gathered.len() - d.unread_parts.len(),
                 gathered.len(),
-                d.failed_parts.join(", ")
+                d.unread_parts.join(", ")
             ),
             // The reasons first (what the page is about), then the known
             // issues that explain it.
@@ -618,14 +628,24 @@ impl TriageJob {
                 .warning_events(self.spec.namespace())
                 .await
             {
-                Ok(evs) => gather::assess_events(&evs, now),
+                Ok(mut evs) => {
+                    // An event's message is the cluster's text (a
+                    // container's env in a failed start): scrubbed before
+                    // it is cut short, so no secret is left half.
+                    for e in &mut evs {
+                        if let Some(m) = &e.message {
+                            e.message = Some(redactor.redact(m));
+                        }
+                    }
+                    gather::assess_events(&evs, now)
+                }
                 Err(e) => Gathered::failed(e.to_string()),
             },
             "metrics" => self.read_metrics(now, limit, redactor).await,
-            "database" => self.read_db(limit).await,
+            "database" => self.read_db(limit, redactor).await,
             "redis" => self.read_redis(limit).await,
             "rds" => self.read_rds(now).await,
-            "alerts" => self.read_alerts(now, limit).await,
+            "alerts" => self.read_alerts(now, limit, redactor).await,
             "health" => self.read_health(limit).await,
             other => Gathered::failed(format!("no part named {other}")),
         }
@@ -634,10 +654,14 @@ impl TriageJob {
     async fn read_pods(&self, now: DateTime<Utc>, redactor: &Redactor) -> Gathered {
         let cluster = &self.adapters.cluster;
         let (ns, sel) = (self.spec.namespace(), self.spec.selector());
-        // Metrics and each log read get part of the part's time of their
-        // own: a slow one (a pod on a dying node) costs its own answer, not
-        // the pods' facts.
-        let sub = self.spec.part_timeout() / 2;
+        let limit = self.spec.part_timeout();
+        // The pods' facts come from the list alone. Metrics get half the
+        // part's time; the logs share one budget that ends an eighth of it
+        // before the part's own timeout, so a log that never comes (a pod
+        // on a dying node) costs its own lines, never the pods' facts.
+        let logs_budget = limit - limit / 8;
+        let logs_by = tokio::time::Instant::now() + logs_budget;
+        let sub = limit / 2;
         let (pods, metrics) = tokio::join!(
             cluster.pods(ns, sel),
             tokio::time::timeout(sub, cluster.pod_metrics(ns, sel))
@@ -670,21 +694,24 @@ impl TriageJob {
         let tail = self.spec.log_lines();
         let reads = chosen.iter().map(|(pod, container, previous)| async move {
             let read = |prev: bool| async move {
-                match tokio::time::timeout(sub, cluster.pod_logs(ns, pod, container, tail, prev))
-                    .await
+                match tokio::time::timeout_at(
+                    logs_by,
+                    cluster.pod_logs(ns, pod, container, tail, prev),
+                )
+                .await
                 {
                     Ok(r) => r.map_err(|e| e.to_string()),
                     Err(_) => Err(format!(
-                        "the log of {pod} did not come within {}",
-                        humantime::format_duration(sub)
+                        "the log of {pod} did not come within the {} the logs share",
+                        humantime::format_duration(logs_budget)
                     )),
                 }
             };
             let r = read(*previous).await;
             // A container that never ended has no previous log: read the
-            // current one.
+            // current one, while the budget lasts.
             let r = match r {
-                Err(_) if *previous => read(false).await,
+                Err(_) if *previous && tokio::time::Instant::now() < logs_by => read(false).await,
                 r => r,
             };
             (pod.clone(), *previous, r)
@@ -694,12 +721,10 @@ impl TriageJob {
         for (pod, previous, r) in futures::future::join_all(reads).await {
             match r {
                 Ok(text) => {
-                    // What runbookd knows to be secret, then what looks like
-                    // a credential; and no more than the lines asked for.
-                    let lines: Vec<String> = text
-                        .lines()
-                        .map(|l| gather::clip(&gather::scrub_line(&redactor.redact(l)), 1000))
-                        .collect();
+                    // Scrubbed whole (a private key spans lines), then cut
+                    // to the lines asked for.
+                    let text = redactor.redact(&text);
+                    let lines: Vec<String> = text.lines().map(|l| gather::clip(l, 1000)).collect();
                     let from = lines.len().saturating_sub(tail.max(0) as usize);
                     let lines = lines[from..].to_vec();
                     log_data.push(json!({"pod": pod, "previous": previous, "lines": lines}));
@@ -825,7 +850,7 @@ impl TriageJob {
         g
     }
 
-    async fn read_db(&self, limit: Duration) -> Gathered {
+    async fn read_db(&self, limit: Duration, redactor: &Redactor) -> Gathered {
         let Some(url) = &self.spec.database_url else {
             return Gathered::failed("not configured");
         };
@@ -865,7 +890,9 @@ impl TriageJob {
             Ok::<_, (DbFailure, String)>(gather::DbLoad {
                 by_state,
                 max_connections: i64::from(max),
-                longest: longest.map(|(s, t)| (s, show_text.then_some(t))),
+                // A query's text may hold a literal password: scrubbed
+                // before it is cut short.
+                longest: longest.map(|(s, t)| (s, show_text.then(|| redactor.redact(&t)))),
             })
         };
         match read.await {
@@ -958,7 +985,12 @@ impl TriageJob {
         }
     }
 
-    async fn read_alerts(&self, now: DateTime<Utc>, limit: Duration) -> Gathered {
+    async fn read_alerts(
+        &self,
+        now: DateTime<Utc>,
+        limit: Duration,
+        redactor: &Redactor,
+    ) -> Gathered {
         let Some(url) = &self.spec.alertmanager_url else {
             return Gathered::failed("not configured");
         };
@@ -971,7 +1003,16 @@ impl TriageJob {
         let mut ctx = CheckContext::new(now, self.adapters.clone());
         ctx.timeout = limit;
         match check.firing(&ctx).await {
-            Ok(alerts) => gather::assess_alerts(&alerts, now),
+            Ok(mut alerts) => {
+                // Annotations are other people's text: scrubbed before
+                // they are cut short.
+                for a in &mut alerts {
+                    for v in a.annotations.values_mut() {
+                        *v = redactor.redact(v);
+                    }
+                }
+                gather::assess_alerts(&alerts, now)
+            }
             Err(e) => Gathered::failed(e),
         }
     }

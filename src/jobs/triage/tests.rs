@@ -429,10 +429,8 @@ fn the_readable_triage_puts_the_verdict_and_known_issues_first() {
         text.contains("evidence: redis.reachable = 0 (== 0)"),
         "{text}"
     );
-    assert!(
-        text.contains("  - not read, so not judged: redis\n"),
-        "{text}"
-    );
+    // Unreachable is what was judged of Redis: not also "not read".
+    assert!(!text.contains("not read, so not judged"), "{text}");
 
     // Every part down: the "down" facts may be runbookd's own network, so
     // nothing is judged.
@@ -442,4 +440,112 @@ fn the_readable_triage_puts_the_verdict_and_known_issues_first() {
     let d = conclude(&parts, &rules, &Levels::default(), None);
     assert_eq!(d.severity, Severity::Unknown);
     assert!(d.reasons[0].contains("cut off"), "{:?}", d.reasons);
+}
+
+#[test]
+fn a_failed_health_url_is_said_once_as_the_reason_not_as_unread() {
+    let pods = gather::Gathered::default()
+        .fact("api.pods", 3.0)
+        .fact("api.pods_ready", 3.0);
+    // The health URL was asked and did not answer: that is the verdict's
+    // reason. Alertmanager's refusal gave no fact: that part is unread.
+    let health = gather::Gathered::failed("GET https://api.example/health: connection refused")
+        .fact("api.health_ok", 0.0);
+    let alerts = gather::Gathered::failed("Alertmanager answered 401 Unauthorized");
+    let parts = vec![("pods", pods), ("alerts", alerts), ("health", health)];
+    let d = conclude(&parts, &[], &Levels::default(), None);
+    assert_eq!(d.severity, Severity::P0);
+    let text = render(&d, &parts);
+    let verdict = text.split("\n\n").next().unwrap();
+    assert_eq!(
+        verdict,
+        "TRIAGE: P0 (complete outage)\n  - the health check fails\n  - not read, so not judged: alerts",
+        "{text}"
+    );
+}
+
+/// The triage job of `yaml`'s `triage`, against `cluster`.
+fn triage_job(cluster: crate::testkit::fakes::FakeCluster, now: DateTime<Utc>) -> TriageJob {
+    let yaml = "jobs:
+  triage:
+    kind: triage
+    part_timeout: 8s
+    rules:
+      - name: crash-loop
+        issue: Pods crash looping
+        when: {api.crashlooping: \">= 1\"}
+        remedy: read the previous log
+      - name: out-of-memory
+        issue: OOMKilled
+        when: {api.oomkilled: \">= 1\"}
+        remedy: raise the limit
+";
+    let config = crate::jobs::load_str(std::path::Path::new("jobs.yaml"), yaml, &|_| None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    TriageJob {
+        spec: config
+            .job("triage")
+            .unwrap()
+            .spec_as::<TriageSpec>()
+            .unwrap()
+            .clone(),
+        adapters: Arc::new(crate::adapters::Adapters::real().with_cluster(Arc::new(cluster))),
+        clock: Arc::new(crate::clock::ManualClock::new(now)),
+        runbook_url: None,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_log_that_never_answers_costs_that_log_not_the_pods_facts() {
+    use crate::testkit::pods::PodBuilder;
+    let now = DateTime::parse_from_rfc3339("2026-11-30T09:00:00Z")
+        .unwrap()
+        .to_utc();
+    // api-b is on a dying node: neither its previous nor its current log
+    // ever comes.
+    let cluster = crate::testkit::fakes::FakeCluster::default()
+        .with_pods(vec![
+            PodBuilder::new("api-a").ready().build(),
+            PodBuilder::new("api-b")
+                .crash_looping()
+                .restarts(9)
+                .last_end("Error", 1, now - chrono::Duration::seconds(40))
+                .build(),
+            PodBuilder::new("api-c")
+                .ready()
+                .restarts(1)
+                .last_end("OOMKilled", 137, now - chrono::Duration::minutes(20))
+                .build(),
+        ])
+        .with_log("api-c", true, "heap out of memory")
+        .log_never_answers("api-b");
+    let job = triage_job(cluster, now);
+    let limit = job.spec.part_timeout();
+    let started = tokio::time::Instant::now();
+    // As `part` reads it: under the part's timeout.
+    let g = tokio::time::timeout(limit, job.read("pods", now, limit, &Redactor::default()))
+        .await
+        .expect("the pods part answers within its part_timeout");
+    // The logs share a budget that ends before the part's own timeout
+    // (the clock is tokio's, paused: this is not a speed test).
+    assert!(started.elapsed() < limit, "{:?}", started.elapsed());
+    assert_eq!(g.error, None, "{g:?}");
+    assert_eq!(g.facts["api.crashlooping"], 1.0);
+    assert_eq!(g.facts["api.oomkilled"], 1.0);
+    assert!(
+        g.lines
+            .iter()
+            .any(|l| l.starts_with("logs of api-b: ") && l.contains("did not come")),
+        "{:#?}",
+        g.lines
+    );
+    assert!(
+        g.lines.iter().any(|l| l == "  | heap out of memory"),
+        "the other logs are read: {:#?}",
+        g.lines
+    );
+    let rules: Vec<Rule> = job.spec.rules.iter().map(|r| r.value.clone()).collect();
+    let d = conclude(&[("pods", g)], &rules, &Levels::default(), None);
+    let issues: Vec<&str> = d.matches.iter().map(|m| m.issue.as_str()).collect();
+    assert_eq!(issues, ["Pods crash looping", "OOMKilled"]);
 }

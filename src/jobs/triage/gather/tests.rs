@@ -142,33 +142,6 @@ fn old_kills_evicted_and_starting_pods_are_not_trouble() {
 }
 
 #[test]
-fn credentials_in_application_logs_are_scrubbed() {
-    let cases = [
-        (
-            "connecting to postgres://app:hunter2@db:5432/app failed",
-            "connecting to postgres://app:***@db:5432/app failed",
-        ),
-        (
-            "GET /x Authorization: Bearer eyJhbGciOi.abc.def ok",
-            "GET /x Authorization: Bearer *** ok",
-        ),
-        ("login password=p%40ss&user=x", "login password=***&user=x"),
-        (
-            "redis://:s3cret@cache:6379 down",
-            "redis://:***@cache:6379 down",
-        ),
-        (
-            "plain line with https://example.com/path",
-            "plain line with https://example.com/path",
-        ),
-        ("ünïcode TOKEN=abc, then", "ünïcode TOKEN=***, then"),
-    ];
-    for (line, want) in cases {
-        assert_eq!(scrub_line(line), want, "{line}");
-    }
-}
-
-#[test]
 fn log_patterns_are_counted_case_insensitively_with_evidence() {
     let logs = vec![
         (
