@@ -461,6 +461,68 @@ fn serve_answers_healthz_and_metrics() {
     assert!(d.wait(Duration::from_secs(20)).success());
 }
 
+/// The daemon's own lines only: the timer crate's start-up chatter is not
+/// news at INFO, and the signal that stopped the daemon is said before it
+/// says it stopped.
+#[test]
+fn serve_logs_the_signal_before_stopped_and_no_timer_chatter() {
+    let w = workdir(&format!(
+        "{DAEMON}jobs:\n  tick:\n    kind: command\n    argv: [\"true\"]\n    schedule: \"0 0 1 1 *\"\n    timezone: UTC\n"
+    ));
+    let mut d = w.serve();
+    d.addr();
+    d.signal(nix::sys::signal::Signal::SIGTERM);
+    assert!(d.wait(Duration::from_secs(20)).success(), "{}", d.log());
+    let log = d.log();
+    for chatter in ["Uninited", "Job creator created"] {
+        assert!(!log.contains(chatter), "`{chatter}` logged:\n{log}");
+    }
+    let lines: Vec<&str> = log.lines().collect();
+    let at = |what: &str| {
+        lines
+            .iter()
+            .position(|l| l.trim_end().ends_with(what))
+            .unwrap_or_else(|| panic!("no line ending `{what}` in:\n{log}"))
+    };
+    assert!(
+        at("SIGTERM received") < at(": stopped"),
+        "the signal is said after `stopped`:\n{log}"
+    );
+}
+
+/// Every run this process records starts and finishes once, fires recorded
+/// skipped (here: a paused job) included, so started − finished is what is
+/// running.
+#[test]
+fn runs_started_and_finished_agree_when_fires_are_skipped() {
+    let w = workdir(&format!(
+        "{DAEMON}jobs:\n  tick:\n    kind: command\n    argv: [\"true\"]\n    schedule: \"* * * * * *\"\n    timezone: UTC\n"
+    ));
+    let out = w.run(&["pause", "tick", "--reason", "test"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let d = w.serve();
+    let addr = d.addr();
+    let skipped = "runbookd_runs_finished_total{job=\"tick\",status=\"skipped\"}";
+    let (started, finished) = eventually(
+        Duration::from_secs(20),
+        "two skipped fires, counted as started as often as finished",
+        || {
+            let (_, m) = runbookd::testkit::binary::get(addr, "/metrics")?;
+            let counts = (
+                runbookd::testkit::binary::metric(&m, "runbookd_runs_started_total"),
+                runbookd::testkit::binary::metric(&m, "runbookd_runs_finished_total"),
+            );
+            (m.contains(skipped) && runbookd::testkit::binary::metric(&m, skipped) >= 2.0)
+                .then_some(counts)
+                .filter(|(s, f)| s == f)
+        },
+    );
+    assert!(
+        started >= 2.0 && started == finished,
+        "{started} {finished}"
+    );
+}
+
 #[test]
 fn a_taken_port_fails_serve_with_the_address() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
