@@ -726,6 +726,7 @@ impl Scheduler {
                     .runner
                     .skip(
                         job,
+                        &req,
                         id,
                         &format!("skipped: cannot check for a running run: {e}"),
                     )
@@ -744,7 +745,7 @@ impl Scheduler {
                 Concurrency::Forbid => {
                     let reason =
                         format!("skipped: run {list} is still running (concurrency: forbid)");
-                    self.runner.skip(job, id, &reason).await?;
+                    self.runner.skip(job, &req, id, &reason).await?;
                     report.skipped.push((job.name.clone(), id));
                     return Ok(());
                 }

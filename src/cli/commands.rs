@@ -381,7 +381,7 @@ async fn run_job(
                 let reason = format!(
                     "skipped: run {list} is still running (concurrency: forbid); --force runs beside it"
                 );
-                runner.skip(&job, id, &reason).await?;
+                runner.skip(&job, &req, id, &reason).await?;
                 return Err(CliError::Refused(format!(
                     "not started: run {list} of `{name}` is still running and its concurrency is forbid (recorded as skipped run {id}); use --force to run beside it"
                 )));
