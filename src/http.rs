@@ -4,6 +4,12 @@
 //! not fail health, because a restart would not bring it back, and the loop
 //! never waits on it; it fails readiness, shows in `runbookd_store_up` and
 //! `runbookd_store_errors_total`, and in the logs.
+//!
+//! Metrics are kept and written by prometheus-client, in the Prometheus text
+//! format 0.0.4: the crate escapes label values, so no job or check name can
+//! make Prometheus reject the scrape. Their values follow events (runs,
+//! ticks, maintenance passes); a scrape only works out ages from its own
+//! instant, and never calls the store.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
