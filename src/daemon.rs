@@ -19,7 +19,7 @@ use crate::config::Config;
 use crate::http::{self, DaemonState};
 use crate::runner::Runner;
 use crate::scheduler::Scheduler;
-use crate::store::StoreError;
+use crate::store::{HistoryStore, RunFilter, RunStatus, StoreError};
 
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
@@ -59,6 +59,18 @@ pub async fn serve(
     let mut pruning: Option<tokio::task::JoinHandle<()>> = None;
     let state = DaemonState::new(clock.now(), health.clone());
     state.abandoned(reaped.len());
+    for job in config.jobs.values() {
+        let schedule = job
+            .schedule
+            .clone()
+            .filter(|_| !job.suspend)
+            .map(|s| (s, job.timezone));
+        state.describe_job(&job.name, job.timeout, schedule);
+    }
+    // Each job's last status from the history, so a restart does not
+    // forget a failing job; in the background, as a down store must not
+    // hold up the start, and a run this process ends meanwhile wins.
+    let seeding = tokio::spawn(last_runs(config.clone(), store.clone(), state.clone()));
     let mut events = runner.subscribe();
     let observer_state = state.clone();
     let observer = tokio::spawn(async move {
@@ -150,10 +162,15 @@ pub async fn serve(
                 // one pass at a time.
                 if health.is_up() && resending.as_ref().is_none_or(|t| t.is_finished()) {
                     let postman = postman.clone();
+                    let (store, state) = (store.clone(), state.clone());
                     resending = Some(tokio::spawn(async move {
                         match postman.resend_due(RESEND_BATCH).await {
                             Ok(r) if r.sent + r.failed > 0 => tracing::info!("pending mail: {} sent, {} still failing", r.sent, r.failed),
                             Ok(_) => {}
+                            Err(e) => tracing::warn!("pending mail: {e}"),
+                        }
+                        match store.mail_backlog().await {
+                            Ok(b) => state.mail(b),
                             Err(e) => tracing::warn!("pending mail: {e}"),
                         }
                     }));
@@ -185,6 +202,7 @@ pub async fn serve(
     for t in [resending, pruning].into_iter().flatten() {
         t.abort();
     }
+    seeding.abort();
     tracing::info!("stopping: no new fires; draining running jobs");
     let _ = timer.shutdown().await;
     scheduler.shutdown(daemon.shutdown_grace).await;
@@ -206,6 +224,36 @@ async fn tick(scheduler: &Scheduler, state: &DaemonState, clock: &dyn crate::clo
     let report = scheduler.tick().await;
     state.ticked(clock.now(), scheduler.active_runs(), &report);
     state.next_fires(scheduler.next_fires());
+}
+
+/// Runs read per job for its last final run: enough to pass its latest
+/// retries, dry runs and skipped fires.
+const LAST_RUN_WINDOW: u32 = 20;
+
+/// Tells `state` each job's last final run (not a dry run, not skipped,
+/// not running) from the history.
+async fn last_runs(config: Arc<Config>, store: Arc<dyn HistoryStore>, state: Arc<DaemonState>) {
+    for name in config.jobs.keys() {
+        let filter = RunFilter {
+            job: Some(name.to_string()),
+            since: None,
+            limit: LAST_RUN_WINDOW,
+        };
+        match store.list_runs(&filter).await {
+            Ok(runs) => {
+                let last = runs.iter().find(|r| {
+                    !r.dry_run && !matches!(r.status, RunStatus::Running | RunStatus::Skipped)
+                });
+                if let Some(r) = last {
+                    state.last_run(&r.job, r.status, r.finished_at.unwrap_or(r.started_at));
+                }
+            }
+            Err(e) => {
+                tracing::warn!("cannot read the last runs for /metrics: {e}");
+                return;
+            }
+        }
+    }
 }
 
 async fn start_timer(wake: Arc<Notify>) -> Result<tokio_cron_scheduler::JobScheduler> {

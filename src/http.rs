@@ -4,13 +4,19 @@
 //! not fail health, because a restart would not bring it back, and the loop
 //! never waits on it; it fails readiness, shows in `runbookd_store_up` and
 //! `runbookd_store_errors_total`, and in the logs.
+//!
+//! Metrics are kept and written by prometheus-client, in the Prometheus text
+//! format 0.0.4: the crate escapes label values, so no job or check name can
+//! make Prometheus reject the scrape. Their values follow events (runs,
+//! ticks, maintenance passes); a scrape only works out ages from its own
+//! instant, and never calls the store.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
@@ -18,35 +24,23 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 
+use crate::model::{CheckStatus, MailBacklog, RunId};
 use crate::runner::RunEvent;
+use crate::schedule::CronExpr;
 use crate::scheduler::TickReport;
-use crate::store::{RunStatus, StoreHealth};
+use crate::store::{RunStatus, StoreHealth, Trigger};
 
 /// A tick older than this makes `/healthz` fail.
 pub const TICK_STALE_SECS: i64 = 15;
-
-#[derive(Debug, Default)]
-pub struct DaemonState {
-    started_at_ms: AtomicI64,
-    last_tick_ms: AtomicI64,
-    last_loop_ms: AtomicI64,
-    ticks: AtomicU64,
-    active_runs: AtomicI64,
-    started: Mutex<BTreeMap<(String, String), u64>>,
-    finished: Mutex<BTreeMap<(String, String), u64>>,
-    fire_delay: Mutex<BTreeMap<String, f64>>,
-    missed: Mutex<BTreeMap<String, u64>>,
-    durations: Mutex<BTreeMap<String, Histogram>>,
-    last_success: Mutex<BTreeMap<String, i64>>,
-    next_fire: Mutex<BTreeMap<String, i64>>,
-    checks: Mutex<BTreeMap<(String, String), u64>>,
-    check_values: Mutex<BTreeMap<(String, String), f64>>,
-    claim_conflicts: AtomicU64,
-    abandoned: AtomicU64,
-    store: Arc<StoreHealth>,
-}
 
 /// Upper bounds (seconds) of the run-duration histogram: from a quick check
 /// to a long migration.
@@ -54,59 +48,393 @@ const BUCKETS: [f64; 11] = [
     0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0,
 ];
 
-#[derive(Debug, Default, Clone)]
-struct Histogram {
-    counts: [u64; BUCKETS.len()],
-    count: u64,
-    sum: f64,
-}
+/// The statuses a run can end with, each a series of
+/// `runbookd_job_last_status` (1 on the job's last, 0 on the others).
+const FINAL: [RunStatus; 5] = [
+    RunStatus::Succeeded,
+    RunStatus::Failed,
+    RunStatus::TimedOut,
+    RunStatus::Cancelled,
+    RunStatus::Abandoned,
+];
 
-impl Histogram {
-    fn observe(&mut self, v: f64) {
-        for (i, b) in BUCKETS.iter().enumerate() {
-            if v <= *b {
-                self.counts[i] += 1;
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// Label values are our words; the crate escapes whatever they hold.
+macro_rules! word_label {
+    ($($t:ty),*) => {$(
+        impl EncodeLabelValue for $t {
+            fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+                std::fmt::Write::write_str(encoder, self.as_str())
             }
         }
-        self.count += 1;
-        self.sum += v;
+    )*};
+}
+word_label!(Trigger, RunStatus, CheckStatus);
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ByJob {
+    job: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ByTrigger {
+    job: String,
+    trigger: Trigger,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ByStatus {
+    job: String,
+    status: RunStatus,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ByCheckStatus {
+    job: String,
+    status: CheckStatus,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ByCheck {
+    job: String,
+    check: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ByOp {
+    op: String,
+}
+
+fn by_job(job: &str) -> ByJob {
+    ByJob {
+        job: job.to_string(),
     }
+}
+
+fn duration_histogram() -> Histogram {
+    Histogram::new(BUCKETS)
+}
+
+/// Every metric of `/metrics`; handles into the registry that encodes them.
+#[derive(Debug)]
+struct Metrics {
+    last_tick: FloatGauge,
+    ticks: Counter,
+    active_runs: Gauge,
+    store_up: Gauge,
+    store_errors: Family<ByOp, Counter>,
+    fires_missed: Family<ByJob, Counter>,
+    runs_started: Family<ByTrigger, Counter>,
+    runs_finished: Family<ByStatus, Counter>,
+    fire_delay: Family<ByJob, FloatGauge>,
+    run_duration: Family<ByJob, Histogram, fn() -> Histogram>,
+    last_success: Family<ByJob, Gauge>,
+    next_fire: Family<ByJob, Gauge>,
+    job_period: Family<ByJob, FloatGauge>,
+    job_last_status: Family<ByStatus, Gauge>,
+    job_last_finished: Family<ByJob, Gauge>,
+    job_timeout: Family<ByJob, FloatGauge>,
+    running_longest: Family<ByJob, FloatGauge>,
+    mail_pending: Gauge,
+    mail_oldest_pending: FloatGauge,
+    check_results: Family<ByCheckStatus, Counter>,
+    check_value: Family<ByCheck, FloatGauge>,
+    claim_conflicts: Counter,
+    runs_abandoned: Counter,
+}
+
+impl Metrics {
+    /// Registers every metric under `runbookd_`, in the order they are
+    /// shown. The crate adds `_total` to counters and a full stop to help.
+    fn register(r: &mut Registry) -> Metrics {
+        let m = Metrics {
+            last_tick: Default::default(),
+            ticks: Default::default(),
+            active_runs: Default::default(),
+            store_up: Default::default(),
+            store_errors: Default::default(),
+            fires_missed: Default::default(),
+            runs_started: Default::default(),
+            runs_finished: Default::default(),
+            fire_delay: Default::default(),
+            run_duration: Family::new_with_constructor(duration_histogram),
+            last_success: Default::default(),
+            next_fire: Default::default(),
+            job_period: Default::default(),
+            job_last_status: Default::default(),
+            job_last_finished: Default::default(),
+            job_timeout: Default::default(),
+            running_longest: Default::default(),
+            mail_pending: Default::default(),
+            mail_oldest_pending: Default::default(),
+            check_results: Default::default(),
+            check_value: Default::default(),
+            claim_conflicts: Default::default(),
+            runs_abandoned: Default::default(),
+        };
+        r.register(
+            "last_tick_timestamp_seconds",
+            "When the scheduler last evaluated its jobs",
+            m.last_tick.clone(),
+        );
+        r.register("ticks", "Scheduler evaluations", m.ticks.clone());
+        r.register(
+            "active_runs",
+            "Runs this process is executing",
+            m.active_runs.clone(),
+        );
+        r.register(
+            "store_up",
+            "Whether the history store answers (1) or not (0)",
+            m.store_up.clone(),
+        );
+        r.register(
+            "store_errors",
+            "Failed history store calls, by operation",
+            m.store_errors.clone(),
+        );
+        r.register(
+            "fires_missed",
+            "Scheduled fires that will never run (runbookd or its store was down)",
+            m.fires_missed.clone(),
+        );
+        r.register(
+            "runs_started",
+            "Runs this process recorded, by trigger; a fire recorded skipped starts and ends at once",
+            m.runs_started.clone(),
+        );
+        r.register(
+            "runs_finished",
+            "Run attempts ended, by status, skipped fires included",
+            m.runs_finished.clone(),
+        );
+        r.register(
+            "fire_delay_seconds",
+            "Scheduled instant to start, of the job's last scheduled run",
+            m.fire_delay.clone(),
+        );
+        r.register(
+            "run_duration_seconds",
+            "How long run attempts took, by job (skipped runs not counted)",
+            m.run_duration.clone(),
+        );
+        r.register(
+            "last_success_timestamp_seconds",
+            "When the job last succeeded on this process",
+            m.last_success.clone(),
+        );
+        r.register(
+            "next_fire_timestamp_seconds",
+            "The job's next scheduled fire",
+            m.next_fire.clone(),
+        );
+        r.register(
+            "job_period_seconds",
+            "The job's period now: from its previous scheduled fire to its next",
+            m.job_period.clone(),
+        );
+        r.register(
+            "job_last_status",
+            "1 on the status of the job's last final run (dry runs and skipped fires aside), 0 on the others",
+            m.job_last_status.clone(),
+        );
+        r.register(
+            "job_last_finished_timestamp_seconds",
+            "When the job's last final run ended; on replicas the newest is the job's",
+            m.job_last_finished.clone(),
+        );
+        r.register(
+            "job_timeout_seconds",
+            "The job's timeout, per attempt",
+            m.job_timeout.clone(),
+        );
+        r.register(
+            "running_longest_seconds",
+            "Age of the job's oldest attempt running on this process",
+            m.running_longest.clone(),
+        );
+        r.register(
+            "mail_pending",
+            "Messages kept in the history store until they can be sent",
+            m.mail_pending.clone(),
+        );
+        r.register(
+            "mail_oldest_pending_seconds",
+            "Age of the oldest pending message (0 when none is)",
+            m.mail_oldest_pending.clone(),
+        );
+        r.register(
+            "check_results",
+            "Check results recorded, by job and status",
+            m.check_results.clone(),
+        );
+        r.register(
+            "check_value",
+            "The number a check last measured",
+            m.check_value.clone(),
+        );
+        r.register(
+            "claim_conflicts",
+            "Fires another replica claimed first",
+            m.claim_conflicts.clone(),
+        );
+        r.register(
+            "runs_abandoned",
+            "Runs this process marked abandoned (their owner died or stopped beating)",
+            m.runs_abandoned.clone(),
+        );
+        m
+    }
+}
+
+/// What `serve` knows of itself: health, readiness and its metrics. Values
+/// follow events (runs, ticks, maintenance passes); a scrape reads them and
+/// computes only what depends on its own instant (ages), without a store
+/// call.
+#[derive(Debug)]
+pub struct DaemonState {
+    started_at_ms: AtomicI64,
+    last_tick_ms: AtomicI64,
+    last_loop_ms: AtomicI64,
+    store: Arc<StoreHealth>,
+    registry: Registry,
+    m: Metrics,
+    /// Attempts running on this process: their job and start.
+    running: Mutex<HashMap<RunId, (String, DateTime<Utc>)>>,
+    /// Scheduled jobs' schedules, for their period.
+    schedules: Mutex<HashMap<String, (CronExpr, Tz)>>,
+    /// The next fire each period was computed for.
+    next_fire: Mutex<HashMap<String, DateTime<Utc>>>,
+    /// Each job's last final run: its status and end, newest kept.
+    last: Mutex<HashMap<String, (RunStatus, DateTime<Utc>)>>,
+    mail: Mutex<MailBacklog>,
+    /// One scrape at a time: each sets the values of its instant first.
+    scrape: Mutex<()>,
 }
 
 impl DaemonState {
     pub fn new(now: DateTime<Utc>, store: Arc<StoreHealth>) -> Arc<Self> {
-        let s = DaemonState {
+        let mut registry = Registry::with_prefix("runbookd");
+        let m = Metrics::register(&mut registry);
+        Arc::new(DaemonState {
+            started_at_ms: AtomicI64::new(now.timestamp_millis()),
+            last_tick_ms: AtomicI64::new(0),
+            last_loop_ms: AtomicI64::new(0),
             store,
-            ..Default::default()
-        };
-        s.started_at_ms
-            .store(now.timestamp_millis(), Ordering::Relaxed);
-        Arc::new(s)
+            registry,
+            m,
+            running: Mutex::default(),
+            schedules: Mutex::default(),
+            next_fire: Mutex::default(),
+            last: Mutex::default(),
+            mail: Mutex::default(),
+            scrape: Mutex::default(),
+        })
+    }
+
+    /// A job of the config: its timeout, and its schedule (for its period)
+    /// when it has one and is not suspended.
+    pub fn describe_job(&self, job: &str, timeout: Duration, schedule: Option<(CronExpr, Tz)>) {
+        self.m
+            .job_timeout
+            .get_or_create(&by_job(job))
+            .set(timeout.as_secs_f64());
+        if let Some(s) = schedule {
+            self.schedules
+                .lock()
+                .expect("metrics lock")
+                .insert(job.to_string(), s);
+        }
     }
 
     pub fn ticked(&self, now: DateTime<Utc>, active: usize, report: &TickReport) {
         self.last_tick_ms
             .store(now.timestamp_millis(), Ordering::Relaxed);
-        self.ticks.fetch_add(1, Ordering::Relaxed);
-        self.active_runs.store(active as i64, Ordering::Relaxed);
-        let mut missed = self.missed.lock().expect("metrics lock");
-        for (job, n) in &report.missed {
-            *missed.entry(job.clone()).or_default() += n;
+        self.m.last_tick.set(now.timestamp_millis() as f64 / 1000.0);
+        self.m.ticks.inc();
+        self.m.active_runs.set(active as i64);
+        if active == 0 {
+            // Nothing runs: an attempt whose end was lost (a lagging event
+            // channel) must not read as running for ever.
+            self.running.lock().expect("metrics lock").clear();
         }
-        self.claim_conflicts
-            .fetch_add(report.lost_claims as u64, Ordering::Relaxed);
+        for (job, n) in &report.missed {
+            self.m.fires_missed.get_or_create(&by_job(job)).inc_by(*n);
+        }
+        self.m.claim_conflicts.inc_by(report.lost_claims as u64);
     }
 
-    /// Each scheduled job's next fire, as the scheduler sees it.
+    /// Each scheduled job's next fire, as the scheduler sees it. A job's
+    /// period is worked out again only when its next fire moves.
     pub fn next_fires(&self, fires: impl IntoIterator<Item = (String, DateTime<Utc>)>) {
-        let mut m = self.next_fire.lock().expect("metrics lock");
-        m.clear();
-        m.extend(fires.into_iter().map(|(j, t)| (j, t.timestamp())));
+        let fires: HashMap<String, DateTime<Utc>> = fires.into_iter().collect();
+        let mut known = self.next_fire.lock().expect("metrics lock");
+        known.retain(|job, _| {
+            let keep = fires.contains_key(job);
+            if !keep {
+                self.m.next_fire.remove(&by_job(job));
+                self.m.job_period.remove(&by_job(job));
+            }
+            keep
+        });
+        let schedules = self.schedules.lock().expect("metrics lock");
+        for (job, at) in fires {
+            let label = by_job(&job);
+            self.m.next_fire.get_or_create(&label).set(at.timestamp());
+            if known.get(&job) == Some(&at) {
+                continue;
+            }
+            let period = schedules
+                .get(&job)
+                .and_then(|(expr, tz)| expr.prev_fire(*tz, at))
+                .and_then(|prev| (at - prev.at).to_std().ok());
+            match period {
+                Some(p) => {
+                    self.m.job_period.get_or_create(&label).set(p.as_secs_f64());
+                }
+                None => {
+                    self.m.job_period.remove(&label);
+                }
+            }
+            known.insert(job, at);
+        }
     }
 
     /// Runs this daemon marked `abandoned` (their owner died or went quiet).
     pub fn abandoned(&self, n: usize) {
-        self.abandoned.fetch_add(n as u64, Ordering::Relaxed);
+        self.m.runs_abandoned.inc_by(n as u64);
+    }
+
+    /// The pending mail, as a maintenance pass read it.
+    pub fn mail(&self, backlog: MailBacklog) {
+        *self.mail.lock().expect("metrics lock") = backlog;
+    }
+
+    /// A job's last final run as the history has it (read at start): kept
+    /// unless this process has seen a newer one end.
+    pub fn last_run(&self, job: &str, status: RunStatus, at: DateTime<Utc>) {
+        if !FINAL.contains(&status) {
+            return;
+        }
+        let mut last = self.last.lock().expect("metrics lock");
+        if last.get(job).is_some_and(|(_, seen)| *seen > at) {
+            return;
+        }
+        last.insert(job.to_string(), (status, at));
+        for s in FINAL {
+            self.m
+                .job_last_status
+                .get_or_create(&ByStatus {
+                    job: job.to_string(),
+                    status: s,
+                })
+                .set(i64::from(s == status));
+        }
+        self.m
+            .job_last_finished
+            .get_or_create(&by_job(job))
+            .set(at.timestamp());
     }
 
     /// The daemon's loop came round: the process is alive.
@@ -118,62 +446,98 @@ impl DaemonState {
     pub fn observe(&self, ev: &RunEvent) {
         match ev {
             RunEvent::Started {
+                id,
                 job,
                 trigger,
                 scheduled_for,
                 started_at,
-                ..
             } => {
-                *self
-                    .started
+                self.m
+                    .runs_started
+                    .get_or_create(&ByTrigger {
+                        job: job.clone(),
+                        trigger: *trigger,
+                    })
+                    .inc();
+                self.running
                     .lock()
                     .expect("metrics lock")
-                    .entry((job.clone(), trigger.to_string()))
-                    .or_default() += 1;
+                    .insert(*id, (job.clone(), *started_at));
                 if let Some(s) = scheduled_for {
                     let delay = (*started_at - *s).num_microseconds().unwrap_or(0) as f64 / 1e6;
-                    self.fire_delay
-                        .lock()
-                        .expect("metrics lock")
-                        .insert(job.clone(), delay);
+                    self.m.fire_delay.get_or_create(&by_job(job)).set(delay);
                 }
             }
             RunEvent::Finished {
+                id,
                 job,
+                trigger,
                 status,
                 at,
                 took,
                 checks,
                 ..
             } => {
-                *self
-                    .finished
-                    .lock()
-                    .expect("metrics lock")
-                    .entry((job.clone(), status.to_string()))
-                    .or_default() += 1;
-                if *status != RunStatus::Skipped {
-                    self.durations
-                        .lock()
-                        .expect("metrics lock")
-                        .entry(job.clone())
-                        .or_default()
+                self.running.lock().expect("metrics lock").remove(id);
+                if *status == RunStatus::Skipped {
+                    // Recorded skipped: started and ended in one instant.
+                    self.m
+                        .runs_started
+                        .get_or_create(&ByTrigger {
+                            job: job.clone(),
+                            trigger: *trigger,
+                        })
+                        .inc();
+                } else {
+                    self.m
+                        .run_duration
+                        .get_or_create(&by_job(job))
                         .observe(took.as_secs_f64());
                 }
+                self.m
+                    .runs_finished
+                    .get_or_create(&ByStatus {
+                        job: job.clone(),
+                        status: *status,
+                    })
+                    .inc();
                 if *status == RunStatus::Succeeded {
-                    self.last_success
-                        .lock()
-                        .expect("metrics lock")
-                        .insert(job.clone(), at.timestamp());
+                    self.m
+                        .last_success
+                        .get_or_create(&by_job(job))
+                        .set(at.timestamp());
                 }
-                let mut counts = self.checks.lock().expect("metrics lock");
-                let mut values = self.check_values.lock().expect("metrics lock");
                 for (check, st, value) in checks {
-                    *counts.entry((job.clone(), st.to_string())).or_default() += 1;
-                    match value {
-                        Some(v) => values.insert((job.clone(), check.clone()), *v),
-                        None => values.remove(&(job.clone(), check.clone())),
+                    self.m
+                        .check_results
+                        .get_or_create(&ByCheckStatus {
+                            job: job.clone(),
+                            status: *st,
+                        })
+                        .inc();
+                    let label = ByCheck {
+                        job: job.clone(),
+                        check: check.clone(),
                     };
+                    match value {
+                        Some(v) => {
+                            self.m.check_value.get_or_create(&label).set(*v);
+                        }
+                        None => {
+                            self.m.check_value.remove(&label);
+                        }
+                    }
+                }
+            }
+            RunEvent::Ended {
+                job,
+                status,
+                dry_run,
+                at,
+                ..
+            } => {
+                if !dry_run {
+                    self.last_run(job, *status, *at);
                 }
             }
         }
@@ -216,223 +580,47 @@ impl DaemonState {
         Ok("ready".to_string())
     }
 
+    /// The scrape now.
     pub fn render_metrics(&self) -> String {
-        let mut out = String::new();
-        let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
-        let load = |a: &AtomicU64| a.load(Ordering::Relaxed).to_string();
-        family(
-            &mut out,
-            "runbookd_last_tick_timestamp_seconds",
-            "gauge",
-            "When the scheduler last evaluated its jobs.",
-            [(
-                String::new(),
-                (self.last_tick_ms.load(Ordering::Relaxed) as f64 / 1000.0).to_string(),
-            )],
-        );
-        family(
-            &mut out,
-            "runbookd_ticks_total",
-            "counter",
-            "Scheduler evaluations.",
-            [(String::new(), load(&self.ticks))],
-        );
-        family(
-            &mut out,
-            "runbookd_active_runs",
-            "gauge",
-            "Runs this process is executing.",
-            [(
-                String::new(),
-                self.active_runs.load(Ordering::Relaxed).to_string(),
-            )],
-        );
-        family(
-            &mut out,
-            "runbookd_store_up",
-            "gauge",
-            "Whether the history store answers (1) or not (0).",
-            [(String::new(), u8::from(self.store.is_up()).to_string())],
-        );
-        let errors: Vec<(String, String)> = self
-            .store
-            .errors()
-            .iter()
-            .map(|(op, n)| (format!("{{op=\"{}\"}}", esc(op)), n.to_string()))
-            .collect();
-        family(
-            &mut out,
-            "runbookd_store_errors_total",
-            "counter",
-            "Failed history store calls, by operation.",
-            errors,
-        );
-        let missed: Vec<(String, String)> = self
-            .missed
-            .lock()
-            .expect("metrics lock")
-            .iter()
-            .map(|(job, n)| (format!("{{job=\"{}\"}}", esc(job)), n.to_string()))
-            .collect();
-        family(
-            &mut out,
-            "runbookd_fires_missed_total",
-            "counter",
-            "Scheduled fires that will never run (runbookd or its store was down).",
-            missed,
-        );
-        let by =
-            |map: &Mutex<BTreeMap<(String, String), u64>>, label: &str| -> Vec<(String, String)> {
-                map.lock()
-                    .expect("metrics lock")
-                    .iter()
-                    .map(|((job, v), n)| {
-                        (
-                            format!("{{job=\"{}\",{label}=\"{}\"}}", esc(job), esc(v)),
-                            n.to_string(),
-                        )
-                    })
-                    .collect()
-            };
-        family(
-            &mut out,
-            "runbookd_runs_started_total",
-            "counter",
-            "Run attempts started by this process.",
-            by(&self.started, "trigger"),
-        );
-        family(
-            &mut out,
-            "runbookd_runs_finished_total",
-            "counter",
-            "Run attempts ended, by status.",
-            by(&self.finished, "status"),
-        );
-        let delays: Vec<(String, String)> = self
-            .fire_delay
-            .lock()
-            .expect("metrics lock")
-            .iter()
-            .map(|(job, d)| (format!("{{job=\"{}\"}}", esc(job)), d.to_string()))
-            .collect();
-        family(
-            &mut out,
-            "runbookd_fire_delay_seconds",
-            "gauge",
-            "Scheduled instant to start, of the job's last scheduled run.",
-            delays,
-        );
-        let mut samples = Vec::new();
-        let mut sums = Vec::new();
-        let mut counts = Vec::new();
-        for (job, h) in self.durations.lock().expect("metrics lock").iter() {
-            let job = esc(job);
-            for (b, n) in BUCKETS.iter().zip(h.counts) {
-                samples.push((
-                    format!("_bucket{{job=\"{job}\",le=\"{b}\"}}"),
-                    n.to_string(),
-                ));
-            }
-            samples.push((
-                format!("_bucket{{job=\"{job}\",le=\"+Inf\"}}"),
-                h.count.to_string(),
-            ));
-            sums.push((format!("_sum{{job=\"{job}\"}}"), h.sum.to_string()));
-            counts.push((format!("_count{{job=\"{job}\"}}"), h.count.to_string()));
-        }
-        samples.extend(sums);
-        samples.extend(counts);
-        family(
-            &mut out,
-            "runbookd_run_duration_seconds",
-            "histogram",
-            "How long run attempts took, by job (skipped runs not counted).",
-            samples,
-        );
-        let by_job = |m: &Mutex<BTreeMap<String, i64>>| -> Vec<(String, String)> {
-            m.lock()
-                .expect("metrics lock")
-                .iter()
-                .map(|(job, v)| (format!("{{job=\"{}\"}}", esc(job)), v.to_string()))
-                .collect()
-        };
-        family(
-            &mut out,
-            "runbookd_last_success_timestamp_seconds",
-            "gauge",
-            "When the job last succeeded on this process.",
-            by_job(&self.last_success),
-        );
-        family(
-            &mut out,
-            "runbookd_next_fire_timestamp_seconds",
-            "gauge",
-            "The job's next scheduled fire.",
-            by_job(&self.next_fire),
-        );
-        family(
-            &mut out,
-            "runbookd_check_results_total",
-            "counter",
-            "Check results recorded, by job and status.",
-            by(&self.checks, "status"),
-        );
-        let values: Vec<(String, String)> = self
-            .check_values
-            .lock()
-            .expect("metrics lock")
-            .iter()
-            .map(|((job, check), v)| {
-                (
-                    format!("{{job=\"{}\",check=\"{}\"}}", esc(job), esc(check)),
-                    v.to_string(),
-                )
-            })
-            .collect();
-        family(
-            &mut out,
-            "runbookd_check_value",
-            "gauge",
-            "The number a check last measured.",
-            values,
-        );
-        family(
-            &mut out,
-            "runbookd_claim_conflicts_total",
-            "counter",
-            "Fires another replica claimed first.",
-            [(
-                String::new(),
-                self.claim_conflicts.load(Ordering::Relaxed).to_string(),
-            )],
-        );
-        family(
-            &mut out,
-            "runbookd_runs_abandoned_total",
-            "counter",
-            "Runs this process marked abandoned (their owner died or stopped beating).",
-            [(
-                String::new(),
-                self.abandoned.load(Ordering::Relaxed).to_string(),
-            )],
-        );
-        out
+        self.render_at(Utc::now())
     }
-}
 
-/// One metric family in the Prometheus text format: HELP, TYPE, samples
-/// (label set, value).
-fn family(
-    out: &mut String,
-    name: &str,
-    kind: &str,
-    help: &str,
-    samples: impl IntoIterator<Item = (String, String)>,
-) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-    for (labels, value) in samples {
-        let _ = writeln!(out, "{name}{labels} {value}");
+    /// The scrape at `now`, in the Prometheus text format (0.0.4).
+    pub fn render_at(&self, now: DateTime<Utc>) -> String {
+        let _one = self.scrape.lock().expect("metrics lock");
+        self.m.store_up.set(i64::from(self.store.is_up()));
+        // The store's health keeps the counts; the counters show them.
+        for (op, n) in self.store.errors() {
+            self.m
+                .store_errors
+                .get_or_create(&ByOp { op: op.to_string() })
+                .inner()
+                .store(n, Ordering::Relaxed);
+        }
+        let age = |since: DateTime<Utc>| (now - since).to_std().unwrap_or_default().as_secs_f64();
+        let mut longest: HashMap<&str, f64> = HashMap::new();
+        let running = self.running.lock().expect("metrics lock");
+        for (job, started) in running.values() {
+            let a = longest.entry(job).or_default();
+            *a = a.max(age(*started));
+        }
+        self.m.running_longest.clear();
+        for (job, a) in longest {
+            self.m.running_longest.get_or_create(&by_job(job)).set(a);
+        }
+        drop(running);
+        let mail = *self.mail.lock().expect("metrics lock");
+        self.m.mail_pending.set(mail.pending as i64);
+        self.m
+            .mail_oldest_pending
+            .set(mail.oldest.map(age).unwrap_or(0.0));
+        let mut out = String::new();
+        if let Err(e) =
+            prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)
+        {
+            tracing::error!("cannot encode /metrics: {e}");
+        }
+        out
     }
 }
 
@@ -452,7 +640,10 @@ async fn readyz(State(state): State<Arc<DaemonState>>) -> impl IntoResponse {
 
 async fn metrics(State(state): State<Arc<DaemonState>>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        [(
+            header::CONTENT_TYPE,
+            prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+        )],
         state.render_metrics(),
     )
 }
@@ -489,7 +680,6 @@ pub async fn bind(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{RunStatus, Trigger};
 
     fn t(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -515,6 +705,46 @@ mod tests {
         assert!(s.readiness().is_ok());
     }
 
+    fn started(id: RunId, job: &str, trigger: Trigger, at: &str) -> RunEvent {
+        RunEvent::Started {
+            id,
+            job: job.into(),
+            trigger,
+            scheduled_for: None,
+            started_at: t(at),
+        }
+    }
+
+    fn finished(id: RunId, job: &str, status: RunStatus, at: &str) -> RunEvent {
+        RunEvent::Finished {
+            id,
+            job: job.into(),
+            trigger: Trigger::Manual,
+            status,
+            attempt: 1,
+            at: t(at),
+            took: Duration::from_secs(1),
+            checks: Vec::new(),
+        }
+    }
+
+    fn ended(id: RunId, job: &str, status: RunStatus, dry_run: bool, at: &str) -> RunEvent {
+        RunEvent::Ended {
+            id,
+            job: job.into(),
+            status,
+            dry_run,
+            at: t(at),
+        }
+    }
+
+    /// The value of the sample `series` (name and labels as written).
+    fn sample(scrape: &str, series: &str) -> Option<f64> {
+        scrape
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    }
+
     #[test]
     fn metrics_count_runs() {
         let s = DaemonState::new(t("2026-01-01T00:00:00Z"), Arc::default());
@@ -528,6 +758,7 @@ mod tests {
         s.observe(&RunEvent::Finished {
             id: 1,
             job: "hello".into(),
+            trigger: Trigger::Schedule,
             status: RunStatus::Failed,
             attempt: 1,
             at: t("2026-01-01T00:00:03Z"),
@@ -537,6 +768,7 @@ mod tests {
         s.observe(&RunEvent::Finished {
             id: 2,
             job: "hello".into(),
+            trigger: Trigger::Schedule,
             status: RunStatus::Succeeded,
             attempt: 1,
             at: t("2026-01-01T00:01:00Z"),
@@ -583,5 +815,224 @@ mod tests {
             m.contains("runbookd_fire_delay_seconds{job=\"hello\"} 0.25"),
             "{m}"
         );
+    }
+
+    #[test]
+    fn a_skipped_fire_counts_as_started_and_finished() {
+        let s = DaemonState::new(t("2026-01-01T00:00:00Z"), Arc::default());
+        s.observe(&RunEvent::Finished {
+            id: 1,
+            job: "tick".into(),
+            trigger: Trigger::Schedule,
+            status: RunStatus::Skipped,
+            attempt: 1,
+            at: t("2026-01-01T00:00:01Z"),
+            took: Duration::ZERO,
+            checks: Vec::new(),
+        });
+        s.observe(&started(2, "tick", Trigger::Manual, "2026-01-01T00:00:02Z"));
+        s.observe(&finished(
+            2,
+            "tick",
+            RunStatus::Succeeded,
+            "2026-01-01T00:00:03Z",
+        ));
+        let m = s.render_metrics();
+        let started = |trigger| {
+            sample(
+                &m,
+                &format!("runbookd_runs_started_total{{job=\"tick\",trigger=\"{trigger}\"}}"),
+            )
+        };
+        assert_eq!(started("schedule"), Some(1.0), "{m}");
+        assert_eq!(started("manual"), Some(1.0), "{m}");
+        assert_eq!(
+            sample(
+                &m,
+                "runbookd_runs_finished_total{job=\"tick\",status=\"skipped\"}"
+            ),
+            Some(1.0),
+            "{m}"
+        );
+        // A skipped fire took no time.
+        assert_eq!(
+            sample(&m, "runbookd_run_duration_seconds_count{job=\"tick\"}"),
+            Some(1.0),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn the_period_follows_the_schedule_as_the_next_fire_moves() {
+        let s = DaemonState::new(t("2026-01-01T00:00:00Z"), Arc::default());
+        let weekdays: CronExpr = "0 9 * * 1-5".parse().unwrap();
+        s.describe_job(
+            "standup",
+            Duration::from_secs(90),
+            Some((weekdays, chrono_tz::UTC)),
+        );
+        s.describe_job("manual", Duration::from_secs(3600), None);
+        // (next fire as the scheduler sees it, period in hours)
+        for (next, hours) in [
+            // Friday 09:00: from Thursday's.
+            ("2026-01-02T09:00:00Z", 24.0),
+            // Monday 09:00: from Friday's, over the weekend.
+            ("2026-01-05T09:00:00Z", 72.0),
+            ("2026-01-06T09:00:00Z", 24.0),
+        ] {
+            s.next_fires([("standup".to_string(), t(next))]);
+            let m = s.render_at(t(next));
+            assert_eq!(
+                sample(&m, "runbookd_job_period_seconds{job=\"standup\"}"),
+                Some(hours * 3600.0),
+                "next {next}:\n{m}"
+            );
+        }
+        let m = s.render_at(t("2026-01-06T09:00:00Z"));
+        assert_eq!(
+            sample(&m, "runbookd_job_timeout_seconds{job=\"standup\"}"),
+            Some(90.0)
+        );
+        assert_eq!(
+            sample(&m, "runbookd_job_timeout_seconds{job=\"manual\"}"),
+            Some(3600.0)
+        );
+        assert_eq!(
+            sample(&m, "runbookd_job_period_seconds{job=\"manual\"}"),
+            None
+        );
+        // A job no longer scheduled loses its next fire and its period.
+        s.next_fires([]);
+        let m = s.render_at(t("2026-01-06T09:00:00Z"));
+        for family in ["next_fire_timestamp_seconds", "job_period_seconds"] {
+            assert!(
+                !m.contains(&format!("runbookd_{family}{{job=\"standup\"}}")),
+                "{m}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_last_status_is_the_newest_final_real_run() {
+        let s = DaemonState::new(t("2026-01-01T00:00:00Z"), Arc::default());
+        let status = |m: &str, job: &str, st: &str| {
+            sample(
+                m,
+                &format!("runbookd_job_last_status{{job=\"{job}\",status=\"{st}\"}}"),
+            )
+        };
+        // Read from the history at start.
+        s.last_run("nightly", RunStatus::Failed, t("2026-01-01T02:00:00Z"));
+        let m = s.render_at(t("2026-01-01T03:00:00Z"));
+        assert_eq!(status(&m, "nightly", "failed"), Some(1.0), "{m}");
+        assert_eq!(status(&m, "nightly", "succeeded"), Some(0.0), "{m}");
+        assert_eq!(status(&m, "nightly", "timed_out"), Some(0.0), "{m}");
+        // A dry run is not the job's status; a real success is.
+        s.observe(&ended(
+            7,
+            "nightly",
+            RunStatus::Succeeded,
+            true,
+            "2026-01-01T03:00:00Z",
+        ));
+        let m = s.render_at(t("2026-01-01T03:00:00Z"));
+        assert_eq!(status(&m, "nightly", "failed"), Some(1.0), "{m}");
+        s.observe(&ended(
+            8,
+            "nightly",
+            RunStatus::Succeeded,
+            false,
+            "2026-01-01T04:00:00Z",
+        ));
+        // The history read comes late: older than what this process saw.
+        s.last_run("nightly", RunStatus::TimedOut, t("2026-01-01T03:30:00Z"));
+        // Not final statuses: ignored.
+        s.last_run("nightly", RunStatus::Skipped, t("2026-01-01T05:00:00Z"));
+        let m = s.render_at(t("2026-01-01T05:00:00Z"));
+        assert_eq!(status(&m, "nightly", "succeeded"), Some(1.0), "{m}");
+        assert_eq!(status(&m, "nightly", "failed"), Some(0.0), "{m}");
+        assert_eq!(status(&m, "nightly", "timed_out"), Some(0.0), "{m}");
+        assert_eq!(
+            sample(
+                &m,
+                "runbookd_job_last_finished_timestamp_seconds{job=\"nightly\"}"
+            ),
+            Some(t("2026-01-01T04:00:00Z").timestamp() as f64),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn running_attempts_and_pending_mail_are_aged_at_the_scrape() {
+        let s = DaemonState::new(t("2026-01-01T00:00:00Z"), Arc::default());
+        s.observe(&started(
+            1,
+            "migrate",
+            Trigger::Manual,
+            "2026-01-01T00:00:00Z",
+        ));
+        s.observe(&started(
+            2,
+            "migrate",
+            Trigger::Manual,
+            "2026-01-01T00:10:00Z",
+        ));
+        s.observe(&started(
+            3,
+            "quick",
+            Trigger::Manual,
+            "2026-01-01T00:19:00Z",
+        ));
+        s.observe(&finished(
+            3,
+            "quick",
+            RunStatus::Succeeded,
+            "2026-01-01T00:19:30Z",
+        ));
+        s.mail(MailBacklog {
+            pending: 3,
+            oldest: Some(t("2026-01-01T00:05:00Z")),
+        });
+        let m = s.render_at(t("2026-01-01T00:20:00Z"));
+        assert_eq!(
+            sample(&m, "runbookd_running_longest_seconds{job=\"migrate\"}"),
+            Some(1200.0),
+            "{m}"
+        );
+        assert_eq!(
+            sample(&m, "runbookd_running_longest_seconds{job=\"quick\"}"),
+            None,
+            "{m}"
+        );
+        assert_eq!(sample(&m, "runbookd_mail_pending"), Some(3.0), "{m}");
+        assert_eq!(
+            sample(&m, "runbookd_mail_oldest_pending_seconds"),
+            Some(900.0),
+            "{m}"
+        );
+        s.observe(&finished(
+            1,
+            "migrate",
+            RunStatus::Succeeded,
+            "2026-01-01T00:21:00Z",
+        ));
+        s.mail(MailBacklog::default());
+        let m = s.render_at(t("2026-01-01T00:25:00Z"));
+        assert_eq!(
+            sample(&m, "runbookd_running_longest_seconds{job=\"migrate\"}"),
+            Some(900.0),
+            "{m}"
+        );
+        assert_eq!(sample(&m, "runbookd_mail_pending"), Some(0.0), "{m}");
+        assert_eq!(
+            sample(&m, "runbookd_mail_oldest_pending_seconds"),
+            Some(0.0),
+            "{m}"
+        );
+        // Nothing runs by the scheduler's count: an end never heard of
+        // does not leave a run aging for ever.
+        s.ticked(t("2026-01-01T00:26:00Z"), 0, &TickReport::default());
+        let m = s.render_at(t("2026-01-01T00:30:00Z"));
+        assert!(!m.contains("runbookd_running_longest_seconds{"), "{m}");
     }
 }

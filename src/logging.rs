@@ -78,6 +78,16 @@ impl Visit for Fields<'_> {
     }
 }
 
+/// The filter when `RUST_LOG` is not set. The daemon logs its decisions; a
+/// foreground command shows only the run itself. Other crates say only what
+/// an operator must act on: the AWS credential chain warns for every
+/// provider it tries (the check that needed credentials reports the
+/// outcome), and the timer crate announces its own start at INFO.
+pub fn default_directives(daemon: bool) -> String {
+    let level = if daemon { "info" } else { "warn" };
+    format!("{level},aws_config=error,tokio_cron_scheduler=warn")
+}
+
 /// Installs the process's subscriber on stderr. A line that cannot be
 /// written (the reader of stderr went away) is dropped: reporting that on
 /// stderr would panic the task that logged, which once left the daemon deaf

@@ -5,16 +5,9 @@ use tracing_subscriber::EnvFilter;
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    // The daemon logs its decisions; a foreground command shows only the run
-    // itself unless RUST_LOG asks for more.
-    let default_level = match cli.command {
-        Command::Serve { .. } => "info",
-        _ => "warn",
-    };
-    // The AWS credential chain warns for every provider it tries; the check
-    // that needed credentials already reports the outcome.
+    let daemon = matches!(cli.command, Command::Serve { .. });
     let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(format!("{default_level},aws_config=error")));
+        .unwrap_or_else(|_| EnvFilter::new(runbookd::logging::default_directives(daemon)));
     let cli_format = cli.log_format;
     runbookd::logging::init(cli.log_format == LogFormat::Json, filter);
 

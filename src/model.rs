@@ -316,6 +316,15 @@ pub struct QueuedMail {
     pub sent_at: Option<DateTime<Utc>>,
 }
 
+/// The mail kept because it could not be sent yet: how much, and since
+/// when.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct MailBacklog {
+    pub pending: u64,
+    /// When the oldest pending message was queued.
+    pub oldest: Option<DateTime<Utc>>,
+}
+
 string_enum! {
     /// Where a request for a run stands.
     RequestStatus {

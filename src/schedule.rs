@@ -521,7 +521,52 @@ impl CronExpr {
         }
         out
     }
+
+    /// The last fire strictly before `before`, by the same rules as
+    /// [`CronExpr::next_fire`]. Searched with forward searches only: the
+    /// window back is doubled until it holds a fire, then halved down to a
+    /// second, so it costs a few dozen of them whatever the schedule.
+    /// `None` if it did not fire in the ten years before.
+    pub fn prev_fire(&self, tz: Tz, before: DateTime<Utc>) -> Option<Fire> {
+        let fire_from = |t: DateTime<Utc>| self.next_fire(tz, t).filter(|f| f.at < before);
+        // A fire lies in (far, before); none in (near, before).
+        let mut near = before;
+        let mut width = Duration::seconds(1);
+        let mut far = loop {
+            let from = before - width;
+            if fire_from(from).is_some() {
+                break from;
+            }
+            if width > LOOKBACK {
+                return None;
+            }
+            near = from;
+            width = width * 2;
+        };
+        while near - far > Duration::seconds(1) {
+            let mid = far + (near - far) / 2;
+            if fire_from(mid).is_some() {
+                far = mid;
+            } else {
+                near = mid;
+            }
+        }
+        fire_from(far)
+    }
+
+    /// The schedule's period at `now`: from its last fire at or before
+    /// `now` to its first after. A weekday job on a Saturday has 72 h; a
+    /// daily job across a DST change 23 h or 25 h.
+    pub fn period_at(&self, tz: Tz, now: DateTime<Utc>) -> Option<std::time::Duration> {
+        let next = self.next_fire(tz, now)?.at;
+        let prev = self.prev_fire(tz, next)?.at;
+        (next - prev).to_std().ok()
+    }
 }
+
+/// How far back [`CronExpr::prev_fire`] looks: past the nine years
+/// `next_naive` looks ahead, so any expression that fires at all is found.
+const LOOKBACK: Duration = Duration::days(366 * 10);
 
 /// The first instant whose wall-clock time is past the nonexistent `nominal`:
 /// the moment the clocks jumped.
@@ -910,6 +955,85 @@ mod tests {
         assert!(e.contains("did you mean `Asia/Kolkata`"), "{e}");
         let e = parse_timezone("Mars/Olympus").unwrap_err();
         assert!(e.contains("unknown timezone `Mars/Olympus`"), "{e}");
+    }
+
+    #[test]
+    fn period_table() {
+        // (expr, tz, now, seconds from the fire before `now` to the next)
+        let cases: &[(&str, &str, &str, u64)] = &[
+            ("* * * * * *", "UTC", "2026-01-01T00:00:00.500Z", 1),
+            ("* * * * * *", "UTC", "2026-01-01T00:00:00Z", 1),
+            ("*/5 * * * *", "UTC", "2026-01-01T00:02:00Z", 300),
+            ("*/5 * * * *", "UTC", "2026-01-01T00:05:00Z", 300),
+            ("0 3 * * *", "UTC", "2026-01-01T12:00:00Z", 86_400),
+            // Weekdays at 09:00: Saturday's period runs Friday to Monday.
+            ("0 9 * * 1-5", "UTC", "2026-01-03T12:00:00Z", 3 * 86_400),
+            ("0 9 * * 1-5", "UTC", "2026-01-06T12:00:00Z", 86_400),
+            // 02:30 does not exist on 2026-03-08 in New York: it fires at
+            // 03:00 EDT, 23.5 h after the day before's 02:30 EST.
+            (
+                "30 2 * * *",
+                "America/New_York",
+                "2026-03-08T05:00:00Z",
+                84_600,
+            ),
+            // 03:00 the day the clocks go back: 25 h after the day before.
+            (
+                "0 3 * * *",
+                "America/New_York",
+                "2026-11-01T05:00:00Z",
+                90_000,
+            ),
+            (
+                "0 3 * * *",
+                "America/New_York",
+                "2026-11-02T05:00:00Z",
+                86_400,
+            ),
+            // Every 30 min with the hour a wildcard: both passes of the
+            // repeated hour fire, so the period stays 30 min.
+            (
+                "*/30 * * * *",
+                "America/New_York",
+                "2026-11-01T05:40:00Z",
+                1_800,
+            ),
+            (
+                "*/30 * * * *",
+                "America/New_York",
+                "2026-11-01T06:10:00Z",
+                1_800,
+            ),
+            ("0 0 1 * *", "UTC", "2026-02-15T00:00:00Z", 28 * 86_400),
+            ("0 0 1 1 *", "UTC", "2026-06-01T00:00:00Z", 365 * 86_400),
+            // Leap days only: 2024-02-29 to 2028-02-29.
+            ("0 0 29 2 *", "UTC", "2026-03-01T00:00:00Z", 1_461 * 86_400),
+        ];
+        for (expr, tz, now, want) in cases {
+            let e: CronExpr = expr.parse().unwrap();
+            let tz: Tz = tz.parse().unwrap();
+            let got = e.period_at(tz, utc(now)).map(|d| d.as_secs());
+            assert_eq!(got, Some(*want), "{expr} in {tz} at {now}");
+        }
+    }
+
+    #[test]
+    fn prev_fire_is_the_last_fire_strictly_before() {
+        let e: CronExpr = "0 */6 * * *".parse().unwrap();
+        let tz: Tz = "UTC".parse().unwrap();
+        let at = |s| e.prev_fire(tz, utc(s)).map(|f| f.at);
+        assert_eq!(
+            at("2026-01-01T06:00:00Z"),
+            Some(utc("2026-01-01T00:00:00Z"))
+        );
+        assert_eq!(
+            at("2026-01-01T06:00:01Z"),
+            Some(utc("2026-01-01T06:00:00Z"))
+        );
+        assert_eq!(
+            at("2026-01-01T05:59:59Z"),
+            Some(utc("2026-01-01T00:00:00Z"))
+        );
     }
 
     #[test]

@@ -562,6 +562,124 @@ fn serve_answers_healthz_and_metrics() {
     assert!(d.wait(Duration::from_secs(20)).success());
 }
 
+/// The daemon's own lines only: the timer crate's start-up chatter is not
+/// news at INFO, and the signal that stopped the daemon is said before it
+/// says it stopped.
+#[test]
+fn serve_logs_the_signal_before_stopped_and_no_timer_chatter() {
+    let w = workdir(&format!(
+        "{DAEMON}jobs:\n  tick:\n    kind: command\n    argv: [\"true\"]\n    schedule: \"0 0 1 1 *\"\n    timezone: UTC\n"
+    ));
+    let mut d = w.serve();
+    d.addr();
+    d.signal(nix::sys::signal::Signal::SIGTERM);
+    assert!(d.wait(Duration::from_secs(20)).success(), "{}", d.log());
+    let log = d.log();
+    for chatter in ["Uninited", "Job creator created"] {
+        assert!(!log.contains(chatter), "`{chatter}` logged:\n{log}");
+    }
+    let lines: Vec<&str> = log.lines().collect();
+    let at = |what: &str| {
+        lines
+            .iter()
+            .position(|l| l.trim_end().ends_with(what))
+            .unwrap_or_else(|| panic!("no line ending `{what}` in:\n{log}"))
+    };
+    assert!(
+        at("SIGTERM received") < at(": stopped"),
+        "the signal is said after `stopped`:\n{log}"
+    );
+}
+
+/// Every run this process records starts and finishes once, fires recorded
+/// skipped (here: a paused job) included, so started − finished is what is
+/// running.
+#[test]
+fn runs_started_and_finished_agree_when_fires_are_skipped() {
+    let w = workdir(&format!(
+        "{DAEMON}jobs:\n  tick:\n    kind: command\n    argv: [\"true\"]\n    schedule: \"* * * * * *\"\n    timezone: UTC\n"
+    ));
+    let out = w.run(&["pause", "tick", "--reason", "test"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let d = w.serve();
+    let addr = d.addr();
+    let skipped = "runbookd_runs_finished_total{job=\"tick\",status=\"skipped\"}";
+    let (started, finished) = eventually(
+        Duration::from_secs(20),
+        "two skipped fires, counted as started as often as finished",
+        || {
+            let (_, m) = runbookd::testkit::binary::get(addr, "/metrics")?;
+            let counts = (
+                runbookd::testkit::binary::metric(&m, "runbookd_runs_started_total"),
+                runbookd::testkit::binary::metric(&m, "runbookd_runs_finished_total"),
+            );
+            (m.contains(skipped) && runbookd::testkit::binary::metric(&m, skipped) >= 2.0)
+                .then_some(counts)
+                .filter(|(s, f)| s == f)
+        },
+    );
+    assert!(
+        started >= 2.0 && started == finished,
+        "{started} {finished}"
+    );
+}
+
+/// What the alerts read, end to end: a run that failed before the daemon
+/// started is its job's last status (from the history), its failure mail
+/// (the mail server down) is pending, a scheduled job has its period, and
+/// every job its timeout.
+#[test]
+fn serve_exposes_last_status_pending_mail_period_and_timeout() {
+    let down = free_port();
+    let w = workdir(&format!(
+        "{DAEMON}mail:\n  smtp_url: \"smtp://127.0.0.1:{down}?tls=none\"\n  to: oncall@example.com\njobs:\n  broken:\n    kind: command\n    argv: [\"false\"]\n    timeout: 90s\n    notify: on_failure\n  every5:\n    kind: command\n    argv: [\"true\"]\n    schedule: \"*/5 * * * *\"\n    timezone: UTC\n"
+    ));
+    let out = w.run(&["run", "broken"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let d = w.serve();
+    let addr = d.addr();
+    let value = |m: &str, series: &str| {
+        m.lines().find_map(|l| {
+            l.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .parse::<f64>()
+                .ok()
+        })
+    };
+    let m = eventually(
+        Duration::from_secs(20),
+        "the last status and the pending mail in /metrics",
+        || {
+            let (_, m) = runbookd::testkit::binary::get(addr, "/metrics")?;
+            (value(
+                &m,
+                "runbookd_job_last_status{job=\"broken\",status=\"failed\"}",
+            ) == Some(1.0)
+                && value(&m, "runbookd_mail_pending") == Some(1.0))
+            .then_some(m)
+        },
+    );
+    for (series, want) in [
+        (
+            "runbookd_job_last_status{job=\"broken\",status=\"succeeded\"}",
+            0.0,
+        ),
+        ("runbookd_job_period_seconds{job=\"every5\"}", 300.0),
+        ("runbookd_job_timeout_seconds{job=\"broken\"}", 90.0),
+        ("runbookd_job_timeout_seconds{job=\"every5\"}", 3600.0),
+    ] {
+        assert_eq!(value(&m, series), Some(want), "{series} in\n{m}");
+    }
+    assert!(
+        value(&m, "runbookd_mail_oldest_pending_seconds").is_some_and(|a| a > 0.0),
+        "{m}"
+    );
+    assert!(
+        !m.contains("runbookd_job_period_seconds{job=\"broken\"}"),
+        "{m}"
+    );
+}
+
 #[test]
 fn a_taken_port_fails_serve_with_the_address() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

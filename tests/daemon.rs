@@ -99,3 +99,94 @@ async fn a_whole_daemon_runs_a_scheduled_checklist_against_fakes() {
     assert_eq!(run.checks[0].status, CheckStatus::Pass, "{run:?}");
     assert!(run.checks[0].reason.contains("10d"), "{:?}", run.checks[0]);
 }
+
+/// Names with a newline, a quote and a backslash (a check named so passed
+/// `validate` once) must leave the scrape valid: one bad label used to make
+/// Prometheus drop every metric of the target. Built from events, as the
+/// daemon builds it, so names `validate` now refuses still get here.
+#[cfg(feature = "integration")]
+#[test]
+fn a_scrape_with_hostile_names_passes_promtool() {
+    use runbookd::http::DaemonState;
+    use runbookd::scheduler::TickReport;
+    use runbookd::store::Trigger;
+
+    let t = |s: &str| {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .unwrap()
+            .with_timezone(&Utc)
+    };
+    let state = DaemonState::new(t("2026-01-01T00:00:00Z"), Arc::default());
+    let job = "bad\njob \"quoted\" back\\slash\r\ttab";
+    let check = "line1\nline2 \"q\" \\ end";
+    state.observe(&RunEvent::Started {
+        id: 1,
+        job: job.into(),
+        trigger: Trigger::Schedule,
+        scheduled_for: Some(t("2026-01-01T00:00:00Z")),
+        started_at: t("2026-01-01T00:00:00.100Z"),
+    });
+    state.observe(&RunEvent::Finished {
+        id: 1,
+        job: job.into(),
+        trigger: Trigger::Schedule,
+        status: RunStatus::Failed,
+        attempt: 1,
+        at: t("2026-01-01T00:00:02Z"),
+        took: Duration::from_secs(2),
+        checks: vec![(check.into(), CheckStatus::Fail, Some(3.5))],
+    });
+    state.observe(&RunEvent::Ended {
+        id: 1,
+        job: job.into(),
+        status: RunStatus::Failed,
+        dry_run: false,
+        at: t("2026-01-01T00:00:02Z"),
+    });
+    state.observe(&RunEvent::Started {
+        id: 2,
+        job: job.into(),
+        trigger: Trigger::Manual,
+        scheduled_for: None,
+        started_at: t("2026-01-01T00:00:02Z"),
+    });
+    state.describe_job(
+        job,
+        Duration::from_secs(60),
+        Some(("* * * * *".parse().unwrap(), chrono_tz::UTC)),
+    );
+    state.next_fires([(job.to_string(), t("2026-01-01T00:01:00Z"))]);
+    state.ticked(
+        t("2026-01-01T00:00:03Z"),
+        1,
+        &TickReport {
+            missed: vec![(job.to_string(), 2)],
+            ..Default::default()
+        },
+    );
+    let scrape = state.render_metrics();
+    for family in [
+        "runbookd_check_value{",
+        "runbookd_job_period_seconds{",
+        "runbookd_job_last_status{",
+        "runbookd_running_longest_seconds{",
+    ] {
+        assert!(scrape.contains(family), "no {family} in\n{scrape}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("scrape.prom");
+    std::fs::write(&file, &scrape).unwrap();
+    let out = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(&file).unwrap())
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run promtool ({e}): install Debian's `prometheus` package, as scripts/services.sh does")
+        });
+    assert!(
+        out.status.success(),
+        "promtool rejects the scrape:\n{}{}\n--- scrape ---\n{scrape}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

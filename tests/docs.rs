@@ -34,6 +34,140 @@ fn readme_lists_exactly_the_registered_kinds() {
     );
 }
 
+/// A scrape in which every metric has a value (a family without one is
+/// not shown): a run of each kind of event, a store call failed.
+fn a_scrape_with_every_metric() -> String {
+    use chrono::{DateTime, Utc};
+    use runbookd::model::{CheckStatus, MailBacklog};
+    use runbookd::runner::RunEvent;
+    use runbookd::store::{HistoryStore, RunStatus, Trigger, WatchedStore};
+    use std::time::Duration;
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let db = runbookd::testkit::TestDatabase::sqlite();
+    let store = rt.block_on(async {
+        let store = WatchedStore::new(db.open().await);
+        // The file gone, the store refuses writes and its probe.
+        std::fs::remove_file(db.url.trim_start_matches("sqlite://")).unwrap();
+        assert!(store.ping().await.is_err());
+        store
+    });
+    let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+    let state = runbookd::http::DaemonState::new(t("2026-01-01T00:00:00Z"), store.health().clone());
+    let job = "nightly";
+    state.describe_job(
+        job,
+        Duration::from_secs(60),
+        Some(("0 3 * * *".parse().unwrap(), chrono_tz::UTC)),
+    );
+    state.next_fires([(job.to_string(), t("2026-01-02T03:00:00Z"))]);
+    state.observe(&RunEvent::Started {
+        id: 1,
+        job: job.into(),
+        trigger: Trigger::Schedule,
+        scheduled_for: Some(t("2026-01-01T03:00:00Z")),
+        started_at: t("2026-01-01T03:00:00Z"),
+    });
+    state.observe(&RunEvent::Finished {
+        id: 1,
+        job: job.into(),
+        trigger: Trigger::Schedule,
+        status: RunStatus::Succeeded,
+        attempt: 1,
+        at: t("2026-01-01T03:00:10Z"),
+        took: Duration::from_secs(10),
+        checks: vec![("disk".into(), CheckStatus::Pass, Some(0.5))],
+    });
+    state.observe(&RunEvent::Ended {
+        id: 1,
+        job: job.into(),
+        status: RunStatus::Succeeded,
+        dry_run: false,
+        at: t("2026-01-01T03:00:10Z"),
+    });
+    state.observe(&RunEvent::Started {
+        id: 2,
+        job: job.into(),
+        trigger: Trigger::Manual,
+        scheduled_for: None,
+        started_at: t("2026-01-01T04:00:00Z"),
+    });
+    state.ticked(
+        t("2026-01-01T04:00:01Z"),
+        1,
+        &runbookd::scheduler::TickReport {
+            missed: vec![(job.to_string(), 1)],
+            ..Default::default()
+        },
+    );
+    state.abandoned(1);
+    state.mail(MailBacklog {
+        pending: 1,
+        oldest: Some(t("2026-01-01T03:00:10Z")),
+    });
+    state.render_at(t("2026-01-01T04:00:02Z"))
+}
+
+/// The README's metrics table is what `/metrics` exposes, name and type:
+/// a metric documented but not exposed (or exposed but not documented)
+/// fails here.
+#[test]
+fn readme_lists_exactly_the_exposed_metrics() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme
+        .find("| metric | type | labels | meaning |")
+        .expect("README has no metrics table");
+    let rows: Vec<Vec<&str>> = readme[start..]
+        .lines()
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| l.split('|').map(str::trim).collect())
+        .collect();
+    let mut documented: Vec<(String, String)> = rows
+        .iter()
+        .map(|cells| (cells[1].trim_matches('`').to_string(), cells[2].to_string()))
+        .collect();
+    let scrape = a_scrape_with_every_metric();
+    let mut exposed: Vec<(String, String)> = scrape
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .map(|l| {
+            let (name, kind) = l.split_once(' ').unwrap();
+            (name.to_string(), kind.to_string())
+        })
+        .collect();
+    documented.sort();
+    exposed.sort();
+    assert_eq!(documented, exposed, "README metrics table vs /metrics");
+    // And each one's labels, as its samples carry them.
+    for cells in &rows {
+        let name = cells[1].trim_matches('`');
+        let documented: Vec<&str> = cells[3]
+            .split(',')
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        let sample = scrape
+            .lines()
+            .find(|l| {
+                !l.starts_with('#')
+                    && l.starts_with(name)
+                    && !l[name.len()..].starts_with("_bucket")
+            })
+            .unwrap_or_else(|| panic!("no sample of {name}"));
+        let labels: Vec<&str> = sample
+            .split_once('{')
+            .map(|(_, rest)| {
+                rest.split(',')
+                    .filter_map(|kv| kv.split_once('=').map(|(k, _)| k))
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert_eq!(documented, labels, "labels of {name}: {sample}");
+    }
+}
+
 /// The triage facts table is the list rules are validated against.
 #[test]
 fn readme_lists_exactly_the_triage_facts() {

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use runbookd::model::{
-    CheckResult, CheckStatus, LogSnapshot, MailStatus, Measured, NewRequest, Pause, QueuedMail,
-    RequestFilter, RequestStatus, Step, StepStatus,
+    CheckResult, CheckStatus, LogSnapshot, MailBacklog, MailStatus, Measured, NewRequest, Pause,
+    QueuedMail, RequestFilter, RequestStatus, Step, StepStatus,
 };
 use runbookd::store::{Finish, HistoryStore, NewRun, RunFilter, RunStatus, Trigger};
 use runbookd::testkit::TestDatabase;
@@ -586,6 +586,27 @@ async fn mail_is_kept_until_sent_and_sent_once(s: Arc<dyn HistoryStore>) {
     assert!(s.mail("<b@runbookd>").await.unwrap().is_some());
 }
 
+async fn mail_backlog_counts_pending_mail_and_its_oldest(s: Arc<dyn HistoryStore>) {
+    assert_eq!(s.mail_backlog().await.unwrap(), MailBacklog::default());
+    for (id, at) in [
+        ("<b@runbookd>", "2026-01-01T09:00:00Z"),
+        ("<a@runbookd>", "2026-01-01T08:00:00Z"),
+        ("<c@runbookd>", "2026-01-01T10:00:00Z"),
+    ] {
+        s.queue_mail(&queued(id, at)).await.unwrap();
+    }
+    s.mail_sent("<a@runbookd>", t("2026-01-01T10:30:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.mail_backlog().await.unwrap(),
+        MailBacklog {
+            pending: 2,
+            oldest: Some(t("2026-01-01T09:00:00Z")),
+        }
+    );
+}
+
 async fn failures_are_news_once_and_recovery_once(s: Arc<dyn HistoryStore>) {
     let at = t("2026-01-01T08:00:00Z");
     // A success with nothing told before is not a recovery.
@@ -877,6 +898,7 @@ macro_rules! conformance {
             case!(steps_are_saved_as_they_start_and_end);
             case!(check_history_reads_a_jobs_points_oldest_first);
             case!(mail_is_kept_until_sent_and_sent_once);
+            case!(mail_backlog_counts_pending_mail_and_its_oldest);
             case!(failures_are_news_once_and_recovery_once);
             case!(each_request_is_taken_once_oldest_first);
             case!(requests_expire_and_are_withdrawn_atomically);

@@ -584,9 +584,11 @@ async fn serve(cli: &Cli, listen: Option<SocketAddr>) -> Result<()> {
     let s2 = shutdown.clone();
     tokio::spawn(async move {
         sig.cancelled().await;
-        // Stop first: nothing after this line may keep the daemon running.
-        s2.cancel();
+        // Said before the stop, so it precedes the daemon's "stopping" and
+        // "stopped"; a line that cannot be written is dropped
+        // (`logging::init`), so the stop still follows.
         tracing::info!("{} received", *which.lock().expect("signal lock"));
+        s2.cancel();
     });
     tracing::debug!(store = %redact_url(&url), "starting");
     let runner = runner(cli, &config, store)?;

@@ -98,9 +98,13 @@ pub enum RunEvent {
         scheduled_for: Option<DateTime<Utc>>,
         started_at: DateTime<Utc>,
     },
+    /// An attempt ended, or a fire was recorded skipped (then with no
+    /// `Started` before it: it started and ended in the same instant).
     Finished {
         id: RunId,
         job: String,
+        /// As in the attempt's `Started`; a skipped fire's own.
+        trigger: Trigger,
         status: RunStatus,
         attempt: u32,
         /// When it ended, and how long the attempt took.
@@ -108,6 +112,15 @@ pub enum RunEvent {
         took: Duration,
         /// Its check results: name, status, number measured.
         checks: Vec<(String, CheckStatus, Option<f64>)>,
+    },
+    /// A run is over: its last attempt ended, no retry follows. Retries and
+    /// chained runs are their own.
+    Ended {
+        id: RunId,
+        job: String,
+        status: RunStatus,
+        dry_run: bool,
+        at: DateTime<Utc>,
     },
 }
 
@@ -444,15 +457,16 @@ impl Runner {
         };
         let id = self.store.insert_run(&run).await?;
         if let Some(id) = id {
-            self.skipped(job, id, run.started_at);
+            self.skipped(job, req.trigger, id, run.started_at);
         }
         Ok(id)
     }
 
-    fn skipped(&self, job: &JobConfig, id: RunId, at: DateTime<Utc>) {
+    fn skipped(&self, job: &JobConfig, trigger: Trigger, id: RunId, at: DateTime<Utc>) {
         let _ = self.events.send(RunEvent::Finished {
             id,
             job: job.name.clone(),
+            trigger,
             status: RunStatus::Skipped,
             attempt: 1,
             at,
@@ -461,8 +475,14 @@ impl Runner {
         });
     }
 
-    /// Ends a claimed fire as `skipped` without running it.
-    pub async fn skip(&self, job: &JobConfig, id: RunId, reason: &str) -> Result<(), StoreError> {
+    /// Ends a fire claimed for `req` as `skipped` without running it.
+    pub async fn skip(
+        &self,
+        job: &JobConfig,
+        req: &RunRequest,
+        id: RunId,
+        reason: &str,
+    ) -> Result<(), StoreError> {
         let log = RunLog::new(self.log_max_bytes, self.redactor.clone());
         log.info(reason);
         let finish = Finish {
@@ -472,7 +492,7 @@ impl Runner {
             log: log.snapshot(),
         };
         self.store.finish_run(id, &finish).await?;
-        self.skipped(job, id, finish.finished_at);
+        self.skipped(job, req.trigger, id, finish.finished_at);
         Ok(())
     }
 
@@ -486,6 +506,13 @@ impl Runner {
         stop: &Stop,
     ) -> Ended {
         let mut ended = self.attempts(job, req, first, stop).await;
+        let _ = self.events.send(RunEvent::Ended {
+            id: ended.id,
+            job: job.name.clone(),
+            status: ended.status,
+            dry_run: req.dry_run,
+            at: self.clock.now(),
+        });
         let failed = matches!(ended.status, RunStatus::Failed | RunStatus::TimedOut);
         // A chained run never chains: a failing triage cannot start another.
         let chain = failed
@@ -955,6 +982,11 @@ impl Runner {
         let _ = self.events.send(RunEvent::Finished {
             id,
             job: job.name.clone(),
+            trigger: if attempt > 1 {
+                Trigger::Retry
+            } else {
+                req.trigger
+            },
             status,
             attempt,
             at: finish.finished_at,

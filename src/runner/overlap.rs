@@ -112,8 +112,9 @@ impl Runner {
             return Ok(Admission::Start { id });
         }
         let runs = list(&others);
+        let asked = req.clone();
         let skip = async |reason: String, blockers: Vec<RunId>| {
-            self.skip(job, id, &reason).await?;
+            self.skip(job, &asked, id, &reason).await?;
             Ok(Admission::Skipped {
                 id,
                 reason,

@@ -20,8 +20,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::model::{
-    CheckPoint, CheckResult, LogSnapshot, NewRequest, Pause, ProcessGroup, QueuedMail, Request,
-    RequestFilter, RequestId, Step,
+    CheckPoint, CheckResult, LogSnapshot, MailBacklog, NewRequest, Pause, ProcessGroup, QueuedMail,
+    Request, RequestFilter, RequestId, Step,
 };
 use crate::secret::redact_url;
 
@@ -201,6 +201,10 @@ pub trait HistoryStore: Send + Sync + fmt::Debug {
     ) -> Result<()>;
 
     async fn mail(&self, message_id: &str) -> Result<Option<QueuedMail>>;
+
+    /// How many messages are pending, and the oldest's queue time: one
+    /// aggregate read, for the daemon's metrics.
+    async fn mail_backlog(&self) -> Result<MailBacklog>;
 
     /// Marks a job failing. True only when it was not already: the failure
     /// is news and worth telling; repeats are not.

@@ -16,8 +16,8 @@ use super::{
     STORE_TIMEOUT, StoreError,
 };
 use crate::model::{
-    CheckPoint, CheckResult, CheckStatus, LogSnapshot, Measured, NewRequest, Params, Pause,
-    ProcessGroup, QueuedMail, Request, RequestFilter, RequestId, Step, StepStatus,
+    CheckPoint, CheckResult, CheckStatus, LogSnapshot, MailBacklog, Measured, NewRequest, Params,
+    Pause, ProcessGroup, QueuedMail, Request, RequestFilter, RequestId, Step, StepStatus,
 };
 
 /// A value bound to a statement parameter.
@@ -777,6 +777,19 @@ impl<B: Backend> HistoryStore for SqlStore<B> {
             .await?
             .map(|r| self.mail_from_row(&r))
             .transpose()
+    }
+
+    async fn mail_backlog(&self) -> Result<MailBacklog> {
+        let Some(row) = self
+            .row("count pending mail", sql!("mail_backlog"), &[])
+            .await?
+        else {
+            return Ok(MailBacklog::default());
+        };
+        Ok(MailBacklog {
+            pending: self.decode(row.int("pending"))?.max(0) as u64,
+            oldest: self.decode(row.opt_time("oldest"))?,
+        })
     }
 
     async fn notify_failing(&self, job: &str, run: RunId, at: DateTime<Utc>) -> Result<bool> {

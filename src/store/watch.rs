@@ -15,8 +15,8 @@ use chrono::{DateTime, Utc};
 
 use super::{Claimed, HistoryStore, MissedFires, Result, StoreError};
 use crate::model::{
-    CheckPoint, CheckResult, Finish, LogSnapshot, NewRequest, NewRun, Pause, ProcessGroup,
-    QueuedMail, Request, RequestFilter, RequestId, Run, RunFilter, RunId, Step,
+    CheckPoint, CheckResult, Finish, LogSnapshot, MailBacklog, NewRequest, NewRun, Pause,
+    ProcessGroup, QueuedMail, Request, RequestFilter, RequestId, Run, RunFilter, RunId, Step,
 };
 
 /// How often a down store is tried again by the scheduler.
@@ -335,6 +335,11 @@ impl HistoryStore for WatchedStore {
 
     async fn mail(&self, message_id: &str) -> Result<Option<QueuedMail>> {
         self.watch_read("read mail", self.inner.mail(message_id))
+            .await
+    }
+
+    async fn mail_backlog(&self) -> Result<MailBacklog> {
+        self.watch_read("count pending mail", self.inner.mail_backlog())
             .await
     }
 
