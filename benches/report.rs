@@ -11,7 +11,7 @@
 use std::time::{Duration, Instant};
 
 use runbookd::report::{self, ChartSpec, Settings, Tolerance};
-use runbookd::testkit::TestDatabase;
+use runbookd::testkit::{TestDatabase, bulk};
 
 const ROUNDS: usize = 15;
 
@@ -39,70 +39,6 @@ fn yaml(jobs: usize) -> String {
         ));
     }
     y
-}
-
-async fn load(url: &str, jobs: usize) -> u64 {
-    let pool = sqlx::PgPool::connect(url)
-        .await
-        .expect("connect to the bench database");
-    let mut names = vec!["watch".to_string()];
-    names.extend((1..jobs).map(|i| format!("job-{i:02}")));
-    for name in &names {
-        sqlx::query(
-            "INSERT INTO runs (job, \"trigger\", triggered_by, scheduled_for, started_at, finished_at,
-                               status, attempt, owner, heartbeat_at)
-             SELECT $1, 'schedule', 'scheduler', t, t + interval '1 second',
-                    t + interval '1 second' * (2 + (extract(epoch from t)::bigint % 5)),
-                    CASE WHEN extract(epoch from t)::bigint % 86400 = 3600 THEN 'failed' ELSE 'succeeded' END,
-                    1, 'bench:1:x', t + interval '3 seconds'
-             FROM generate_series(to_timestamp(floor(extract(epoch from now()) / 300) * 300) - interval '90 days',
-                                  now() - interval '5 minutes', interval '5 minutes') AS t",
-        )
-        .bind(name)
-        .execute(&pool)
-        .await
-        .expect("bulk insert runs");
-    }
-    sqlx::query(
-        "INSERT INTO runs (job, \"trigger\", triggered_by, scheduled_for, started_at, finished_at,
-                           status, attempt, owner, heartbeat_at)
-         SELECT 'daily-checklist', 'schedule', 'scheduler', t, t, t + interval '4 seconds', 'succeeded', 1,
-                'bench:1:x', t
-         FROM generate_series(date_trunc('day', now()) - interval '90 days' + interval '9 hours',
-                              now() - interval '1 minute', interval '1 day') AS t",
-    )
-    .execute(&pool)
-    .await
-    .expect("insert checklist runs");
-    for (pos, (job, check, scale)) in [
-        ("watch", "error-rate-5m", 0.01),
-        ("watch", "latency-p99", 1.5),
-        ("daily-checklist", "ai-token-budget", 3000.0),
-    ]
-    .iter()
-    .enumerate()
-    {
-        sqlx::query(
-            "INSERT INTO check_results (run_id, position, check_name, status, value_number, threshold, reason, duration_ms)
-             SELECT id, $1, $2, 'pass', random() * $3, 'fail if > 1', 'ok', 3 FROM runs WHERE job = $4",
-        )
-        .bind(pos as i32 % 2)
-        .bind(*check)
-        .bind(*scale)
-        .bind(*job)
-        .execute(&pool)
-        .await
-        .expect("insert check results");
-    }
-    sqlx::query("ANALYZE")
-        .execute(&pool)
-        .await
-        .expect("analyze");
-    let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM runs")
-        .fetch_one(&pool)
-        .await
-        .expect("count runs");
-    n as u64
 }
 
 fn settings() -> Settings {
@@ -135,7 +71,7 @@ fn settings() -> Settings {
 async fn measure(jobs: usize) -> (u64, Vec<Duration>, usize) {
     let db = TestDatabase::postgres().await;
     let store = db.open().await;
-    let runs = load(&db.url, jobs).await;
+    let runs = bulk::load_history(&db.url, jobs).await;
     let config =
         runbookd::jobs::load_str(std::path::Path::new("bench.yaml"), &yaml(jobs), &|_| None)
             .unwrap_or_else(|e| panic!("{e}"));

@@ -7,6 +7,7 @@
 //! the test fails and says how to start one; it never skips.
 
 pub mod binary;
+pub mod bulk;
 pub mod fakes;
 pub mod history;
 pub mod pods;
