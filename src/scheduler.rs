@@ -8,12 +8,13 @@
 //! loses them.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
+use futures::StreamExt;
 use tokio_util::task::TaskTracker;
 
 use crate::clock::Clock;
@@ -183,6 +184,8 @@ pub struct Scheduler {
     /// Runs this process is executing, to cancel on replace or shutdown.
     active: Arc<Mutex<HashMap<RunId, (String, Stop)>>>,
     tasks: TaskTracker,
+    /// How many jobs' fires one tick claims at once.
+    claim_concurrency: usize,
 }
 
 impl std::fmt::Debug for Scheduler {
@@ -203,6 +206,10 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// store was down (the loop held up by a hung probe) is no longer taken
 /// for a fresh one, which let two run at once, then a third on time.
 const FRESH: Duration = Duration::from_millis(999);
+
+/// Jobs whose fires one tick claims at once: about the Postgres pool's
+/// size, so claims never queue for a connection behind each other.
+pub const CLAIM_CONCURRENCY: usize = 16;
 
 /// Requested runs a replica takes per tick at most: the rest wait a second
 /// for the next tick (or another replica).
@@ -234,7 +241,15 @@ impl Scheduler {
             paused: Mutex::default(),
             active: Arc::new(Mutex::new(HashMap::new())),
             tasks: TaskTracker::new(),
+            claim_concurrency: CLAIM_CONCURRENCY,
         })
+    }
+
+    /// How many jobs' fires a tick claims at once (default
+    /// [`CLAIM_CONCURRENCY`]; 1 claims them one after another).
+    pub fn with_claim_concurrency(mut self, n: usize) -> Self {
+        self.claim_concurrency = n.max(1);
+        self
     }
 
     pub fn with_tolerance(mut self, tolerance: Duration) -> Self {
@@ -335,135 +350,175 @@ impl Scheduler {
                 Err(e) => tracing::warn!("cannot read paused jobs: {e}"),
             }
         }
-        for job in self.config.jobs.values() {
-            let Some(expr) = &job.schedule else { continue };
-            let cursor = self
-                .cursors
-                .lock()
-                .expect("cursor lock")
-                .get(&job.name)
-                .copied()
-                .unwrap_or(now);
-            let decision = due(
-                expr,
-                job.timezone,
-                cursor,
-                now,
-                job.catch_up,
-                self.tolerance,
-            );
-            let mut to_run: Vec<(Fire, Trigger)> = match decision {
-                Due::Nothing => Vec::new(),
-                Due::OnTime(fires) => fires.into_iter().map(|f| (f, Trigger::Schedule)).collect(),
-                Due::Backlog {
-                    run,
-                    missed,
-                    more,
-                    span,
-                } => {
-                    tracing::warn!(
-                        job = %job.name,
-                        "{missed}{} fire(s) missed while runbookd was not evaluating {} (cursor {}); {}",
-                        if more { "+" } else { "" },
-                        job.name,
-                        cursor.to_rfc3339(),
-                        match &run {
-                            Some((f, t)) => format!("running the newest, {} ({t})", f.at.to_rfc3339()),
-                            None => match job.catch_up {
-                                Some(w) => format!("none inside the catch_up window of {}", humantime::format_duration(w)),
-                                None => "the job has no catch_up window".to_string(),
-                            },
-                        }
-                    );
-                    if let Some((first, last)) = span {
-                        self.missed(
-                            job,
-                            missed as u64,
-                            first,
-                            last,
-                            "runbookd was not evaluating schedules (stopped, or its loop stalled)",
-                            &mut report,
-                        )
-                        .await;
+        // Each job's fires are claimed in order (an earlier fire yields to
+        // nothing later), and the jobs concurrently: with fifty fires due at
+        // one instant, the last no longer waits for forty-nine claims.
+        let shared_ok = AtomicBool::new(report.store_ok);
+        let jobs: Vec<&JobConfig> = self
+            .config
+            .jobs
+            .values()
+            .filter(|j| j.schedule.is_some())
+            .collect();
+        let parts: Vec<TickReport> = futures::stream::iter(jobs)
+            .map(|job| self.tick_job(job, now, &shared_ok))
+            .buffer_unordered(self.claim_concurrency)
+            .collect()
+            .await;
+        report.store_ok = shared_ok.load(Ordering::SeqCst);
+        for p in parts {
+            report.started.extend(p.started);
+            report.skipped.extend(p.skipped);
+            report.lost_claims += p.lost_claims;
+            report.missed.extend(p.missed);
+        }
+        if report.store_ok && self.runner.store_health().is_up() {
+            self.take_requests(&mut report).await;
+        }
+        report
+    }
+
+    /// One job's part of a tick: its due fires, claimed in order.
+    async fn tick_job(
+        &self,
+        job: &JobConfig,
+        now: DateTime<Utc>,
+        shared_ok: &AtomicBool,
+    ) -> TickReport {
+        let mut report = TickReport {
+            store_ok: shared_ok.load(Ordering::SeqCst),
+            ..Default::default()
+        };
+        let Some(expr) = &job.schedule else {
+            return report;
+        };
+        let cursor = self
+            .cursors
+            .lock()
+            .expect("cursor lock")
+            .get(&job.name)
+            .copied()
+            .unwrap_or(now);
+        let decision = due(
+            expr,
+            job.timezone,
+            cursor,
+            now,
+            job.catch_up,
+            self.tolerance,
+        );
+        let mut to_run: Vec<(Fire, Trigger)> = match decision {
+            Due::Nothing => Vec::new(),
+            Due::OnTime(fires) => fires.into_iter().map(|f| (f, Trigger::Schedule)).collect(),
+            Due::Backlog {
+                run,
+                missed,
+                more,
+                span,
+            } => {
+                tracing::warn!(
+                    job = %job.name,
+                    "{missed}{} fire(s) missed while runbookd was not evaluating {} (cursor {}); {}",
+                    if more { "+" } else { "" },
+                    job.name,
+                    cursor.to_rfc3339(),
+                    match &run {
+                        Some((f, t)) => format!("running the newest, {} ({t})", f.at.to_rfc3339()),
+                        None => match job.catch_up {
+                            Some(w) => format!("none inside the catch_up window of {}", humantime::format_duration(w)),
+                            None => "the job has no catch_up window".to_string(),
+                        },
                     }
-                    run.into_iter().collect()
-                }
-            };
-            self.cursors
-                .lock()
-                .expect("cursor lock")
-                .insert(job.name.clone(), now);
-            // A call earlier in this tick (the pauses, another job's claim)
-            // may have found the store gone after the tick began: its fires
-            // are the outage's, never replayed as on time once it is back.
-            if !self.runner.store_health().is_up() {
-                report.store_ok = false;
-            }
-            if !report.store_ok {
-                let fires: Vec<Fire> = to_run.iter().map(|(f, _)| *f).collect();
-                if !fires.is_empty() {
-                    tracing::warn!(job = %job.name, "history store down: {} fire(s) not claimed", fires.len());
-                }
-                self.add_outage(&job.name, &fires);
-                continue;
-            }
-            // The store answers: settle fires an outage left behind. A fire
-            // that came due while the store was still down (a slow tick
-            // waiting on it) belongs to the outage, not to now.
-            let outage = self.outages.lock().expect("outage lock").remove(&job.name);
-            if let Some(mut o) = outage {
-                let fresh_after = now - chrono::Duration::from_std(FRESH).unwrap_or_default();
-                let (stale, fresh): (Vec<_>, Vec<_>) =
-                    to_run.into_iter().partition(|(f, _)| f.at <= fresh_after);
-                o.add(&stale.iter().map(|(f, _)| *f).collect::<Vec<_>>());
-                to_run = fresh;
-                let (run, missed, span) = settle(
-                    o.count,
-                    o.first,
-                    o.newest,
-                    !to_run.is_empty(),
-                    now,
-                    job.catch_up,
                 );
                 if let Some((first, last)) = span {
-                    tracing::warn!(job = %job.name, "{missed} fire(s) missed while the history store was down");
                     self.missed(
                         job,
-                        missed,
+                        missed as u64,
                         first,
                         last,
-                        "the history store was unreachable, so the fire could not be claimed",
+                        "runbookd was not evaluating schedules (stopped, or its loop stalled)",
                         &mut report,
                     )
                     .await;
                 }
-                if let Some(f) = run {
-                    to_run.insert(0, (f, Trigger::Catchup));
-                }
+                run.into_iter().collect()
             }
-            // A failure is this job's: other jobs' fires in this tick are
-            // still tried (a down store fails them fast through its health).
-            let mut job_ok = true;
-            for (i, (fire, trigger)) in to_run.iter().enumerate() {
-                if let Err(e) = self.fire(job, *fire, *trigger, &mut report).await {
-                    tracing::error!(job = %job.name, "cannot start the fire at {}: {e}", fire.at.to_rfc3339());
-                    job_ok = false;
-                    let rest: Vec<Fire> = to_run[i..].iter().map(|(f, _)| *f).collect();
-                    self.add_outage(&job.name, &rest);
-                    break;
-                }
+        };
+        self.cursors
+            .lock()
+            .expect("cursor lock")
+            .insert(job.name.clone(), now);
+        // A call earlier in this tick (the pauses, another job's claim)
+        // may have found the store gone after the tick began: its fires
+        // are the outage's, never replayed as on time once it is back.
+        if !self.runner.store_health().is_up() {
+            report.store_ok = false;
+        }
+        if !report.store_ok {
+            let fires: Vec<Fire> = to_run.iter().map(|(f, _)| *f).collect();
+            if !fires.is_empty() {
+                tracing::warn!(job = %job.name, "history store down: {} fire(s) not claimed", fires.len());
             }
-            // A store found down meanwhile is not waited on again.
-            if report.store_ok
-                && job_ok
-                && self.runner.store_health().is_up()
-                && let Err(e) = self.runner.store().advance_cursor(&job.name, now).await
-            {
-                tracing::warn!(job = %job.name, "cannot save the schedule cursor: {e}");
+            self.add_outage(&job.name, &fires);
+            shared_ok.store(false, Ordering::SeqCst);
+            return report;
+        }
+        // The store answers: settle fires an outage left behind. A fire
+        // that came due while the store was still down (a slow tick
+        // waiting on it) belongs to the outage, not to now.
+        let outage = self.outages.lock().expect("outage lock").remove(&job.name);
+        if let Some(mut o) = outage {
+            let fresh_after = now - chrono::Duration::from_std(FRESH).unwrap_or_default();
+            let (stale, fresh): (Vec<_>, Vec<_>) =
+                to_run.into_iter().partition(|(f, _)| f.at <= fresh_after);
+            o.add(&stale.iter().map(|(f, _)| *f).collect::<Vec<_>>());
+            to_run = fresh;
+            let (run, missed, span) = settle(
+                o.count,
+                o.first,
+                o.newest,
+                !to_run.is_empty(),
+                now,
+                job.catch_up,
+            );
+            if let Some((first, last)) = span {
+                tracing::warn!(job = %job.name, "{missed} fire(s) missed while the history store was down");
+                self.missed(
+                    job,
+                    missed,
+                    first,
+                    last,
+                    "the history store was unreachable, so the fire could not be claimed",
+                    &mut report,
+                )
+                .await;
+            }
+            if let Some(f) = run {
+                to_run.insert(0, (f, Trigger::Catchup));
             }
         }
-        if report.store_ok && self.runner.store_health().is_up() {
-            self.take_requests(&mut report).await;
+        // A failure is this job's: other jobs' fires in this tick are
+        // still tried (a down store fails them fast through its health).
+        let mut job_ok = true;
+        for (i, (fire, trigger)) in to_run.iter().enumerate() {
+            if let Err(e) = self.fire(job, *fire, *trigger, &mut report).await {
+                tracing::error!(job = %job.name, "cannot start the fire at {}: {e}", fire.at.to_rfc3339());
+                job_ok = false;
+                let rest: Vec<Fire> = to_run[i..].iter().map(|(f, _)| *f).collect();
+                self.add_outage(&job.name, &rest);
+                break;
+            }
+        }
+        // A store found down meanwhile is not waited on again.
+        if report.store_ok
+            && job_ok
+            && self.runner.store_health().is_up()
+            && let Err(e) = self.runner.store().advance_cursor(&job.name, now).await
+        {
+            tracing::warn!(job = %job.name, "cannot save the schedule cursor: {e}");
+        }
+        if !report.store_ok {
+            shared_ok.store(false, Ordering::SeqCst);
         }
         report
     }
