@@ -1156,13 +1156,20 @@ fn with_no_smtp_mail_goes_to_the_outbox_and_its_path_is_printed() {
     let out = w.run(&["report"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
-    // Its fire that never ran (no daemon), and the two failed runs by hand.
+    // The two failed runs by hand. Its 09:00 fire was before runbookd
+    // first saw the job (the first `run`): not missed, and the ledger
+    // says it is the job's first day.
     assert!(
-        text.starts_with("Subject: [runbookd] Flexoraa morning report: 3 need attention"),
+        text.starts_with("Subject: [runbookd] Flexoraa morning report: 2 need attention"),
         "{text}"
     );
-    assert!(text.contains("broken missed its"), "{text}");
+    assert!(!text.contains("broken missed its"), "{text}");
     assert!(text.contains("broken (by hand, by "), "{text}");
+    let row = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("broken "))
+        .unwrap_or_else(|| panic!("a ledger row for broken: {text}"));
+    assert!(row.contains("first day, from "), "{row}");
     let out = w.run(&["report", "--out", "report.html", "--since", "7d"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let html = std::fs::read_to_string(w.path().join("report.html")).unwrap();

@@ -294,7 +294,7 @@ pub fn render(r: &Report, links: &Links) -> Rendered {
                 ]);
                 continue;
             }
-            let other = [
+            let mut other = [
                 (l.late, "late"),
                 (l.duplicate, "duplicate"),
                 (l.skipped, "skipped"),
@@ -305,8 +305,17 @@ pub fn render(r: &Report, links: &Links) -> Rendered {
             .iter()
             .filter(|(n, _)| *n > 0)
             .map(|(n, w)| format!("{n} {w}"))
-            .collect::<Vec<_>>()
-            .join(", ");
+            .collect::<Vec<_>>();
+            // Its fires before runbookd knew it are not missed: say why
+            // they are not counted.
+            match l.first_seen {
+                None => other.push("not seen by runbookd yet".into()),
+                Some(seen) if seen > r.since => {
+                    other.push(format!("first day, from {}", local(seen, tz, "%a %H:%M")))
+                }
+                Some(_) => {}
+            }
+            let other = other.join(", ");
             let cells = vec![
                 l.job.clone(),
                 format!("{}/{}", l.ran, l.expected),
