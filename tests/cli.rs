@@ -1194,6 +1194,52 @@ fn with_no_smtp_mail_goes_to_the_outbox_and_its_path_is_printed() {
     );
 }
 
+/// `report --out` writes what its extension names, in any case; an
+/// extension it cannot write is a usage error (2) naming the ones it can,
+/// and a file it cannot write is a failure (1). The text has its Subject
+/// line, as on stdout.
+#[test]
+fn report_out_writes_what_its_extension_names_and_refuses_the_rest() {
+    let w = workdir(
+        "mail:\n  to: oncall@flexoraa.com\njobs:\n  morning-report:\n    kind: report\n    title: Flexoraa\n",
+    );
+    for name in ["x.pdf", "x.html.bak", "report.md"] {
+        let out = w.run(&["report", "--out", name]);
+        assert_eq!(out.status.code(), Some(2), "{name}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(".html, .htm, .eml or .txt"),
+            "{name}: {}",
+            stderr(&out)
+        );
+        assert!(!w.path().join(name).exists(), "{name} was written");
+    }
+    let out = w.run(&["report", "--out", "X.HTML"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let html = std::fs::read_to_string(w.path().join("X.HTML")).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>"), "{html}");
+    let out = w.run(&["report", "--out", "Report.Eml"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let eml = std::fs::read_to_string(w.path().join("Report.Eml")).unwrap();
+    assert!(eml.contains("MIME-Version: 1.0"), "{eml}");
+    for name in ["x.txt", "x"] {
+        let out = w.run(&["report", "--out", name]);
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        let text = std::fs::read_to_string(w.path().join(name)).unwrap();
+        assert!(
+            text.starts_with("Subject: [runbookd] Flexoraa morning report: all clear\n\n"),
+            "{name}: {text}"
+        );
+        assert!(text.contains("Flexoraa morning report, "), "{name}: {text}");
+    }
+    let out = w.run(&["report", "--out", "no/such/dir/x.txt"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot write no/such/dir/x.txt"),
+        "{}",
+        stderr(&out)
+    );
+}
+
 #[test]
 fn a_dry_run_never_replaces_a_real_run() {
     let w = workdir(
