@@ -518,6 +518,44 @@ async fn a_fresh_install_judges_only_fires_after_runbookd_first_saw_each_job() {
     assert_eq!(seen["verify-backups"], t("2026-11-30T03:00:00Z"));
 }
 
+/// A chart with no values is no empty frame: text and HTML say so.
+#[tokio::test]
+async fn a_chart_with_no_values_says_so_instead_of_drawing_an_empty_frame() {
+    let w = World::new().await;
+    let s = w.seed();
+    // The token check measured nothing (its run errored); watch has values.
+    s.add(
+        RunSpec::scheduled("daily-checklist", t("2026-11-30T03:30:00Z")).check(CheckResult::new(
+            "ai-token-budget",
+            CheckStatus::Error,
+            "prometheus unreachable",
+        )),
+    )
+    .await;
+    s.add(
+        RunSpec::scheduled("watch", t("2026-11-30T02:00:00Z"))
+            .check(CheckResult::new("error-rate-5m", CheckStatus::Pass, "ok").number(0.004)),
+    )
+    .await;
+    let r = w.report().await;
+    let out = render(&r, &w.config);
+    assert!(
+        out.text
+            .contains("AI tokens per day (ai-token-budget of daily-checklist): no values recorded"),
+        "{}",
+        out.text
+    );
+    assert_eq!(
+        out.images.iter().map(|i| i.0.as_str()).collect::<Vec<_>>(),
+        ["chart-1"],
+        "only the chart with values is drawn"
+    );
+    assert!(out.html.contains("cid:chart-1"));
+    assert!(!out.html.contains("cid:chart-2"), "{}", out.html);
+    let tokens = out.html.split("AI tokens per day").nth(1).unwrap();
+    assert!(tokens.contains("no values recorded"), "{tokens}");
+}
+
 #[tokio::test]
 async fn late_slow_and_duplicate_runs_are_told_apart() {
     let w = World::new().await;

@@ -250,6 +250,11 @@ pub fn render(r: &Report, links: &Links) -> Rendered {
                 html::muted(&format!("{} of {}", s.spec.check, s.spec.job)),
                 esc(&caption)
             )));
+            // No values: the caption says so; an empty frame would say
+            // nothing, or look like a flat line.
+            if s.summary().is_none() {
+                continue;
+            }
             match chart::png(&s.points, &lines, from, r.until) {
                 Ok(png) => {
                     h.push_str(&html::image(
