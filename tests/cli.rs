@@ -1194,6 +1194,26 @@ fn with_no_smtp_mail_goes_to_the_outbox_and_its_path_is_printed() {
     );
 }
 
+/// A checklist none of whose checks reached its target measured nothing:
+/// the last line says production was not judged, rather than only that
+/// every check failed.
+#[test]
+fn a_checklist_that_reached_nothing_says_so_on_its_last_line() {
+    let w = workdir(
+        "jobs:\n  daily:\n    kind: checklist\n    checks:\n      - {name: api-health, kind: http, url: \"http://127.0.0.1:9/\"}\n      - {name: api-ready, kind: http, url: \"http://127.0.0.1:9/ready\"}\n",
+    );
+    let out = w.run(&["run", "daily"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    let last = text.lines().last().unwrap_or_default();
+    assert!(last.starts_with("run 1 of `daily` failed"), "{last}");
+    assert!(
+        last.contains("no check reached its target (all 2 ended `error`, nothing measured)"),
+        "{last}"
+    );
+    assert!(last.contains("production was not judged"), "{last}");
+}
+
 /// `report --out` writes what its extension names, in any case; an
 /// extension it cannot write is a usage error (2) naming the ones it can,
 /// and a file it cannot write is a failure (1). The text has its Subject

@@ -284,6 +284,13 @@ pub fn run_end(
             )
         })
         .unwrap_or_default();
+    let unreached = match run {
+        Some(r) if crate::checks::none_reached(&r.checks) => format!(
+            "; no check reached its target (all {} ended `error`, nothing measured): production was not judged, check this host's network, DNS and credentials first",
+            r.checks.len()
+        ),
+        _ => String::new(),
+    };
     let mut out = std::io::stdout().lock();
     if let Some(r) = run {
         if !r.steps.is_empty() {
@@ -299,7 +306,7 @@ pub fn run_end(
         .unwrap_or_default();
     writeln!(
         out,
-        "run {id} of `{job}` {status}{took}{}{}{pending}",
+        "run {id} of `{job}` {status}{took}{}{}{unreached}{pending}",
         if attempt > 1 {
             format!(" (attempt {attempt})")
         } else {
