@@ -642,6 +642,25 @@ mod tests {
         assert_eq!(v.status, CheckStatus::Fail, "{v:?}");
     }
 
+    #[test]
+    fn min_change_is_a_number_zero_or_more() {
+        let with = |m: &str| {
+            crate::checks::parse(&format!(
+                "{{name: a, kind: prometheus, url: 'http://p:9090', query: up, anomaly: {{min_change: {m}}}}}"
+            ))
+        };
+        assert!(with("0").is_ok());
+        assert!(with("2.5").is_ok());
+        for bad in ["-1", ".nan", ".inf"] {
+            let e = with(bad).unwrap_err();
+            assert!(
+                e.contains("min_change must be a number, 0 or more"),
+                "{bad}: {e}"
+            );
+            assert!(e.starts_with("1:"), "{bad}: a position: {e}");
+        }
+    }
+
     /// Every anomaly check the shipped jobs.yaml has sets `min_change`, so
     /// a handful of errors on a quiet night never pages anyone.
     #[test]
