@@ -11,7 +11,12 @@ carries a `scenario` label so one Prometheus serves every test case:
   (http_request_duration_seconds_bucket{job="api",scenario,le});
 - under / over: AI tokens, 2500 / 4000 a day (ai_tokens_total{scenario});
 - steady / spike: 5xx counts that are the same every night, or ten times
-  higher in the last 12 hours before T0.
+  higher in the last 12 hours before T0;
+- quiet: a 5xx counter that stood still for nine days (at 42, from errors
+  long before) and counted one error in the night before T0. Its samples
+  are off the 2-minute grid of T0 (as a scraper's are), so
+  `increase(...[12h])` extrapolates to the window's edges and returns
+  1.0028 tonight and 0 on the previous nights, not whole numbers.
 
 Deterministic: the same file every run, no randomness.
 """
@@ -45,6 +50,12 @@ def main(out):
                 per_sec *= 10
             total += per_sec * STEP if t > START else 0.0
             w(f'http_requests_total{{job="api",scenario="{scenario}",status="500"}} {total:.3f} {t}\n')
+
+    # One error at T0 - 3h, sampled 50 s after the grid (ending 70 s
+    # before T0): Prometheus extrapolates the increase by 120/43080.
+    for t in range(START + 50, T0 + 1, STEP):
+        v = 43 if t >= T0 - 3 * 3600 else 42
+        w(f'http_requests_total{{job="api",scenario="quiet",status="500"}} {v} {t}\n')
 
     w("# HELP http_request_duration_seconds Request latency.\n# TYPE http_request_duration_seconds histogram\n")
     buckets = ("0.1", "0.5", "1", "2", "5", "+Inf")

@@ -134,6 +134,19 @@ pub fn compose(
             None => writeln!(t, "\n{} (not started): {summary}", c.job),
         };
     }
+    // Nothing measured is no verdict on production: say so before the
+    // error, so "all checks failed" is not read as an outage.
+    let unreached = notice == Notice::Failed && crate::checks::none_reached(&run.checks);
+    if unreached {
+        let _ = writeln!(
+            t,
+            "\nNo check reached its target: all {} ended `error`, so nothing was measured. \
+             Production was not judged; this is more likely the network, DNS or credentials \
+             from where runbookd runs than production failing. Each check's error says what \
+             stopped it.",
+            run.checks.len()
+        );
+    }
     if let Some(e) = &run.error {
         let _ = writeln!(t, "\nError: {e}");
     }
@@ -182,8 +195,11 @@ pub fn compose(
         }
     }
     let _ = writeln!(t, "\nDetails: runbookd show {}", run.id);
+    // A check's runbook section is for its target failing (the health
+    // check's is the complete outage); unreached, only the job's applies.
     let names: Vec<&str> = failed_checks
         .iter()
+        .filter(|_| !unreached)
         .map(|c| c.check.as_str())
         .chain([job.name.as_str()])
         .collect();
@@ -252,6 +268,68 @@ mod tests {
         for (n, f, c, want) in cases {
             assert_eq!(decide(n, f, c), want, "{n:?} {f:?} {c}");
         }
+    }
+
+    /// A checklist whose every check failed to reach its target measured
+    /// nothing: its mail says production was not judged, and links no
+    /// check's runbook section (the health check's is the complete-outage
+    /// one). One measured failure keeps the link.
+    #[test]
+    fn a_run_whose_checks_reached_nothing_says_so_and_links_no_outage() {
+        let yaml = "mail:\n  to: oncall@flexoraa.com\nlinks:\n  runbook: https://git.example/RUNBOOK.md\n  anchors:\n    api-health: p0-complete-outage\njobs:\n  daily:\n    kind: checklist\n    checks:\n      - {name: api-health, kind: http, url: \"http://127.0.0.1:9/\"}\n      - {name: redis, kind: redis, url: \"redis://127.0.0.1:9\"}\n";
+        let config = crate::jobs::load_str(std::path::Path::new("jobs.yaml"), yaml, &|_| None)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let at = DateTime::parse_from_rfc3339("2026-11-30T03:30:00Z")
+            .unwrap()
+            .to_utc();
+        let run = |checks: Vec<crate::model::CheckResult>| Run {
+            id: 1,
+            job: "daily".into(),
+            trigger: crate::model::Trigger::Manual,
+            triggered_by: "sre".into(),
+            scheduled_for: None,
+            started_at: at,
+            finished_at: Some(at),
+            status: RunStatus::Failed,
+            attempt: 1,
+            error: Some("2 checks: 0 pass, 0 warn, 0 fail, 2 error".into()),
+            dry_run: false,
+            owner: "h:1:x".into(),
+            heartbeat_at: at,
+            retry_of: None,
+            log: None,
+            log_truncated: false,
+            checks,
+            steps: Vec::new(),
+        };
+        let error = |name: &str| {
+            crate::model::CheckResult::new(name, CheckStatus::Error, "refused: 127.0.0.1:9")
+        };
+        let job = config.job("daily").unwrap();
+        let mail = |r: &Run| {
+            compose(
+                Notice::Failed,
+                job,
+                r,
+                &config.mail,
+                &config.links,
+                chrono_tz::UTC,
+                &[],
+            )
+            .text
+        };
+        let text = mail(&run(vec![error("api-health"), error("redis")]));
+        assert!(
+            text.contains(
+                "No check reached its target: all 2 ended `error`, so nothing was measured"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("p0-complete-outage"), "{text}");
+        let measured = crate::model::CheckResult::new("api-health", CheckStatus::Fail, "HTTP 503");
+        let text = mail(&run(vec![measured, error("redis")]));
+        assert!(!text.contains("No check reached"), "{text}");
+        assert!(text.contains("#p0-complete-outage"), "{text}");
     }
 
     #[test]

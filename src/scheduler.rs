@@ -217,13 +217,17 @@ const REQUESTS_PER_TICK: usize = 10;
 
 impl Scheduler {
     /// Loads each scheduled job's cursor from the store. A job the store has
-    /// never seen starts at `now`: a new job has no missed fires.
+    /// never seen starts at `now`: a new job has no missed fires. Records
+    /// `now` as every job's first-seen instant (kept if earlier), so the
+    /// morning report judges only fires from here on.
     pub async fn start(
         config: Arc<Config>,
         runner: Runner,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StoreError> {
         let now = clock.now();
+        let names: Vec<&str> = config.jobs.keys().map(String::as_str).collect();
+        runner.store().see_jobs(&names, now).await?;
         let mut cursors = HashMap::new();
         for job in config.jobs.values().filter(|j| j.schedule.is_some()) {
             let c = runner.store().cursor(&job.name).await?;
@@ -360,8 +364,11 @@ impl Scheduler {
             .values()
             .filter(|j| j.schedule.is_some())
             .collect();
-        let parts: Vec<TickReport> = futures::stream::iter(jobs)
+        let each: Vec<_> = jobs
+            .into_iter()
             .map(|job| self.tick_job(job, now, &shared_ok))
+            .collect();
+        let parts: Vec<TickReport> = futures::stream::iter(each)
             .buffer_unordered(self.claim_concurrency)
             .collect()
             .await;

@@ -472,6 +472,55 @@ mod prometheus {
         assert_eq!(r.status, CheckStatus::Pass, "{r:?}");
     }
 
+    /// One error after seven quiet nights, as Prometheus returns it:
+    /// `increase()` extrapolates, so tonight is 1.0028, not 1. That is the
+    /// noise of a count, not an anomaly.
+    #[tokio::test]
+    async fn one_error_after_quiet_nights_is_a_count_not_an_anomaly() {
+        let url = prom();
+        let ctx = ctx_at(t(T0), Adapters::real());
+        let q = "sum(increase(http_requests_total{scenario=\"quiet\",status=\"500\"}[12h]))";
+        let c = check(&format!(
+            "{{name: a, kind: prometheus, url: '{url}', query: '{q}', anomaly: {{days: 7, sigmas: 3}}}}"
+        ));
+        let r = one(&c, &ctx).await;
+        let value = r.value.as_ref().and_then(|v| v.number()).unwrap();
+        assert!(
+            value > 1.0 && value < 1.01,
+            "the fixture's extrapolated count: {value}"
+        );
+        assert_eq!(r.status, CheckStatus::Pass, "{r:?}");
+        assert!(r.reason.contains("√mean, the noise of a count"), "{r:?}");
+        // Told it is not a count, the same value is far outside a σ of 0.
+        let c = check(&format!(
+            "{{name: a, kind: prometheus, url: '{url}', query: '{q}', anomaly: {{days: 7, sigmas: 3, count: false}}}}"
+        ));
+        assert_eq!(one(&c, &ctx).await.status, CheckStatus::Fail);
+    }
+
+    /// A change smaller than `min_change` never flags, however many σ.
+    #[tokio::test]
+    async fn a_change_under_min_change_never_flags() {
+        let url = prom();
+        let ctx = ctx_at(t(T0), Adapters::real());
+        let q = "sum(increase(http_requests_total{scenario=\"spike\",status=\"500\"}[12h]))";
+        let with = |min: &str| {
+            check(&format!(
+                "{{name: a, kind: prometheus, url: '{url}', query: '{q}', anomaly: {{days: 7, sigmas: 3, min_change: {min}}}}}"
+            ))
+        };
+        // About 1000 tonight against about 100.
+        let r = one(&with("5000"), &ctx).await;
+        assert_eq!(r.status, CheckStatus::Pass, "{r:?}");
+        assert!(r.reason.contains("under min_change 5000"), "{r:?}");
+        assert!(
+            r.threshold.as_deref().unwrap().contains("min_change 5000"),
+            "{r:?}"
+        );
+        let r = one(&with("500"), &ctx).await;
+        assert_eq!(r.status, CheckStatus::Fail, "{r:?}");
+    }
+
     #[tokio::test]
     async fn unreachable_prometheus_is_an_error_with_its_cause() {
         let ctx = ctx_at(t(T0), Adapters::real());

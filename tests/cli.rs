@@ -1484,13 +1484,20 @@ fn with_no_smtp_mail_goes_to_the_outbox_and_its_path_is_printed() {
     let out = w.run(&["report"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
-    // Its fire that never ran (no daemon), and the two failed runs by hand.
+    // The two failed runs by hand. Its 09:00 fire was before runbookd
+    // first saw the job (the first `run`): not missed, and the ledger
+    // says it is the job's first day.
     assert!(
-        text.starts_with("Subject: [runbookd] Flexoraa morning report: 3 need attention"),
+        text.starts_with("Subject: [runbookd] Flexoraa morning report: 2 need attention"),
         "{text}"
     );
-    assert!(text.contains("broken missed its"), "{text}");
+    assert!(!text.contains("broken missed its"), "{text}");
     assert!(text.contains("broken (by hand, by "), "{text}");
+    let row = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("broken "))
+        .unwrap_or_else(|| panic!("a ledger row for broken: {text}"));
+    assert!(row.contains("first day, from "), "{row}");
     let out = w.run(&["report", "--out", "report.html", "--since", "7d"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let html = std::fs::read_to_string(w.path().join("report.html")).unwrap();
@@ -1510,6 +1517,72 @@ fn with_no_smtp_mail_goes_to_the_outbox_and_its_path_is_printed() {
     assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out).contains("--since `tomorrow`"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// A checklist none of whose checks reached its target measured nothing:
+/// the last line says production was not judged, rather than only that
+/// every check failed.
+#[test]
+fn a_checklist_that_reached_nothing_says_so_on_its_last_line() {
+    let w = workdir(
+        "jobs:\n  daily:\n    kind: checklist\n    checks:\n      - {name: api-health, kind: http, url: \"http://127.0.0.1:9/\"}\n      - {name: api-ready, kind: http, url: \"http://127.0.0.1:9/ready\"}\n",
+    );
+    let out = w.run(&["run", "daily"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    let last = text.lines().last().unwrap_or_default();
+    assert!(last.starts_with("run 1 of `daily` failed"), "{last}");
+    assert!(
+        last.contains("no check reached its target (all 2 ended `error`, nothing measured)"),
+        "{last}"
+    );
+    assert!(last.contains("production was not judged"), "{last}");
+}
+
+/// `report --out` writes what its extension names, in any case; an
+/// extension it cannot write is a usage error (2) naming the ones it can,
+/// and a file it cannot write is a failure (1). The text has its Subject
+/// line, as on stdout.
+#[test]
+fn report_out_writes_what_its_extension_names_and_refuses_the_rest() {
+    let w = workdir(
+        "mail:\n  to: oncall@flexoraa.com\njobs:\n  morning-report:\n    kind: report\n    title: Flexoraa\n",
+    );
+    for name in ["x.pdf", "x.html.bak", "report.md"] {
+        let out = w.run(&["report", "--out", name]);
+        assert_eq!(out.status.code(), Some(2), "{name}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(".html, .htm, .eml or .txt"),
+            "{name}: {}",
+            stderr(&out)
+        );
+        assert!(!w.path().join(name).exists(), "{name} was written");
+    }
+    let out = w.run(&["report", "--out", "X.HTML"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let html = std::fs::read_to_string(w.path().join("X.HTML")).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>"), "{html}");
+    let out = w.run(&["report", "--out", "Report.Eml"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let eml = std::fs::read_to_string(w.path().join("Report.Eml")).unwrap();
+    assert!(eml.contains("MIME-Version: 1.0"), "{eml}");
+    for name in ["x.txt", "x"] {
+        let out = w.run(&["report", "--out", name]);
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        let text = std::fs::read_to_string(w.path().join(name)).unwrap();
+        assert!(
+            text.starts_with("Subject: [runbookd] Flexoraa morning report: all clear\n\n"),
+            "{name}: {text}"
+        );
+        assert!(text.contains("Flexoraa morning report, "), "{name}: {text}");
+    }
+    let out = w.run(&["report", "--out", "no/such/dir/x.txt"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot write no/such/dir/x.txt"),
         "{}",
         stderr(&out)
     );

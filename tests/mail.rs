@@ -262,6 +262,43 @@ async fn auth_required_is_530_a_wrong_password_535_and_neither_is_printed() {
     assert_eq!(header(&parse(&got[0]), "Subject"), "right");
 }
 
+/// `runbookd run morning-report` whose mail the server refuses for good
+/// (535): the run succeeded (the report is made and kept), and its last
+/// line says the mail is pending, why, and how it will go, since no daemon
+/// may be running to resend it.
+#[test]
+fn a_report_run_by_hand_whose_mail_is_pending_says_so_on_its_last_line() {
+    let server = SmtpServer::start(SmtpOptions::default().auth("runbookd", "s3cret-Pa55"));
+    let yaml = format!(
+        "mail:\n  smtp_url: \"smtp://runbookd:not-the-Pa55@127.0.0.1:{}?tls=none\"\n  to: oncall@flexoraa.com\njobs:\n  morning-report:\n    kind: report\n    title: Flexoraa\n",
+        server.port
+    );
+    let w = Workdir::new(BIN, &yaml);
+    let out = w.run(&["run", "morning-report"]);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let last = stdout.lines().last().unwrap_or_default();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "the run succeeded: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        last.starts_with("run 1 of `morning-report` succeeded"),
+        "{last}"
+    );
+    for want in [
+        "its mail is pending, not sent",
+        "535",
+        "a running daemon (`runbookd serve`) resends it from ",
+        "`runbookd report --send`",
+    ] {
+        assert!(last.contains(want), "`{want}` in: {last}");
+    }
+    assert!(!last.contains("not-the-Pa55"), "{last}");
+    assert!(server.messages().is_empty());
+}
+
 #[tokio::test]
 async fn starttls_and_tls_trust_a_private_ca_and_only_it() {
     let timeout = Duration::from_secs(10);

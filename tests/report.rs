@@ -5,10 +5,14 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
+use runbookd::adapters::Adapters;
+use runbookd::clock::ManualClock;
 use runbookd::config::Config;
 use runbookd::jobs::report::ReportSpec;
 use runbookd::model::{CheckResult, CheckStatus, RunStatus, StepStatus};
 use runbookd::report::{self, FindingKind, Report};
+use runbookd::runner::Runner;
+use runbookd::scheduler::Scheduler;
 use runbookd::store::HistoryStore;
 use runbookd::testkit::TestDatabase;
 use runbookd::testkit::history::{RunSpec, Seed};
@@ -413,6 +417,7 @@ async fn a_missed_run_is_a_dead_mans_switch_with_the_daemons_reason() {
 #[tokio::test]
 async fn consecutive_reports_judge_every_fire_once() {
     let w = World::new().await;
+    w.seed().seen("watch", t("2026-11-01T00:00:00Z")).await;
     let job = w.config.job("morning-report").unwrap();
     let settings = job.spec_as::<ReportSpec>().unwrap().settings(job.timezone);
     // `watch` fires every 2 h (UTC): 12 a day, 36 in three daily reports.
@@ -434,6 +439,121 @@ async fn consecutive_reports_judge_every_fire_once() {
         }
         assert_eq!(judged, 36, "{why}: reports at {at} and the two days after");
     }
+}
+
+/// A fresh install: the daemon first started at 04:30 IST, five hours
+/// before its first report. The fires before that are not missed (nothing
+/// knew the job), so the report is all clear and says it is the jobs'
+/// first day; a job no daemon has loaded is not judged at all.
+#[tokio::test]
+async fn a_fresh_install_judges_only_fires_after_runbookd_first_saw_each_job() {
+    let w = World::new().await;
+    let started = t("2026-11-29T23:00:00Z");
+    // The daemon's file has every job but verify-backups (added since).
+    let daemons = runbookd::jobs::load_str(
+        std::path::Path::new("jobs.yaml"),
+        &YAML.replace(
+            "  verify-backups:\n    kind: verify_backups\n    schedule: \"30 8 * * *\"\n    instance: flexoraa-production-db\n",
+            "",
+        ),
+        &|_| None,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(daemons.job("verify-backups").is_err());
+    let clock = ManualClock::new(started);
+    let runner = Runner::builder(w.store.clone(), Arc::new(Adapters::real()))
+        .clock(Arc::new(clock.clone()))
+        .build();
+    Scheduler::start(Arc::new(daemons), runner, Arc::new(clock))
+        .await
+        .unwrap();
+    // What it ran since: watch at 00:00 and 02:00 UTC, the checklist at
+    // 09:00 IST; the report (09:15) is the one reading.
+    let s = w.seed();
+    for at in ["2026-11-30T00:00:00Z", "2026-11-30T02:00:00Z"] {
+        s.add(RunSpec::scheduled("watch", t(at))).await;
+    }
+    s.add(checklist_run(t("2026-11-30T03:30:00Z"), CALM)).await;
+    s.add(RunSpec::scheduled("morning-report", t("2026-11-30T03:45:00Z")).running())
+        .await;
+
+    let r = w.report().await;
+    assert_eq!(r.attention, vec![], "nothing was missed");
+    let row = |job: &str| r.ledger.iter().find(|l| l.job == job).unwrap().clone();
+    let watch = row("watch");
+    assert_eq!(watch.first_seen, Some(started));
+    // 04:00 to 22:00 UTC yesterday were before runbookd knew the job.
+    assert_eq!((watch.expected, watch.ran, watch.unseen), (2, 2, 10));
+    let backups = row("verify-backups");
+    assert_eq!(backups.first_seen, None);
+    assert_eq!((backups.expected, backups.missed), (0, 0));
+    let out = render(&r, &w.config);
+    assert!(
+        out.text.starts_with("Flexoraa morning report"),
+        "{}",
+        out.text
+    );
+    assert!(out.text.contains("All clear."), "{}", out.text);
+    assert!(
+        out.text.contains("first day, from Mon 04:30"),
+        "{}",
+        out.text
+    );
+    assert!(
+        out.text.contains("not seen by runbookd yet"),
+        "{}",
+        out.text
+    );
+    assert!(out.html.contains("first day, from Mon 04:30"));
+    // A second start later keeps the first instant.
+    let later = ManualClock::new(t("2026-11-30T03:00:00Z"));
+    let runner = Runner::builder(w.store.clone(), Arc::new(Adapters::real()))
+        .clock(Arc::new(later.clone()))
+        .build();
+    Scheduler::start(Arc::new(config()), runner, Arc::new(later))
+        .await
+        .unwrap();
+    let seen = w.store.first_seen().await.unwrap();
+    assert_eq!(seen["watch"], started);
+    assert_eq!(seen["verify-backups"], t("2026-11-30T03:00:00Z"));
+}
+
+/// A chart with no values is no empty frame: text and HTML say so.
+#[tokio::test]
+async fn a_chart_with_no_values_says_so_instead_of_drawing_an_empty_frame() {
+    let w = World::new().await;
+    let s = w.seed();
+    // The token check measured nothing (its run errored); watch has values.
+    s.add(
+        RunSpec::scheduled("daily-checklist", t("2026-11-30T03:30:00Z")).check(CheckResult::new(
+            "ai-token-budget",
+            CheckStatus::Error,
+            "prometheus unreachable",
+        )),
+    )
+    .await;
+    s.add(
+        RunSpec::scheduled("watch", t("2026-11-30T02:00:00Z"))
+            .check(CheckResult::new("error-rate-5m", CheckStatus::Pass, "ok").number(0.004)),
+    )
+    .await;
+    let r = w.report().await;
+    let out = render(&r, &w.config);
+    assert!(
+        out.text
+            .contains("AI tokens per day (ai-token-budget of daily-checklist): no values recorded"),
+        "{}",
+        out.text
+    );
+    assert_eq!(
+        out.images.iter().map(|i| i.0.as_str()).collect::<Vec<_>>(),
+        ["chart-1"],
+        "only the chart with values is drawn"
+    );
+    assert!(out.html.contains("cid:chart-1"));
+    assert!(!out.html.contains("cid:chart-2"), "{}", out.html);
+    let tokens = out.html.split("AI tokens per day").nth(1).unwrap();
+    assert!(tokens.contains("no values recorded"), "{tokens}");
 }
 
 #[tokio::test]

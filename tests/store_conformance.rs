@@ -337,6 +337,34 @@ async fn cursor_only_moves_forward(s: Arc<dyn HistoryStore>) {
     assert_eq!(s.cursor("other").await.unwrap(), None);
 }
 
+async fn first_seen_is_kept_and_only_moves_earlier(s: Arc<dyn HistoryStore>) {
+    assert!(s.first_seen().await.unwrap().is_empty());
+    s.see_jobs(&["watch", "daily"], t("2026-01-01T10:00:00.25Z"))
+        .await
+        .unwrap();
+    // Seen again later (a restart, a run by hand): kept as it was.
+    s.see_jobs(&["watch", "new"], t("2026-01-02T10:00:00Z"))
+        .await
+        .unwrap();
+    // Seen earlier (a replica whose clock is behind): moved back.
+    s.see_jobs(&["daily"], t("2026-01-01T09:00:00Z"))
+        .await
+        .unwrap();
+    s.see_jobs(&[], t("2026-01-03T00:00:00Z")).await.unwrap();
+    let seen: Vec<(String, DateTime<Utc>)> = s.first_seen().await.unwrap().into_iter().collect();
+    assert_eq!(
+        seen,
+        [
+            ("daily".to_string(), t("2026-01-01T09:00:00Z")),
+            ("new".to_string(), t("2026-01-02T10:00:00Z")),
+            ("watch".to_string(), t("2026-01-01T10:00:00.25Z")),
+        ]
+    );
+    // Pruning the history keeps what was seen.
+    s.prune(t("2027-01-01T00:00:00Z")).await.unwrap();
+    assert_eq!(s.first_seen().await.unwrap().len(), 3);
+}
+
 async fn prune_keeps_recent_and_running(s: Arc<dyn HistoryStore>) {
     let old_done = s
         .insert_run(&new_run("j", Some("2025-01-01T00:00:00Z")))
@@ -893,6 +921,7 @@ macro_rules! conformance {
             case!(stale_runs_are_abandoned_and_live_ones_kept);
             case!(listing_filters_and_orders);
             case!(cursor_only_moves_forward);
+            case!(first_seen_is_kept_and_only_moves_earlier);
             case!(prune_keeps_recent_and_running);
             case!(check_results_keep_order_and_values);
             case!(steps_are_saved_as_they_start_and_end);
@@ -1037,4 +1066,55 @@ async fn a_sqlite_history_from_before_request_lifetimes_upgrades_in_place() {
         .withdraw_request(id, "bob", "not needed", t("2026-01-01T00:00:01Z"))
         .await;
     assert_eq!(w.unwrap().unwrap().status, RequestStatus::Withdrawn);
+}
+
+/// A history from before first-seen instants were kept (0009): each job
+/// gets the earliest instant the history shows it known, so an upgrade
+/// judges the fires it judged before.
+#[tokio::test]
+async fn a_sqlite_history_from_before_first_seen_gets_it_from_its_runs() {
+    use std::str::FromStr;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("old.db").display());
+    let opts = sqlx::sqlite::SqliteConnectOptions::from_str(&url)
+        .unwrap()
+        .create_if_missing(true)
+        .foreign_keys(true);
+    let pool = sqlx::SqlitePool::connect_with(opts).await.unwrap();
+    let m = sqlx::migrate::Migrator::new(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/migrations/sqlite"
+    )))
+    .await
+    .unwrap();
+    m.run_to(7, &pool).await.unwrap();
+    let micros = |s: &str| t(s).timestamp_micros();
+    // A catch-up run started after its fire; a job known only by its cursor.
+    sqlx::query(
+        "INSERT INTO runs (job, \"trigger\", triggered_by, scheduled_for, started_at, status, attempt, owner, heartbeat_at) \
+         VALUES ('watch', 'catchup', 'scheduler', $1, $2, 'succeeded', 1, 'h:1:a', $2)",
+    )
+    .bind(micros("2026-01-01T10:00:00Z"))
+    .bind(micros("2026-01-01T10:30:00Z"))
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO job_cursors (job, evaluated_until) VALUES ('watch', $1), ('idle', $1)",
+    )
+    .bind(micros("2026-01-05T00:00:00Z"))
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+
+    let s = runbookd::store::open(&url).await.unwrap();
+    let seen: Vec<(String, DateTime<Utc>)> = s.first_seen().await.unwrap().into_iter().collect();
+    assert_eq!(
+        seen,
+        [
+            ("idle".to_string(), t("2026-01-05T00:00:00Z")),
+            ("watch".to_string(), t("2026-01-01T10:00:00Z")),
+        ]
+    );
 }

@@ -320,6 +320,13 @@ pub fn summarize(results: &[CheckResult]) -> (bool, String) {
     }
 }
 
+/// Whether the checks measured nothing: every one ended `error` (refused,
+/// timed out, no data), so they say production could not be reached from
+/// here, not that it failed.
+pub fn none_reached(results: &[CheckResult]) -> bool {
+    !results.is_empty() && results.iter().all(|r| r.status == CheckStatus::Error)
+}
+
 /// The readable table `run` and `show` print.
 pub fn render_table(results: &[CheckResult]) -> String {
     let rows: Vec<Vec<String>> = results

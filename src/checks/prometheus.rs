@@ -13,7 +13,7 @@ use serde::Deserialize;
 use super::compare::{Condition, Thresholds, fmt_number};
 use super::{Check, CheckContext, CheckResult, CheckStatus};
 use crate::secret::SecretUrl;
-use crate::yaml::{Diags, Lenient, Pos, Text};
+use crate::yaml::{At, Diags, Lenient, Pos, Text};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -34,6 +34,51 @@ pub struct Anomaly {
     pub sigmas: Option<f64>,
     /// Status of a flagged value. Default `fail`.
     pub status: Option<CheckStatus>,
+    /// Whether the query counts things (errors, requests): a count's
+    /// deviation is floored at √mean, its own noise. Default: taken as a
+    /// count when every value is at least 0 and within 10% of a whole
+    /// number, one of them at least 1 (what `increase()` over a counter
+    /// returns: 1.0028, not 1, since it extrapolates to the window's
+    /// edges).
+    pub count: Option<bool>,
+    /// A change from the mean smaller than this never flags, however many
+    /// σ it is, in the query's units. Default 0 (any change may flag).
+    pub min_change: Option<At<f64>>,
+}
+
+impl Anomaly {
+    /// The rule this block states, with its defaults.
+    pub fn rule(&self) -> AnomalyRule {
+        AnomalyRule {
+            sigmas: self.sigmas.unwrap_or(3.0),
+            flagged: self.status.unwrap_or(CheckStatus::Fail),
+            count: self.count,
+            min_change: self.min_change.map(|m| m.value).unwrap_or(0.0),
+        }
+    }
+}
+
+/// How an anomaly is judged: [`Anomaly`] with its defaults filled in.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AnomalyRule {
+    pub sigmas: f64,
+    pub flagged: CheckStatus,
+    /// `None`: decided from the values ([`looks_like_counts`]).
+    pub count: Option<bool>,
+    pub min_change: f64,
+}
+
+impl Default for AnomalyRule {
+    fn default() -> Self {
+        Anomaly {
+            days: None,
+            sigmas: None,
+            status: None,
+            count: None,
+            min_change: None,
+        }
+        .rule()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -99,9 +144,10 @@ impl Check for PrometheusCheck {
         let t = self.thresholds().describe();
         match &self.anomaly {
             Some(Lenient(a)) if t.is_empty() => Some(format!(
-                "within {}σ of the {}-day mean",
+                "within {}σ of the {}-day mean{}",
                 fmt_number(a.sigmas.unwrap_or(3.0)),
-                a.days.unwrap_or(7)
+                a.days.unwrap_or(7),
+                min_change_text(a.rule().min_change)
             )),
             _ => Some(t),
         }
@@ -120,6 +166,14 @@ impl Check for PrometheusCheck {
         }
         if let Err(e) = reqwest::Url::parse(self.url.expose()) {
             diags.at(self.url.at, format!("url `{}` is not a URL: {e}", self.url));
+        }
+        if let Some(Lenient(Anomaly {
+            min_change: Some(m),
+            ..
+        })) = &self.anomaly
+            && !(m.value.is_finite() && m.value >= 0.0)
+        {
+            diags.at(m.at, "min_change must be a number, 0 or more");
         }
     }
 
@@ -205,12 +259,7 @@ impl PrometheusCheck {
                     }
                 }
             }
-            let verdict = anomaly(
-                value,
-                &history,
-                a.sigmas.unwrap_or(3.0),
-                a.status.unwrap_or(CheckStatus::Fail),
-            );
+            let verdict = anomaly(value, &history, a.rule());
             if !threshold.is_empty() {
                 threshold.push_str("; ");
             }
@@ -283,16 +332,37 @@ pub struct Verdict {
     pub threshold: String,
 }
 
+/// Values that look like counts: each at least 0 and within 10% of a
+/// whole number, one of them at least 1. `increase()` over a counter
+/// returns a count stretched by the window's share the samples did not
+/// cover (1.0028 for one error in 12 h of 2-minute samples; up to about
+/// 1.1 for a window of 20 samples); a ratio or a latency in seconds is
+/// rarely near whole numbers, and never when all of them are below 1.
+pub fn looks_like_counts(values: &[f64]) -> bool {
+    values
+        .iter()
+        .all(|v| *v >= 0.0 && (v - v.round()).abs() <= 0.1 * v.round().max(1.0))
+        && values.iter().any(|v| v.round() >= 1.0)
+}
+
 /// The smallest deviation an anomaly is measured in: 10% of the mean, and
-/// for counts (every value a whole number) √mean, at least 1, the noise of
-/// a count (Poisson). A steady history has σ near 0; without a floor, a
-/// change of 0.15% or one error after seven quiet nights would be
-/// "billions of σ".
-pub fn deviation_floor(value: f64, history: &[f64], mean: f64) -> (f64, &'static str) {
+/// for counts √mean, at least 1, the noise of a count (Poisson). A steady
+/// history has σ near 0; without a floor, a change of 0.15% or one error
+/// after seven quiet nights would be "billions of σ". `count` says whether
+/// the values are counts; `None` decides from them.
+pub fn deviation_floor(
+    value: f64,
+    history: &[f64],
+    mean: f64,
+    count: Option<bool>,
+) -> (f64, &'static str) {
     let tenth = 0.1 * mean.abs();
-    let counts = std::iter::once(&value)
-        .chain(history)
-        .all(|v| *v >= 0.0 && v.fract() == 0.0);
+    let counts = count.unwrap_or_else(|| {
+        let all: Vec<f64> = std::iter::once(value)
+            .chain(history.iter().copied())
+            .collect();
+        looks_like_counts(&all)
+    });
     let root = if counts { mean.max(1.0).sqrt() } else { 0.0 };
     if root > tenth {
         (root, "√mean, the noise of a count")
@@ -301,12 +371,31 @@ pub fn deviation_floor(value: f64, history: &[f64], mean: f64) -> (f64, &'static
     }
 }
 
+/// "; a change under min_change 10 never flags", or nothing for 0.
+fn min_change_text(min_change: f64) -> String {
+    if min_change > 0.0 {
+        format!(
+            "; a change under min_change {} never flags",
+            fmt_number(min_change)
+        )
+    } else {
+        String::new()
+    }
+}
+
 /// Today's value against the same window on previous days. Pure.
-pub fn anomaly(value: f64, history: &[f64], sigmas: f64, flagged: CheckStatus) -> Verdict {
+pub fn anomaly(value: f64, history: &[f64], rule: AnomalyRule) -> Verdict {
+    let AnomalyRule {
+        sigmas,
+        flagged,
+        count,
+        min_change,
+    } = rule;
     let threshold = format!(
-        "within {}σ of the {}-day mean",
+        "within {}σ of the {}-day mean{}",
         fmt_number(sigmas),
-        history.len()
+        history.len(),
+        min_change_text(min_change)
     );
     if history.len() < 3 {
         return Verdict {
@@ -321,7 +410,7 @@ pub fn anomaly(value: f64, history: &[f64], sigmas: f64, flagged: CheckStatus) -
     let n = history.len() as f64;
     let mean = history.iter().sum::<f64>() / n;
     let measured = (history.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
-    let (floor, why) = deviation_floor(value, history, mean);
+    let (floor, why) = deviation_floor(value, history, mean, count);
     let (sd, floored) = if measured < floor {
         (
             floor,
@@ -335,11 +424,12 @@ pub fn anomaly(value: f64, history: &[f64], sigmas: f64, flagged: CheckStatus) -
         (measured, String::new())
     };
     let threshold = format!(
-        "within {}σ of the {}-day mean {} (σ {})",
+        "within {}σ of the {}-day mean {} (σ {}){}",
         fmt_number(sigmas),
         history.len(),
         fmt_number(mean),
-        fmt_number(sd)
+        fmt_number(sd),
+        min_change_text(min_change)
     );
     let deviation = value - mean;
     let z = if sd > 0.0 {
@@ -355,7 +445,8 @@ pub fn anomaly(value: f64, history: &[f64], sigmas: f64, flagged: CheckStatus) -
     } else {
         "infinitely many σ".into()
     };
-    if z.abs() > sigmas {
+    let small = deviation.abs() < min_change;
+    if z.abs() > sigmas && !small {
         Verdict {
             status: flagged,
             reason: format!(
@@ -367,9 +458,21 @@ pub fn anomaly(value: f64, history: &[f64], sigmas: f64, flagged: CheckStatus) -
             threshold,
         }
     } else {
+        let under = if small && z.abs() > sigmas {
+            format!(
+                ", a change of {} under min_change {}",
+                fmt_number(deviation.abs()),
+                fmt_number(min_change)
+            )
+        } else {
+            String::new()
+        };
         Verdict {
             status: CheckStatus::Pass,
-            reason: format!("{z_text} {dir} the {}-day mean{floored}", history.len()),
+            reason: format!(
+                "{z_text} {dir} the {}-day mean{floored}{under}",
+                history.len()
+            ),
             threshold,
         }
     }
@@ -475,11 +578,115 @@ mod tests {
                 "anomaly: 0.05 is",
             ),
             (100.0, &[100.0], CheckStatus::Warn, "need 3"),
+            // One error as `increase()` returns it, extrapolated: a count.
+            (
+                1.0028,
+                &[0.0; 7],
+                CheckStatus::Pass,
+                "1.0σ above the 7-day mean (σ 0 floored to 1: √mean",
+            ),
+            (
+                2.06,
+                &[1.03, 0.0, 2.05, 1.0, 0.0, 0.0, 1.01],
+                CheckStatus::Pass,
+                "√mean",
+            ),
         ];
         for (v, hist, status, reason) in cases {
-            let got = anomaly(*v, hist, 3.0, CheckStatus::Fail);
+            let got = anomaly(*v, hist, AnomalyRule::default());
             assert_eq!(got.status, *status, "{v} vs {hist:?}: {got:?}");
             assert!(got.reason.contains(reason), "{v}: {}", got.reason);
         }
+    }
+
+    #[test]
+    fn counts_are_told_from_ratios_and_latencies() {
+        let cases: &[(&[f64], bool)] = &[
+            (&[0.0, 0.0, 1.0028], true),
+            (&[100.0, 103.4, 96.2], true),
+            (&[0.0, 0.0, 0.0], false),
+            // Error ratios: all below 1.
+            (&[0.001, 0.0012, 0.05], false),
+            // Latencies in seconds.
+            (&[0.46, 0.52, 1.4], false),
+            (&[1.5, 2.0, 3.0], false),
+            (&[-1.0, 2.0, 3.0], false),
+        ];
+        for (values, want) in cases {
+            assert_eq!(looks_like_counts(values), *want, "{values:?}");
+        }
+    }
+
+    #[test]
+    fn count_and_min_change_override_what_the_values_suggest() {
+        let rule = |count, min_change| AnomalyRule {
+            count,
+            min_change,
+            ..Default::default()
+        };
+        // Told it is no count: one after zeros is a change from a σ of 0.
+        let v = anomaly(1.0028, &[0.0; 7], rule(Some(false), 0.0));
+        assert_eq!(v.status, CheckStatus::Fail, "{v:?}");
+        // Told it is a count: 0.4 after zeros is within a count's noise.
+        let v = anomaly(0.4, &[0.0; 7], rule(Some(true), 0.0));
+        assert_eq!(v.status, CheckStatus::Pass, "{v:?}");
+        // Under min_change: never flags, however many σ, either way.
+        let week = [100.0, 100.0, 100.0];
+        for value in [150.0, 50.0] {
+            let v = anomaly(value, &week, rule(None, 60.0));
+            assert_eq!(v.status, CheckStatus::Pass, "{v:?}");
+            assert!(v.reason.contains("under min_change 60"), "{v:?}");
+            assert!(v.threshold.contains("min_change 60 never flags"), "{v:?}");
+        }
+        let v = anomaly(170.0, &week, rule(None, 60.0));
+        assert_eq!(v.status, CheckStatus::Fail, "{v:?}");
+    }
+
+    #[test]
+    fn min_change_is_a_number_zero_or_more() {
+        let with = |m: &str| {
+            crate::checks::parse(&format!(
+                "{{name: a, kind: prometheus, url: 'http://p:9090', query: up, anomaly: {{min_change: {m}}}}}"
+            ))
+        };
+        assert!(with("0").is_ok());
+        assert!(with("2.5").is_ok());
+        for bad in ["-1", ".nan", ".inf"] {
+            let e = with(bad).unwrap_err();
+            assert!(
+                e.contains("min_change must be a number, 0 or more"),
+                "{bad}: {e}"
+            );
+            assert!(e.starts_with("1:"), "{bad}: a position: {e}");
+        }
+    }
+
+    /// Every anomaly check the shipped jobs.yaml has sets `min_change`, so
+    /// a handful of errors on a quiet night never pages anyone.
+    #[test]
+    fn the_shipped_anomaly_checks_set_min_change() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("jobs.yaml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let config =
+            crate::jobs::load_str(&path, &text, &|_| None).unwrap_or_else(|e| panic!("{e}"));
+        let mut seen = 0;
+        for job in config.jobs.values() {
+            let Some(list) = job.spec_as::<crate::jobs::checklist::ChecklistSpec>() else {
+                continue;
+            };
+            for c in list.checks.value.iter().filter(|c| c.kind == "prometheus") {
+                let threshold = c.spec.threshold_of(&c.name).unwrap_or_default();
+                if threshold.contains('σ') {
+                    seen += 1;
+                    assert!(
+                        threshold.contains("min_change"),
+                        "{}/{}: {threshold}",
+                        job.name,
+                        c.name
+                    );
+                }
+            }
+        }
+        assert!(seen > 0, "the shipped jobs have an anomaly check");
     }
 }

@@ -345,6 +345,8 @@ async fn run_job(
     job.check_confirmed(confirmed, dry_run)
         .map_err(|e| CliError::Usage(format!("job `{name}`: {e}")))?;
     let store = open_store(cli, &config).await?;
+    // From now on the morning report judges this job's fires.
+    store.see_jobs(&[name], SystemClock.now()).await?;
     let format = cli.log_format;
     let runner = runner(cli, &config, store.clone())?.with_tee(move |l| render::tee(format, l));
     runner.reap(config.daemon.stale_after).await?;

@@ -294,8 +294,10 @@ pub enum Command {
         /// instant. Default: the report job's period, else 24h.
         #[arg(long)]
         since: Option<String>,
-        /// Write to FILE instead of stdout: `.html` (charts inline, to look
-        /// at in a browser), `.eml` (the whole message), else the text.
+        /// Write to FILE instead of stdout: `.html` or `.htm` (charts
+        /// inline, to look at in a browser), `.eml` (the whole message),
+        /// `.txt` or no extension (the text); in any case. Any other
+        /// extension is refused.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
         /// Send it to its recipients (or the outbox when no SMTP is set).
@@ -335,6 +337,13 @@ pub enum CliError {
     },
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
+    /// A file the command was asked to write (`report --out`).
+    #[error("cannot write {}: {source}", .path.display())]
+    WriteFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Mail(#[from] crate::adapters::mail::MailError),
     #[error(transparent)]

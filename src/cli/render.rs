@@ -378,7 +378,9 @@ pub fn show(run: &Run) -> Result<()> {
     Ok(())
 }
 
-/// The end of a foreground run: its results, then one summary line.
+/// The end of a foreground run: its results, then one summary line. A
+/// report whose mail is pending says so there, with why and how it will
+/// go: no daemon may be running to resend it.
 pub fn run_end(
     run: Option<&Run>,
     id: i64,
@@ -387,6 +389,23 @@ pub fn run_end(
     attempt: u32,
     error: Option<&str>,
 ) -> Result<()> {
+    let pending = run
+        .and_then(crate::jobs::report::PendingMail::of)
+        .map(|p| {
+            format!(
+                "; its mail is pending, not sent: {}. It is kept: a running daemon (`runbookd serve`) resends it from {}; with none running, `runbookd report --send` sends a new copy now",
+                p.error.trim_end_matches('.'),
+                fmt_time(p.retry_at)
+            )
+        })
+        .unwrap_or_default();
+    let unreached = match run {
+        Some(r) if crate::checks::none_reached(&r.checks) => format!(
+            "; no check reached its target (all {} ended `error`, nothing measured): production was not judged, check this host's network, DNS and credentials first",
+            r.checks.len()
+        ),
+        _ => String::new(),
+    };
     let mut out = std::io::stdout().lock();
     if let Some(r) = run {
         if !r.steps.is_empty() {
@@ -402,7 +421,7 @@ pub fn run_end(
         .unwrap_or_default();
     writeln!(
         out,
-        "run {id} of `{job}` {status}{took}{}{}",
+        "run {id} of `{job}` {status}{took}{}{}{unreached}{pending}",
         if attempt > 1 {
             format!(" (attempt {attempt})")
         } else {

@@ -43,6 +43,38 @@ fn settings(config: &Config, job: Option<&str>) -> Result<(Settings, Option<Repo
     })
 }
 
+/// What `--out FILE` writes, from the file's extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutFormat {
+    /// `.html`, `.htm`: the HTML with its charts inline, for a browser.
+    Html,
+    /// `.eml`: the whole message.
+    Eml,
+    /// `.txt`, or no extension: the text, with its Subject line.
+    Text,
+}
+
+impl OutFormat {
+    /// The format a file's extension names. Case does not matter: on the
+    /// systems runbookd runs on, `X.HTML` is an HTML file to whoever opens
+    /// it (macOS and Windows file systems do not even tell the two apart).
+    /// An extension runbookd cannot write is refused, not written as text.
+    pub fn of(path: &Path) -> Result<Self> {
+        let Some(ext) = path.extension() else {
+            return Ok(OutFormat::Text);
+        };
+        match ext.to_string_lossy().to_ascii_lowercase().as_str() {
+            "html" | "htm" => Ok(OutFormat::Html),
+            "eml" => Ok(OutFormat::Eml),
+            "txt" => Ok(OutFormat::Text),
+            other => Err(CliError::Usage(format!(
+                "--out {}: cannot write a `.{other}` file; name it .html, .htm, .eml or .txt (or no extension, for text)",
+                path.display()
+            ))),
+        }
+    }
+}
+
 pub async fn report(
     cli: &Cli,
     since: Option<&str>,
@@ -50,6 +82,8 @@ pub async fn report(
     send: bool,
     job: Option<&str>,
 ) -> Result<()> {
+    // Before anything is read or sent: a file it cannot write is a typo.
+    let format = out.map(OutFormat::of).transpose()?;
     let config = load(cli)?;
     let (mut settings, spec) = settings(&config, job)?;
     let now = SystemClock.now();
@@ -92,11 +126,11 @@ pub async fn report(
             Delivered::AlreadySent => {}
         }
     }
-    match out {
-        Some(path) => {
-            let bytes = match path.extension().and_then(|e| e.to_str()) {
-                Some("html" | "htm") => redact(&rendered.preview_html()).into_bytes(),
-                Some("eml") => {
+    match out.zip(format) {
+        Some((path, format)) => {
+            let bytes = match format {
+                OutFormat::Html => redact(&rendered.preview_html()).into_bytes(),
+                OutFormat::Eml => {
                     let (to, cc) = match &spec {
                         Some(s) => s.recipients(&config),
                         None => (config.mail.to.clone(), config.mail.cc.clone()),
@@ -111,10 +145,18 @@ pub async fn report(
                     draft.html = draft.html.map(|h| redact(&h));
                     draft.compose(&crate::adapters::mail::new_message_id())?.raw
                 }
-                _ => redact(&rendered.text).into_bytes(),
+                // As printed on stdout: the subject first.
+                OutFormat::Text => format!(
+                    "Subject: {}\n\n{}",
+                    report.subject(),
+                    redact(&rendered.text)
+                )
+                .into_bytes(),
             };
-            std::fs::write(path, bytes)
-                .map_err(|e| CliError::Usage(format!("cannot write {}: {e}", path.display())))?;
+            std::fs::write(path, bytes).map_err(|source| CliError::WriteFile {
+                path: path.to_path_buf(),
+                source,
+            })?;
             render::note(&format!(
                 "{}: written to {}",
                 report.subject(),

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde::Deserialize;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
 use super::procedure::{self, Done};
 use super::{ExecEnv, Job, JobError, JobKind, Outcome, RunContext};
@@ -15,7 +16,7 @@ use crate::adapters::mail::Mailer;
 use crate::clock::Clock;
 use crate::config::{Config, JobSpec, addresses};
 use crate::delivery::{Delivered, Postman};
-use crate::model::Dur;
+use crate::model::{Dur, Run};
 use crate::report::{self, ChartSpec, Settings, Tolerance};
 use crate::store::HistoryStore;
 use crate::yaml::{At, Diags, Text};
@@ -111,6 +112,33 @@ impl ReportSpec {
 }
 
 pub const DEFAULT_PERIOD: Duration = Duration::from_secs(86400);
+
+/// The `send-report` step's payload when the report could not be sent yet:
+/// kept in the store, resent by a daemon. A run by hand says so on its
+/// last line, since no daemon may be running.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingMail {
+    pub message_id: String,
+    /// Always true: tells this payload from a sent one's.
+    pub pending: bool,
+    /// Why the last try failed.
+    pub error: String,
+    /// When a daemon tries again.
+    pub retry_at: DateTime<Utc>,
+}
+
+impl PendingMail {
+    /// The pending report of a run of a `report` job, if its mail is.
+    pub fn of(run: &Run) -> Option<Self> {
+        let step = run.steps.iter().find(|s| s.name == SEND_STEP)?;
+        serde_json::from_value::<PendingMail>(step.payload.clone()?)
+            .ok()
+            .filter(|p| p.pending)
+    }
+}
+
+/// The name of the report's one step.
+const SEND_STEP: &str = "send-report";
 
 impl JobSpec for ReportSpec {
     fn validate(&self, _job: &str, diags: &mut Diags) {
@@ -211,7 +239,7 @@ impl Job for ReportJob {
         let recipients = email.recipients.join(", ");
         let sent = procedure::step(
             ctx,
-            "send-report",
+            SEND_STEP,
             &recipients,
             &format!(
                 "send {} ({} bytes, {} chart(s)) through {}",
@@ -235,13 +263,21 @@ impl Job for ReportJob {
                         "already sent".to_string(),
                     )),
                     // Kept: the daemon sends it when the server is back.
-                    Ok(Delivered::Pending { error, retry_at }) => Ok(Done::new(
-                        format!(
-                            "not sent yet ({error}); kept, and resent by the daemon from {retry_at}"
-                        ),
-                        format!("pending: {error}"),
-                    )
-                    .payload(serde_json::json!({"message_id": message_id, "pending": true}))),
+                    Ok(Delivered::Pending { error, retry_at }) => {
+                        let pending = PendingMail {
+                            message_id: message_id.clone(),
+                            pending: true,
+                            error: error.clone(),
+                            retry_at,
+                        };
+                        Ok(Done::new(
+                            format!(
+                                "not sent yet ({error}); kept, and resent by the daemon from {retry_at}"
+                            ),
+                            format!("pending: {error}"),
+                        )
+                        .payload(serde_json::to_value(&pending).unwrap_or_default()))
+                    }
                     Err(e) => Err(e.to_string()),
                 }
             },

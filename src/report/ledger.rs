@@ -2,6 +2,12 @@
 //! report's period: a dead-man's switch (a fire with no run is missed,
 //! whatever the daemon knew), lateness, duplicates, failures, and runs far
 //! from the job's own median. Pure: the fires, runs and median are given.
+//!
+//! Only fires after runbookd first saw the job are judged: before that no
+//! daemon knew of it, so nothing was missed (a new install's first report
+//! is not a wall of misses). A scheduler starts at the instant it loads a
+//! job and runs the fires after it, so a fire at that very instant is not
+//! its either.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -125,6 +131,11 @@ pub struct LedgerRow {
     /// Still going at report time.
     pub running: u32,
     pub median: Option<Duration>,
+    /// When runbookd first saw the job (a daemon loaded it, or a run by
+    /// hand); `None`: never, so no fire is judged.
+    pub first_seen: Option<DateTime<Utc>>,
+    /// Fires of the period before `first_seen`: not judged.
+    pub unseen: u32,
 }
 
 /// How far from the expected a run may be before it is a finding.
@@ -173,7 +184,8 @@ fn duration(r: &Run) -> Option<Duration> {
 /// The ledger of one job. `fires` are the fires due in the period (the
 /// newest few minutes excluded: not yet late), `runs` every run of the job
 /// that started in the period or for a fire in it, `missed` the daemon's
-/// records of fires it gave up.
+/// records of fires it gave up. Of the fires, those after
+/// `row.first_seen` are judged.
 pub fn ledger(
     mut row: LedgerRow,
     fires: &[DateTime<Utc>],
@@ -181,6 +193,11 @@ pub fn ledger(
     missed: &[MissedFires],
     tol: Tolerance,
 ) -> (LedgerRow, Vec<Finding>) {
+    let (fires, unseen): (Vec<DateTime<Utc>>, Vec<DateTime<Utc>>) = fires
+        .iter()
+        .copied()
+        .partition(|f| row.first_seen.is_some_and(|seen| *f > seen));
+    row.unseen = unseen.len() as u32;
     let mut findings = Vec::new();
     let mut by_fire: BTreeMap<DateTime<Utc>, Vec<&Run>> = BTreeMap::new();
     for r in runs.iter().filter(|r| !r.dry_run) {
@@ -200,7 +217,7 @@ pub fn ledger(
             detail,
         })
     };
-    for &fire in fires {
+    for fire in fires {
         let Some(all) = by_fire.get(&fire) else {
             row.missed += 1;
             let why = missed
@@ -388,6 +405,7 @@ mod tests {
         LedgerRow {
             job: "j".into(),
             median: median.map(Duration::from_secs),
+            first_seen: Some(t("2026-11-01T00:00:00Z")),
             ..Default::default()
         }
     }
@@ -551,6 +569,33 @@ mod tests {
         let (row, f) = ledger(row(None), &[t(F1)], &[], &[missed], Tolerance::default());
         assert_eq!(row.missed, 1);
         assert_eq!(f[0].detail, "not run: the history store was unreachable");
+    }
+
+    #[test]
+    fn only_fires_after_the_job_was_first_seen_are_judged() {
+        let fires = [t(F1), t(F2)];
+        // (first seen, expected, unseen): never seen judges nothing; seen
+        // at a fire's very instant, that fire was not the scheduler's.
+        let cases = [
+            (None, 0, 2),
+            (Some(t("2026-11-01T00:00:00Z")), 2, 0),
+            (Some(t(F1)), 1, 1),
+            (Some(t("2026-11-29T12:00:00Z")), 1, 1),
+            (Some(t("2026-12-01T00:00:00Z")), 0, 2),
+        ];
+        for (seen, expected, unseen) in cases {
+            let r = LedgerRow {
+                first_seen: seen,
+                ..row(None)
+            };
+            let (r, f) = ledger(r, &fires, &[], &[], Tolerance::default());
+            assert_eq!((r.expected, r.unseen), (expected, unseen), "{seen:?}");
+            assert_eq!(r.missed as usize, f.len(), "{seen:?}: {f:?}");
+            assert_eq!(
+                r.missed, expected,
+                "{seen:?}: no runs, so each judged fire is missed"
+            );
+        }
     }
 
     #[test]

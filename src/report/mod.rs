@@ -243,6 +243,7 @@ pub async fn gather(
         by_job.entry(r.job.as_str()).or_default().push(r.clone());
     }
     let missed = store.missed(fires_since).await?;
+    let first_seen = store.first_seen().await?;
 
     let mut ledger_rows = Vec::new();
     let mut findings = Vec::new();
@@ -254,6 +255,7 @@ pub async fn gather(
             job: job.name.clone(),
             schedule: schedule.source().to_string(),
             suspended: job.suspend,
+            first_seen: first_seen.get(&job.name).copied(),
             ..Default::default()
         };
         if job.suspend {

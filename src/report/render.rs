@@ -250,6 +250,11 @@ pub fn render(r: &Report, links: &Links) -> Rendered {
                 html::muted(&format!("{} of {}", s.spec.check, s.spec.job)),
                 esc(&caption)
             )));
+            // No values: the caption says so; an empty frame would say
+            // nothing, or look like a flat line.
+            if s.summary().is_none() {
+                continue;
+            }
             match chart::png(&s.points, &lines, from, r.until) {
                 Ok(png) => {
                     h.push_str(&html::image(
@@ -294,7 +299,7 @@ pub fn render(r: &Report, links: &Links) -> Rendered {
                 ]);
                 continue;
             }
-            let other = [
+            let mut other = [
                 (l.late, "late"),
                 (l.duplicate, "duplicate"),
                 (l.skipped, "skipped"),
@@ -305,8 +310,17 @@ pub fn render(r: &Report, links: &Links) -> Rendered {
             .iter()
             .filter(|(n, _)| *n > 0)
             .map(|(n, w)| format!("{n} {w}"))
-            .collect::<Vec<_>>()
-            .join(", ");
+            .collect::<Vec<_>>();
+            // Its fires before runbookd knew it are not missed: say why
+            // they are not counted.
+            match l.first_seen {
+                None => other.push("not seen by runbookd yet".into()),
+                Some(seen) if seen > r.since => {
+                    other.push(format!("first day, from {}", local(seen, tz, "%a %H:%M")))
+                }
+                Some(_) => {}
+            }
+            let other = other.join(", ");
             let cells = vec![
                 l.job.clone(),
                 format!("{}/{}", l.ran, l.expected),

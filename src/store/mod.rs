@@ -12,6 +12,7 @@ mod sql;
 mod sqlite;
 mod watch;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -145,6 +146,14 @@ pub trait HistoryStore: Send + Sync + fmt::Debug {
 
     /// Moves the cursor forward (never back).
     async fn advance_cursor(&self, job: &str, to: DateTime<Utc>) -> Result<()>;
+
+    /// Records that runbookd knows these jobs at `at` (a daemon loaded
+    /// them, or `run` runs one): each job's first-seen instant is kept and
+    /// only ever moves earlier.
+    async fn see_jobs(&self, jobs: &[&str], at: DateTime<Utc>) -> Result<()>;
+
+    /// When runbookd first saw each job it has seen.
+    async fn first_seen(&self) -> Result<BTreeMap<String, DateTime<Utc>>>;
 
     /// Stores a run's check results, in order.
     async fn record_checks(&self, run: RunId, checks: &[CheckResult]) -> Result<()>;

@@ -6,6 +6,7 @@
 //! connecting and migrating. SQL lives in `sql/*.sql`, shared; the dialect's
 //! own statements in `sql/<backend>/`.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use async_trait::async_trait;
@@ -539,6 +540,30 @@ impl<B: Backend> HistoryStore for SqlStore<B> {
         )
         .await?;
         Ok(())
+    }
+
+    async fn see_jobs(&self, jobs: &[&str], at: DateTime<Utc>) -> Result<()> {
+        let stmts: Vec<(&'static str, Vec<Arg<'_>>)> = jobs
+            .iter()
+            .map(|job| (sql!("see_jobs"), vec![(*job).into(), at.into()]))
+            .collect();
+        self.timed("record first-seen jobs", self.backend.transaction(&stmts))
+            .await?;
+        Ok(())
+    }
+
+    async fn first_seen(&self) -> Result<BTreeMap<String, DateTime<Utc>>> {
+        let rows = self
+            .rows("read first-seen jobs", sql!("first_seen"), &[])
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    self.decode(r.text("job"))?,
+                    self.decode(r.time("first_seen"))?,
+                ))
+            })
+            .collect()
     }
 
     async fn record_checks(&self, run: RunId, checks: &[CheckResult]) -> Result<()> {

@@ -242,6 +242,16 @@ impl HistoryStore for WatchedStore {
             .await
     }
 
+    async fn see_jobs(&self, jobs: &[&str], at: DateTime<Utc>) -> Result<()> {
+        self.watch("record first-seen jobs", self.inner.see_jobs(jobs, at))
+            .await
+    }
+
+    async fn first_seen(&self) -> Result<BTreeMap<String, DateTime<Utc>>> {
+        self.watch_read("read first-seen jobs", self.inner.first_seen())
+            .await
+    }
+
     async fn record_checks(&self, run: RunId, checks: &[CheckResult]) -> Result<()> {
         self.watch(
             "record check results",

@@ -133,7 +133,29 @@ impl Seed {
         Seed { store }
     }
 
+    /// Records the job first seen by `at`, as the daemon that scheduled a
+    /// run or recorded a missed fire had: its cursor was before the fire.
+    async fn seen_before(&self, job: &str, at: DateTime<Utc>) {
+        self.store
+            .see_jobs(&[job], at - Duration::minutes(1))
+            .await
+            .expect("record a seeded job first seen");
+    }
+
+    /// Records `job` first seen at `at` (kept if an earlier one is).
+    pub async fn seen(&self, job: &str, at: DateTime<Utc>) {
+        self.store
+            .see_jobs(&[job], at)
+            .await
+            .expect("record a seeded job first seen");
+    }
+
     pub async fn add(&self, r: RunSpec) -> RunId {
+        self.seen_before(
+            &r.job,
+            r.scheduled_for.unwrap_or(r.started_at).min(r.started_at),
+        )
+        .await;
         let id = self
             .store
             .insert_run(&NewRun {
@@ -205,6 +227,7 @@ impl Seed {
         count: u64,
         reason: &str,
     ) {
+        self.seen_before(job, first).await;
         self.store
             .record_missed(&MissedFires {
                 job: job.into(),
