@@ -17,9 +17,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::http::{self, DaemonState};
-use crate::runner::Runner;
+use crate::runner::{CANCEL_ASKED, Runner};
 use crate::scheduler::Scheduler;
-use crate::store::{HistoryStore, RunFilter, RunStatus, StoreError};
+use crate::store::{HistoryStore, RunFilter, RunStatus, StoreError, Wakeup, Wakeups};
 
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
@@ -96,6 +96,25 @@ pub async fn serve(
 
     let wake = Arc::new(Notify::new());
     let mut timer = start_timer(wake.clone()).await?;
+    // Requests and cancels the store pushes, acted on at once; polling
+    // (each tick, each heartbeat) stays for what a push misses.
+    let requested = Arc::new(Notify::new());
+    let relaying = if config.daemon.notify {
+        match store.wakeups().await {
+            Ok(Some(w)) => Some(tokio::spawn(relay(
+                w,
+                scheduler.runner().clone(),
+                requested.clone(),
+            ))),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!("{e}; triggers and cancels are polled");
+                None
+            }
+        }
+    } else {
+        None
+    };
     let scheduled = config
         .jobs
         .values()
@@ -132,6 +151,9 @@ pub async fn serve(
             _ = shutdown.cancelled() => break,
             _ = until_due => tick(&scheduler, &state, clock.as_ref()).await,
             _ = wake.notified() => tick(&scheduler, &state, clock.as_ref()).await,
+            _ = requested.notified() => {
+                scheduler.take_requests_now().await;
+            }
             _ = maintenance.tick() => {
                 // While the store is down only the scheduler's probe calls
                 // it: housekeeping waits, so the loop never stalls on it.
@@ -199,7 +221,7 @@ pub async fn serve(
         state.loop_turned(clock.now());
     }
 
-    for t in [resending, pruning].into_iter().flatten() {
+    for t in [resending, pruning, relaying].into_iter().flatten() {
         t.abort();
     }
     seeding.abort();
@@ -211,6 +233,21 @@ pub async fn serve(
     observer.abort();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Acts on what the store pushes: a queued request wakes the loop to take
+/// it; a cancel stops the run at once if this process runs it. After a
+/// lost connection the loop looks for requests once (cancels are seen at
+/// the runs' heartbeats).
+pub async fn relay(mut wakeups: Box<dyn Wakeups>, runner: Runner, requested: Arc<Notify>) {
+    loop {
+        match wakeups.next().await {
+            Wakeup::Request | Wakeup::Resync => requested.notify_one(),
+            Wakeup::Cancel(id) => {
+                runner.cancel_local(id, CANCEL_ASKED);
+            }
+        }
+    }
 }
 
 /// Pending messages sent per maintenance pass at most.

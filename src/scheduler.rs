@@ -665,6 +665,20 @@ impl Scheduler {
         }
     }
 
+    /// Takes the requests waiting now, outside a tick: a request the store
+    /// pushed (Postgres NOTIFY) starts within milliseconds, not at the
+    /// next tick.
+    pub async fn take_requests_now(&self) -> TickReport {
+        let mut report = TickReport {
+            store_ok: self.runner.store_health().is_up(),
+            ..Default::default()
+        };
+        if report.store_ok {
+            self.take_requests(&mut report).await;
+        }
+        report
+    }
+
     /// Runs requested through the store (`runbookd trigger`): this replica
     /// takes each at most once, and overlap rules apply as to fires.
     async fn take_requests(&self, report: &mut TickReport) {

@@ -797,3 +797,80 @@ async fn replace_across_replicas_starts_once_the_other_replicas_run_has_ended() 
     let log = new.log.unwrap_or_default();
     assert!(log.contains(&format!("for run #{first} to end")), "{log}");
 }
+
+/// On Postgres a queued request and a cancel are pushed (LISTEN/NOTIFY):
+/// with no tick at all (the manual clock never moves) and heartbeats an
+/// hour apart, only the push can start the request and stop its run. On
+/// SQLite nothing is pushed: polling is the way.
+#[cfg(feature = "integration")]
+#[tokio::test]
+async fn a_pushed_request_starts_and_a_pushed_cancel_stops_without_a_tick() {
+    let db = TestDatabase::postgres().await;
+    let store = db.open().await;
+    let job = JobBuilder::command("slow", &["sleep", "30"]);
+    let config = Arc::new(ConfigBuilder::new().job(job).build());
+    let clock = ManualClock::new(t("2026-05-01T00:00:00Z"));
+    let runner = Runner::builder(store.clone(), Arc::new(Adapters::real()))
+        .clock(Arc::new(clock.clone()))
+        .identity(Identity::current())
+        .heartbeat(Duration::from_secs(3600))
+        .build();
+    let mut events = runner.subscribe();
+    let scheduler = Arc::new(
+        Scheduler::start(config, runner.clone(), Arc::new(clock.clone()))
+            .await
+            .unwrap(),
+    );
+    let wakeups = store
+        .wakeups()
+        .await
+        .unwrap()
+        .expect("Postgres pushes requests and cancels");
+    let requested = Arc::new(tokio::sync::Notify::new());
+    let relay = tokio::spawn(runbookd::daemon::relay(
+        wakeups,
+        runner.clone(),
+        requested.clone(),
+    ));
+    let taker = {
+        let (s, r) = (scheduler.clone(), requested.clone());
+        tokio::spawn(async move {
+            loop {
+                r.notified().await;
+                s.take_requests_now().await;
+            }
+        })
+    };
+    // Another process (a CLI) queues the request.
+    let cli = db.open().await;
+    cli.request_run(&runbookd::model::NewRequest {
+        job: "slow".into(),
+        params: Default::default(),
+        requested_by: "alice".into(),
+        reason: None,
+        dry_run: false,
+        requested_at: t("2026-05-01T00:00:00Z"),
+        expires_at: None,
+        confirmed: false,
+    })
+    .await
+    .unwrap();
+    let id = started(&mut events).await;
+    assert!(cli.request_cancel(id).await.unwrap());
+    let done = finished(&mut events, 1).await;
+    assert_eq!(done, vec![(id, RunStatus::Cancelled)]);
+    let run = cli.get_run(id).await.unwrap().unwrap();
+    assert!(
+        run.error
+            .unwrap_or_default()
+            .contains("cancelled on request"),
+        "{:?}",
+        run.log
+    );
+    relay.abort();
+    taker.abort();
+    scheduler.shutdown(Duration::from_millis(10)).await;
+    // SQLite pushes nothing.
+    let lite = TestDatabase::sqlite();
+    assert!(lite.open().await.wakeups().await.unwrap().is_none());
+}

@@ -264,6 +264,10 @@ struct RawDaemon {
     /// On SIGTERM, how long running jobs may finish before they are cancelled.
     /// Default `30s`.
     shutdown_grace: Option<Dur>,
+    /// On Postgres, LISTEN for triggers and cancels so they take effect at
+    /// once; polling (every tick, every heartbeat) stays as the fallback.
+    /// Default `true`; SQLite always polls.
+    notify: Option<bool>,
 }
 
 #[derive(Debug, Clone)]
@@ -272,6 +276,7 @@ pub struct DaemonConfig {
     pub heartbeat: Duration,
     pub stale_after: Duration,
     pub shutdown_grace: Duration,
+    pub notify: bool,
 }
 
 impl Default for DaemonConfig {
@@ -281,6 +286,7 @@ impl Default for DaemonConfig {
             heartbeat: Duration::from_secs(5),
             stale_after: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(30),
+            notify: true,
         }
     }
 }
@@ -712,6 +718,9 @@ fn daemon(raw: Option<&At<Lenient<RawDaemon>>>, diags: &mut Diags) -> DaemonConf
     }
     if let Some(g) = raw.shutdown_grace {
         d.shutdown_grace = g.0;
+    }
+    if let Some(n) = raw.notify {
+        d.notify = n;
     }
     if d.heartbeat.is_zero() || d.stale_after < d.heartbeat * 2 {
         diags.at(

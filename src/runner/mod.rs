@@ -37,6 +37,10 @@ use crate::store::{
 /// dropped (which kills a command's process group).
 pub const STOP_WAIT: Duration = Duration::from_secs(60);
 
+/// Why a run stopped when someone asked through the store.
+pub const CANCEL_ASKED: &str =
+    "cancelled on request (runbookd cancel, or concurrency: replace on another replica)";
+
 /// A cancellation with the reason recorded on the run.
 #[derive(Debug, Clone, Default)]
 pub struct Stop {
@@ -303,6 +307,29 @@ impl Runner {
             redactor: Redactor::default(),
             config: None,
             chain_wait: CHAIN_WAIT,
+        }
+    }
+
+    /// Stops a run at once if this process runs it (a cancel the store
+    /// pushed); false if it is not here. Runs elsewhere, or a push that was
+    /// lost, see the request at their next heartbeat.
+    pub fn cancel_local(&self, id: RunId, reason: &str) -> bool {
+        let stop = self
+            .local
+            .lock()
+            .expect("local runs lock")
+            .get(&id)
+            .cloned();
+        match stop {
+            Some(stop) => {
+                tracing::info!(
+                    run = id,
+                    "cancel requested through the history store (pushed)"
+                );
+                stop.cancel(reason);
+                true
+            }
+            None => false,
         }
     }
 
@@ -1095,7 +1122,7 @@ async fn heartbeat_loop(
                 saved_version = version;
                 if cancel_requested && !stop.is_cancelled() {
                     log.info("cancel requested through the history store");
-                    stop.cancel("cancelled on request (runbookd cancel, or concurrency: replace on another replica)");
+                    stop.cancel(CANCEL_ASKED);
                 }
             }
             Err(e) => tracing::warn!(run = id, "heartbeat failed: {e}"),

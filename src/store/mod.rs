@@ -93,6 +93,13 @@ pub trait HistoryStore: Send + Sync + fmt::Debug {
         None
     }
 
+    /// What the store pushes to its daemons as it happens (Postgres
+    /// LISTEN/NOTIFY): a request queued, a cancel asked. `None`: it pushes
+    /// nothing (SQLite), and polling is the only way.
+    async fn wakeups(&self) -> Result<Option<Box<dyn Wakeups>>> {
+        Ok(None)
+    }
+
     /// Inserts a run. `None` means another process already holds this
     /// `(job, scheduled_for, attempt)`: the fire is theirs.
     async fn insert_run(&self, run: &NewRun) -> Result<Option<RunId>>;
@@ -268,6 +275,26 @@ pub trait HistoryStore: Send + Sync + fmt::Debug {
     /// Deletes ended runs started before `before`, and missed-fire records
     /// older than it. Returns how many runs.
     async fn prune(&self, before: DateTime<Utc>) -> Result<u64>;
+}
+
+/// A change another process made that a daemon acts on at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wakeup {
+    /// A run request was queued.
+    Request,
+    /// Someone asked for this run to be cancelled.
+    Cancel(RunId),
+    /// The push connection was lost and made again: what was pushed
+    /// meanwhile is lost, so look (poll) once.
+    Resync,
+}
+
+/// The store's pushed changes, one at a time.
+#[async_trait]
+pub trait Wakeups: Send {
+    /// The next change. Never ends: a lost connection is made again (and
+    /// said with [`Wakeup::Resync`]).
+    async fn next(&mut self) -> Wakeup;
 }
 
 /// A claimed run and the job's runs that were going on when it was claimed

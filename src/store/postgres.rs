@@ -143,6 +143,12 @@ impl Backend for Postgres {
         }
     }
 
+    async fn wakeups(&self) -> Result<Option<Box<dyn super::Wakeups>>, sqlx::Error> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
+        listener.listen_all([REQUESTS, CANCELS]).await?;
+        Ok(Some(Box::new(PgWakeups { listener })))
+    }
+
     async fn execute(&self, sql: &'static str, args: &[Arg<'_>]) -> Result<u64, sqlx::Error> {
         Ok(query(sql, args).execute(&self.pool).await?.rows_affected())
     }
@@ -166,6 +172,44 @@ impl Backend for Postgres {
         }
         tx.commit().await?;
         Ok(rows)
+    }
+}
+
+/// The daemons' channels (migration 0010 notifies on them).
+const REQUESTS: &str = "runbookd_requests";
+const CANCELS: &str = "runbookd_cancels";
+
+/// After a failed reconnect, how long before the next try.
+const RELISTEN_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// LISTEN on a connection of its own, remade when lost.
+struct PgWakeups {
+    listener: sqlx::postgres::PgListener,
+}
+
+#[async_trait]
+impl super::Wakeups for PgWakeups {
+    async fn next(&mut self) -> super::Wakeup {
+        loop {
+            match self.listener.try_recv().await {
+                Ok(Some(n)) if n.channel() == REQUESTS => return super::Wakeup::Request,
+                Ok(Some(n)) if n.channel() == CANCELS => {
+                    if let Ok(id) = n.payload().parse() {
+                        return super::Wakeup::Cancel(id);
+                    }
+                }
+                Ok(Some(_)) => {}
+                // Lost: the next call reconnects (and LISTENs again).
+                Ok(None) => return super::Wakeup::Resync,
+                Err(e) => {
+                    tracing::warn!(
+                        "cannot listen for requests and cancels ({e}); polling meanwhile, trying again in {}s",
+                        RELISTEN_EVERY.as_secs()
+                    );
+                    tokio::time::sleep(RELISTEN_EVERY).await;
+                }
+            }
+        }
     }
 }
 

@@ -121,6 +121,11 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
         stmts: &[(&'static str, Vec<Arg<'_>>)],
     ) -> Result<Vec<Vec<Self::Row>>, sqlx::Error>;
 
+    /// What the database pushes (LISTEN/NOTIFY), if it can.
+    async fn wakeups(&self) -> Result<Option<Box<dyn super::Wakeups>>, sqlx::Error> {
+        Ok(None)
+    }
+
     /// Why a write now would not be kept, if it would not: the database
     /// file was deleted or replaced since it was opened.
     fn lost(&self) -> Option<String> {
@@ -365,6 +370,11 @@ impl<B: Backend> HistoryStore for SqlStore<B> {
 
     async fn migrate(&self) -> Result<()> {
         self.backend.migrate(&self.url).await
+    }
+
+    async fn wakeups(&self) -> Result<Option<Box<dyn super::Wakeups>>> {
+        self.timed("listen for requests and cancels", self.backend.wakeups())
+            .await
     }
 
     async fn ping(&self) -> Result<()> {

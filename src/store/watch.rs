@@ -157,6 +157,10 @@ impl HistoryStore for WatchedStore {
         self.inner.url()
     }
 
+    async fn wakeups(&self) -> Result<Option<Box<dyn super::Wakeups>>> {
+        self.inner.wakeups().await
+    }
+
     fn health(&self) -> Option<Arc<StoreHealth>> {
         Some(self.health.clone())
     }

@@ -172,6 +172,7 @@ impl ConfigBuilder {
                 heartbeat: Duration::from_millis(200),
                 stale_after: Duration::from_secs(2),
                 shutdown_grace: Duration::from_secs(2),
+                notify: true,
             },
             mail: MailConfig::default(),
             links: Links::default(),
