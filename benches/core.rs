@@ -96,7 +96,13 @@ async fn command_overhead(label: &str, store: Arc<dyn HistoryStore>, n: usize) {
         tokio::process::Command::new("true").status().await.unwrap();
         bare.push(t.elapsed().as_secs_f64() * 1000.0);
         let t = Instant::now();
-        let id = runner.claim(&job, &req).await.unwrap().unwrap();
+        let mut req = req.clone();
+        let id = runner
+            .admit(&job, &mut req)
+            .await
+            .unwrap()
+            .started()
+            .unwrap();
         runner.execute(&job, &req, id, &Stop::new()).await;
         full.push(t.elapsed().as_secs_f64() * 1000.0);
     }
@@ -145,7 +151,13 @@ async fn capture(mb: usize, rounds: usize) {
         c.wait().await.unwrap();
         bare.push(t.elapsed().as_secs_f64());
         let t = Instant::now();
-        let id = runner.claim(&job, &req).await.unwrap().unwrap();
+        let mut req = req.clone();
+        let id = runner
+            .admit(&job, &mut req)
+            .await
+            .unwrap()
+            .started()
+            .unwrap();
         let ended = runner.execute(&job, &req, id, &Stop::new()).await;
         assert_eq!(ended.status, runbookd::store::RunStatus::Succeeded);
         full.push(t.elapsed().as_secs_f64());

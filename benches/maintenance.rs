@@ -144,7 +144,13 @@ async fn overhead(endpoint: &str, flows: usize) {
         // Snapshot names have a one-second grain.
         tokio::time::sleep(Duration::from_millis(1010)).await;
         let t = Instant::now();
-        let id = runner.claim(&job, &req).await.unwrap().unwrap();
+        let mut req = req.clone();
+        let id = runner
+            .admit(&job, &mut req)
+            .await
+            .unwrap()
+            .started()
+            .unwrap();
         let ended = runner.execute(&job, &req, id, &Stop::new()).await;
         let total = t.elapsed().as_secs_f64() * 1000.0;
         assert_eq!(ended.status, RunStatus::Succeeded, "{:?}", ended.error);
@@ -195,7 +201,13 @@ async fn waiting_rss(flows: usize) {
                 triggered_by: "bench".into(),
                 ..Default::default()
             };
-            let id = runner.claim(&job, &req).await.unwrap().unwrap();
+            let mut req = req.clone();
+            let id = runner
+                .admit(&job, &mut req)
+                .await
+                .unwrap()
+                .started()
+                .unwrap();
             runner.execute(&job, &req, id, &stop).await
         }));
     }
@@ -261,7 +273,13 @@ async fn triage(rounds: usize, latency: Duration) {
             .build();
         let req = RunRequest::default();
         let t = Instant::now();
-        let id = runner.claim(&job, &req).await.unwrap().unwrap();
+        let mut req = req.clone();
+        let id = runner
+            .admit(&job, &mut req)
+            .await
+            .unwrap()
+            .started()
+            .unwrap();
         let ended = runner.execute(&job, &req, id, &Stop::new()).await;
         let total = t.elapsed().as_secs_f64() * 1000.0;
         assert_eq!(ended.status, RunStatus::Succeeded, "{:?}", ended.error);
