@@ -874,3 +874,41 @@ async fn a_pushed_request_starts_and_a_pushed_cancel_stops_without_a_tick() {
     let lite = TestDatabase::sqlite();
     assert!(lite.open().await.wakeups().await.unwrap().is_none());
 }
+
+/// A run waiting for the run it replaces, replaced in turn, ends at once:
+/// it started nothing. The third starts once both have ended.
+#[tokio::test]
+async fn a_replace_run_replaced_while_it_waits_ends_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let marks = dir.path().join("marks");
+    let mut h = harness(
+        ConfigBuilder::new().job(stubborn("rep", &marks)),
+        "2026-05-01T00:00:00Z",
+        async |_| {},
+    )
+    .await;
+    h.clock.set(t("2026-05-01T00:00:01Z"));
+    let first = h.scheduler.tick().await.started[0].1;
+    lines_at_least(&marks, 1).await;
+    h.clock.set(t("2026-05-01T00:00:02Z"));
+    let second = h.scheduler.tick().await.started[0].1;
+    h.clock.set(t("2026-05-01T00:00:03Z"));
+    let third = h.scheduler.tick().await.started[0].1;
+    // The waiting one goes first; the stubborn one takes its kill grace.
+    let done = finished(&mut h.events, 2).await;
+    assert_eq!(
+        done,
+        vec![
+            (second, RunStatus::Cancelled),
+            (first, RunStatus::Cancelled)
+        ]
+    );
+    let marks = lines_at_least(&marks, 2).await;
+    assert_eq!(marks.len(), 2, "the second never started its process");
+    h.scheduler.shutdown(Duration::from_millis(10)).await;
+    let log = h.store.get_run(third).await.unwrap().unwrap().log.unwrap();
+    assert!(
+        log.contains(&format!("run #{first}, #{second} to end")),
+        "{log}"
+    );
+}

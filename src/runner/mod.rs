@@ -908,7 +908,12 @@ impl Runner {
         };
         let fut = async {
             if !replacing.is_empty() {
-                self.await_replaced(job, replacing, &log).await?;
+                // A run cancelled while it waits (replaced in turn, or
+                // stopped) ends at once: it has started nothing.
+                tokio::select! {
+                    r = self.await_replaced(job, replacing, &log) => r?,
+                    _ = stop.cancelled() => return Err(JobError::Cancelled),
+                }
             }
             exec.run(&ctx).await
         };

@@ -122,7 +122,7 @@ impl Backend for Postgres {
         abandon_stale: include_str!("sql/postgres/abandon_stale.sql"),
         advance_cursor: include_str!("sql/postgres/advance_cursor.sql"),
         take_request: include_str!("sql/postgres/take_request.sql"),
-        claim_lock: Some(include_str!("sql/postgres/claim_lock.sql")),
+        claim: Some(include_str!("sql/postgres/claim.sql")),
     };
 
     async fn migrate(&self, url: &str) -> Result<()> {

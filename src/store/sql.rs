@@ -96,9 +96,11 @@ pub struct Dialect {
     pub abandon_stale: &'static str,
     pub advance_cursor: &'static str,
     pub take_request: &'static str,
-    /// Serialises the claims of one job (`$1`) until the transaction ends,
-    /// where the backend does not already serialise writers.
-    pub claim_lock: Option<&'static str>,
+    /// A claim in one statement (the run's insert parameters): the job's
+    /// running runs after a per-job lock, with `mine` on the new one; no
+    /// rows if the fire is another's. `None`: the insert and the read in
+    /// one transaction, where the backend serialises writers.
+    pub claim: Option<&'static str>,
 }
 
 /// What differs between Postgres and SQLite, and nothing else.
@@ -394,13 +396,24 @@ impl<B: Backend> HistoryStore for SqlStore<B> {
 
     async fn claim_run(&self, run: &NewRun) -> Result<Option<Claimed>> {
         self.durable()?;
-        let job: Arg<'_> = (&run.job).into();
-        let mut stmts = Vec::with_capacity(3);
-        if let Some(lock) = B::DIALECT.claim_lock {
-            stmts.push((lock, vec![job]));
+        if let Some(claim) = B::DIALECT.claim {
+            let rows = self.rows("claim run", claim, &Self::run_args(run)).await?;
+            let mut id = None;
+            let mut earlier = Vec::new();
+            for r in &rows {
+                if self.decode(r.boolean("mine"))? {
+                    id = Some(self.decode(r.int("id"))?);
+                } else {
+                    earlier.push(self.run_from_row(r, false)?);
+                }
+            }
+            return Ok(id.map(|id| Claimed { id, earlier }));
         }
-        stmts.push((sql!("insert_run"), Self::run_args(run)));
-        stmts.push((sql!("running_of_job"), vec![job]));
+        let job: Arg<'_> = (&run.job).into();
+        let stmts = [
+            (sql!("insert_run"), Self::run_args(run)),
+            (sql!("running_of_job"), vec![job]),
+        ];
         let mut rows = self
             .timed("claim run", self.backend.transaction(&stmts))
             .await?;

@@ -133,7 +133,7 @@ impl Backend for Sqlite {
         take_request: include_str!("sql/sqlite/take_request.sql"),
         // SQLite has one writer at a time: the claim's insert, first in its
         // transaction, takes the write lock until the commit.
-        claim_lock: None,
+        claim: None,
     };
 
     async fn migrate(&self, url: &str) -> Result<()> {
