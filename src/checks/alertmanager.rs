@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::{Check, CheckContext, CheckResult, CheckStatus};
 use crate::secret::SecretUrl;
-use crate::yaml::Text;
+use crate::yaml::{Ident, Required};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -18,12 +18,12 @@ pub struct AlertmanagerCheck {
     /// Label matchers that select the alerts this check cares about, e.g.
     /// `env="production"`. Default: all alerts.
     #[serde(default)]
-    pub matchers: Vec<Text>,
+    pub matchers: Vec<Required>,
     /// Severities from least to most severe. Default `[info, warning, critical]`.
-    pub severities: Option<Vec<Text>>,
+    pub severities: Option<Vec<Ident>>,
     /// Fail on any firing alert at or above this severity; alerts below it
     /// (or with an unknown severity) warn. Default `critical`.
-    pub fail_at: Option<Text>,
+    pub fail_at: Option<Ident>,
 }
 
 #[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::{Check, CheckContext, CheckResult, CheckStatus};
 use crate::model::Dur;
 use crate::secret::{Secret, SecretUrl};
-use crate::yaml::{Diags, Lenient, Pos, Text};
+use crate::yaml::{Diags, Ident, Lenient, Pos, Required};
 
 /// Bodies are read up to this many bytes for `body_contains` and
 /// `json_field`.
@@ -28,7 +28,7 @@ pub enum StatusSet {
 #[serde(deny_unknown_fields)]
 pub struct JsonField {
     /// Dotted path into the JSON body, e.g. `status` or `data.db.ok`.
-    pub path: Text,
+    pub path: Required,
     pub equals: serde_json::Value,
 }
 
@@ -36,7 +36,7 @@ pub struct JsonField {
 #[serde(deny_unknown_fields)]
 pub struct HttpCheck {
     /// Default `GET`.
-    pub method: Option<Text>,
+    pub method: Option<Ident>,
     /// Its password, if any, is a secret.
     pub url: SecretUrl,
     /// Request headers. Their values are treated as secrets (tokens).
@@ -45,7 +45,7 @@ pub struct HttpCheck {
     /// Status code, or list, that passes. Default: any 2xx.
     pub expect_status: Option<StatusSet>,
     /// Text the body must contain. Default: not checked.
-    pub body_contains: Option<Text>,
+    pub body_contains: Option<Required>,
     /// A JSON field the body must have with this value. Default: not checked.
     pub json_field: Option<Lenient<JsonField>>,
     /// Latency that warns. Default: none.
@@ -81,7 +81,7 @@ impl Check for HttpCheck {
         if let Some(m) = &self.method
             && reqwest::Method::from_bytes(m.to_uppercase().as_bytes()).is_err()
         {
-            diags.at(m.at, format!("`{m}` is not an HTTP method"));
+            diags.at(m.at(), format!("`{m}` is not an HTTP method"));
         }
     }
 

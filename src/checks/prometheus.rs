@@ -13,10 +13,9 @@ use serde::Deserialize;
 use super::compare::{Condition, Thresholds, fmt_number};
 use super::{Check, CheckContext, CheckResult, CheckStatus};
 use crate::secret::SecretUrl;
-use crate::yaml::{Diags, Lenient, Pos, Text};
+use crate::yaml::{Diags, Lenient, Pos, Required};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Reduce {
     /// The worst case for `>` thresholds.
     #[default]
@@ -24,6 +23,8 @@ pub enum Reduce {
     Min,
     Sum,
 }
+
+crate::words! { Reduce { Max = "max", Min = "min", Sum = "sum" } }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -42,7 +43,7 @@ pub struct PrometheusCheck {
     /// Prometheus base URL, e.g. `http://prometheus:9090`. Its password,
     /// if any, is a secret.
     pub url: SecretUrl,
-    pub query: Text,
+    pub query: Required,
     pub fail_if: Option<Condition>,
     pub warn_if: Option<Condition>,
     /// Several series: `max` (default), `min` or `sum`.

@@ -16,15 +16,15 @@ use serde::Deserialize;
 use super::{Check, CheckContext, CheckResult, CheckStatus, fmt_age};
 use crate::adapters::aws::{DbInstance, DbSnapshot, Target};
 use crate::model::Dur;
-use crate::yaml::Text;
+use crate::yaml::Ident;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RdsCheck {
     /// DB instance identifier.
-    pub instance: Text,
+    pub instance: Ident,
     /// AWS region. Default: the standard chain (`AWS_REGION`, profile).
-    pub region: Option<Text>,
+    pub region: Option<Ident>,
     /// Newest automated snapshot older than this fails. Default `24h`.
     pub max_snapshot_age: Option<Dur>,
     /// `LatestRestorableTime` further behind than this fails. Default `15m`.
@@ -370,7 +370,7 @@ mod tests {
             crate::adapters::Adapters::real().with_rds(std::sync::Arc::new(fake)),
         );
         let check = RdsCheck {
-            instance: crate::yaml::Text::new("flexoraa-production-db"),
+            instance: crate::yaml::Ident::new("flexoraa-production-db"),
             region: None,
             max_snapshot_age: None,
             max_restore_lag: None,

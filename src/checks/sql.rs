@@ -16,7 +16,7 @@ use super::compare::{Condition, Thresholds};
 use super::{Check, CheckContext, CheckResult};
 use crate::model::Dur;
 use crate::secret::{SecretUrl, redact_url};
-use crate::yaml::{Diags, Pos, Text};
+use crate::yaml::{Diags, Pos, Required};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -24,7 +24,7 @@ pub struct SqlCheck {
     /// `postgres://…` of the database to query. A secret.
     pub database_url: SecretUrl,
     /// Returns one row with one numeric column.
-    pub query: Text,
+    pub query: Required,
     pub fail_if: Option<Condition>,
     pub warn_if: Option<Condition>,
     /// Postgres `statement_timeout`. Default: the check's timeout less 1 s.
@@ -50,8 +50,8 @@ impl Check for SqlCheck {
     fn validate(&self, at: Pos, diags: &mut Diags) {
         if self.fail_if.is_none() && self.warn_if.is_none() {
             diags.at(
-                if self.query.at.is_known() {
-                    self.query.at
+                if self.query.at().is_known() {
+                    self.query.at()
                 } else {
                     at
                 },

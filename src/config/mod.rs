@@ -82,7 +82,7 @@ pub trait JobKinds {
 }
 
 /// What a job does when it is due while an earlier run is still going.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Concurrency {
     /// Record the new fire as `skipped` and keep the running one.
@@ -95,7 +95,7 @@ pub enum Concurrency {
 }
 
 /// When a job's outcome is mailed to its recipients.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Notify {
     /// Never.
@@ -108,6 +108,9 @@ pub enum Notify {
     /// Every run's final outcome, success or failure.
     Always,
 }
+
+crate::words! { Concurrency { Forbid = "forbid", Allow = "allow", Replace = "replace" } }
+crate::words! { Notify { Never = "never", OnFailure = "on_failure", Always = "always" } }
 
 impl fmt::Display for Concurrency {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -498,9 +501,18 @@ pub fn load_str<R: JobKinds>(
         ((loaded.diags, loaded.secrets, loaded.jobs), built, diags)
     });
     let (read_diags, tagged_secrets, job_starts) = loaded;
+    // A value refused as it was read stands in as its default (a bad
+    // duration as 0s); judging that default again would report a second,
+    // false problem at the same place ("timeout must be more than 0s").
+    let refused: std::collections::HashSet<Pos> = read_diags.iter().map(|(p, _)| *p).collect();
     let mut all: Vec<Diagnostic> = read_diags
         .into_iter()
-        .chain(diags.into_vec())
+        .chain(
+            diags
+                .into_vec()
+                .into_iter()
+                .filter(|(p, _)| !refused.contains(p)),
+        )
         .map(|(pos, message)| Diagnostic {
             file: file.clone(),
             line: pos.line,

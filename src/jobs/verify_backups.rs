@@ -29,15 +29,15 @@ use crate::clock::Clock;
 use crate::config::JobSpec;
 use crate::model::{CheckResult, CheckStatus, Dur, Record, fmt_age};
 use crate::secret::SecretUrl;
-use crate::yaml::{At, Diags, Text};
+use crate::yaml::{At, Diags, Ident};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VerifySpec {
     /// The RDS instance. Required.
-    pub instance: Text,
+    pub instance: Ident,
     /// AWS region. Default: the standard chain.
-    pub region: Option<Text>,
+    pub region: Option<Ident>,
     /// The newest automated snapshot must be younger. Default `24h`.
     pub max_age: Option<Dur>,
     /// Default `true`.
@@ -52,7 +52,7 @@ pub struct VerifySpec {
     #[serde(default)]
     pub restore_test: bool,
     /// The throwaway instance's class. Default `db.t3.micro`.
-    pub restore_class: Option<Text>,
+    pub restore_class: Option<Ident>,
     /// How long the restore may take. Default `1h`.
     pub restore_timeout: Option<Dur>,
     /// How often the restore is looked at. Default `30s`.

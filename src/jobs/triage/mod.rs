@@ -40,7 +40,7 @@ use crate::clock::Clock;
 use crate::config::JobSpec;
 use crate::model::{Dur, StepStatus};
 use crate::secret::{Redactor, SecretUrl, redact_url};
-use crate::yaml::{At, Diags, Text};
+use crate::yaml::{At, Diags, Ident, Required, Text};
 
 /// Prometheus queries for the error rate and p99 latency.
 #[derive(Debug, Clone, Deserialize)]
@@ -49,18 +49,18 @@ pub struct PromQueries {
     /// Prometheus base URL (its password, if any, is a secret). Required.
     pub url: SecretUrl,
     /// The error rate, 0-1. Required.
-    pub error_rate: Text,
+    pub error_rate: Required,
     /// p99 latency in seconds. Required.
-    pub latency_p99: Text,
+    pub latency_p99: Required,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RdsPart {
     /// DB instance identifier. Required.
-    pub instance: Text,
+    pub instance: Ident,
     /// AWS region. Default: the standard chain.
-    pub region: Option<Text>,
+    pub region: Option<Ident>,
 }
 
 /// Where severity starts; see [`Levels`] for the defaults.
@@ -79,11 +79,11 @@ pub struct SeverityConfig {
 #[serde(deny_unknown_fields)]
 pub struct TriageSpec {
     /// The API's namespace. Default `default`.
-    pub namespace: Option<Text>,
+    pub namespace: Option<Ident>,
     /// The API's pods. Default `app=api`.
-    pub selector: Option<Text>,
+    pub selector: Option<Required>,
     /// The API's deployment. Default `api-deployment`.
-    pub deployment: Option<Text>,
+    pub deployment: Option<Ident>,
     /// GET, expecting 2xx (the runbook's `curl …/health`). Default: not read.
     pub health_url: Option<SecretUrl>,
     /// Default: not read.
@@ -770,7 +770,7 @@ impl TriageJob {
         };
         let mut ctx = CheckContext::new(now, self.adapters.clone()).with_redactor(redactor.clone());
         ctx.timeout = limit;
-        let check = |q: &Text| PrometheusCheck {
+        let check = |q: &Required| PrometheusCheck {
             url: p.url.clone(),
             query: q.clone(),
             fail_if: None,
