@@ -620,3 +620,54 @@ fn an_unreadable_value_is_reported_once() {
         assert!(errs[0].contains(want), "{yaml}: {errs:#?}");
     }
 }
+
+/// Names become metric labels, table rows and headings: a control or
+/// invisible character, a space at an end or a name past 128 characters
+/// is refused where it is written. (yaml, position, message)
+#[test]
+fn names_that_break_outputs_are_refused() {
+    let check = |name: &str| {
+        format!(
+            "jobs:\n  j:\n    kind: checklist\n    checks:\n      - name: {name}\n        kind: http\n        url: http://x\n"
+        )
+    };
+    let rule = |name: &str| {
+        format!(
+            "jobs:\n  j:\n    kind: triage\n    rules:\n      - name: {name}\n        issue: Pool\n        remedy: restart\n        when: {{db.connection_ratio: '> 0.8'}}\n"
+        )
+    };
+    let long = "a".repeat(129);
+    let cases: Vec<(String, &str, &str)> = vec![
+        (check("\"api\\nhealth\""), "5:15", "holds a newline"),
+        (check("\"api\\e[31m\""), "5:15", "holds the character U+001B"),
+        (check("\"api\\u202Eevil\""), "5:15", "holds the character U+202E"),
+        (check("\"api\\u200B\""), "5:15", "holds the character U+200B"),
+        (check("\" api\""), "5:15", "starts or ends with a space"),
+        (check(&long), "5:15", "129 characters long"),
+        (check("\"\""), "5:15", "`name` must not be empty"),
+        (rule("\"pool\\nexhausted\""), "5:15", "holds a newline"),
+        (
+            "jobs:\n  j:\n    kind: triage\n    rules:\n      - name: pool\n        issue: \"Pool\\tExhausted\"\n        remedy: restart\n        when: {db.connection_ratio: '> 0.8'}\n".to_string(),
+            "6:16",
+            "holds a tab",
+        ),
+        (
+            "jobs:\n  j:\n    kind: command\n    argv: [true]\n    env:\n      \"A\\nB\": x\n".to_string(),
+            "6:7",
+            "a key must not contain control characters",
+        ),
+        (
+            "jobs:\n  \"a\\nb\":\n    kind: command\n    argv: [true]\n".to_string(),
+            "2:3",
+            "control characters",
+        ),
+    ];
+    for (yaml, at, msg) in &cases {
+        let errs = load(yaml).expect_err(yaml);
+        let at = format!("jobs.yaml:{at}: ");
+        assert!(
+            errs.iter().any(|e| e.starts_with(&at) && e.contains(msg)),
+            "wanted `{at}... {msg}` in {errs:#?}\n{yaml}"
+        );
+    }
+}

@@ -203,7 +203,7 @@ impl JobSpec for TriageSpec {
         for r in &self.rules {
             if !seen.insert(r.value.name.as_str()) {
                 diags.at(
-                    r.value.name.at,
+                    r.value.name.at(),
                     format!("two rules named `{}`", r.value.name),
                 );
             }
