@@ -6,8 +6,9 @@ use async_trait::async_trait;
 use serde::Deserialize;
 
 use super::{Check, CheckContext, CheckResult, CheckStatus};
+use crate::config::urls::{self, UrlKind};
 use crate::secret::SecretUrl;
-use crate::yaml::{Ident, Required};
+use crate::yaml::{Diags, Ident, Pos, Required};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -46,6 +47,10 @@ impl Check for AlertmanagerCheck {
 
     fn target(&self) -> String {
         self.url.to_string()
+    }
+
+    fn validate(&self, at: Pos, diags: &mut Diags) {
+        urls::check(&self.url, "url", UrlKind::Http, at, diags);
     }
 
     async fn run(&self, name: &str, ctx: &CheckContext) -> Vec<CheckResult> {

@@ -9,6 +9,7 @@ use indexmap::IndexMap;
 use serde::Deserialize;
 
 use super::{Check, CheckContext, CheckResult, CheckStatus};
+use crate::config::urls::{self, UrlKind};
 use crate::model::Dur;
 use crate::secret::{Secret, SecretUrl};
 use crate::yaml::{Diags, Ident, Lenient, Pos, Required};
@@ -69,15 +70,8 @@ impl Check for HttpCheck {
         format!("{} {}", self.method(), self.url)
     }
 
-    fn validate(&self, _at: Pos, diags: &mut Diags) {
-        match reqwest::Url::parse(self.url.expose()) {
-            Err(e) => diags.at(self.url.at, format!("url `{}` is not a URL: {e}", self.url)),
-            Ok(u) if !matches!(u.scheme(), "http" | "https") => diags.at(
-                self.url.at,
-                format!("url `{}` must be http or https", self.url),
-            ),
-            Ok(_) => {}
-        }
+    fn validate(&self, at: Pos, diags: &mut Diags) {
+        urls::check(&self.url, "url", UrlKind::Http, at, diags);
         if let Some(m) = &self.method
             && reqwest::Method::from_bytes(m.to_uppercase().as_bytes()).is_err()
         {

@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use super::compare::{Condition, Thresholds, fmt_number};
 use super::{Check, CheckContext, CheckResult, CheckStatus};
+use crate::config::urls::{self, UrlKind};
 use crate::secret::SecretUrl;
 use crate::yaml::{Diags, Lenient, Pos, Required};
 
@@ -119,9 +120,7 @@ impl Check for PrometheusCheck {
                 "a prometheus check needs `fail_if`, `warn_if` or `anomaly`",
             );
         }
-        if let Err(e) = reqwest::Url::parse(self.url.expose()) {
-            diags.at(self.url.at, format!("url `{}` is not a URL: {e}", self.url));
-        }
+        urls::check(&self.url, "url", UrlKind::Http, at, diags);
     }
 
     async fn run(&self, name: &str, ctx: &CheckContext) -> Vec<CheckResult> {

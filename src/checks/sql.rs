@@ -14,6 +14,7 @@ use sqlx::Connection;
 
 use super::compare::{Condition, Thresholds};
 use super::{Check, CheckContext, CheckResult};
+use crate::config::urls::{self, UrlKind};
 use crate::model::Dur;
 use crate::secret::{SecretUrl, redact_url};
 use crate::yaml::{Diags, Pos, Required};
@@ -58,17 +59,15 @@ impl Check for SqlCheck {
                 "a sql check needs `fail_if` or `warn_if`",
             );
         }
-        let url = self.database_url.expose();
-        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-            diags.at(
-                if self.database_url.at.is_known() {
-                    self.database_url.at
-                } else {
-                    at
-                },
-                format!("database_url {} must be a postgres:// URL", redact_url(url)),
-            );
+        // A restore check's `{endpoint}` becomes the restored instance's
+        // host:port; any host:port stands for it here.
+        let mut url = self.database_url.clone();
+        if url.expose().contains("{endpoint}") {
+            let at = url.at;
+            url = SecretUrl::new(url.expose().replace("{endpoint}", "restored.invalid:5432"));
+            url.at = at;
         }
+        urls::check(&url, "database_url", UrlKind::Postgres, at, diags);
     }
 
     async fn run(&self, name: &str, ctx: &CheckContext) -> Vec<CheckResult> {

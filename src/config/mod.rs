@@ -12,6 +12,7 @@
 //! ([`JobKinds`]) the caller passes in.
 
 mod mail;
+pub mod urls;
 
 use std::any::Any;
 use std::fmt;
@@ -659,9 +660,14 @@ fn defaults(raw: Option<&RawDefaults>, diags: &mut Diags) -> Defaults {
 fn history(raw: Option<&RawHistory>, diags: &mut Diags) -> HistoryConfig {
     let mut h = HistoryConfig::default();
     let Some(raw) = raw else { return h };
-    if let Some(u) = &raw.database_url
-        && !u.expose().is_empty()
-    {
+    if let Some(u) = &raw.database_url {
+        urls::check(
+            u,
+            "history.database_url",
+            urls::UrlKind::History,
+            Pos::default(),
+            diags,
+        );
         h.database_url = u.clone();
     }
     if let Some(r) = raw.retention {

@@ -671,3 +671,97 @@ fn names_that_break_outputs_are_refused() {
         );
     }
 }
+
+/// Every URL is read as its client will read it, at `validate`: a port
+/// that is not a number, a missing host or a wrong scheme fails here, not
+/// at run time. (yaml, position, message)
+#[test]
+fn urls_are_validated_in_full() {
+    let job = |body: &str| format!("jobs:\n  j:\n{}", indent(body, 4));
+    let check = |body: &str| {
+        job(&format!(
+            "kind: checklist\nchecks:\n  - name: c\n{}",
+            indent(body, 4)
+        ))
+    };
+    let triage = |field: &str| job(&format!("kind: triage\n{field}\n"));
+    let cases: Vec<(String, &str, &str)> = vec![
+        (
+            format!(
+                "history: {{database_url: \"postgres://u:pw@db:notaport/runbookd\"}}\n{}",
+                job("kind: command\nargv: [true]\n")
+            ),
+            "1:25",
+            "history.database_url postgres://*** is not a Postgres URL: invalid port number",
+        ),
+        (
+            format!(
+                "history: {{database_url: \"mysql://db/x\"}}\n{}",
+                job("kind: command\nargv: [true]\n")
+            ),
+            "1:25",
+            "must be postgres://… or sqlite://…",
+        ),
+        (
+            check(
+                "kind: sql\ndatabase_url: 'postgres://db:notaport/x'\nquery: SELECT 1\nfail_if: '> 1'\n",
+            ),
+            "7:23",
+            "is not a Postgres URL: invalid port number",
+        ),
+        (
+            check("kind: http\nurl: 'http://api:notaport/health'\n"),
+            "7:14",
+            "is not a URL: invalid port number",
+        ),
+        (
+            check("kind: prometheus\nurl: 'ftp://p:9090'\nquery: up\nfail_if: '< 1'\n"),
+            "7:14",
+            "must be http or https",
+        ),
+        (
+            check("kind: alertmanager\nurl: 'http://am:notaport'\n"),
+            "7:14",
+            "is not a URL: invalid port number",
+        ),
+        (
+            check("kind: redis\nurl: 'redis://cache:notaport'\n"),
+            "7:14",
+            "is not a Redis URL",
+        ),
+        (
+            triage("health_url: 'http://api:notaport/health'"),
+            "4:17",
+            "is not a URL",
+        ),
+        (
+            triage("alertmanager_url: 'am:9093'"),
+            "4:23",
+            "must be http or https",
+        ),
+        (
+            triage("prometheus: {url: 'http://p:notaport', error_rate: x, latency_p99: y}"),
+            "4:23",
+            "is not a URL",
+        ),
+        (
+            triage("database_url: 'postgres://u:pw@db:notaport/app'"),
+            "4:19",
+            "database_url postgres://*** is not a Postgres URL: invalid port number",
+        ),
+    ];
+    for (yaml, at, msg) in &cases {
+        let errs = load(yaml).expect_err(yaml);
+        let at = format!("jobs.yaml:{at}: ");
+        assert!(
+            errs.iter().any(|e| e.starts_with(&at) && e.contains(msg)),
+            "wanted `{at}... {msg}` in {errs:#?}\n{yaml}"
+        );
+        assert!(!errs.iter().any(|e| e.contains(":pw@")), "{errs:#?}");
+    }
+    // `{endpoint}` in a restore check stands for the restored instance.
+    load(&job(
+        "kind: verify_backups\ninstance: db\nrestore_test: true\nrestore_checks:\n  - {name: rows, kind: sql, database_url: 'postgres://u:pw@{endpoint}/app', query: SELECT 1, fail_if: '< 1'}\n",
+    ))
+    .unwrap();
+}

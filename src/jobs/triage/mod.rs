@@ -38,9 +38,10 @@ use crate::checks::alertmanager::AlertmanagerCheck;
 use crate::checks::prometheus::PrometheusCheck;
 use crate::clock::Clock;
 use crate::config::JobSpec;
+use crate::config::urls::{self, UrlKind};
 use crate::model::{Dur, StepStatus};
 use crate::secret::{Redactor, SecretUrl, redact_url};
-use crate::yaml::{At, Diags, Ident, Required, Text};
+use crate::yaml::{At, Diags, Ident, Pos, Required, Text};
 
 /// Prometheus queries for the error rate and p99 latency.
 #[derive(Debug, Clone, Deserialize)]
@@ -219,27 +220,21 @@ impl JobSpec for TriageSpec {
         {
             diags.at(l.at, "log_lines must be between 1 and 10000");
         }
-        if let Some(u) = &self.database_url
-            && !(u.expose().starts_with("postgres://") || u.expose().starts_with("postgresql://"))
-        {
-            diags.at(
-                u.at,
-                format!(
-                    "database_url {} must be a postgres:// URL",
-                    redact_url(u.expose())
-                ),
-            );
-        }
-        if let Some(u) = &self.redis_url
-            && let Err(e) = redis::Client::open(u.expose())
-        {
-            diags.at(
-                u.at,
-                format!(
-                    "redis_url {} is not a Redis URL: {e}",
-                    redact_url(u.expose())
-                ),
-            );
+        let urls = [
+            ("database_url", &self.database_url, UrlKind::Postgres),
+            ("redis_url", &self.redis_url, UrlKind::Redis),
+            ("health_url", &self.health_url, UrlKind::Http),
+            ("alertmanager_url", &self.alertmanager_url, UrlKind::Http),
+            (
+                "prometheus.url",
+                &self.prometheus.as_ref().map(|p| p.url.clone()),
+                UrlKind::Http,
+            ),
+        ];
+        for (field, url, kind) in urls {
+            if let Some(u) = url {
+                urls::check(u, field, kind, Pos::default(), diags);
+            }
         }
         if let Some(s) = self.severity {
             for (name, v) in [
