@@ -592,7 +592,20 @@ fn build<R: JobKinds>(path: &Path, raw: &RawFile<R>, diags: &mut Diags) -> Confi
                     next.at,
                     format!("`{}` cannot chain to itself on failure", job.name),
                 );
-            } else if !jobs.contains_key(next.as_str()) {
+            } else if let Some(target) = jobs.get(next.as_str()) {
+                // A chained run is started with no parameters; a job that
+                // refuses to run without one would be refused at the very
+                // failure it was meant to answer.
+                if let Err(why) = target.spec.accepts(&Params::default()) {
+                    diags.at(
+                        next.at,
+                        format!(
+                            "on_failure: `{}` cannot run chained: {why}; a chained run has no --confirm or other parameters",
+                            next.as_str()
+                        ),
+                    );
+                }
+            } else {
                 diags.at(
                     next.at,
                     format!("on_failure: no job named `{}`", next.as_str()),

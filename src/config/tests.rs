@@ -765,3 +765,35 @@ fn urls_are_validated_in_full() {
     ))
     .unwrap();
 }
+
+/// A chained run takes no parameters, so a job that needs one (scaling to
+/// 0 needs `--confirm`) can never run from `on_failure`: refused where it
+/// is named, not found out at the failure that needed it.
+#[test]
+fn a_chained_job_that_needs_confirmation_is_refused() {
+    let yaml = "jobs:
+  watch:
+    kind: command
+    argv: [\"true\"]
+    on_failure: [triage, maintenance]
+  triage:
+    kind: triage
+  maintenance:
+    kind: rollout
+    action: scale
+    replicas: 0
+    deployment: api
+";
+    let errs = load(yaml).unwrap_err();
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(
+        errs[0].starts_with("jobs.yaml:5:26: job `watch`: on_failure: `maintenance` cannot run chained: scaling api to 0 replicas"),
+        "{errs:#?}"
+    );
+    assert!(
+        errs[0].contains("a chained run has no --confirm"),
+        "{errs:#?}"
+    );
+    // Scaling to 1 needs nothing, so it may be chained.
+    load(&yaml.replace("replicas: 0", "replicas: 1")).unwrap();
+}
