@@ -32,7 +32,7 @@ use super::procedure::{self, Done};
 use super::rollout::deployment_path;
 use super::{ExecEnv, Job, JobError, JobKind, Outcome, RunContext};
 use crate::adapters::Adapters;
-use crate::adapters::aws::{DbSnapshot, Target};
+use crate::adapters::aws::{DbSnapshot, Target, owned_by};
 use crate::checks::{self, CheckConfig, CheckContext};
 use crate::clock::Clock;
 use crate::config::JobSpec;
@@ -454,6 +454,8 @@ impl MigrateJob {
                 })
                 .await
                 .map_err(|e| e.to_string())?;
+                // Another instance's snapshots are never this job's to prune.
+                let all = owned_by(all, instance);
                 let doomed: Vec<String> = to_prune(&all, &ctx.job, keep)
                     .into_iter()
                     .filter(|id| id != just_made)
@@ -530,6 +532,7 @@ impl Job for MigrateJob {
                     self.adapters.rds.instance(&target, instance)
                 })
                 .await
+                .and_then(|i| i.belonging_to(instance))
                 .map_err(|e| e.to_string())?;
                 if i.status != "available" {
                     return Err(format!(

@@ -22,7 +22,7 @@ use serde::Deserialize;
 use super::procedure::{self, Done};
 use super::{ExecEnv, Job, JobError, JobKind, Outcome, RunContext};
 use crate::adapters::Adapters;
-use crate::adapters::aws::{DbSnapshot, Target};
+use crate::adapters::aws::{DbSnapshot, Target, owned_by};
 use crate::checks::sql::SqlCheck;
 use crate::checks::{self, CheckConfig, CheckContext};
 use crate::clock::Clock;
@@ -262,6 +262,7 @@ impl VerifyJob {
                             .rds
                             .instance(&target, restored)
                             .await
+                            .and_then(|i| i.belonging_to(restored))
                             .map_err(|e| e.to_string())?;
                         match i.status.as_str() {
                             "available" => Ok(Ok(i.endpoint.unwrap_or_default())),
@@ -337,8 +338,15 @@ impl Job for VerifyJob {
                 })
                 .await
                 .map_err(|e| e.to_string())?;
+                // Another instance's snapshot must never pass for this one's.
+                let answered = list.len();
+                let list = owned_by(list, instance);
                 let n = list.len();
-                Ok(Done::new(list, format!("{n} automated snapshot(s)")))
+                let other = match answered - n {
+                    0 => String::new(),
+                    k => format!("; {k} of other instances ignored"),
+                };
+                Ok(Done::new(list, format!("{n} automated snapshot(s){other}")))
             },
         )
         .await?;

@@ -941,7 +941,7 @@ impl TriageJob {
             self.adapters.rds.instance(&target, &r.instance),
             self.adapters.rds.events(&target, &r.instance, 60)
         );
-        match instance {
+        match instance.and_then(|i| i.belonging_to(&r.instance)) {
             Ok(i) => {
                 let mut g = gather::assess_rds(&i, events.as_ref().ok().map(Vec::as_slice), now);
                 if let Err(e) = events {
