@@ -107,7 +107,8 @@ impl fmt::Display for SecretUrl {
 
 impl<'de> Deserialize<'de> for SecretUrl {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let t = Text::deserialize(d)?;
+        // An empty URL would read nothing, or fall back to a default.
+        let t = crate::yaml::Required::deserialize(d)?.text().clone();
         let at = t.at;
         let mut u = SecretUrl::new(t.into_string());
         u.at = at;

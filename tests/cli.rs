@@ -63,6 +63,62 @@ fn validate_reports_every_error_with_its_position_and_exits_2() {
     assert_eq!(v["errors"][0]["line"], 5);
 }
 
+/// `validate` refuses what would act on something else: an identifier left
+/// empty by a variable that is set but empty, a check name with a newline,
+/// a history URL whose port is not a number, a chained scale to 0.
+#[test]
+fn validate_refuses_empty_identifiers_broken_names_and_urls() {
+    let w = workdir(
+        "history:
+  database_url: \"postgres://runbookd@db:notaport/runbookd\"
+jobs:
+  verify:
+    kind: verify_backups
+    instance: \"${RUNBOOKD_TEST_EMPTY_VAR}\"
+  morning:
+    kind: checklist
+    on_failure: [maintenance]
+    checks:
+      - name: \"api\\nhealth\"
+        kind: http
+        url: http://api/health
+  maintenance:
+    kind: rollout
+    action: scale
+    replicas: 0
+    deployment: api
+",
+    );
+    let out = w
+        .cmd(&["validate"])
+        .env("RUNBOOKD_TEST_EMPTY_VAR", "")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    assert!(
+        lines[0].starts_with("jobs.yaml:2:17: history.database_url postgres://*** is not a Postgres URL: invalid port number"),
+        "{text}"
+    );
+    assert!(
+        lines[1].starts_with("jobs.yaml:6:15: job `verify`: `instance` must not be empty: `${RUNBOOKD_TEST_EMPTY_VAR}` gives an empty value"),
+        "{text}"
+    );
+    assert!(
+        lines[2].starts_with(
+            "jobs.yaml:9:18: job `morning`: on_failure: `maintenance` cannot run chained"
+        ),
+        "{text}"
+    );
+    assert!(
+        lines[3]
+            .starts_with("jobs.yaml:11:15: job `morning`: `name` \"api\\nhealth\" holds a newline"),
+        "{text}"
+    );
+}
+
 #[test]
 fn the_shipped_jobs_file_validates() {
     let shipped =

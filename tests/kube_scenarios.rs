@@ -316,3 +316,56 @@ async fn previous_logs_and_warning_events_for_triage() {
     })
     .await;
 }
+
+/// An empty namespace, name or selector is never sent (the API server reads
+/// an empty selector as every pod, an empty name as a list), and what comes
+/// back must be what was asked for.
+#[tokio::test]
+async fn reads_name_their_objects_exactly_and_keep_only_those() {
+    scenario(async {
+        // Nothing is scripted: an empty identifier must make no request.
+        let (cluster, server) = cluster_and_server(vec![]);
+        for e in [
+            cluster.deployment("default", "").await.unwrap_err(),
+            cluster.deployment("", "api-deployment").await.unwrap_err(),
+            cluster.pods("default", "").await.unwrap_err(),
+            cluster.pods("  ", "app=api").await.unwrap_err(),
+            cluster.warning_events("").await.unwrap_err(),
+        ] {
+            assert!(e.0.contains("names nothing"), "{e}");
+        }
+        server.await.unwrap();
+
+        let mut other = deployment(2);
+        other["metadata"]["name"] = json!("payments-deployment");
+        let mut elsewhere = pod("api-9", true, None);
+        elsewhere["metadata"]["namespace"] = json!("kube-system");
+        let (cluster, server) = cluster_and_server(vec![
+            Step::ok(
+                "/apis/apps/v1/namespaces/default/deployments/api-deployment",
+                other,
+            ),
+            Step::ok(
+                "/api/v1/namespaces/default/pods",
+                pod_list(vec![pod("api-1", true, None), elsewhere]),
+            )
+            .selector("labelSelector=app%3Dapi"),
+        ]);
+        let e = cluster
+            .deployment("default", "api-deployment")
+            .await
+            .unwrap_err();
+        assert!(
+            e.0.contains("answered with payments-deployment in default"),
+            "{e}"
+        );
+        let pods = cluster.pods("default", "app=api").await.unwrap();
+        let names: Vec<_> = pods
+            .iter()
+            .filter_map(|p| p.metadata.name.clone())
+            .collect();
+        assert_eq!(names, ["api-1"]);
+        server.await.unwrap();
+    })
+    .await;
+}

@@ -776,6 +776,117 @@ async fn verify_backups_judges_age_encryption_quota_and_always_deletes_the_resto
     );
 }
 
+/// AWS answers an empty (or ignored) filter with every instance's
+/// snapshots: moto made `verify_backups` judge another instance's backup
+/// as this one's. Whatever comes back, only the named instance's snapshots
+/// are judged or pruned, and an instance answered under another name is
+/// judged as nothing.
+#[tokio::test]
+async fn another_instances_snapshots_are_never_judged_or_pruned() {
+    let rds = Arc::new(
+        FakeRds::new("db-a")
+            .with_instance("db-b")
+            .ignoring_filters(),
+    );
+    rds.add_snapshot(DbSnapshot {
+        id: "rds:db-b-nightly".into(),
+        status: "available".into(),
+        created: Some(chrono::Utc::now() - chrono::Duration::hours(3)),
+        instance: "db-b".into(),
+        manual: false,
+        encrypted: true,
+        ..Default::default()
+    });
+    let b_manual = DbSnapshot {
+        instance: "db-b".into(),
+        ..ours(
+            "runbookd-premigrate-20200101-000000",
+            "migrate",
+            "2020-01-01T00:00:00Z",
+        )
+    };
+    rds.add_snapshot(b_manual);
+    let yaml = format!(
+        "jobs:
+  verify:
+    kind: verify_backups
+    instance: db-a
+  morning:
+    kind: checklist
+    checks:
+      - {{name: db, kind: rds, instance: db-a}}
+  migrate:
+    kind: snapshot_migrate
+    instance: db-a
+    deployment: api-deployment
+    keep: 1
+    {FAST}
+    snapshot_timeout: 5s
+    migration_timeout: 5s
+"
+    );
+    let w = world(
+        &yaml,
+        Adapters::real()
+            .with_rds(rds.clone())
+            .with_cluster(Arc::new(FakeCluster::default())),
+    )
+    .await;
+    let run = w.run("verify").await;
+    let latest = run
+        .checks
+        .iter()
+        .find(|c| c.check == "backup/latest")
+        .unwrap();
+    assert_eq!(latest.status, CheckStatus::Fail, "{latest:?}");
+    assert!(
+        latest.reason.contains("no automated snapshots"),
+        "{latest:?}"
+    );
+    assert_eq!(run.status, RunStatus::Failed);
+
+    let run = w.run("morning").await;
+    let backup = run.checks.iter().find(|c| c.check == "db/backup").unwrap();
+    assert_eq!(backup.status, CheckStatus::Fail, "{backup:?}");
+    assert!(
+        backup.reason.contains("no automated snapshots of db-a"),
+        "{backup:?}"
+    );
+
+    let run = w.run("migrate").await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
+    assert!(
+        rds.snapshot_ids()
+            .contains(&"runbookd-premigrate-20200101-000000".to_string()),
+        "db-b's snapshot was pruned by a job of db-a: {:?}",
+        rds.snapshot_ids()
+    );
+
+    // Only db-b exists: asked for db-a, the fake answers with db-b.
+    let rds = Arc::new(FakeRds::new("db-b").ignoring_filters());
+    let w = world(
+        &yaml,
+        Adapters::real()
+            .with_rds(rds.clone())
+            .with_cluster(Arc::new(FakeCluster::default())),
+    )
+    .await;
+    let run = w.run("migrate").await;
+    assert_eq!(run.status, RunStatus::Failed);
+    let err = run.error.clone().unwrap_or_default();
+    assert!(err.contains("answered with `db-b`"), "{err}");
+    assert!(
+        !rds.calls()
+            .iter()
+            .any(|c| c.starts_with("CreateDBSnapshot")),
+        "{:?}",
+        rds.calls()
+    );
+    let run = w.run("morning").await;
+    let status = run.checks.iter().find(|c| c.check == "db/status").unwrap();
+    assert_eq!(status.status, CheckStatus::Error, "{status:?}");
+}
+
 #[cfg(feature = "integration")]
 mod moto {
     //! The same flows against moto in server mode (RDS and Secrets
@@ -935,5 +1046,91 @@ mod moto {
             tags.iter()
                 .any(|t| t.key() == Some("created-by") && t.value() == Some("runbookd"))
         );
+    }
+
+    /// moto, like AWS, answers an empty filter with every instance's
+    /// snapshots. The adapter asks nothing with an empty identifier, keeps
+    /// only the named instance's snapshots, and a job on an instance with
+    /// no backup fails however many other instances have one.
+    #[tokio::test]
+    async fn through_moto_an_instance_is_judged_by_its_own_snapshots_only() {
+        use runbookd::adapters::aws::{RdsApi, SecretsApi, Target};
+        let (a, b) = (unique("db-a"), unique("db-b"));
+        let rds = aws_sdk_rds::Client::new(&sdk().await);
+        for id in [&a, &b] {
+            rds.create_db_instance()
+                .db_instance_identifier(id)
+                .db_instance_class("db.t3.micro")
+                .engine("postgres")
+                .master_username("flexoraa")
+                .master_user_password("not-a-real-password")
+                .allocated_storage(20)
+                .send()
+                .await
+                .unwrap();
+        }
+        // moto gives every new instance an automated snapshot; A loses its.
+        let of_a = rds
+            .describe_db_snapshots()
+            .db_instance_identifier(&a)
+            .snapshot_type("automated")
+            .send()
+            .await
+            .unwrap();
+        for snap in of_a.db_snapshots() {
+            rds.delete_db_snapshot()
+                .db_snapshot_identifier(snap.db_snapshot_identifier().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+        let aws = Aws::local(&endpoint());
+        let t = Target::default();
+        for e in [
+            aws.automated_snapshots(&t, "").await.unwrap_err(),
+            aws.manual_snapshots(&t, Some("")).await.unwrap_err(),
+            aws.instance(&t, "").await.unwrap_err(),
+            aws.describe(&t, "").await.unwrap_err(),
+        ] {
+            assert!(e.message.contains("identifier names no"), "{e}");
+        }
+        assert_eq!(aws.automated_snapshots(&t, &a).await.unwrap(), vec![]);
+        let of_b = aws.automated_snapshots(&t, &b).await.unwrap();
+        assert!(!of_b.is_empty());
+        assert!(of_b.iter().all(|s| s.instance == b), "{of_b:?}");
+        assert_eq!(aws.instance(&t, &a).await.unwrap().id, a);
+
+        let yaml = format!(
+            "jobs:
+  verify:
+    kind: verify_backups
+    instance: {a}
+  morning:
+    kind: checklist
+    checks:
+      - {{name: db, kind: rds, instance: {a}}}
+"
+        );
+        let w = world(&yaml, Adapters::real().with_rds(Arc::new(aws))).await;
+        let run = w.run("verify").await;
+        let latest = run
+            .checks
+            .iter()
+            .find(|c| c.check == "backup/latest")
+            .unwrap();
+        assert_eq!(latest.status, CheckStatus::Fail, "{latest:?}");
+        assert!(
+            latest.reason.contains("no automated snapshots"),
+            "{latest:?}"
+        );
+        let run = w.run("morning").await;
+        let backup = run.checks.iter().find(|c| c.check == "db/backup").unwrap();
+        assert_eq!(backup.status, CheckStatus::Fail, "{backup:?}");
+        // With the instance left empty, nothing loads, so nothing is asked.
+        let empty = yaml.replace(&a, "\"\"");
+        let err = runbookd::jobs::load_str(std::path::Path::new("jobs.yaml"), &empty, &|_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`instance` must not be empty"), "{err}");
     }
 }

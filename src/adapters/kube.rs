@@ -8,6 +8,12 @@
 //!
 //! A refused call (403) names the RBAC verb and resource it needed, so the
 //! run says what to add to the Role.
+//!
+//! Every call names its objects exactly: an empty namespace, name or
+//! selector is refused before any request (the API server reads an empty
+//! selector as "every pod", an empty name as a list), and what comes back
+//! must be what was asked for: a deployment of another name or namespace is
+//! an error, pods and events of another namespace are dropped.
 
 use async_trait::async_trait;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
@@ -190,6 +196,45 @@ pub fn external_secret_sync(v: &serde_json::Value) -> ExternalSecretSync {
     }
 }
 
+/// Refuses an empty or blank `value` (a namespace, a name, a selector)
+/// before any call.
+pub fn exact(what: &str, value: &str) -> Result<(), KubeError> {
+    if value.trim().is_empty() {
+        return Err(KubeError(format!(
+            "an empty {what} names nothing (Kubernetes would read it as every one); nothing was asked"
+        )));
+    }
+    Ok(())
+}
+
+/// Whether an object read as `name` in `namespace` is that object. A
+/// namespace missing from the answer is taken as the one asked.
+pub fn is_object(meta: &kube::api::ObjectMeta, namespace: &str, name: &str) -> bool {
+    meta.name.as_deref() == Some(name) && in_namespace(meta, namespace)
+}
+
+fn in_namespace(meta: &kube::api::ObjectMeta, namespace: &str) -> bool {
+    meta.namespace.as_deref().is_none_or(|n| n == namespace)
+}
+
+/// The object if it is `name` in `namespace`, else an error naming both.
+fn belonging<K: kube::Resource>(
+    object: K,
+    kind: &str,
+    namespace: &str,
+    name: &str,
+) -> Result<K, KubeError> {
+    let meta = object.meta();
+    if is_object(meta, namespace, name) {
+        return Ok(object);
+    }
+    Err(KubeError(format!(
+        "asked for {kind} {name} in {namespace}, the API server answered with {} in {}; nothing is judged from it",
+        meta.name.as_deref().unwrap_or("an unnamed object"),
+        meta.namespace.as_deref().unwrap_or(namespace)
+    )))
+}
+
 /// What a call needed, for a 403: `verb` on `resource`.
 fn refused(e: kube::Error, verb: &str, resource: &str, what: &str) -> KubeError {
     match &e {
@@ -249,10 +294,17 @@ fn describe(e: kube::Error, what: &str) -> KubeError {
 #[async_trait]
 impl ClusterApi for Cluster {
     async fn pods(&self, namespace: &str, selector: &str) -> Result<Vec<Pod>, KubeError> {
+        exact("namespace", namespace)?;
+        exact("label selector", selector)?;
         let api: Api<Pod> = Api::namespaced(self.client().await?, namespace);
         api.list(&ListParams::default().labels(selector))
             .await
-            .map(|l| l.items)
+            .map(|l| {
+                l.items
+                    .into_iter()
+                    .filter(|p| in_namespace(&p.metadata, namespace))
+                    .collect()
+            })
             .map_err(|e| describe(e, &format!("list pods {selector} in {namespace}")))
     }
 
@@ -261,10 +313,14 @@ impl ClusterApi for Cluster {
         namespace: &str,
         name: &str,
     ) -> Result<Option<Deployment>, KubeError> {
+        exact("namespace", namespace)?;
+        exact("deployment name", name)?;
         let api: Api<Deployment> = Api::namespaced(self.client().await?, namespace);
         api.get_opt(name)
             .await
-            .map_err(|e| describe(e, &format!("get deployment {name} in {namespace}")))
+            .map_err(|e| describe(e, &format!("get deployment {name} in {namespace}")))?
+            .map(|d| belonging(d, "deployment", namespace, name))
+            .transpose()
     }
 
     async fn pod_metrics(
@@ -272,6 +328,8 @@ impl ClusterApi for Cluster {
         namespace: &str,
         selector: &str,
     ) -> Result<Option<Vec<PodMetrics>>, KubeError> {
+        exact("namespace", namespace)?;
+        exact("label selector", selector)?;
         let client = self.client().await?;
         let path = format!(
             "/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods?labelSelector={}",
@@ -343,8 +401,11 @@ impl ClusterApi for Cluster {
         name: &str,
         patch: &serde_json::Value,
     ) -> Result<Deployment, KubeError> {
+        exact("namespace", namespace)?;
+        exact("deployment name", name)?;
         let api: Api<Deployment> = Api::namespaced(self.client().await?, namespace);
-        api.patch(name, &PatchParams::default(), &Patch::Strategic(patch))
+        let d = api
+            .patch(name, &PatchParams::default(), &Patch::Strategic(patch))
             .await
             .map_err(|e| {
                 refused(
@@ -353,10 +414,12 @@ impl ClusterApi for Cluster {
                     "deployments",
                     &format!("patch deployment {name} in {namespace}"),
                 )
-            })
+            })?;
+        belonging(d, "deployment", namespace, name)
     }
 
     async fn create_job(&self, namespace: &str, job: &Job) -> Result<Job, KubeError> {
+        exact("namespace", namespace)?;
         let api: Api<Job> = Api::namespaced(self.client().await?, namespace);
         let name = job.metadata.name.clone().unwrap_or_default();
         api.create(&PostParams::default(), job).await.map_err(|e| {
@@ -370,13 +433,19 @@ impl ClusterApi for Cluster {
     }
 
     async fn job(&self, namespace: &str, name: &str) -> Result<Option<Job>, KubeError> {
+        exact("namespace", namespace)?;
+        exact("Job name", name)?;
         let api: Api<Job> = Api::namespaced(self.client().await?, namespace);
         api.get_opt(name)
             .await
-            .map_err(|e| refused(e, "get", "jobs", &format!("get Job {name} in {namespace}")))
+            .map_err(|e| refused(e, "get", "jobs", &format!("get Job {name} in {namespace}")))?
+            .map(|j| belonging(j, "Job", namespace, name))
+            .transpose()
     }
 
     async fn job_logs(&self, namespace: &str, job: &str, tail: i64) -> Result<String, KubeError> {
+        exact("namespace", namespace)?;
+        exact("Job name", job)?;
         let pods: Api<Pod> = Api::namespaced(self.client().await?, namespace);
         let list = pods
             .list(&ListParams::default().labels(&format!("job-name={job}")))
@@ -410,6 +479,8 @@ impl ClusterApi for Cluster {
         tail: i64,
         previous: bool,
     ) -> Result<String, KubeError> {
+        exact("namespace", namespace)?;
+        exact("pod name", pod)?;
         let pods: Api<Pod> = Api::namespaced(self.client().await?, namespace);
         pods.logs(
             pod,
@@ -426,10 +497,16 @@ impl ClusterApi for Cluster {
     }
 
     async fn warning_events(&self, namespace: &str) -> Result<Vec<Event>, KubeError> {
+        exact("namespace", namespace)?;
         let api: Api<Event> = Api::namespaced(self.client().await?, namespace);
         api.list(&ListParams::default().fields("type=Warning"))
             .await
-            .map(|l| l.items)
+            .map(|l| {
+                l.items
+                    .into_iter()
+                    .filter(|e| in_namespace(&e.metadata, namespace))
+                    .collect()
+            })
             .map_err(|e| {
                 refused(
                     e,
@@ -447,6 +524,8 @@ impl ClusterApi for Cluster {
         key: &str,
         value: &str,
     ) -> Result<(), KubeError> {
+        exact("namespace", namespace)?;
+        exact("ExternalSecret name", name)?;
         let client = self.client().await?;
         let path = format!(
             "/apis/external-secrets.io/v1beta1/namespaces/{namespace}/externalsecrets/{name}"
@@ -475,6 +554,8 @@ impl ClusterApi for Cluster {
         namespace: &str,
         name: &str,
     ) -> Result<ExternalSecretSync, KubeError> {
+        exact("namespace", namespace)?;
+        exact("ExternalSecret name", name)?;
         let client = self.client().await?;
         let path = format!(
             "/apis/external-secrets.io/v1beta1/namespaces/{namespace}/externalsecrets/{name}"

@@ -6,8 +6,9 @@ use async_trait::async_trait;
 use serde::Deserialize;
 
 use super::{Check, CheckContext, CheckResult, CheckStatus};
+use crate::config::urls::{self, UrlKind};
 use crate::secret::SecretUrl;
-use crate::yaml::Text;
+use crate::yaml::{Diags, Ident, Pos, Required};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -18,12 +19,12 @@ pub struct AlertmanagerCheck {
     /// Label matchers that select the alerts this check cares about, e.g.
     /// `env="production"`. Default: all alerts.
     #[serde(default)]
-    pub matchers: Vec<Text>,
+    pub matchers: Vec<Required>,
     /// Severities from least to most severe. Default `[info, warning, critical]`.
-    pub severities: Option<Vec<Text>>,
+    pub severities: Option<Vec<Ident>>,
     /// Fail on any firing alert at or above this severity; alerts below it
     /// (or with an unknown severity) warn. Default `critical`.
-    pub fail_at: Option<Text>,
+    pub fail_at: Option<Ident>,
 }
 
 #[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
@@ -46,6 +47,10 @@ impl Check for AlertmanagerCheck {
 
     fn target(&self) -> String {
         self.url.to_string()
+    }
+
+    fn validate(&self, at: Pos, diags: &mut Diags) {
+        urls::check(&self.url, "url", UrlKind::Http, at, diags);
     }
 
     async fn run(&self, name: &str, ctx: &CheckContext) -> Vec<CheckResult> {

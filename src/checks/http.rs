@@ -9,9 +9,10 @@ use indexmap::IndexMap;
 use serde::Deserialize;
 
 use super::{Check, CheckContext, CheckResult, CheckStatus};
+use crate::config::urls::{self, UrlKind};
 use crate::model::Dur;
 use crate::secret::{Secret, SecretUrl};
-use crate::yaml::{Diags, Lenient, Pos, Text};
+use crate::yaml::{Diags, Ident, Lenient, Pos, Required};
 
 /// Bodies are read up to this many bytes for `body_contains` and
 /// `json_field`.
@@ -28,7 +29,7 @@ pub enum StatusSet {
 #[serde(deny_unknown_fields)]
 pub struct JsonField {
     /// Dotted path into the JSON body, e.g. `status` or `data.db.ok`.
-    pub path: Text,
+    pub path: Required,
     pub equals: serde_json::Value,
 }
 
@@ -36,7 +37,7 @@ pub struct JsonField {
 #[serde(deny_unknown_fields)]
 pub struct HttpCheck {
     /// Default `GET`.
-    pub method: Option<Text>,
+    pub method: Option<Ident>,
     /// Its password, if any, is a secret.
     pub url: SecretUrl,
     /// Request headers. Their values are treated as secrets (tokens).
@@ -45,7 +46,7 @@ pub struct HttpCheck {
     /// Status code, or list, that passes. Default: any 2xx.
     pub expect_status: Option<StatusSet>,
     /// Text the body must contain. Default: not checked.
-    pub body_contains: Option<Text>,
+    pub body_contains: Option<Required>,
     /// A JSON field the body must have with this value. Default: not checked.
     pub json_field: Option<Lenient<JsonField>>,
     /// Latency that warns. Default: none.
@@ -69,19 +70,12 @@ impl Check for HttpCheck {
         format!("{} {}", self.method(), self.url)
     }
 
-    fn validate(&self, _at: Pos, diags: &mut Diags) {
-        match reqwest::Url::parse(self.url.expose()) {
-            Err(e) => diags.at(self.url.at, format!("url `{}` is not a URL: {e}", self.url)),
-            Ok(u) if !matches!(u.scheme(), "http" | "https") => diags.at(
-                self.url.at,
-                format!("url `{}` must be http or https", self.url),
-            ),
-            Ok(_) => {}
-        }
+    fn validate(&self, at: Pos, diags: &mut Diags) {
+        urls::check(&self.url, "url", UrlKind::Http, at, diags);
         if let Some(m) = &self.method
             && reqwest::Method::from_bytes(m.to_uppercase().as_bytes()).is_err()
         {
-            diags.at(m.at, format!("`{m}` is not an HTTP method"));
+            diags.at(m.at(), format!("`{m}` is not an HTTP method"));
         }
     }
 

@@ -19,19 +19,19 @@ use super::compare::fmt_number;
 use super::{Check, CheckContext, CheckResult, CheckStatus};
 use crate::adapters::kube::{PodMetrics, quantity_bytes};
 use crate::model::Dur;
-use crate::yaml::{Diags, Pos, Text};
+use crate::yaml::{Diags, Ident, Pos, Required};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KubernetesCheck {
     /// Default `default`.
     #[serde(default = "default_namespace")]
-    pub namespace: Text,
+    pub namespace: Ident,
     /// Label selector of the pods. Default `app=api`.
     #[serde(default = "default_selector")]
-    pub selector: Text,
+    pub selector: Required,
     /// Deployment whose rollout is checked. Default: none.
-    pub deployment: Option<Text>,
+    pub deployment: Option<Ident>,
     /// Window for restarts and OOM kills. Default `24h`.
     pub restart_window: Option<Dur>,
     /// More restarts than this in the window fails. Default 3.
@@ -42,12 +42,12 @@ pub struct KubernetesCheck {
     pub memory_fail: Option<f64>,
 }
 
-fn default_namespace() -> Text {
-    Text::new("default")
+fn default_namespace() -> Ident {
+    Ident::new("default")
 }
 
-fn default_selector() -> Text {
-    Text::new("app=api")
+fn default_selector() -> Required {
+    Required::new("app=api")
 }
 
 pub fn k8s_time(t: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time) -> Option<DateTime<Utc>> {

@@ -121,7 +121,7 @@ pub struct CheckConfig {
 /// Fields every check has.
 #[derive(Debug, Default)]
 struct CheckCommon {
-    name: Option<Text>,
+    name: Option<yaml::Name>,
     description: Option<Text>,
     /// Default `10s`.
     timeout: Option<Dur>,
@@ -178,7 +178,7 @@ impl<'de> Deserialize<'de> for CheckConfig {
                     .copied()
                     .unwrap_or("unknown");
                 let name = match k.common.name {
-                    Some(n) => n,
+                    Some(n) => n.text().clone(),
                     None => {
                         yaml::report(k.at, "check: missing field `name`");
                         Text::default()
@@ -203,16 +203,13 @@ impl<'de> Deserialize<'de> for CheckConfig {
     }
 }
 
-/// Problems of a list of checks: empty, unnamed, duplicate names, and each
-/// kind's own. `at` is where the list is written.
+/// Problems of a list of checks: empty, duplicate names, and each kind's
+/// own (a name itself is checked as it is read: [`yaml::Name`]). `at` is where the list is written.
 pub fn validate_list(checks: &[CheckConfig], at: Pos, diags: &mut Diags) {
     if checks.is_empty() {
         diags.at(at, "checks: a checklist needs at least one check");
     }
     for (i, c) in checks.iter().enumerate() {
-        if c.name.trim().is_empty() && c.name_at.is_known() {
-            diags.at(c.name_at, "check `name` must not be empty");
-        }
         if checks[..i].iter().any(|o| o.name == c.name) {
             diags.at(c.name_at, format!("duplicate check name `{}`", c.name));
         }

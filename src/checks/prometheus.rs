@@ -12,11 +12,11 @@ use serde::Deserialize;
 
 use super::compare::{Condition, Thresholds, fmt_number};
 use super::{Check, CheckContext, CheckResult, CheckStatus};
+use crate::config::urls::{self, UrlKind};
 use crate::secret::SecretUrl;
-use crate::yaml::{At, Diags, Lenient, Pos, Text};
+use crate::yaml::{At, Diags, Lenient, Pos, Required};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Reduce {
     /// The worst case for `>` thresholds.
     #[default]
@@ -24,6 +24,8 @@ pub enum Reduce {
     Min,
     Sum,
 }
+
+crate::words! { Reduce { Max = "max", Min = "min", Sum = "sum" } }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -87,7 +89,7 @@ pub struct PrometheusCheck {
     /// Prometheus base URL, e.g. `http://prometheus:9090`. Its password,
     /// if any, is a secret.
     pub url: SecretUrl,
-    pub query: Text,
+    pub query: Required,
     pub fail_if: Option<Condition>,
     pub warn_if: Option<Condition>,
     /// Several series: `max` (default), `min` or `sum`.
@@ -164,9 +166,7 @@ impl Check for PrometheusCheck {
                 "a prometheus check needs `fail_if`, `warn_if` or `anomaly`",
             );
         }
-        if let Err(e) = reqwest::Url::parse(self.url.expose()) {
-            diags.at(self.url.at, format!("url `{}` is not a URL: {e}", self.url));
-        }
+        urls::check(&self.url, "url", UrlKind::Http, at, diags);
         if let Some(Lenient(Anomaly {
             min_change: Some(m),
             ..

@@ -14,17 +14,17 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::{Check, CheckContext, CheckResult, CheckStatus, fmt_age};
-use crate::adapters::aws::{DbInstance, DbSnapshot, Target};
+use crate::adapters::aws::{DbInstance, DbSnapshot, Target, owned_by};
 use crate::model::Dur;
-use crate::yaml::Text;
+use crate::yaml::Ident;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RdsCheck {
     /// DB instance identifier.
-    pub instance: Text,
+    pub instance: Ident,
     /// AWS region. Default: the standard chain (`AWS_REGION`, profile).
-    pub region: Option<Text>,
+    pub region: Option<Ident>,
     /// Newest automated snapshot older than this fails. Default `24h`.
     pub max_snapshot_age: Option<Dur>,
     /// `LatestRestorableTime` further behind than this fails. Default `15m`.
@@ -86,7 +86,7 @@ impl RdsCheck {
             rds.instance(&target, &self.instance),
             rds.automated_snapshots(&target, &self.instance)
         );
-        let instance = match instance {
+        let instance = match instance.and_then(|i| i.belonging_to(&self.instance)) {
             Ok(i) => i,
             Err(e) => {
                 return vec![CheckResult::error(
@@ -95,7 +95,9 @@ impl RdsCheck {
                 )];
             }
         };
+        // Another instance's snapshot must never pass for this one's.
         let snapshots = snapshots
+            .map(|list| owned_by(list, &self.instance))
             .map_err(|e| format!("describe automated snapshots of {}: {e}", self.instance));
         assess(name, ctx.now, &instance, snapshots, &self.limits())
     }
@@ -247,6 +249,7 @@ mod tests {
             id: id.into(),
             status: status.into(),
             created: Some(t(created)),
+            instance: "flexoraa-production-db".into(),
             ..Default::default()
         }
     }
@@ -370,7 +373,7 @@ mod tests {
             crate::adapters::Adapters::real().with_rds(std::sync::Arc::new(fake)),
         );
         let check = RdsCheck {
-            instance: crate::yaml::Text::new("flexoraa-production-db"),
+            instance: crate::yaml::Ident::new("flexoraa-production-db"),
             region: None,
             max_snapshot_age: None,
             max_restore_lag: None,

@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use super::compare::{Condition, Thresholds, fmt_number};
 use super::{Check, CheckContext, CheckResult, CheckStatus};
+use crate::config::urls::{self, UrlKind};
 use crate::model::Dur;
 use crate::secret::{SecretUrl, redact_url};
 use crate::yaml::{Diags, Pos};
@@ -52,19 +53,7 @@ impl Check for RedisCheck {
     }
 
     fn validate(&self, at: Pos, diags: &mut Diags) {
-        if let Err(e) = redis::Client::open(self.url.expose()) {
-            diags.at(
-                if self.url.at.is_known() {
-                    self.url.at
-                } else {
-                    at
-                },
-                format!(
-                    "url {} is not a Redis URL: {e}",
-                    redact_url(self.url.expose())
-                ),
-            );
-        }
+        urls::check(&self.url, "url", UrlKind::Redis, at, diags);
     }
 
     async fn run(&self, name: &str, ctx: &CheckContext) -> Vec<CheckResult> {

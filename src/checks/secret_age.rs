@@ -10,15 +10,15 @@ use serde::Deserialize;
 use super::{Check, CheckContext, CheckResult, CheckStatus, fmt_age};
 use crate::adapters::aws::{SecretInfo, Target};
 use crate::model::Dur;
-use crate::yaml::Text;
+use crate::yaml::Ident;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecretAgeCheck {
     /// Name or ARN, e.g. `/flexoraa/production/jwt-secret`.
-    pub secret_id: Text,
+    pub secret_id: Ident,
     /// AWS region. Default: the standard chain.
-    pub region: Option<Text>,
+    pub region: Option<Ident>,
     /// Older than this fails. Required.
     pub max_age: Dur,
     /// Older than this warns. Default: none.

@@ -14,9 +14,10 @@ use sqlx::Connection;
 
 use super::compare::{Condition, Thresholds};
 use super::{Check, CheckContext, CheckResult};
+use crate::config::urls::{self, UrlKind};
 use crate::model::Dur;
 use crate::secret::{SecretUrl, redact_url};
-use crate::yaml::{Diags, Pos, Text};
+use crate::yaml::{Diags, Pos, Required};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -24,7 +25,7 @@ pub struct SqlCheck {
     /// `postgres://…` of the database to query. A secret.
     pub database_url: SecretUrl,
     /// Returns one row with one numeric column.
-    pub query: Text,
+    pub query: Required,
     pub fail_if: Option<Condition>,
     pub warn_if: Option<Condition>,
     /// Postgres `statement_timeout`. Default: the check's timeout less 1 s.
@@ -50,25 +51,23 @@ impl Check for SqlCheck {
     fn validate(&self, at: Pos, diags: &mut Diags) {
         if self.fail_if.is_none() && self.warn_if.is_none() {
             diags.at(
-                if self.query.at.is_known() {
-                    self.query.at
+                if self.query.at().is_known() {
+                    self.query.at()
                 } else {
                     at
                 },
                 "a sql check needs `fail_if` or `warn_if`",
             );
         }
-        let url = self.database_url.expose();
-        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-            diags.at(
-                if self.database_url.at.is_known() {
-                    self.database_url.at
-                } else {
-                    at
-                },
-                format!("database_url {} must be a postgres:// URL", redact_url(url)),
-            );
+        // A restore check's `{endpoint}` becomes the restored instance's
+        // host:port; any host:port stands for it here.
+        let mut url = self.database_url.clone();
+        if url.expose().contains("{endpoint}") {
+            let at = url.at;
+            url = SecretUrl::new(url.expose().replace("{endpoint}", "restored.invalid:5432"));
+            url.at = at;
         }
+        urls::check(&url, "database_url", UrlKind::Postgres, at, diags);
     }
 
     async fn run(&self, name: &str, ctx: &CheckContext) -> Vec<CheckResult> {

@@ -19,7 +19,7 @@ pub(super) struct RawMail {
     /// password, else opportunistic; `?tls=required|opportunistic|none`
     /// says which), or `smtps://…:465` (TLS from the start). Empty or
     /// absent: messages are written to `outbox` instead. Default none.
-    smtp_url: Option<SecretUrl>,
+    smtp_url: Option<MaybeUrl>,
     /// A PEM file of the CA that signed the server's certificate, when it
     /// is not a public one. Default none (the system's roots).
     ca_file: Option<Text>,
@@ -88,12 +88,27 @@ pub fn addresses(t: &Text, what: &str, diags: &mut Diags) -> Vec<String> {
     out
 }
 
+/// A URL that may be empty (`${SMTP_URL:-}`): empty is none. Every other
+/// URL must be there ([`SecretUrl`] refuses an empty one).
+#[derive(Debug, Clone, Default)]
+pub(super) struct MaybeUrl(Option<SecretUrl>);
+
+impl<'de> Deserialize<'de> for MaybeUrl {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let t = Text::deserialize(d)?;
+        if t.trim().is_empty() {
+            return Ok(MaybeUrl(None));
+        }
+        let mut u = SecretUrl::new(t.as_str());
+        u.at = t.at;
+        Ok(MaybeUrl(Some(u)))
+    }
+}
+
 pub(super) fn mail(raw: Option<&RawMail>, diags: &mut Diags) -> MailConfig {
     let mut m = MailConfig::default();
     let Some(raw) = raw else { return m };
-    if let Some(u) = &raw.smtp_url
-        && !u.expose().trim().is_empty()
-    {
+    if let Some(MaybeUrl(Some(u))) = &raw.smtp_url {
         match smtp_url_problem(u.expose()) {
             Some(p) => diags.at(u.at, format!("mail.smtp_url {}: {p}", u.shown())),
             None => m.smtp_url = Some(u.clone()),

@@ -12,6 +12,7 @@
 //! ([`JobKinds`]) the caller passes in.
 
 mod mail;
+pub mod urls;
 
 use std::any::Any;
 use std::fmt;
@@ -89,7 +90,7 @@ pub trait JobKinds {
 }
 
 /// What a job does when it is due while an earlier run is still going.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Concurrency {
     /// Record the new fire as `skipped` and keep the running one.
@@ -102,7 +103,7 @@ pub enum Concurrency {
 }
 
 /// When a job's outcome is mailed to its recipients.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Notify {
     /// Never.
@@ -115,6 +116,9 @@ pub enum Notify {
     /// Every run's final outcome, success or failure.
     Always,
 }
+
+crate::words! { Concurrency { Forbid = "forbid", Allow = "allow", Replace = "replace" } }
+crate::words! { Notify { Never = "never", OnFailure = "on_failure", Always = "always" } }
 
 impl fmt::Display for Concurrency {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -523,9 +527,18 @@ pub fn load_str<R: JobKinds>(
         ((loaded.diags, loaded.secrets, loaded.jobs), built, diags)
     });
     let (read_diags, tagged_secrets, job_starts) = loaded;
+    // A value refused as it was read stands in as its default (a bad
+    // duration as 0s); judging that default again would report a second,
+    // false problem at the same place ("timeout must be more than 0s").
+    let refused: std::collections::HashSet<Pos> = read_diags.iter().map(|(p, _)| *p).collect();
     let mut all: Vec<Diagnostic> = read_diags
         .into_iter()
-        .chain(diags.into_vec())
+        .chain(
+            diags
+                .into_vec()
+                .into_iter()
+                .filter(|(p, _)| !refused.contains(p)),
+        )
         .map(|(pos, message)| Diagnostic {
             file: file.clone(),
             line: pos.line,
@@ -604,7 +617,24 @@ fn build<R: JobKinds>(path: &Path, raw: &RawFile<R>, diags: &mut Diags) -> Confi
                     next.at,
                     format!("`{}` cannot chain to itself on failure", job.name),
                 );
-            } else if !jobs.contains_key(next.as_str()) {
+            } else if let Some(target) = jobs.get(next.as_str()) {
+                // A chained run is started with no parameters; a job that
+                // refuses to run without one would be refused at the very
+                // failure it was meant to answer.
+                if let Err(why) = target
+                    .spec
+                    .accepts(&Params::default())
+                    .and_then(|()| target.check_confirmed(false, false))
+                {
+                    diags.at(
+                        next.at,
+                        format!(
+                            "on_failure: `{}` cannot run chained: {why}; a chained run has no --confirm or other parameters",
+                            next.as_str()
+                        ),
+                    );
+                }
+            } else {
                 diags.at(
                     next.at,
                     format!("on_failure: no job named `{}`", next.as_str()),
@@ -672,9 +702,14 @@ fn defaults(raw: Option<&RawDefaults>, diags: &mut Diags) -> Defaults {
 fn history(raw: Option<&RawHistory>, diags: &mut Diags) -> HistoryConfig {
     let mut h = HistoryConfig::default();
     let Some(raw) = raw else { return h };
-    if let Some(u) = &raw.database_url
-        && !u.expose().is_empty()
-    {
+    if let Some(u) = &raw.database_url {
+        urls::check(
+            u,
+            "history.database_url",
+            urls::UrlKind::History,
+            Pos::default(),
+            diags,
+        );
         h.database_url = u.clone();
     }
     if let Some(r) = raw.retention {

@@ -11,6 +11,7 @@ fn env(name: &str) -> Option<String> {
     match name {
         "PG_PASSWORD" => Some("s3cr3t-pg-pass".into()),
         "TOKEN" => Some("tok-abcdef-123".into()),
+        "EMPTY" => Some(String::new()),
         _ => None,
     }
 }
@@ -122,7 +123,7 @@ fn bad_configs_table() {
         (
             "jobs:\n  a:\n    kind: command\n    argv: [true]\n    notify: sometimes\n",
             "jobs.yaml:5:13:",
-            "unknown variant `sometimes`, expected one of `never`, `on_failure`, `always`",
+            "unknown value `sometimes`, expected one of `never`, `on_failure`, `always`",
         ),
         (
             "jobs:\n  r:\n    kind: report\n    checklist: a\n  a:\n    kind: command\n    argv: [true]\n",
@@ -147,7 +148,7 @@ fn bad_configs_table() {
         (
             "jobs:\n  a:\n    kind: command\n    argv: [true]\n    concurrency: sometimes\n",
             "jobs.yaml:5:18:",
-            "unknown variant `sometimes`, expected one of `forbid`, `allow`, `replace`",
+            "unknown value `sometimes`, expected one of `forbid`, `allow`, `replace`",
         ),
         (
             "jobs:\n  Bad_Name:\n    kind: command\n    argv: [true]\n",
@@ -348,4 +349,451 @@ fn the_shipped_checklists_load() {
         assert!(kinds.contains(k), "the daily checklist has no {k} check");
     }
     assert!(c.jobs["watch"].schedule.is_some());
+}
+
+/// The line and column of `{v}` in `yaml`, 1-based.
+fn placeholder_at(yaml: &str) -> (usize, usize) {
+    let offset = yaml.find("{v}").expect("a {v} placeholder");
+    let before = &yaml[..offset];
+    let line = before.matches('\n').count() + 1;
+    let col = before.len() - before.rfind('\n').map(|i| i + 1).unwrap_or(0) + 1;
+    (line, col)
+}
+
+/// Every identifier a job or check acts on, left empty, set from a
+/// variable that is set but empty, or only whitespace: `validate` names the
+/// field at its position. (AWS and Kubernetes read an empty filter as
+/// "everything": `verify_backups` judged another instance's snapshot.)
+#[test]
+fn empty_identifiers_are_refused_at_their_position() {
+    const MIGRATE: &str = "kind: snapshot_migrate\ninstance: db\ndeployment: api\n";
+    const ROTATE: &str = "kind: rotate_secret\nsecret_id: s\ndeployment: api\n";
+    const VERIFY: &str = "kind: verify_backups\ninstance: db\n";
+    const ROLLOUT: &str = "kind: rollout\naction: restart\ndeployment: api\n";
+    const TRIAGE: &str = "kind: triage\n";
+    let check = |body: &str| format!("kind: checklist\nchecks:\n  - name: c\n{}", indent(body, 4));
+    // (the job's body, the field set to {v})
+    let cases: Vec<(String, &str)> = vec![
+        (MIGRATE.replace("instance: db", "instance: {v}"), "instance"),
+        (
+            MIGRATE.replace("deployment: api", "deployment: {v}"),
+            "deployment",
+        ),
+        (format!("{MIGRATE}namespace: {{v}}\n"), "namespace"),
+        (format!("{MIGRATE}region: {{v}}\n"), "region"),
+        (format!("{MIGRATE}container: {{v}}\n"), "container"),
+        (
+            format!("{MIGRATE}snapshot_prefix: {{v}}\n"),
+            "snapshot_prefix",
+        ),
+        (
+            ROTATE.replace("secret_id: s", "secret_id: {v}"),
+            "secret_id",
+        ),
+        (
+            ROTATE.replace("deployment: api", "deployment: {v}"),
+            "deployment",
+        ),
+        (format!("{ROTATE}namespace: {{v}}\n"), "namespace"),
+        (format!("{ROTATE}region: {{v}}\n"), "region"),
+        (
+            format!("{ROTATE}external_secret: {{v}}\n"),
+            "external_secret",
+        ),
+        (VERIFY.replace("instance: db", "instance: {v}"), "instance"),
+        (format!("{VERIFY}region: {{v}}\n"), "region"),
+        (format!("{VERIFY}restore_class: {{v}}\n"), "restore_class"),
+        (
+            ROLLOUT.replace("deployment: api", "deployment: {v}"),
+            "deployment",
+        ),
+        (format!("{ROLLOUT}namespace: {{v}}\n"), "namespace"),
+        (format!("{TRIAGE}namespace: {{v}}\n"), "namespace"),
+        (format!("{TRIAGE}selector: {{v}}\n"), "selector"),
+        (format!("{TRIAGE}deployment: {{v}}\n"), "deployment"),
+        (format!("{TRIAGE}rds:\n  instance: {{v}}\n"), "instance"),
+        (
+            format!("{TRIAGE}rds:\n  instance: db\n  region: {{v}}\n"),
+            "region",
+        ),
+        (
+            format!(
+                "{TRIAGE}prometheus:\n  url: http://p\n  error_rate: {{v}}\n  latency_p99: x\n"
+            ),
+            "error_rate",
+        ),
+        (
+            format!(
+                "{TRIAGE}prometheus:\n  url: http://p\n  error_rate: x\n  latency_p99: {{v}}\n"
+            ),
+            "latency_p99",
+        ),
+        (
+            format!("{TRIAGE}prometheus:\n  url: {{v}}\n  error_rate: x\n  latency_p99: x\n"),
+            "url",
+        ),
+        (format!("{TRIAGE}health_url: {{v}}\n"), "health_url"),
+        (
+            format!("{TRIAGE}alertmanager_url: {{v}}\n"),
+            "alertmanager_url",
+        ),
+        (format!("{TRIAGE}database_url: {{v}}\n"), "database_url"),
+        (format!("{TRIAGE}redis_url: {{v}}\n"), "redis_url"),
+        (check("kind: rds\ninstance: {v}\n"), "instance"),
+        (check("kind: rds\ninstance: db\nregion: {v}\n"), "region"),
+        (
+            check("kind: secret_age\nsecret_id: {v}\nmax_age: 90d\n"),
+            "secret_id",
+        ),
+        (check("kind: kubernetes\nnamespace: {v}\n"), "namespace"),
+        (check("kind: kubernetes\nselector: {v}\n"), "selector"),
+        (check("kind: kubernetes\ndeployment: {v}\n"), "deployment"),
+        (check("kind: http\nurl: {v}\n"), "url"),
+        (check("kind: http\nurl: http://x\nmethod: {v}\n"), "method"),
+        (
+            check("kind: prometheus\nurl: {v}\nquery: up\nfail_if: '< 1'\n"),
+            "url",
+        ),
+        (
+            check("kind: prometheus\nurl: http://p\nquery: {v}\nfail_if: '< 1'\n"),
+            "query",
+        ),
+        (
+            check("kind: sql\ndatabase_url: {v}\nquery: SELECT 1\nfail_if: '> 1'\n"),
+            "database_url",
+        ),
+        (
+            check("kind: sql\ndatabase_url: postgres://h/d\nquery: {v}\nfail_if: '> 1'\n"),
+            "query",
+        ),
+        (check("kind: redis\nurl: {v}\n"), "url"),
+        (check("kind: alertmanager\nurl: {v}\n"), "url"),
+        (
+            check("kind: alertmanager\nurl: http://a\nfail_at: {v}\n"),
+            "fail_at",
+        ),
+        (
+            check("kind: alertmanager\nurl: http://a\nmatchers: [{v}]\n"),
+            "matchers",
+        ),
+        (
+            format!("kind: command\nargv: [true]\nworkdir: {{v}}\n"),
+            "workdir",
+        ),
+    ];
+    for (body, field) in &cases {
+        let template = format!("jobs:\n  j:\n{}", indent(body, 4));
+        let (line, col) = placeholder_at(&template);
+        for value in ["\"\"", "\"${EMPTY}\"", "\"  \""] {
+            let yaml = template.replace("{v}", value);
+            let errs = load(&yaml).expect_err(&yaml);
+            let at = format!("jobs.yaml:{line}:{col}: ");
+            assert!(
+                errs.iter().any(|e| e.starts_with(&at)
+                    && e.contains(&format!("`{field}`"))
+                    && e.contains("must not be empty")),
+                "{value} for `{field}`: wanted `{at}... `{field}` ... must not be empty` in {errs:#?}\n{yaml}"
+            );
+        }
+    }
+}
+
+/// A variable set but empty says so, naming what was written.
+#[test]
+fn a_set_but_empty_variable_is_named() {
+    let errs =
+        load("jobs:\n  j:\n    kind: verify_backups\n    instance: \"${EMPTY}\"\n").unwrap_err();
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert_eq!(
+        errs[0],
+        "jobs.yaml:4:15: job `j`: `instance` must not be empty: `${EMPTY}` gives an empty value (a variable set but empty counts as missing)"
+    );
+}
+
+fn indent(text: &str, n: usize) -> String {
+    text.lines()
+        .map(|l| format!("{}{l}\n", " ".repeat(n)))
+        .collect()
+}
+
+/// Hostile values where a number, a word, a list or text belongs: the
+/// message says what was expected in the file's terms and what was found,
+/// never a Rust type. (yaml, expected message)
+#[test]
+fn type_errors_say_what_was_expected() {
+    let job = |body: &str| format!("jobs:\n  j:\n{}", indent(body, 4));
+    let cases: &[(String, &str)] = &[
+        (
+            job("kind: command\nargv: [true]\nretries: {max: -3}\n"),
+            "jobs.yaml:5:20: job `j`: `max`: expected a whole number from 0 to 4294967295, found `-3`",
+        ),
+        (
+            job("kind: command\nargv: [true]\nnotify: [x]\n"),
+            "jobs.yaml:5:13: job `j`: `notify`: expected one of `never`, `on_failure`, `always`, found a list",
+        ),
+        (
+            job("kind: command\nargv: [true]\nconcurrency: {a: 1}\n"),
+            "jobs.yaml:5:18: job `j`: `concurrency`: expected one of `forbid`, `allow`, `replace`, found a mapping",
+        ),
+        (
+            job("kind: rollout\naction: [restart]\ndeployment: api\n"),
+            "jobs.yaml:4:13: job `j`: `action`: expected one of `restart`, `undo`, `scale`, found a list",
+        ),
+        (
+            job("kind: command\nargv: [true]\nsuspend: maybe\n"),
+            "jobs.yaml:5:14: job `j`: `suspend`: expected true or false, found `maybe`",
+        ),
+        (
+            job("kind: command\nargv: true\n"),
+            "jobs.yaml:4:11: job `j`: `argv`: expected a list, found `true`",
+        ),
+        (
+            job("kind: verify_backups\ninstance:\n"),
+            "jobs.yaml:4:13: job `j`: `instance`: expected text, found nothing",
+        ),
+        (
+            job("kind: verify_backups\ninstance: [a, b]\n"),
+            "jobs.yaml:4:15: job `j`: `instance`: expected text, found a list",
+        ),
+        (
+            job("kind: verify_backups\ninstance: db\nmanual_snapshot_quota: -1\n"),
+            "jobs.yaml:5:28: job `j`: `manual_snapshot_quota`: expected a whole number from 0 to 18446744073709551615, found `-1`",
+        ),
+        (
+            job("kind: verify_backups\ninstance: db\nquota_warn: lots\n"),
+            "jobs.yaml:5:17: job `j`: `quota_warn`: expected a number, found `lots`",
+        ),
+        (
+            job("kind: rollout\naction: scale\ndeployment: api\nreplicas: 3000000000\n"),
+            "jobs.yaml:6:15: job `j`: `replicas`: expected a whole number from -2147483648 to 2147483647, found `3000000000`",
+        ),
+        (
+            job("kind: rotate_secret\nsecret_id: s\ndeployment: api\nencoding: base32\n"),
+            "jobs.yaml:6:15: job `j`: unknown value `base32` (did you mean `base64`?), expected one of `hex`, `base64`",
+        ),
+    ];
+    for (yaml, want) in cases {
+        let errs = load(yaml).expect_err(yaml);
+        assert_eq!(errs, vec![want.to_string()], "{yaml}");
+        for jargon in [
+            "invalid u",
+            "invalid i",
+            "externally tagged",
+            "Option<",
+            "scalar",
+            "variant",
+        ] {
+            assert!(!errs[0].contains(jargon), "{errs:?}");
+        }
+    }
+}
+
+/// A value refused as it is read is not judged again with the default it
+/// was read as: `timeout: 5x` is one error, not also "more than 0s".
+#[test]
+fn an_unreadable_value_is_reported_once() {
+    let job = |body: &str| format!("jobs:\n  j:\n{}", indent(body, 4));
+    let cases = [
+        (
+            job("kind: command\nargv: [true]\ntimeout: 5x\n"),
+            "invalid duration `5x`",
+        ),
+        (
+            job("kind: triage\npart_timeout: soon\n"),
+            "invalid duration `soon`",
+        ),
+        (
+            format!(
+                "history: {{retention: soon}}\n{}",
+                job("kind: command\nargv: [true]\n")
+            ),
+            "invalid duration `soon`",
+        ),
+        (
+            job("kind: snapshot_migrate\ninstance: db\ndeployment: api\nsnapshot_prefix: \"\"\n"),
+            "`snapshot_prefix` must not be empty",
+        ),
+    ];
+    for (yaml, want) in cases {
+        let errs = load(&yaml).expect_err(&yaml);
+        assert_eq!(errs.len(), 1, "{yaml}: {errs:#?}");
+        assert!(errs[0].contains(want), "{yaml}: {errs:#?}");
+    }
+}
+
+/// Names become metric labels, table rows and headings: a control or
+/// invisible character, a space at an end or a name past 128 characters
+/// is refused where it is written. (yaml, position, message)
+#[test]
+fn names_that_break_outputs_are_refused() {
+    let check = |name: &str| {
+        format!(
+            "jobs:\n  j:\n    kind: checklist\n    checks:\n      - name: {name}\n        kind: http\n        url: http://x\n"
+        )
+    };
+    let rule = |name: &str| {
+        format!(
+            "jobs:\n  j:\n    kind: triage\n    rules:\n      - name: {name}\n        issue: Pool\n        remedy: restart\n        when: {{db.connection_ratio: '> 0.8'}}\n"
+        )
+    };
+    let long = "a".repeat(129);
+    let cases: Vec<(String, &str, &str)> = vec![
+        (check("\"api\\nhealth\""), "5:15", "holds a newline"),
+        (check("\"api\\e[31m\""), "5:15", "holds the character U+001B"),
+        (check("\"api\\u202Eevil\""), "5:15", "holds the character U+202E"),
+        (check("\"api\\u200B\""), "5:15", "holds the character U+200B"),
+        (check("\" api\""), "5:15", "starts or ends with a space"),
+        (check(&long), "5:15", "129 characters long"),
+        (check("\"\""), "5:15", "`name` must not be empty"),
+        (rule("\"pool\\nexhausted\""), "5:15", "holds a newline"),
+        (
+            "jobs:\n  j:\n    kind: triage\n    rules:\n      - name: pool\n        issue: \"Pool\\tExhausted\"\n        remedy: restart\n        when: {db.connection_ratio: '> 0.8'}\n".to_string(),
+            "6:16",
+            "holds a tab",
+        ),
+        (
+            "jobs:\n  j:\n    kind: command\n    argv: [true]\n    env:\n      \"A\\nB\": x\n".to_string(),
+            "6:7",
+            "a key must not contain control characters",
+        ),
+        (
+            "jobs:\n  \"a\\nb\":\n    kind: command\n    argv: [true]\n".to_string(),
+            "2:3",
+            "control characters",
+        ),
+    ];
+    for (yaml, at, msg) in &cases {
+        let errs = load(yaml).expect_err(yaml);
+        let at = format!("jobs.yaml:{at}: ");
+        assert!(
+            errs.iter().any(|e| e.starts_with(&at) && e.contains(msg)),
+            "wanted `{at}... {msg}` in {errs:#?}\n{yaml}"
+        );
+    }
+}
+
+/// Every URL is read as its client will read it, at `validate`: a port
+/// that is not a number, a missing host or a wrong scheme fails here, not
+/// at run time. (yaml, position, message)
+#[test]
+fn urls_are_validated_in_full() {
+    let job = |body: &str| format!("jobs:\n  j:\n{}", indent(body, 4));
+    let check = |body: &str| {
+        job(&format!(
+            "kind: checklist\nchecks:\n  - name: c\n{}",
+            indent(body, 4)
+        ))
+    };
+    let triage = |field: &str| job(&format!("kind: triage\n{field}\n"));
+    let cases: Vec<(String, &str, &str)> = vec![
+        (
+            format!(
+                "history: {{database_url: \"postgres://u:pw@db:notaport/runbookd\"}}\n{}",
+                job("kind: command\nargv: [true]\n")
+            ),
+            "1:25",
+            "history.database_url postgres://*** is not a Postgres URL: invalid port number",
+        ),
+        (
+            format!(
+                "history: {{database_url: \"mysql://db/x\"}}\n{}",
+                job("kind: command\nargv: [true]\n")
+            ),
+            "1:25",
+            "must be postgres://… or sqlite://…",
+        ),
+        (
+            check(
+                "kind: sql\ndatabase_url: 'postgres://db:notaport/x'\nquery: SELECT 1\nfail_if: '> 1'\n",
+            ),
+            "7:23",
+            "is not a Postgres URL: invalid port number",
+        ),
+        (
+            check("kind: http\nurl: 'http://api:notaport/health'\n"),
+            "7:14",
+            "is not a URL: invalid port number",
+        ),
+        (
+            check("kind: prometheus\nurl: 'ftp://p:9090'\nquery: up\nfail_if: '< 1'\n"),
+            "7:14",
+            "must be http or https",
+        ),
+        (
+            check("kind: alertmanager\nurl: 'http://am:notaport'\n"),
+            "7:14",
+            "is not a URL: invalid port number",
+        ),
+        (
+            check("kind: redis\nurl: 'redis://cache:notaport'\n"),
+            "7:14",
+            "is not a Redis URL",
+        ),
+        (
+            triage("health_url: 'http://api:notaport/health'"),
+            "4:17",
+            "is not a URL",
+        ),
+        (
+            triage("alertmanager_url: 'am:9093'"),
+            "4:23",
+            "must be http or https",
+        ),
+        (
+            triage("prometheus: {url: 'http://p:notaport', error_rate: x, latency_p99: y}"),
+            "4:23",
+            "is not a URL",
+        ),
+        (
+            triage("database_url: 'postgres://u:pw@db:notaport/app'"),
+            "4:19",
+            "database_url postgres://*** is not a Postgres URL: invalid port number",
+        ),
+    ];
+    for (yaml, at, msg) in &cases {
+        let errs = load(yaml).expect_err(yaml);
+        let at = format!("jobs.yaml:{at}: ");
+        assert!(
+            errs.iter().any(|e| e.starts_with(&at) && e.contains(msg)),
+            "wanted `{at}... {msg}` in {errs:#?}\n{yaml}"
+        );
+        assert!(!errs.iter().any(|e| e.contains(":pw@")), "{errs:#?}");
+    }
+    // `{endpoint}` in a restore check stands for the restored instance.
+    load(&job(
+        "kind: verify_backups\ninstance: db\nrestore_test: true\nrestore_checks:\n  - {name: rows, kind: sql, database_url: 'postgres://u:pw@{endpoint}/app', query: SELECT 1, fail_if: '< 1'}\n",
+    ))
+    .unwrap();
+}
+
+/// A chained run takes no parameters, so a job that needs one (scaling to
+/// 0 needs `--confirm`) can never run from `on_failure`: refused where it
+/// is named, not found out at the failure that needed it.
+#[test]
+fn a_chained_job_that_needs_confirmation_is_refused() {
+    let yaml = "jobs:
+  watch:
+    kind: command
+    argv: [\"true\"]
+    on_failure: [triage, maintenance]
+  triage:
+    kind: triage
+  maintenance:
+    kind: rollout
+    action: scale
+    replicas: 0
+    deployment: api
+";
+    let errs = load(yaml).unwrap_err();
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(
+        errs[0].starts_with("jobs.yaml:5:26: job `watch`: on_failure: `maintenance` cannot run chained: scaling api to 0 replicas"),
+        "{errs:#?}"
+    );
+    assert!(
+        errs[0].contains("a chained run has no --confirm"),
+        "{errs:#?}"
+    );
+    // Scaling to 1 needs nothing, so it may be chained.
+    load(&yaml.replace("replicas: 0", "replicas: 1")).unwrap();
 }

@@ -28,7 +28,7 @@ use crate::config::JobSpec;
 use crate::model::Dur;
 use crate::process::{self, Group};
 use crate::runlog::{MAX_LINE, RunLog, Stream};
-use crate::yaml::{At, Diags, Text};
+use crate::yaml::{At, Diags, Required, Text};
 
 /// How long output readers may run after the child exits, for a grandchild
 /// that keeps the pipe open.
@@ -44,7 +44,7 @@ pub struct CommandSpec {
     #[serde(default)]
     pub env: IndexMap<String, Text>,
     /// Working directory. Default: runbookd's own.
-    pub workdir: Option<Text>,
+    pub workdir: Option<Required>,
     /// Whether the child gets runbookd's whole environment. Default
     /// `false`: only [`PASSED_ENV`] and `env`.
     #[serde(default)]

@@ -26,15 +26,16 @@ use crate::adapters::kube::ClusterApi;
 use crate::clock::Clock;
 use crate::config::JobSpec;
 use crate::model::Dur;
-use crate::yaml::{At, Diags, Text};
+use crate::yaml::{At, Diags, Ident};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     Restart,
     Undo,
     Scale,
 }
+
+crate::words! { Action { Restart = "restart", Undo = "undo", Scale = "scale" } }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -42,9 +43,9 @@ pub struct RolloutSpec {
     /// `restart`, `undo` or `scale`. Required.
     pub action: At<Action>,
     /// The deployment. Required.
-    pub deployment: Text,
+    pub deployment: Ident,
     /// Default `default`.
-    pub namespace: Option<Text>,
+    pub namespace: Option<Ident>,
     /// `scale` only, and required there.
     pub replicas: Option<At<i32>>,
     /// How long the rollout may take. Default `10m`. (`timeout` is the
@@ -371,8 +372,8 @@ pub async fn restart_and_wait(
                 value: Action::Restart,
                 at: Default::default(),
             },
-            deployment: Text::new(deployment),
-            namespace: Some(Text::new(namespace)),
+            deployment: Ident::new(deployment),
+            namespace: Some(Ident::new(namespace)),
             replicas: None,
             rollout_timeout: Some(Dur(timeout)),
             poll: Some(Dur(poll)),

@@ -36,33 +36,34 @@ use crate::clock::Clock;
 use crate::config::JobSpec;
 use crate::model::{Dur, Record};
 use crate::secret::Secret;
-use crate::yaml::{At, Diags, Text};
+use crate::yaml::{At, Diags, Ident};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Encoding {
     #[default]
     Hex,
     Base64,
 }
 
+crate::words! { Encoding { Hex = "hex", Base64 = "base64" } }
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RotateSpec {
     /// Name or ARN of the secret. Required.
-    pub secret_id: Text,
+    pub secret_id: Ident,
     /// AWS region. Default: the standard chain.
-    pub region: Option<Text>,
+    pub region: Option<Ident>,
     /// Random bytes in the new value. Default 32.
     pub bytes: Option<At<usize>>,
     /// `hex` (default) or `base64`.
     pub encoding: Option<Encoding>,
     /// The deployment that reads the secret. Required.
-    pub deployment: Text,
+    pub deployment: Ident,
     /// Default `default`.
-    pub namespace: Option<Text>,
+    pub namespace: Option<Ident>,
     /// An ExternalSecret to force-sync before the restart. Default: none.
-    pub external_secret: Option<Text>,
+    pub external_secret: Option<Ident>,
     /// How long each rollout may take. Default `10m`.
     pub rollout_timeout: Option<Dur>,
     /// How long the External Secrets operator may take to write the new

@@ -32,12 +32,12 @@ use super::procedure::{self, Done};
 use super::rollout::deployment_path;
 use super::{ExecEnv, Job, JobError, JobKind, Outcome, RunContext};
 use crate::adapters::Adapters;
-use crate::adapters::aws::{DbSnapshot, Target};
+use crate::adapters::aws::{DbSnapshot, Target, owned_by};
 use crate::checks::{self, CheckConfig, CheckContext};
 use crate::clock::Clock;
 use crate::config::JobSpec;
 use crate::model::{Dur, Record};
-use crate::yaml::{At, Diags, Text};
+use crate::yaml::{At, Diags, Ident, Text};
 
 pub const DEFAULT_PREFIX: &str = "runbookd-premigrate";
 
@@ -45,22 +45,22 @@ pub const DEFAULT_PREFIX: &str = "runbookd-premigrate";
 #[serde(deny_unknown_fields)]
 pub struct MigrateSpec {
     /// The RDS instance. Required.
-    pub instance: Text,
+    pub instance: Ident,
     /// AWS region. Default: the standard chain.
-    pub region: Option<Text>,
+    pub region: Option<Ident>,
     /// Snapshot names are `<prefix>-YYYYMMDD-HHMMSS`. Default
     /// `runbookd-premigrate`.
-    pub snapshot_prefix: Option<Text>,
+    pub snapshot_prefix: Option<Ident>,
     /// How long the snapshot may take. Default `30m`.
     pub snapshot_timeout: Option<Dur>,
     /// This job's snapshots kept after a successful migration. Default 5.
     pub keep: Option<At<usize>>,
     /// The deployment whose container runs the migration. Required.
-    pub deployment: Text,
+    pub deployment: Ident,
     /// Default `default`.
-    pub namespace: Option<Text>,
+    pub namespace: Option<Ident>,
     /// The container to copy. Default: the pod's first.
-    pub container: Option<Text>,
+    pub container: Option<Ident>,
     /// The migration. Default `["npm", "run", "migrate"]`.
     pub command: Option<At<Vec<Text>>>,
     /// The Job's `activeDeadlineSeconds`. Default `30m`.
@@ -224,10 +224,12 @@ fn kube_name(s: &str) -> String {
 
 impl JobSpec for MigrateSpec {
     fn validate(&self, _job: &str, diags: &mut Diags) {
-        if let Some(p) = &self.snapshot_prefix {
+        if let Some(p) = &self.snapshot_prefix
+            && !p.trim().is_empty()
+        {
             let sample = format!("{}-20261130-090000", p.as_str());
             if let Err(e) = check_snapshot_id(&sample) {
-                diags.at(p.at, format!("snapshot_prefix: {e}"));
+                diags.at(p.at(), format!("snapshot_prefix: {e}"));
             }
         }
         if let Some(k) = self.keep
@@ -452,6 +454,8 @@ impl MigrateJob {
                 })
                 .await
                 .map_err(|e| e.to_string())?;
+                // Another instance's snapshots are never this job's to prune.
+                let all = owned_by(all, instance);
                 let doomed: Vec<String> = to_prune(&all, &ctx.job, keep)
                     .into_iter()
                     .filter(|id| id != just_made)
@@ -528,6 +532,7 @@ impl Job for MigrateJob {
                     self.adapters.rds.instance(&target, instance)
                 })
                 .await
+                .and_then(|i| i.belonging_to(instance))
                 .map_err(|e| e.to_string())?;
                 if i.status != "available" {
                     return Err(format!(

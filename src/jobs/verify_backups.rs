@@ -22,22 +22,22 @@ use serde::Deserialize;
 use super::procedure::{self, Done};
 use super::{ExecEnv, Job, JobError, JobKind, Outcome, RunContext};
 use crate::adapters::Adapters;
-use crate::adapters::aws::{DbSnapshot, Target};
+use crate::adapters::aws::{DbSnapshot, Target, owned_by};
 use crate::checks::sql::SqlCheck;
 use crate::checks::{self, CheckConfig, CheckContext};
 use crate::clock::Clock;
 use crate::config::JobSpec;
 use crate::model::{CheckResult, CheckStatus, Dur, Record, fmt_age};
 use crate::secret::SecretUrl;
-use crate::yaml::{At, Diags, Text};
+use crate::yaml::{At, Diags, Ident};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VerifySpec {
     /// The RDS instance. Required.
-    pub instance: Text,
+    pub instance: Ident,
     /// AWS region. Default: the standard chain.
-    pub region: Option<Text>,
+    pub region: Option<Ident>,
     /// The newest automated snapshot must be younger. Default `24h`.
     pub max_age: Option<Dur>,
     /// Default `true`.
@@ -52,7 +52,7 @@ pub struct VerifySpec {
     #[serde(default)]
     pub restore_test: bool,
     /// The throwaway instance's class. Default `db.t3.micro`.
-    pub restore_class: Option<Text>,
+    pub restore_class: Option<Ident>,
     /// How long the restore may take. Default `1h`.
     pub restore_timeout: Option<Dur>,
     /// How often the restore is looked at. Default `30s`.
@@ -262,6 +262,7 @@ impl VerifyJob {
                             .rds
                             .instance(&target, restored)
                             .await
+                            .and_then(|i| i.belonging_to(restored))
                             .map_err(|e| e.to_string())?;
                         match i.status.as_str() {
                             "available" => Ok(Ok(i.endpoint.unwrap_or_default())),
@@ -337,8 +338,15 @@ impl Job for VerifyJob {
                 })
                 .await
                 .map_err(|e| e.to_string())?;
+                // Another instance's snapshot must never pass for this one's.
+                let answered = list.len();
+                let list = owned_by(list, instance);
                 let n = list.len();
-                Ok(Done::new(list, format!("{n} automated snapshot(s)")))
+                let other = match answered - n {
+                    0 => String::new(),
+                    k => format!("; {k} of other instances ignored"),
+                };
+                Ok(Done::new(list, format!("{n} automated snapshot(s){other}")))
             },
         )
         .await?;

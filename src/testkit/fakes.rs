@@ -491,6 +491,9 @@ struct RdsState {
     restored_endpoint: String,
     events: Vec<RdsEvent>,
     calls: Vec<String>,
+    /// Answers as AWS does to a filter it ignores (an empty one): every
+    /// snapshot, and the first instance for a name it does not know.
+    ignores_filters: bool,
 }
 
 /// RDS with one instance and whatever snapshots a test adds.
@@ -519,7 +522,30 @@ impl FakeRds {
             restored_endpoint: "127.0.0.1:5432".into(),
             events: Vec::new(),
             calls: Vec::new(),
+            ignores_filters: false,
         }))
+    }
+
+    /// A second instance, `available`.
+    pub fn with_instance(self, id: &str) -> Self {
+        self.0.lock().unwrap().instances.insert(
+            id.to_string(),
+            DbInstance {
+                id: id.to_string(),
+                status: "available".into(),
+                storage_encrypted: true,
+                ..Default::default()
+            },
+        );
+        self
+    }
+
+    /// Every read answers for every instance, as AWS (and moto) answer an
+    /// empty filter: what runbookd asked for must be picked out by the
+    /// caller.
+    pub fn ignoring_filters(self) -> Self {
+        self.0.lock().unwrap().ignores_filters = true;
+        self
     }
 
     /// The instance's status (`rebooting`, `storage-full`, …) and events.
@@ -620,6 +646,11 @@ impl RdsApi for FakeRds {
         let s = self.enter(format!("DescribeDBInstances {id}"))?;
         s.instances
             .get(id)
+            .or_else(|| {
+                s.ignores_filters
+                    .then(|| s.instances.values().next())
+                    .flatten()
+            })
             .cloned()
             .ok_or_else(|| not_found(format!("DBInstanceNotFound: {id}")))
     }
@@ -629,7 +660,7 @@ impl RdsApi for FakeRds {
         Ok(s.snapshots
             .values()
             .map(|(x, _)| x.clone())
-            .filter(|x| !x.manual && x.instance == id)
+            .filter(|x| !x.manual && (s.ignores_filters || x.instance == id))
             .collect())
     }
 
@@ -642,7 +673,7 @@ impl RdsApi for FakeRds {
         Ok(s.snapshots
             .values()
             .map(|(x, _)| x.clone())
-            .filter(|x| x.manual && instance.is_none_or(|i| x.instance == i))
+            .filter(|x| x.manual && (s.ignores_filters || instance.is_none_or(|i| x.instance == i)))
             .collect())
     }
 

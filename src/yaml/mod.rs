@@ -233,6 +233,11 @@ struct Scalar {
     quoted: bool,
     /// The values `${…}` put into this scalar.
     parts: Vec<String>,
+    /// What holds it, for messages: "`instance`", "an entry of `matchers`".
+    field: String,
+    /// As written, when `${…}` changed it: an empty value can then say
+    /// which reference gave it.
+    written: Option<String>,
 }
 
 /// The `kind` of a mapping, found by the position of its first key.
@@ -250,6 +255,15 @@ struct Context {
     kinds: HashMap<Pos, KindAt>,
     diags: Diags,
     secrets: Vec<String>,
+    /// What is written at each position, and what holds it, so a type
+    /// error can say "expected …, found a list" in the file's terms.
+    found: HashMap<Pos, Found>,
+}
+
+#[derive(Debug, Clone)]
+struct Found {
+    field: String,
+    what: String,
 }
 
 thread_local! {
@@ -344,13 +358,62 @@ fn error_message(e: &serde_saphyr::Error) -> String {
             .map(|v| format!(" (did you mean `{v}`?)"))
             .unwrap_or_default();
         return format!(
-            "unknown variant `{variant}`{hint}, expected one of {}",
+            "unknown value `{variant}`{hint}, expected one of {}",
             list.join(", ")
         );
     }
     serde_saphyr::DefaultMessageFormatter
         .format_message(e)
         .into_owned()
+}
+
+/// A type error in the file's terms: what was expected, in words a user
+/// writes, and what was found there. serde's own words ("invalid u32",
+/// "externally tagged enum") name Rust types, not the file.
+fn type_error_message(e: &serde_saphyr::Error, found: Option<&Found>) -> String {
+    use serde_saphyr::Error as E;
+    let expected = match root_cause(e) {
+        E::InvalidScalar { ty, .. } => match *ty {
+            "u8" => whole(0, u8::MAX),
+            "u16" => whole(0, u16::MAX),
+            "u32" => whole(0, u32::MAX),
+            "u64" => whole(0, u64::MAX),
+            "u128" | "usize" => "a whole number, 0 or more".to_string(),
+            "i8" => whole(i8::MIN, i8::MAX),
+            "i16" => whole(i16::MIN, i16::MAX),
+            "i32" => whole(i32::MIN, i32::MAX),
+            "i64" => whole(i64::MIN, i64::MAX),
+            "floating point" | "f32" | "f64" => "a number".to_string(),
+            "boolean" => "true or false".to_string(),
+            other => format!("a {other}"),
+        },
+        E::NullIntoString { .. } => "text".to_string(),
+        E::ExternallyTaggedEnumExpectedScalarOrMapping { .. }
+        | E::UnexpectedValueForUnitEnumVariant { .. } => "one word".to_string(),
+        E::Unexpected { expected, .. } => match *expected {
+            "string scalar" | "scalar" => "text".to_string(),
+            "sequence start" => "a list".to_string(),
+            "mapping start" | "empty mapping start" => "a mapping".to_string(),
+            other => other.to_string(),
+        },
+        E::SerdeInvalidType { expected, .. } => expected.clone(),
+        _ => return error_message(e),
+    };
+    let field = found
+        .map(|f| f.field.as_str())
+        .filter(|f| !f.is_empty())
+        .map(|f| format!("{f}: "))
+        .unwrap_or_default();
+    let what = match (found, root_cause(e)) {
+        (Some(f), _) => f.what.clone(),
+        (None, E::SerdeInvalidType { unexpected, .. }) => unexpected.clone(),
+        (None, _) => return format!("{field}expected {expected}"),
+    };
+    format!("{field}expected {expected}, found {what}")
+}
+
+fn whole<T: fmt::Display>(min: T, max: T) -> String {
+    format!("a whole number from {min} to {max}")
 }
 
 /// Reads `text` into `T` in the two passes described above. `env` resolves
@@ -386,7 +449,7 @@ pub fn load<T: de::DeserializeOwned>(
         }
     };
     if let Some(root) = &tree {
-        walk(root, "", text, env, &mut ctx);
+        walk(root, "", "", text, env, &mut ctx);
         if let Node::Map(entries) = &root.node {
             for (k, v) in entries {
                 if let (Node::Scalar(name), Node::Map(list)) = (&k.node, &v.node)
@@ -414,7 +477,9 @@ pub fn load<T: de::DeserializeOwned>(
     let value = match typed {
         Ok(v) => Some(v),
         Err(e) => {
-            ctx.diags.at(error_pos(&e), error_message(&e));
+            let at = error_pos(&e);
+            let message = type_error_message(&e, ctx.found.get(&at));
+            ctx.diags.at(at, message);
             None
         }
     };
@@ -426,14 +491,44 @@ pub fn load<T: de::DeserializeOwned>(
     }
 }
 
-/// `path` is the key of the enclosing mapping entry (`jobs` for the jobs).
+/// `path` is the key of the enclosing mapping entry (`jobs` for the jobs);
+/// `field` names what holds the item, for messages.
 fn walk(
     item: &Item,
     path: &str,
+    field: &str,
     text: &str,
     env: &dyn Fn(&str) -> Option<String>,
     ctx: &mut Context,
 ) {
+    let what = match &item.node {
+        Node::Null => "nothing".to_string(),
+        Node::Seq(_) => "a list".to_string(),
+        Node::Map(_) => "a mapping".to_string(),
+        _ if item.secret => "a secret value".to_string(),
+        Node::Scalar(s) | Node::Inferred(s) => {
+            // As written (a `${VAR}` stays a reference: its value may be a
+            // secret), cut short.
+            let s = match item.inferred {
+                true => as_written(text, item.at).unwrap_or_else(|| s.clone()),
+                false => s.clone(),
+            };
+            let short: String = s.chars().take(40).collect();
+            let more = if short.len() < s.len() { "…" } else { "" };
+            if short.contains(|c: char| c == '`' || name_breaker(c)) {
+                format!("{short:?}{more}")
+            } else {
+                format!("`{short}`{more}")
+            }
+        }
+    };
+    ctx.found.insert(
+        item.at,
+        Found {
+            field: field.to_string(),
+            what,
+        },
+    );
     match &item.node {
         // `Item` has made these scalars.
         Node::Null | Node::Inferred(_) => {}
@@ -448,10 +543,15 @@ fn walk(
                 value: s.clone(),
                 quoted,
                 parts: Vec::new(),
+                field: field.to_string(),
+                written: None,
             };
             if s.contains('$') {
                 match interpolate::interpolate(s, env) {
                     Ok((v, parts)) => {
+                        if v != *s {
+                            scalar.written = Some(s.clone());
+                        }
                         scalar.value = v;
                         scalar.parts = parts;
                     }
@@ -470,7 +570,16 @@ fn walk(
             }
             ctx.scalars.insert(item.at, scalar);
         }
-        Node::Seq(items) => items.iter().for_each(|i| walk(i, path, text, env, ctx)),
+        Node::Seq(items) => {
+            let field = match field {
+                "" => String::new(),
+                f if f.starts_with("an entry of ") => f.to_string(),
+                f => format!("an entry of {f}"),
+            };
+            items
+                .iter()
+                .for_each(|i| walk(i, path, &field, text, env, ctx))
+        }
         Node::Map(entries) => {
             let mut seen: Vec<(&str, Pos)> = Vec::new();
             for (k, v) in entries {
@@ -491,6 +600,17 @@ fn walk(
                     continue;
                 }
                 seen.push((key, k.at));
+                // Keys become labels, table cells, environment names and
+                // header names: a control character in one breaks them.
+                if let Some(c) = key.chars().find(|c| name_breaker(*c)) {
+                    ctx.diags.at(
+                        k.at,
+                        format!(
+                            "key {key:?} holds {}: a key must not contain control characters",
+                            shown_char(c)
+                        ),
+                    );
+                }
                 if key == "kind"
                     && let (Node::Scalar(kind), Some((first, _))) = (&v.node, entries.first())
                 {
@@ -504,7 +624,7 @@ fn walk(
                     );
                 }
                 let top = if path.is_empty() { key } else { "-" };
-                walk(v, top, text, env, ctx);
+                walk(v, top, &format!("`{key}`"), text, env, ctx);
             }
         }
     }
@@ -631,6 +751,302 @@ impl<'de> Deserialize<'de> for Text {
             },
         })
     }
+}
+
+// ---------------------------------------------------------------------------
+// Text that must say something.
+
+/// A character that breaks a line, a label or a table cell where it is
+/// printed: control characters (newline, tab, ESC), Unicode line and
+/// paragraph separators, and invisible format characters (zero-width,
+/// bidirectional overrides) that make one name look like another.
+pub fn name_breaker(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
+}
+
+/// A character as a message names it.
+pub fn shown_char(c: char) -> String {
+    match c {
+        ' ' => "a space".to_string(),
+        '\n' => "a newline".to_string(),
+        '\t' => "a tab".to_string(),
+        '\r' => "a carriage return".to_string(),
+        c => format!("the character U+{:04X}", c as u32),
+    }
+}
+
+/// What a [`Checked`] text must be besides not empty.
+pub trait Rule {
+    /// Why `value` (not blank) breaks the rule, if it does; `field` names
+    /// it ("`instance`").
+    fn problem(value: &str, field: &str) -> Option<String>;
+}
+
+/// A [`Text`] that must not be empty or only whitespace once `${…}` is
+/// interpolated (a variable set but empty counts as missing), and must keep
+/// its rule `R`. A breach is reported at the value's position, naming the
+/// field, and reading goes on. The aliases say which rule: [`Ident`],
+/// [`Required`], [`Name`].
+pub struct Checked<R> {
+    text: Text,
+    rule: std::marker::PhantomData<fn() -> R>,
+}
+
+/// The name of something runbookd acts on outside itself: an RDS instance,
+/// a secret, a deployment, a namespace, a region. AWS and Kubernetes read
+/// an empty name as "every one", so it must be there, and hold no
+/// whitespace or control character.
+pub type Ident = Checked<Identifier>;
+/// Text whose absence would change what is read: a query, a label
+/// selector, a path, a URL. Not blank; tabs and newlines allowed (a query
+/// may span lines), other control characters not.
+pub type Required = Checked<NotBlank>;
+/// A name runbookd prints as a label, a table cell or a heading (a check,
+/// a rule): at most 128 characters, no control or invisible characters, no
+/// space at either end.
+pub type Name = Checked<Label>;
+
+/// The rule of [`Ident`].
+#[derive(Debug)]
+pub enum Identifier {}
+/// The rule of [`Required`].
+#[derive(Debug)]
+pub enum NotBlank {}
+/// The rule of [`Name`].
+#[derive(Debug)]
+pub enum Label {}
+
+impl Rule for Identifier {
+    fn problem(value: &str, field: &str) -> Option<String> {
+        let c = value
+            .chars()
+            .find(|c| c.is_whitespace() || name_breaker(*c))?;
+        Some(format!(
+            "{field} {value:?} holds {}: a name of something outside runbookd has no whitespace or control characters",
+            shown_char(c)
+        ))
+    }
+}
+
+impl Rule for NotBlank {
+    fn problem(value: &str, field: &str) -> Option<String> {
+        let c = value
+            .chars()
+            .find(|c| !matches!(c, '\t' | '\n') && name_breaker(*c))?;
+        Some(format!(
+            "{field} holds {}: only tabs and newlines may be in it",
+            shown_char(c)
+        ))
+    }
+}
+
+/// Longest [`Name`], in characters.
+pub const MAX_NAME_CHARS: usize = 128;
+
+impl Rule for Label {
+    fn problem(value: &str, field: &str) -> Option<String> {
+        if let Some(c) = value.chars().find(|c| name_breaker(*c)) {
+            return Some(format!(
+                "{field} {value:?} holds {}: a name must not contain control or invisible characters",
+                shown_char(c)
+            ));
+        }
+        if value.trim() != value {
+            return Some(format!("{field} {value:?} starts or ends with a space"));
+        }
+        let n = value.chars().count();
+        (n > MAX_NAME_CHARS)
+            .then(|| format!("{field} is {n} characters long; a name has at most {MAX_NAME_CHARS}"))
+    }
+}
+
+impl<R: Rule> Checked<R> {
+    /// A value made by code (a default, a test), not read: not checked.
+    pub fn new(value: impl Into<String>) -> Self {
+        Checked {
+            text: Text::new(value),
+            rule: std::marker::PhantomData,
+        }
+    }
+
+    pub fn text(&self) -> &Text {
+        &self.text
+    }
+
+    pub fn at(&self) -> Pos {
+        self.text.at
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.text.as_str()
+    }
+
+    /// Why the text breaks the rule, if it does; `field` names it.
+    pub fn problem(text: &Text, field: &str) -> Option<String> {
+        let value = text.as_str();
+        let written = scalar_at(text.at).and_then(|s| s.written);
+        if value.is_empty() {
+            return Some(match written {
+                Some(w) => format!(
+                    "{field} must not be empty: `{w}` gives an empty value (a variable set but empty counts as missing)"
+                ),
+                None => format!("{field} must not be empty"),
+            });
+        }
+        if value.trim().is_empty() {
+            return Some(match written {
+                Some(w) => format!("{field} must not be empty: `{w}` gives only whitespace"),
+                None => format!("{field} must not be empty: it is only whitespace"),
+            });
+        }
+        R::problem(value, field)
+    }
+}
+
+impl<R> Clone for Checked<R> {
+    fn clone(&self) -> Self {
+        Checked {
+            text: self.text.clone(),
+            rule: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<R> Default for Checked<R> {
+    fn default() -> Self {
+        Checked {
+            text: Text::default(),
+            rule: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<R> PartialEq for Checked<R> {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl<R> Eq for Checked<R> {}
+
+impl<R> Deref for Checked<R> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.text.as_str()
+    }
+}
+
+impl<R> fmt::Debug for Checked<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.text, f)
+    }
+}
+
+impl<R> fmt::Display for Checked<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.text, f)
+    }
+}
+
+impl<R: Rule> From<&str> for Checked<R> {
+    fn from(s: &str) -> Self {
+        Checked::new(s)
+    }
+}
+
+impl<R> PartialEq<str> for Checked<R> {
+    fn eq(&self, other: &str) -> bool {
+        self.text.as_str() == other
+    }
+}
+
+impl<R> PartialEq<&str> for Checked<R> {
+    fn eq(&self, other: &&str) -> bool {
+        self.text.as_str() == *other
+    }
+}
+
+impl<'de, R: Rule> Deserialize<'de> for Checked<R> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = Text::deserialize(d)?;
+        let field = scalar_at(text.at)
+            .map(|s| s.field)
+            .filter(|f| !f.is_empty())
+            .unwrap_or_else(|| "the value".to_string());
+        if let Some(m) = Self::problem(&text, &field) {
+            report(text.at, m);
+        }
+        Ok(Checked {
+            text,
+            rule: std::marker::PhantomData,
+        })
+    }
+}
+
+/// Reads one of `names`, as a choice is written in jobs.yaml (after
+/// `${…}`), and returns its index. Anything else is reported at its
+/// position with the list, and reading goes on (with index 0; the load
+/// fails). An enum reads through it with [`words!`](crate::words).
+pub fn one_of<'de, D: Deserializer<'de>>(d: D, names: &[&str]) -> Result<usize, D::Error> {
+    let item = Item::deserialize(d)?;
+    let list = names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let word = match &item.node {
+        Node::Scalar(s) | Node::Inferred(s) => scalar_at(item.at)
+            .map(|i| i.value)
+            .unwrap_or_else(|| s.clone()),
+        _ => {
+            let found = CONTEXT.with(|c| {
+                c.borrow()
+                    .as_ref()
+                    .and_then(|c| c.found.get(&item.at).cloned())
+            });
+            let (field, what) = match found {
+                Some(f) if !f.field.is_empty() => (format!("{}: ", f.field), f.what),
+                Some(f) => (String::new(), f.what),
+                None => (String::new(), "something else".to_string()),
+            };
+            report(
+                item.at,
+                format!("{field}expected one of {list}, found {what}"),
+            );
+            return Ok(0);
+        }
+    };
+    let word = word.trim();
+    if let Some(i) = names.iter().position(|n| *n == word) {
+        return Ok(i);
+    }
+    let hint = did_you_mean(word, names)
+        .map(|v| format!(" (did you mean `{v}`?)"))
+        .unwrap_or_default();
+    report(
+        item.at,
+        format!("unknown value `{word}`{hint}, expected one of {list}"),
+    );
+    Ok(0)
+}
+
+/// Reads an enum through [`one_of`], one line per choice:
+///
+/// ```text
+/// words! { Notify { Never = "never", OnFailure = "on_failure" } }
+/// ```
+#[macro_export]
+macro_rules! words {
+    ($ty:ident { $($variant:ident = $name:literal),+ $(,)? }) => {
+        impl<'de> serde::Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                const ALL: &[$ty] = &[$($ty::$variant),+];
+                let i = $crate::yaml::one_of(d, &[$($name),+])?;
+                Ok(ALL[i])
+            }
+        }
+    };
 }
 
 /// A value parsed from its text; a bad one is reported at its position and

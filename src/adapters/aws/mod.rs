@@ -9,7 +9,7 @@
 mod rds;
 mod secrets;
 
-pub use rds::{DbInstance, DbSnapshot, RdsApi, RdsEvent};
+pub use rds::{DbInstance, DbSnapshot, RdsApi, RdsEvent, exact, owned_by};
 pub use secrets::{SecretInfo, SecretVersion, SecretsApi};
 
 use std::collections::HashMap;

@@ -1,6 +1,12 @@
 //! RDS as runbookd uses it: an instance's state, its snapshots, a manual
 //! snapshot made and waited for, a snapshot restored to a throwaway
 //! instance, and both deleted again.
+//!
+//! Every call names its instance or snapshot exactly: an empty identifier
+//! is refused before any request (RDS, and moto, read an empty filter as
+//! "every one", and would answer for another instance), and what comes back
+//! must belong to what was asked: snapshots of another instance are dropped,
+//! an instance answered under another name is an error.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -40,7 +46,57 @@ pub struct DbSnapshot {
     pub tags: Vec<(String, String)>,
 }
 
+impl DbInstance {
+    /// Whether this is the instance `id` (RDS identifiers are
+    /// case-insensitive; an empty one names nothing).
+    pub fn is(&self, id: &str) -> bool {
+        !id.is_empty() && self.id.eq_ignore_ascii_case(id)
+    }
+
+    /// The instance if it is `id`, else an error naming both.
+    pub fn belonging_to(self, id: &str) -> Result<DbInstance, AwsError> {
+        if self.is(id) {
+            return Ok(self);
+        }
+        Err(AwsError {
+            kind: AwsErrorKind::Other,
+            message: format!(
+                "asked for DB instance `{id}`, AWS answered with `{}`; nothing is judged from it",
+                self.id
+            ),
+        })
+    }
+}
+
+/// The snapshots of `instance` among `snapshots`: an answer that holds
+/// another instance's must never be judged as this one's.
+pub fn owned_by(snapshots: Vec<DbSnapshot>, instance: &str) -> Vec<DbSnapshot> {
+    snapshots
+        .into_iter()
+        .filter(|s| s.is_of(instance))
+        .collect()
+}
+
+/// Refuses an empty or blank identifier before any call. `what` names it
+/// ("DB instance").
+pub fn exact(what: &str, id: &str) -> Result<(), AwsError> {
+    if id.trim().is_empty() {
+        return Err(AwsError {
+            kind: AwsErrorKind::Other,
+            message: format!(
+                "an empty {what} identifier names no {what} (AWS would answer with every one); nothing was asked"
+            ),
+        });
+    }
+    Ok(())
+}
+
 impl DbSnapshot {
+    /// Whether this is a snapshot of `instance`.
+    pub fn is_of(&self, instance: &str) -> bool {
+        !instance.is_empty() && self.instance.eq_ignore_ascii_case(instance)
+    }
+
     pub fn tag(&self, key: &str) -> Option<&str> {
         self.tags
             .iter()
@@ -163,9 +219,9 @@ fn snapshot_of(s: &aws_sdk_rds::types::DbSnapshot) -> DbSnapshot {
     }
 }
 
-fn instance_of(i: &aws_sdk_rds::types::DbInstance, id: &str) -> DbInstance {
+fn instance_of(i: &aws_sdk_rds::types::DbInstance) -> DbInstance {
     DbInstance {
-        id: i.db_instance_identifier().unwrap_or(id).to_string(),
+        id: i.db_instance_identifier().unwrap_or("").to_string(),
         status: i.db_instance_status().unwrap_or("unknown").to_string(),
         latest_restorable_time: time_of(i.latest_restorable_time()),
         backup_retention_days: i.backup_retention_period(),
@@ -187,6 +243,9 @@ impl Aws {
         instance: Option<&str>,
         kind: &str,
     ) -> Result<Vec<DbSnapshot>, AwsError> {
+        if let Some(i) = instance {
+            exact("DB instance", i)?;
+        }
         let mut out = Vec::new();
         let mut pages = self
             .rds(target)
@@ -200,13 +259,17 @@ impl Aws {
             let page = page.map_err(classify)?;
             out.extend(page.db_snapshots().iter().map(snapshot_of));
         }
-        Ok(out)
+        Ok(match instance {
+            Some(i) => owned_by(out, i),
+            None => out,
+        })
     }
 }
 
 #[async_trait]
 impl RdsApi for Aws {
     async fn instance(&self, target: &Target, id: &str) -> Result<DbInstance, AwsError> {
+        exact("DB instance", id)?;
         let out = self
             .rds(target)
             .await
@@ -219,7 +282,7 @@ impl RdsApi for Aws {
             kind: AwsErrorKind::NotFound,
             message: format!("no DB instance `{id}`"),
         })?;
-        Ok(instance_of(i, id))
+        instance_of(i).belonging_to(id)
     }
 
     async fn automated_snapshots(
@@ -245,6 +308,8 @@ impl RdsApi for Aws {
         snapshot: &str,
         tags: &[(String, String)],
     ) -> Result<DbSnapshot, AwsError> {
+        exact("DB instance", instance)?;
+        exact("DB snapshot", snapshot)?;
         let out = self
             .rds(target)
             .await
@@ -262,6 +327,7 @@ impl RdsApi for Aws {
     }
 
     async fn snapshot(&self, target: &Target, id: &str) -> Result<Option<DbSnapshot>, AwsError> {
+        exact("DB snapshot", id)?;
         let r = self
             .rds(target)
             .await
@@ -271,13 +337,18 @@ impl RdsApi for Aws {
             .await
             .map_err(classify);
         match r {
-            Ok(out) => Ok(out.db_snapshots().first().map(snapshot_of)),
+            Ok(out) => Ok(out
+                .db_snapshots()
+                .iter()
+                .map(snapshot_of)
+                .find(|s| s.id == id)),
             Err(e) if e.kind == AwsErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }
     }
 
     async fn delete_snapshot(&self, target: &Target, id: &str) -> Result<(), AwsError> {
+        exact("DB snapshot", id)?;
         self.rds(target)
             .await
             .delete_db_snapshot()
@@ -296,6 +367,8 @@ impl RdsApi for Aws {
         class: &str,
         tags: &[(String, String)],
     ) -> Result<DbInstance, AwsError> {
+        exact("DB snapshot", snapshot)?;
+        exact("DB instance", instance)?;
         let out = self
             .rds(target)
             .await
@@ -308,12 +381,10 @@ impl RdsApi for Aws {
             .send()
             .await
             .map_err(classify)?;
-        out.db_instance()
-            .map(|i| instance_of(i, instance))
-            .ok_or_else(|| AwsError {
-                kind: AwsErrorKind::Other,
-                message: format!("restoring {snapshot} returned no instance"),
-            })
+        out.db_instance().map(instance_of).ok_or_else(|| AwsError {
+            kind: AwsErrorKind::Other,
+            message: format!("restoring {snapshot} returned no instance"),
+        })
     }
 
     async fn events(
@@ -322,6 +393,7 @@ impl RdsApi for Aws {
         id: &str,
         minutes: i32,
     ) -> Result<Vec<RdsEvent>, AwsError> {
+        exact("DB instance", id)?;
         let out = self
             .rds(target)
             .await
@@ -335,6 +407,10 @@ impl RdsApi for Aws {
         Ok(out
             .events()
             .iter()
+            .filter(|e| {
+                e.source_identifier()
+                    .is_none_or(|s| s.eq_ignore_ascii_case(id))
+            })
             .map(|e| RdsEvent {
                 at: time_of(e.date()),
                 message: e.message().unwrap_or("").to_string(),
@@ -344,6 +420,7 @@ impl RdsApi for Aws {
     }
 
     async fn delete_instance(&self, target: &Target, id: &str) -> Result<(), AwsError> {
+        exact("DB instance", id)?;
         self.rds(target)
             .await
             .delete_db_instance()
@@ -354,5 +431,43 @@ impl RdsApi for Aws {
             .await
             .map_err(classify)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap(id: &str, instance: &str) -> DbSnapshot {
+        DbSnapshot {
+            id: id.into(),
+            instance: instance.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn only_the_named_instances_snapshots_are_kept() {
+        let all = vec![snap("a1", "db-a"), snap("b1", "db-b"), snap("a2", "DB-A")];
+        let ids = |l: Vec<DbSnapshot>| l.into_iter().map(|s| s.id).collect::<Vec<_>>();
+        assert_eq!(ids(owned_by(all.clone(), "db-a")), ["a1", "a2"]);
+        assert_eq!(ids(owned_by(all.clone(), "db-c")), Vec::<String>::new());
+        assert_eq!(ids(owned_by(all, "")), Vec::<String>::new());
+    }
+
+    #[test]
+    fn an_instance_answered_under_another_name_is_an_error() {
+        let b = DbInstance {
+            id: "db-b".into(),
+            ..Default::default()
+        };
+        assert!(b.clone().belonging_to("DB-B").is_ok());
+        let e = b.clone().belonging_to("db-a").unwrap_err();
+        assert!(e.message.contains("answered with `db-b`"), "{e}");
+        assert!(b.belonging_to("").is_err());
+        for id in ["", "  "] {
+            assert!(exact("DB instance", id).is_err(), "{id:?}");
+        }
+        assert!(exact("DB instance", "db-a").is_ok());
     }
 }

@@ -1,6 +1,10 @@
 //! Secrets Manager as runbookd uses it: a secret's age, and the steps of
 //! a rotation (a pending version, then the move of `AWSCURRENT`). The value
 //! itself only ever goes in; runbookd never reads a secret back.
+//!
+//! A secret is named exactly: an empty id is refused before any call, and
+//! the secret described must be the one asked for (by name, full ARN or
+//! partial ARN), never another.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -22,6 +26,19 @@ pub struct SecretInfo {
 pub struct SecretVersion {
     pub id: String,
     pub stages: Vec<String>,
+}
+
+/// Whether the secret with `name` and `arn` is the one `id` names: its
+/// name, its ARN, or its ARN without the six-character suffix AWS adds (a
+/// partial ARN).
+pub fn names_secret(id: &str, name: &str, arn: &str) -> bool {
+    !id.is_empty()
+        && (name == id
+            || arn == id
+            || (id.starts_with("arn:")
+                && arn
+                    .strip_prefix(id)
+                    .is_some_and(|rest| rest.starts_with('-') && rest.len() == 7)))
 }
 
 impl SecretInfo {
@@ -82,6 +99,7 @@ impl Aws {
 #[async_trait]
 impl SecretsApi for Aws {
     async fn describe(&self, target: &Target, id: &str) -> Result<SecretInfo, AwsError> {
+        super::exact("secret", id)?;
         let out = self
             .secrets(target)
             .await
@@ -102,13 +120,23 @@ impl SecretsApi for Aws {
             })
             .unwrap_or_default();
         versions.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(SecretInfo {
-            name: out.name().unwrap_or(id).to_string(),
+        let info = SecretInfo {
+            name: out.name().unwrap_or("").to_string(),
             last_rotated: time_of(out.last_rotated_date()),
             last_changed: time_of(out.last_changed_date()),
             rotation_enabled: out.rotation_enabled().unwrap_or(false),
             versions,
-        })
+        };
+        if !names_secret(id, &info.name, out.arn().unwrap_or("")) {
+            return Err(AwsError {
+                kind: AwsErrorKind::Other,
+                message: format!(
+                    "asked for secret `{id}`, Secrets Manager answered with `{}`; nothing is judged from it",
+                    info.name
+                ),
+            });
+        }
+        Ok(info)
     }
 
     async fn put_pending(
@@ -118,6 +146,7 @@ impl SecretsApi for Aws {
         token: &str,
         value: &Secret,
     ) -> Result<String, AwsError> {
+        super::exact("secret", id)?;
         let out = self
             .secrets(target)
             .await
@@ -145,6 +174,7 @@ impl SecretsApi for Aws {
         to: Option<&str>,
         from: Option<&str>,
     ) -> Result<(), AwsError> {
+        super::exact("secret", id)?;
         self.secrets(target)
             .await
             .update_secret_version_stage()
@@ -156,5 +186,27 @@ impl SecretsApi for Aws {
             .await
             .map_err(classify)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_secret_is_the_one_named_by_name_or_arn() {
+        let arn = "arn:aws:secretsmanager:us-east-1:1:secret:/app/jwt-AbCdEf";
+        // (id asked, is it this secret)
+        let cases = [
+            ("/app/jwt", true),
+            (arn, true),
+            ("arn:aws:secretsmanager:us-east-1:1:secret:/app/jwt", true),
+            ("/app/jwt-old", false),
+            ("arn:aws:secretsmanager:us-east-1:1:secret:/app", false),
+            ("", false),
+        ];
+        for (id, want) in cases {
+            assert_eq!(names_secret(id, "/app/jwt", arn), want, "{id}");
+        }
     }
 }

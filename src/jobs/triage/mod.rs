@@ -38,9 +38,10 @@ use crate::checks::alertmanager::AlertmanagerCheck;
 use crate::checks::prometheus::PrometheusCheck;
 use crate::clock::Clock;
 use crate::config::JobSpec;
+use crate::config::urls::{self, UrlKind};
 use crate::model::{Dur, StepStatus};
 use crate::secret::{Redactor, SecretUrl, redact_url};
-use crate::yaml::{At, Diags, Text};
+use crate::yaml::{At, Diags, Ident, Pos, Required, Text};
 
 /// Prometheus queries for the error rate and p99 latency.
 #[derive(Debug, Clone, Deserialize)]
@@ -49,18 +50,18 @@ pub struct PromQueries {
     /// Prometheus base URL (its password, if any, is a secret). Required.
     pub url: SecretUrl,
     /// The error rate, 0-1. Required.
-    pub error_rate: Text,
+    pub error_rate: Required,
     /// p99 latency in seconds. Required.
-    pub latency_p99: Text,
+    pub latency_p99: Required,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RdsPart {
     /// DB instance identifier. Required.
-    pub instance: Text,
+    pub instance: Ident,
     /// AWS region. Default: the standard chain.
-    pub region: Option<Text>,
+    pub region: Option<Ident>,
 }
 
 /// Where severity starts; see [`Levels`] for the defaults.
@@ -79,11 +80,11 @@ pub struct SeverityConfig {
 #[serde(deny_unknown_fields)]
 pub struct TriageSpec {
     /// The API's namespace. Default `default`.
-    pub namespace: Option<Text>,
+    pub namespace: Option<Ident>,
     /// The API's pods. Default `app=api`.
-    pub selector: Option<Text>,
+    pub selector: Option<Required>,
     /// The API's deployment. Default `api-deployment`.
-    pub deployment: Option<Text>,
+    pub deployment: Option<Ident>,
     /// GET, expecting 2xx (the runbook's `curl …/health`). Default: not read.
     pub health_url: Option<SecretUrl>,
     /// Default: not read.
@@ -203,7 +204,7 @@ impl JobSpec for TriageSpec {
         for r in &self.rules {
             if !seen.insert(r.value.name.as_str()) {
                 diags.at(
-                    r.value.name.at,
+                    r.value.name.at(),
                     format!("two rules named `{}`", r.value.name),
                 );
             }
@@ -219,27 +220,21 @@ impl JobSpec for TriageSpec {
         {
             diags.at(l.at, "log_lines must be between 1 and 10000");
         }
-        if let Some(u) = &self.database_url
-            && !(u.expose().starts_with("postgres://") || u.expose().starts_with("postgresql://"))
-        {
-            diags.at(
-                u.at,
-                format!(
-                    "database_url {} must be a postgres:// URL",
-                    redact_url(u.expose())
-                ),
-            );
-        }
-        if let Some(u) = &self.redis_url
-            && let Err(e) = redis::Client::open(u.expose())
-        {
-            diags.at(
-                u.at,
-                format!(
-                    "redis_url {} is not a Redis URL: {e}",
-                    redact_url(u.expose())
-                ),
-            );
+        let urls = [
+            ("database_url", &self.database_url, UrlKind::Postgres),
+            ("redis_url", &self.redis_url, UrlKind::Redis),
+            ("health_url", &self.health_url, UrlKind::Http),
+            ("alertmanager_url", &self.alertmanager_url, UrlKind::Http),
+            (
+                "prometheus.url",
+                &self.prometheus.as_ref().map(|p| p.url.clone()),
+                UrlKind::Http,
+            ),
+        ];
+        for (field, url, kind) in urls {
+            if let Some(u) = url {
+                urls::check(u, field, kind, Pos::default(), diags);
+            }
         }
         if let Some(s) = self.severity {
             for (name, v) in [
@@ -795,7 +790,7 @@ impl TriageJob {
         };
         let mut ctx = CheckContext::new(now, self.adapters.clone()).with_redactor(redactor.clone());
         ctx.timeout = limit;
-        let check = |q: &Text| PrometheusCheck {
+        let check = |q: &Required| PrometheusCheck {
             url: p.url.clone(),
             query: q.clone(),
             fail_if: None,
@@ -973,7 +968,7 @@ impl TriageJob {
             self.adapters.rds.instance(&target, &r.instance),
             self.adapters.rds.events(&target, &r.instance, 60)
         );
-        match instance {
+        match instance.and_then(|i| i.belonging_to(&r.instance)) {
             Ok(i) => {
                 let mut g = gather::assess_rds(&i, events.as_ref().ok().map(Vec::as_slice), now);
                 if let Err(e) = events {

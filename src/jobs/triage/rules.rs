@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::checks::compare::Condition;
 use crate::model::fmt_number;
-use crate::yaml::{At, Diags, Pos, Text};
+use crate::yaml::{At, Diags, Name, Pos, Text};
 
 /// Numbers the parts measured, by name. A yes/no fact is 1 or 0; a fact a
 /// failed part could not measure is absent, and a condition on it holds
@@ -109,9 +109,9 @@ pub const FACTS: &[(&str, &str)] = &[
 #[serde(deny_unknown_fields)]
 pub struct Rule {
     /// A short id, e.g. `pool-exhausted`. Required.
-    pub name: Text,
+    pub name: Name,
     /// The runbook's name for it. Required.
-    pub issue: Text,
+    pub issue: Name,
     /// Facts that must all hold, e.g. `{db.connection_ratio: "> 0.8"}`.
     #[serde(default)]
     pub when: BTreeMap<String, At<Condition>>,
