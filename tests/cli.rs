@@ -99,7 +99,7 @@ jobs:
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 4, "{text}");
     assert!(
-        lines[0].starts_with("jobs.yaml:2:17: history.database_url postgres://*** is not a Postgres URL: invalid port number"),
+        lines[0].starts_with("jobs.yaml:2:17: history.database_url postgres://[REDACTED] is not a Postgres URL: invalid port number"),
         "{text}"
     );
     assert!(

@@ -692,7 +692,7 @@ fn urls_are_validated_in_full() {
                 job("kind: command\nargv: [true]\n")
             ),
             "1:25",
-            "history.database_url postgres://*** is not a Postgres URL: invalid port number",
+            "history.database_url postgres://[REDACTED] is not a Postgres URL: invalid port number",
         ),
         (
             format!(
@@ -747,7 +747,7 @@ fn urls_are_validated_in_full() {
         (
             triage("database_url: 'postgres://u:pw@db:notaport/app'"),
             "4:19",
-            "database_url postgres://*** is not a Postgres URL: invalid port number",
+            "database_url postgres://[REDACTED] is not a Postgres URL: invalid port number",
         ),
     ];
     for (yaml, at, msg) in &cases {
