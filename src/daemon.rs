@@ -213,8 +213,9 @@ pub async fn serve(
     Ok(())
 }
 
-/// Pending messages sent per maintenance pass at most.
-const RESEND_BATCH: u32 = 20;
+/// Pending messages sent per maintenance pass (or after a `runbookd run`)
+/// at most.
+pub(crate) const RESEND_BATCH: u32 = 20;
 
 /// A fire due within this of now is waited for exactly, not left to the
 /// timer's next poll.
