@@ -248,6 +248,14 @@ async fn last_runs(config: Arc<Config>, store: Arc<dyn HistoryStore>, state: Arc
                 if let Some(r) = last {
                     state.last_run(&r.job, r.status, r.finished_at.unwrap_or(r.started_at));
                 }
+                // The last success too, for "no success in N periods" after
+                // a restart (beyond this window it is older than 20 runs).
+                let success = runs
+                    .iter()
+                    .find(|r| !r.dry_run && r.status == RunStatus::Succeeded);
+                if let Some(r) = success {
+                    state.succeeded(&r.job, r.finished_at.unwrap_or(r.started_at));
+                }
             }
             Err(e) => {
                 tracing::warn!("cannot read the last runs for /metrics: {e}");
