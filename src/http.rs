@@ -492,7 +492,6 @@ impl DaemonState {
                 job,
                 trigger,
                 status,
-                at,
                 took,
                 checks,
                 ..
