@@ -111,6 +111,8 @@ start_moto() {
 # --- Prometheus --------------------------------------------------------------
 start_prometheus() {
   command -v prometheus >/dev/null && command -v promtool >/dev/null || apt_install prometheus
+  # The chart's alert and dashboard tests run promtool too.
+  export RUNBOOKD_TEST_PROMTOOL=$(command -v promtool)
   local dir="$STATE/prometheus"; mkdir -p "$dir"
   log "Prometheus: loading fixed history (scripts/prometheus_fixture.py)"
   python3 scripts/prometheus_fixture.py >"$dir/history.om"

@@ -13,7 +13,8 @@
 #   redis://127.0.0.1:6379), else redis-server on a free port;
 # - moto in server mode (PyPI moto[server], in a venv under
 #   ~/.cache/runbookd-test) for RDS and Secrets Manager;
-# - Prometheus (Debian) loaded with fixed history by promtool;
+# - Prometheus (Debian) loaded with fixed history by promtool (promtool
+#   also checks and unit-tests the chart's alerts and dashboard);
 # - Alertmanager (Debian), with no cluster port;
 # - aiosmtpd (PyPI, same venv) and a test CA: each mail test starts its own
 #   SMTP server (scripts/smtp_fixture.py) writing a Maildir;

@@ -250,8 +250,9 @@ pub async fn relay(mut wakeups: Box<dyn Wakeups>, runner: Runner, requested: Arc
     }
 }
 
-/// Pending messages sent per maintenance pass at most.
-const RESEND_BATCH: u32 = 20;
+/// Pending messages sent per maintenance pass (or after a `runbookd run`)
+/// at most.
+pub(crate) const RESEND_BATCH: u32 = 20;
 
 /// A fire due within this of now is waited for exactly, not left to the
 /// timer's next poll.
@@ -283,6 +284,14 @@ async fn last_runs(config: Arc<Config>, store: Arc<dyn HistoryStore>, state: Arc
                 });
                 if let Some(r) = last {
                     state.last_run(&r.job, r.status, r.finished_at.unwrap_or(r.started_at));
+                }
+                // The last success too, for "no success in N periods" after
+                // a restart (beyond this window it is older than 20 runs).
+                let success = runs
+                    .iter()
+                    .find(|r| !r.dry_run && r.status == RunStatus::Succeeded);
+                if let Some(r) = success {
+                    state.succeeded(&r.job, r.finished_at.unwrap_or(r.started_at));
                 }
             }
             Err(e) => {

@@ -61,6 +61,17 @@ pub enum Delivered {
 pub struct Resent {
     pub sent: u32,
     pub failed: u32,
+    /// The messages sent, for a run by hand to say so.
+    pub delivered: Vec<SentMail>,
+}
+
+/// A pending message a resend pass sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentMail {
+    pub message_id: String,
+    pub subject: String,
+    /// Where it went: the server, or the outbox.
+    pub to: String,
 }
 
 /// Sends messages through a [`Mailer`], keeping them in the history store
@@ -214,6 +225,11 @@ impl Postman {
                         .mail_sent(&m.message_id, self.clock.now())
                         .await?;
                     done.sent += 1;
+                    done.delivered.push(SentMail {
+                        message_id: m.message_id.clone(),
+                        subject: m.subject.clone(),
+                        to,
+                    });
                 }
                 Err(e) => {
                     let wait = resend_wait(m.attempts + 1);

@@ -121,6 +121,7 @@ fn duration_histogram() -> Histogram {
 struct Metrics {
     last_tick: FloatGauge,
     ticks: Counter,
+    ready: Gauge,
     active_runs: Gauge,
     store_up: Gauge,
     store_errors: Family<ByOp, Counter>,
@@ -151,6 +152,7 @@ impl Metrics {
         let m = Metrics {
             last_tick: Default::default(),
             ticks: Default::default(),
+            ready: Default::default(),
             active_runs: Default::default(),
             store_up: Default::default(),
             store_errors: Default::default(),
@@ -179,6 +181,11 @@ impl Metrics {
             m.last_tick.clone(),
         );
         r.register("ticks", "Scheduler evaluations", m.ticks.clone());
+        r.register(
+            "ready",
+            "1 while /readyz answers 200 (jobs evaluated, store up), else 0",
+            m.ready.clone(),
+        );
         r.register(
             "active_runs",
             "Runs this process is executing",
@@ -422,6 +429,9 @@ impl DaemonState {
             return;
         }
         last.insert(job.to_string(), (status, at));
+        if status == RunStatus::Succeeded {
+            self.succeeded(job, at);
+        }
         for s in FINAL {
             self.m
                 .job_last_status
@@ -435,6 +445,15 @@ impl DaemonState {
             .job_last_finished
             .get_or_create(&by_job(job))
             .set(at.timestamp());
+    }
+
+    /// A job's newest real success as the history has it (read at start),
+    /// or as this process saw it end; an older one changes nothing.
+    pub fn succeeded(&self, job: &str, at: DateTime<Utc>) {
+        let g = self.m.last_success.get_or_create(&by_job(job));
+        if g.get() < at.timestamp() {
+            g.set(at.timestamp());
+        }
     }
 
     /// The daemon's loop came round: the process is alive.
@@ -473,7 +492,6 @@ impl DaemonState {
                 job,
                 trigger,
                 status,
-                at,
                 took,
                 checks,
                 ..
@@ -501,12 +519,6 @@ impl DaemonState {
                         status: *status,
                     })
                     .inc();
-                if *status == RunStatus::Succeeded {
-                    self.m
-                        .last_success
-                        .get_or_create(&by_job(job))
-                        .set(at.timestamp());
-                }
                 for (check, st, value) in checks {
                     self.m
                         .check_results
@@ -589,6 +601,7 @@ impl DaemonState {
     pub fn render_at(&self, now: DateTime<Utc>) -> String {
         let _one = self.scrape.lock().expect("metrics lock");
         self.m.store_up.set(i64::from(self.store.is_up()));
+        self.m.ready.set(i64::from(self.readiness().is_ok()));
         // The store's health keeps the counts; the counters show them.
         for (op, n) in self.store.errors() {
             self.m
@@ -775,6 +788,13 @@ mod tests {
             took: std::time::Duration::from_millis(400),
             checks: vec![("p99".into(), crate::model::CheckStatus::Pass, Some(0.4))],
         });
+        s.observe(&ended(
+            2,
+            "hello",
+            RunStatus::Succeeded,
+            false,
+            "2026-01-01T00:01:00Z",
+        ));
         s.next_fires([("hello".to_string(), t("2026-01-01T00:02:00Z"))]);
         s.abandoned(2);
         s.ticked(
@@ -959,6 +979,87 @@ mod tests {
             ),
             Some(t("2026-01-01T04:00:00Z").timestamp() as f64),
             "{m}"
+        );
+    }
+
+    /// `/readyz` as a gauge, for the not-ready alert: a replica that has
+    /// not evaluated its jobs yet (or since its store went down) is 0.
+    #[test]
+    fn ready_is_readiness_as_a_gauge() {
+        let s = DaemonState::new(t("2026-01-01T00:00:00Z"), Arc::default());
+        let ready =
+            |s: &DaemonState| sample(&s.render_at(t("2026-01-01T00:00:02Z")), "runbookd_ready");
+        assert_eq!(ready(&s), Some(0.0));
+        s.ticked(t("2026-01-01T00:00:01Z"), 0, &TickReport::default());
+        assert_eq!(ready(&s), Some(1.0));
+    }
+
+    /// The job's last real success: read from the history at start (so a
+    /// restarted replica still knows it), kept newest, and never a dry
+    /// run's.
+    #[test]
+    fn the_last_success_is_the_newest_real_one_history_included() {
+        let s = DaemonState::new(t("2026-01-01T00:00:00Z"), Arc::default());
+        let success = |s: &DaemonState, job: &str| {
+            sample(
+                &s.render_at(t("2026-01-02T00:00:00Z")),
+                &format!("runbookd_last_success_timestamp_seconds{{job=\"{job}\"}}"),
+            )
+        };
+        // The history's last final run succeeded.
+        s.last_run("nightly", RunStatus::Succeeded, t("2026-01-01T03:00:00Z"));
+        assert_eq!(
+            success(&s, "nightly"),
+            Some(t("2026-01-01T03:00:00Z").timestamp() as f64)
+        );
+        // Its last run failed; an earlier success in the history.
+        s.last_run("backup", RunStatus::Failed, t("2026-01-01T02:00:00Z"));
+        s.succeeded("backup", t("2026-01-01T01:00:00Z"));
+        assert_eq!(
+            success(&s, "backup"),
+            Some(t("2026-01-01T01:00:00Z").timestamp() as f64)
+        );
+        // An older one read late changes nothing.
+        s.succeeded("nightly", t("2026-01-01T00:30:00Z"));
+        assert_eq!(
+            success(&s, "nightly"),
+            Some(t("2026-01-01T03:00:00Z").timestamp() as f64)
+        );
+        // A dry run's success is not the job's.
+        s.observe(&finished(
+            9,
+            "nightly",
+            RunStatus::Succeeded,
+            "2026-01-01T05:00:00Z",
+        ));
+        s.observe(&ended(
+            9,
+            "nightly",
+            RunStatus::Succeeded,
+            true,
+            "2026-01-01T05:00:00Z",
+        ));
+        assert_eq!(
+            success(&s, "nightly"),
+            Some(t("2026-01-01T03:00:00Z").timestamp() as f64)
+        );
+        // A real one is.
+        s.observe(&finished(
+            10,
+            "nightly",
+            RunStatus::Succeeded,
+            "2026-01-01T06:00:00Z",
+        ));
+        s.observe(&ended(
+            10,
+            "nightly",
+            RunStatus::Succeeded,
+            false,
+            "2026-01-01T06:00:00Z",
+        ));
+        assert_eq!(
+            success(&s, "nightly"),
+            Some(t("2026-01-01T06:00:00Z").timestamp() as f64)
         );
     }
 

@@ -683,15 +683,20 @@ fn runs_started_and_finished_agree_when_fires_are_skipped() {
 /// What the alerts read, end to end: a run that failed before the daemon
 /// started is its job's last status (from the history), its failure mail
 /// (the mail server down) is pending, a scheduled job has its period, and
-/// every job its timeout.
+/// every job its timeout; a job whose last run failed still has its last
+/// success, read from the history.
 #[test]
 fn serve_exposes_last_status_pending_mail_period_and_timeout() {
     let down = free_port();
     let w = workdir(&format!(
-        "{DAEMON}mail:\n  smtp_url: \"smtp://127.0.0.1:{down}?tls=none\"\n  to: oncall@example.com\njobs:\n  broken:\n    kind: command\n    argv: [\"false\"]\n    timeout: 90s\n    notify: on_failure\n  every5:\n    kind: command\n    argv: [\"true\"]\n    schedule: \"*/5 * * * *\"\n    timezone: UTC\n"
+        "{DAEMON}mail:\n  smtp_url: \"smtp://127.0.0.1:{down}?tls=none\"\n  to: oncall@example.com\njobs:\n  broken:\n    kind: command\n    argv: [\"false\"]\n    timeout: 90s\n    notify: on_failure\n  every5:\n    kind: command\n    argv: [\"true\"]\n    schedule: \"*/5 * * * *\"\n    timezone: UTC\n  flip:\n    kind: command\n    argv: [sh, -c, \"test ! -e fail\"]\n"
     ));
     let out = w.run(&["run", "broken"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(w.run(&["run", "flip"]).status.success());
+    let succeeded = w.json(&["history", "--job", "flip", "--json"]);
+    std::fs::write(w.path().join("fail"), "").unwrap();
+    assert_eq!(w.run(&["run", "flip"]).status.code(), Some(1));
     let d = w.serve();
     let addr = d.addr();
     let value = |m: &str, series: &str| {
@@ -711,7 +716,8 @@ fn serve_exposes_last_status_pending_mail_period_and_timeout() {
                 &m,
                 "runbookd_job_last_status{job=\"broken\",status=\"failed\"}",
             ) == Some(1.0)
-                && value(&m, "runbookd_mail_pending") == Some(1.0))
+                && value(&m, "runbookd_mail_pending") == Some(1.0)
+                && value(&m, "runbookd_last_success_timestamp_seconds{job=\"flip\"}").is_some())
             .then_some(m)
         },
     );
@@ -732,6 +738,13 @@ fn serve_exposes_last_status_pending_mail_period_and_timeout() {
     );
     assert!(
         !m.contains("runbookd_job_period_seconds{job=\"broken\"}"),
+        "{m}"
+    );
+    let ended = chrono::DateTime::parse_from_rfc3339(succeeded[0]["finished_at"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(
+        value(&m, "runbookd_last_success_timestamp_seconds{job=\"flip\"}"),
+        Some(ended.timestamp() as f64),
         "{m}"
     );
 }

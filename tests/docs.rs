@@ -321,3 +321,141 @@ fn the_dockerfile_dependency_stage_builds_from_the_manifest_alone() {
         );
     }
 }
+
+/// A heading's anchor as GitHub makes it: lower case, spaces to hyphens,
+/// punctuation other than hyphens and underscores dropped.
+fn anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter_map(|c| match c {
+            ' ' => Some('-'),
+            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The README's "Monitoring runbookd" section.
+fn monitoring_section(readme: &str) -> &str {
+    let start = readme
+        .find("\n## Monitoring runbookd\n")
+        .expect("README has a \"Monitoring runbookd\" section");
+    let rest = &readme[start + 1..];
+    let end = rest[3..].find("\n## ").map_or(rest.len(), |i| i + 3);
+    &rest[..end]
+}
+
+/// Every alert of the chart links to its own paragraph of the README's
+/// "Monitoring runbookd": a heading named as the alert (the link's anchor)
+/// and a paragraph after it that says what to do.
+#[test]
+fn every_alert_links_to_its_paragraph_in_the_readme() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let section = monitoring_section(&readme);
+    let rules =
+        std::fs::read_to_string(root.join("helm/runbookd/templates/prometheusrule.yaml")).unwrap();
+    let alerts: Vec<&str> = rules
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- alert: "))
+        .collect();
+    let links: Vec<&str> = rules
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("runbook_url: {{ $url }}#"))
+        .collect();
+    assert_eq!(alerts.len(), 12, "{alerts:?}");
+    assert_eq!(
+        links,
+        alerts.iter().map(|a| a.to_lowercase()).collect::<Vec<_>>(),
+        "each alert links to the anchor of its own name"
+    );
+    for (alert, link) in alerts.iter().zip(&links) {
+        let heading = format!("\n#### {alert}\n");
+        let at = section
+            .find(&heading)
+            .unwrap_or_else(|| panic!("no heading for {alert} in \"Monitoring runbookd\""));
+        assert_eq!(anchor(alert), *link);
+        let paragraph = section[at + heading.len()..]
+            .trim_start()
+            .split("\n\n")
+            .next()
+            .unwrap();
+        assert!(
+            !paragraph.starts_with('#') && paragraph.split_whitespace().count() > 25,
+            "{alert}'s paragraph says too little: {paragraph:?}"
+        );
+    }
+}
+
+/// The alerts and the dashboard read only series that exist: each
+/// `runbookd_` metric is in the README's metrics table (itself checked
+/// against /metrics above), each kube-state-metrics series is named in
+/// "Monitoring runbookd".
+#[test]
+fn the_alerts_and_the_dashboard_read_documented_metrics() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let start = readme.find("| metric | type | labels | meaning |").unwrap();
+    let documented: Vec<String> = readme[start..]
+        .lines()
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| {
+            l.split('|')
+                .nth(1)
+                .unwrap()
+                .trim()
+                .trim_matches('`')
+                .to_string()
+        })
+        .collect();
+    let section = monitoring_section(&readme);
+    let names = |text: &str, prefix: &str| -> Vec<String> {
+        let mut found = Vec::new();
+        let mut rest = text;
+        while let Some(i) = rest.find(prefix) {
+            let before = rest[..i].chars().last();
+            let name: String = rest[i..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            rest = &rest[i + name.len().max(1)..];
+            if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
+                continue;
+            }
+            found.push(name);
+        }
+        found.sort();
+        found.dedup();
+        found
+    };
+    let mut used = 0;
+    for file in [
+        "helm/runbookd/templates/prometheusrule.yaml",
+        "helm/runbookd/files/dashboard.json",
+    ] {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        for name in names(&text, "runbookd_") {
+            let base = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s))
+                .filter(|b| documented.iter().any(|d| d == b))
+                .unwrap_or(&name);
+            assert!(
+                documented.iter().any(|d| d == base),
+                "{file} reads {name}, which is not in README's metrics table"
+            );
+            used += 1;
+        }
+        for name in names(&text, "kube_") {
+            assert!(
+                section.contains(&format!("`{name}`")),
+                "{file} reads {name}, which \"Monitoring runbookd\" does not name"
+            );
+            used += 1;
+        }
+    }
+    assert!(used > 20, "{used}");
+}

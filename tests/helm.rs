@@ -78,7 +78,8 @@ fn validate(text: &str) {
     for line in report.lines().filter(|l| !l.contains(" passed ")) {
         // A CRD's kind has no built-in schema; its fields are asserted below.
         assert!(
-            line.contains("Couldn't find schema for kind ServiceMonitor"),
+            line.contains("Couldn't find schema for kind ServiceMonitor")
+                || line.contains("Couldn't find schema for kind PrometheusRule"),
             "{line}"
         );
     }
@@ -287,6 +288,54 @@ fn every_option_renders_valid_objects_in_both_modes() {
     assert_eq!(sm["metadata"]["labels"]["release"], "kube-prometheus-stack");
     assert_eq!(sm["spec"]["endpoints"][0]["path"], "/metrics");
     assert_eq!(sm["spec"]["endpoints"][0]["interval"], "15s");
+    // runbookd's `job` label (the job's name) is what the alerts read.
+    assert_eq!(sm["spec"]["endpoints"][0]["honorLabels"], true);
+    // The PrometheusRule: the operator's selector label, each alert's extra
+    // labels and runbook link, the series picked by the given selector.
+    let pr = of_kind(&objects, "PrometheusRule")[0];
+    assert_eq!(pr["apiVersion"], "monitoring.coreos.com/v1");
+    assert_eq!(pr["metadata"]["labels"]["release"], "kube-prometheus-stack");
+    let rules = alerts(&pr["spec"]);
+    assert_eq!(rules.len(), 8, "{rules:?}");
+    for r in &rules {
+        assert_eq!(r["labels"]["team"], "sre", "{r}");
+        let url = r["annotations"]["runbook_url"].as_str().unwrap();
+        assert!(
+            url.starts_with("https://git.example/ops/runbookd/README.md#runbookd"),
+            "{url}"
+        );
+        let expr = r["expr"].as_str().unwrap();
+        assert!(expr.contains("runbookd_") || expr.contains("up{"), "{expr}");
+        assert!(
+            expr.contains(r#"namespace="flexoraa", job_scrape="runbookd""#),
+            "every series through prometheusRule.selector: {expr}"
+        );
+    }
+    let not_succeeding = rules
+        .iter()
+        .find(|r| r["alert"] == "RunbookdJobNotSucceeding")
+        .unwrap();
+    assert!(
+        not_succeeding["expr"]
+            .as_str()
+            .unwrap()
+            .contains("3 * max by (job)"),
+        "{not_succeeding}"
+    );
+    // The dashboard, with the sidecar label as set.
+    let dash = of_kind(&objects, "ConfigMap")
+        .into_iter()
+        .find(|c| c["metadata"]["name"] == "runbookd-prod-dashboard")
+        .expect("the dashboard's ConfigMap");
+    assert_eq!(dash["metadata"]["labels"]["grafana_dashboard_sre"], "yes");
+    assert_eq!(dash["metadata"]["labels"]["team"], "sre");
+    assert_eq!(
+        dash["metadata"]["annotations"]["grafana_folder"],
+        "runbookd"
+    );
+    let json: Value =
+        serde_json::from_str(dash["data"]["runbookd.json"].as_str().unwrap()).unwrap();
+    assert_eq!(json["uid"], "runbookd");
     let role = of_kind(&objects, "Role")[0];
     let rules = serde_json::to_string(&role["rules"]).unwrap();
     assert!(rules.contains("\"externalsecrets\""), "{rules}");
@@ -328,6 +377,23 @@ fn every_option_renders_valid_objects_in_both_modes() {
 
     let (text, objects) = render(&["-f", all.to_str().unwrap(), "--set", "mode=cronjobs"]);
     validate(&text);
+    // No daemon to scrape: the rules watch the CronJobs, and no dashboard.
+    let pr = of_kind(&objects, "PrometheusRule")[0];
+    let rules = alerts(&pr["spec"]);
+    assert_eq!(rules.len(), 4, "{rules:?}");
+    for r in &rules {
+        let expr = r["expr"].as_str().unwrap();
+        assert!(expr.contains("kube_"), "{expr}");
+        assert!(!expr.contains("runbookd_"), "{expr}");
+        // Exactly this release's CronJobs, by name (kube-state-metrics shows
+        // no labels unless allow-listed).
+        assert!(expr.contains("`rb-hourly|rb-nightly`"), "{expr}");
+    }
+    assert!(
+        !of_kind(&objects, "ConfigMap")
+            .iter()
+            .any(|c| c["metadata"]["name"] == "runbookd-prod-dashboard")
+    );
     let cron: Vec<(String, String, String, String, i64, bool)> = of_kind(&objects, "CronJob")
         .iter()
         .map(|c| {
@@ -363,6 +429,28 @@ fn every_option_renders_valid_objects_in_both_modes() {
                 1800,
                 false
             ),
+        ]
+    );
+    // Each Job's deadline: its attempts at their timeout and the waits
+    // between them, the longest job its failure chains to, and the slack.
+    let deadlines: Vec<(String, i64)> = of_kind(&objects, "CronJob")
+        .iter()
+        .map(|c| {
+            (
+                c["metadata"]["name"].as_str().unwrap().to_string(),
+                c["spec"]["jobTemplate"]["spec"]["activeDeadlineSeconds"]
+                    .as_i64()
+                    .unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        deadlines,
+        vec![
+            // 3 attempts of 20m, waits of 1m and 2m; 120 s of slack.
+            ("rb-hourly".into(), 3 * 1200 + 60 + 120 + 120),
+            // 1 attempt of runbookd's default 1h; chains to hourly; slack.
+            ("rb-nightly".into(), 3600 + (3 * 1200 + 60 + 120) + 120),
         ]
     );
 }
@@ -406,4 +494,207 @@ fn jobs_a_cronjob_cannot_express_are_refused_with_the_reason() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(want), "{yaml}: {err}");
     }
+}
+
+/// The alerting rules of a PrometheusRule's spec.
+fn alerts(spec: &Value) -> Vec<Value> {
+    spec["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["rules"].as_array().unwrap().clone())
+        .filter(|r| r["alert"].is_string())
+        .collect()
+}
+
+fn promtool(args: &[&str], dir: &Path) -> String {
+    let bin = std::env::var("RUNBOOKD_TEST_PROMTOOL").unwrap_or_else(|_| {
+        panic!("RUNBOOKD_TEST_PROMTOOL is not set: the chart's alert tests need promtool (Debian's `prometheus` package: apt-get install prometheus); scripts/test.sh installs it and sets the variable")
+    });
+    let out = Command::new(&bin)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("run {bin}: {e}"));
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "promtool {args:?}:\n{report}");
+    report
+}
+
+/// The PrometheusRule's spec, rendered in `mode` with the rules on (its
+/// YAML as Helm wrote it is a snapshot).
+fn rules_of(mode: &str) -> Value {
+    let (text, objects) = render(&[
+        "--set",
+        &format!("mode={mode}"),
+        "--set",
+        "prometheusRule.enabled=true",
+    ]);
+    validate(&text);
+    let pr = of_kind(&objects, "PrometheusRule");
+    assert_eq!(pr.len(), 1, "{text}");
+    insta::assert_snapshot!(
+        format!("alerts_{mode}"),
+        document(&text, "PrometheusRule", "rb-runbookd")
+    );
+    pr[0]["spec"].clone()
+}
+
+/// The rendered rules pass `promtool check rules` (expressions, durations
+/// and the annotations' templates), carry a summary, a description and a
+/// runbook link each, and pass the promtool unit tests of
+/// tests/promtool/MODE.test.yaml, in which every alert fires at least once
+/// and stays silent at least once.
+#[test]
+fn the_alerts_pass_promtool_in_both_modes() {
+    for mode in ["daemon", "cronjobs"] {
+        let spec = rules_of(mode);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("full.yaml"),
+            serde_json::to_string_pretty(&spec).unwrap(),
+        )
+        .unwrap();
+        let report = promtool(&["check", "rules", "full.yaml"], dir.path());
+        assert!(report.contains("SUCCESS"), "{report}");
+        let rules = alerts(&spec);
+        for r in &rules {
+            for a in ["summary", "description", "runbook_url"] {
+                assert!(
+                    r["annotations"][a].as_str().is_some_and(|t| !t.is_empty()),
+                    "{} has no {a}",
+                    r["alert"]
+                );
+            }
+            assert!(
+                r["annotations"]["runbook_url"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("https://github.com/flexoraa/runbookd/blob/main/README.md#"),
+                "{r}"
+            );
+        }
+        // promtool compares an alert's annotations whole; the unit tests
+        // are about when each alert fires.
+        let mut bare = spec.clone();
+        for g in bare["groups"].as_array_mut().unwrap() {
+            for r in g["rules"].as_array_mut().unwrap() {
+                r.as_object_mut().unwrap().remove("annotations");
+            }
+        }
+        std::fs::write(
+            dir.path().join("rules.yaml"),
+            serde_json::to_string_pretty(&bare).unwrap(),
+        )
+        .unwrap();
+        let tests = chart()
+            .join("../../tests/promtool")
+            .join(format!("{mode}.test.yaml"));
+        let text = std::fs::read_to_string(&tests).unwrap();
+        std::fs::write(dir.path().join("alerts.test.yaml"), &text).unwrap();
+        promtool(&["test", "rules", "alerts.test.yaml"], dir.path());
+        let cases: Value = serde_saphyr::from_str(&text).unwrap();
+        let checks: Vec<&Value> = cases["tests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|t| t["alert_rule_test"].as_array().unwrap())
+            .collect();
+        for r in &rules {
+            let name = &r["alert"];
+            let of_it = checks.iter().filter(|c| c["alertname"] == *name);
+            let (fires, silent): (Vec<&&Value>, Vec<&&Value>) =
+                of_it.partition(|c| c["exp_alerts"].as_array().is_some_and(|a| !a.is_empty()));
+            assert!(!fires.is_empty(), "{mode}: no test where {name} fires");
+            assert!(
+                !silent.is_empty(),
+                "{mode}: no test where {name} stays silent"
+            );
+        }
+    }
+}
+
+/// Every expression of the dashboard is PromQL that promtool accepts:
+/// Grafana's variables are put in as a value of their kind, the panels'
+/// expressions and the variables' `label_values` selectors become recording
+/// rules, and `promtool check rules` parses each.
+#[test]
+fn the_dashboard_is_opt_in_with_the_sidecar_label_and_promtool_parses_every_expression() {
+    let (_, objects) = render(&[]);
+    assert!(
+        !of_kind(&objects, "ConfigMap")
+            .iter()
+            .any(|c| c["metadata"]["name"] == "rb-runbookd-dashboard")
+    );
+    let (text, objects) = render(&["--set", "dashboard.enabled=true"]);
+    validate(&text);
+    let cm = of_kind(&objects, "ConfigMap")
+        .into_iter()
+        .find(|c| c["metadata"]["name"] == "rb-runbookd-dashboard")
+        .expect("the dashboard's ConfigMap");
+    assert_eq!(cm["metadata"]["labels"]["grafana_dashboard"], "1");
+    let json: Value = serde_json::from_str(cm["data"]["runbookd.json"].as_str().unwrap())
+        .expect("the dashboard is JSON");
+    let mut exprs = Vec::new();
+    for p in json["panels"].as_array().unwrap() {
+        for t in p["targets"].as_array().into_iter().flatten() {
+            exprs.push((
+                p["title"].to_string(),
+                t["expr"].as_str().unwrap().to_string(),
+            ));
+        }
+    }
+    let titles: Vec<&str> = json["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["title"].as_str().unwrap())
+        .collect();
+    for want in [
+        "Runs by status",
+        "Fire delay",
+        "Run duration",
+        "Time since last success",
+        "Check values",
+    ] {
+        assert!(titles.contains(&want), "no panel {want}: {titles:?}");
+    }
+    for v in json["templating"]["list"].as_array().unwrap() {
+        if let Some(q) = v["query"]["query"].as_str() {
+            let selector = q
+                .strip_prefix("label_values(")
+                .and_then(|q| q.rsplit_once(','))
+                .map(|(sel, _)| sel.to_string())
+                .unwrap_or_else(|| panic!("variable query {q}"));
+            exprs.push((format!("variable {}", v["name"]), selector));
+        }
+    }
+    assert!(exprs.len() > 15, "{exprs:?}");
+    let mut rules = Vec::new();
+    for (i, (title, e)) in exprs.iter().enumerate() {
+        let e = e
+            .replace("$__rate_interval", "2m")
+            .replace("$__interval", "1m")
+            .replace("$__range", "1h")
+            .replace("$namespace", "flexoraa")
+            .replace("$job", ".*");
+        assert!(!e.contains('$'), "{title}: a variable left in {e}");
+        rules
+            .push(serde_json::json!({"record": format!("runbookd_dashboard:expr_{i}"), "expr": e}));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("dashboard.yaml"),
+        serde_json::json!({"groups": [{"name": "dashboard", "rules": rules}]}).to_string(),
+    )
+    .unwrap();
+    let report = promtool(&["check", "rules", "dashboard.yaml"], dir.path());
+    assert!(
+        report.contains(&format!("SUCCESS: {} rules found", exprs.len())),
+        "{report}"
+    );
 }

@@ -518,3 +518,68 @@ async fn a_failure_is_mailed_once_after_the_last_attempt_then_one_recovery() {
     assert!(header(&last, "Subject").starts_with("[runbookd] chatty succeeded"));
     assert_eq!(subjects().len(), 3);
 }
+
+/// `mode: cronjobs` has no daemon to resend mail: the next `runbookd run`
+/// of any job sends what an earlier run left pending, once, and says so.
+#[test]
+fn mail_left_pending_by_a_run_is_sent_by_the_next_run_of_any_job() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let port = free_port();
+    let yaml = format!(
+        r#"
+mail:
+  smtp_url: "smtp://127.0.0.1:{port}?tls=none"
+  to: oncall@flexoraa.com
+  timeout: 5s
+jobs:
+  broken:
+    kind: command
+    argv: ["false"]
+    notify: on_failure
+  idle:
+    kind: command
+    argv: ["true"]
+"#
+    );
+    let w = Workdir::new(BIN, &yaml);
+    // The server is down: the failure's mail is kept, pending.
+    let out = w.run(&["run", "broken"]);
+    assert!(!out.status.success());
+    let store = rt.block_on(runbookd::store::open(w.db_url())).unwrap();
+    let pending = rt
+        .block_on(store.due_mail(Utc::now() + chrono::Duration::hours(2), 10))
+        .unwrap();
+    assert_eq!(pending.len(), 1, "the failure's mail is pending");
+    let id = pending[0].message_id.clone();
+    // Due now rather than in a minute, as if the wait were over.
+    rt.block_on(store.mail_failed(
+        &id,
+        "connection refused",
+        0,
+        Utc::now() - chrono::Duration::seconds(1),
+    ))
+    .unwrap();
+
+    let server = SmtpServer::start_on(port, SmtpOptions::default());
+    let out = w.run(&["run", "idle"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains(&id) && log.contains("sent"),
+        "the run says what it sent: {log}"
+    );
+    assert_eq!(server.messages().len(), 1);
+    assert_eq!(header(&parse(&server.messages()[0]), "Message-ID"), id);
+    assert_eq!(
+        rt.block_on(store.mail(&id)).unwrap().unwrap().status,
+        MailStatus::Sent
+    );
+    // The run after sends nothing again.
+    let out = w.run(&["run", "idle"]);
+    assert!(out.status.success());
+    assert_eq!(server.messages().len(), 1);
+}

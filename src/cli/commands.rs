@@ -394,6 +394,11 @@ async fn run_job(
     if let Some(n) = &ended.notified {
         render::note(n);
     }
+    // With CronJobs no daemon resends mail an earlier run left pending:
+    // each run does. A dry run changes nothing, this included.
+    if !dry_run {
+        resend_pending(&runner).await;
+    }
     let run = store.get_run(ended.id).await?;
     if json {
         if let Some(r) = &run {
@@ -417,6 +422,40 @@ async fn run_job(
             job: name.to_string(),
             status: ended.status,
         })
+    }
+}
+
+/// How long a run by hand spends sending mail left pending: a down server
+/// holds each message up to `mail.timeout`, and the pod should not wait on
+/// all of them.
+const RESEND_WITHIN: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Sends the pending mail that is due (as the daemon's maintenance pass
+/// does), for at most [`RESEND_WITHIN`], and says which were sent; nothing
+/// here fails the run.
+async fn resend_pending(runner: &Runner) {
+    match tokio::time::timeout(
+        RESEND_WITHIN,
+        runner.postman().resend_due(daemon::RESEND_BATCH),
+    )
+    .await
+    {
+        Ok(Ok(r)) => {
+            for m in &r.delivered {
+                render::note(&format!(
+                    "pending mail sent: {} ({}) to {}",
+                    m.subject, m.message_id, m.to
+                ));
+            }
+            if r.failed > 0 {
+                tracing::warn!("pending mail: {} still not sent", r.failed);
+            }
+        }
+        Ok(Err(e)) => tracing::warn!("pending mail: {e}"),
+        Err(_) => tracing::warn!(
+            "pending mail: stopped after {}; the next run sends the rest",
+            humantime::format_duration(RESEND_WITHIN)
+        ),
     }
 }
 

@@ -134,10 +134,11 @@ from `.Values.env`. Called with (dict "s" STRING "env" .Values.env).
 {{- $s -}}
 {{- end -}}
 
-{{/* Seconds in a jobs-file duration: 30s, 5m, 3h, 90d, 1h 30m. */}}
+{{/* Seconds in a jobs-file duration: 30s, 5m, 3h, 90d, 1h 30m (milliseconds
+count as none). */}}
 {{- define "runbookd.seconds" -}}
 {{- $total := 0 -}}
-{{- range $t := regexFindAll "[0-9]+[smhd]" (toString .) -1 -}}
+{{- range $t := regexFindAll "[0-9]+(ms|[smhd])" (toString .) -1 -}}
 {{- $n := regexFind "^[0-9]+" $t | atoi -}}
 {{- $u := regexReplaceAll "^[0-9]+" $t "" -}}
 {{- if eq $u "s" }}{{ $total = add $total $n }}{{ end -}}
@@ -146,4 +147,76 @@ from `.Values.env`. Called with (dict "s" STRING "env" .Values.env).
 {{- if eq $u "d" }}{{ $total = add $total (mul $n 86400) }}{{ end -}}
 {{- end -}}
 {{- $total -}}
+{{- end -}}
+
+{{/*
+The longest a job's runs take as runbookd reads the jobs file: every
+attempt at its timeout (`timeout`, else defaults.timeout, else 1h) and the
+waits between them (`retries`: backoff doubling up to max_backoff). Called
+with (dict "job" JOB "defaults" DEFAULTS "env" .Values.env).
+*/}}
+{{- define "runbookd.runBudget" -}}
+{{- $job := .job -}}
+{{- $d := .defaults -}}
+{{- $timeout := include "runbookd.seconds" (include "runbookd.interp" (dict "s" (default (default "1h" $d.timeout) $job.timeout) "env" .env)) | atoi -}}
+{{- /* A job's own `retries` replaces the defaults' `max`; its waits
+default to the defaults' (src/config: RawRetries::over). */ -}}
+{{- $base := default dict $d.retries -}}
+{{- $r := $base -}}
+{{- if hasKey $job "retries" }}{{ $r = default dict $job.retries }}{{ end -}}
+{{- $max := include "runbookd.interp" (dict "s" (default 0 $r.max) "env" .env) | atoi -}}
+{{- $backoff := include "runbookd.seconds" (include "runbookd.interp" (dict "s" (default (default "30s" $base.backoff) $r.backoff) "env" .env)) | atoi -}}
+{{- $cap := include "runbookd.seconds" (include "runbookd.interp" (dict "s" (default (default "10m" $base.max_backoff) $r.max_backoff) "env" .env)) | atoi -}}
+{{- $total := mul $timeout (add1 $max) -}}
+{{- $wait := $backoff -}}
+{{- range until $max -}}
+{{- $total = add $total (min $wait $cap) -}}
+{{- $wait = mul $wait 2 -}}
+{{- end -}}
+{{- $total -}}
+{{- end -}}
+
+{{/*
+A CronJob's activeDeadlineSeconds: its job's runs (runbookd.runBudget), the
+longest of the jobs its failure chains to (`on_failure`, run in the same
+pod), and cronjobs.deadlineSlackSeconds for the pod's start, the kill
+grace and the mail. Kubernetes stops a Job past it, so a hung pod cannot
+hold a `Forbid` CronJob for ever. Called with (dict "name" NAME "doc" JOBS-FILE
+"env" .Values.env "slack" SECONDS).
+*/}}
+{{- define "runbookd.deadline" -}}
+{{- $defaults := default dict .doc.defaults -}}
+{{- $job := get .doc.jobs .name -}}
+{{- $own := include "runbookd.runBudget" (dict "job" $job "defaults" $defaults "env" .env) | atoi -}}
+{{- $chained := 0 -}}
+{{- range $c := (default list $job.on_failure) -}}
+{{- $other := get $.doc.jobs (toString $c) -}}
+{{- if $other -}}
+{{- $chained = max $chained (include "runbookd.runBudget" (dict "job" $other "defaults" $defaults "env" $.env) | atoi) -}}
+{{- end -}}
+{{- end -}}
+{{- add $own $chained .slack -}}
+{{- end -}}
+
+{{/* The CronJobs' names (cronjobs.namePrefix and each scheduled job's
+name) as one PromQL regular expression, for the cronjobs mode's alerts. */}}
+{{- define "runbookd.cronJobNames" -}}
+{{- $doc := include "runbookd.jobsText" . | fromYaml -}}
+{{- $names := list -}}
+{{- range $name, $job := $doc.jobs -}}
+{{- if $job.schedule -}}
+{{- $names = append $names (regexQuoteMeta (printf "%s%s" $.Values.cronjobs.namePrefix $name)) -}}
+{{- end -}}
+{{- end -}}
+{{- join "|" $names -}}
+{{- end -}}
+
+{{/* The label matchers of this release's runbookd series (mode: daemon):
+prometheusRule.selector, else what the chart's ServiceMonitor gives them. */}}
+{{- define "runbookd.seriesSelector" -}}
+{{- if .Values.prometheusRule.selector -}}
+{{- .Values.prometheusRule.selector -}}
+{{- else -}}
+{{- printf "namespace=%q, service=%q" .Release.Namespace (include "runbookd.fullname" .) -}}
+{{- end -}}
 {{- end -}}
