@@ -78,9 +78,15 @@ impl AlertSink for Alertmanager {
     ) -> Result<(), AlertError> {
         let target = alerts_endpoint(base.expose());
         let shown = alerts_endpoint(&base.shown());
-        let unreachable = |e: reqwest::Error| AlertError::Unreachable {
-            url: shown.clone(),
-            cause: super::error_chain(&e.without_url()),
+        let unreachable = |e: reqwest::Error| match e.is_timeout() {
+            true => AlertError::TimedOut {
+                url: shown.clone(),
+                after: timeout,
+            },
+            false => AlertError::Unreachable {
+                url: shown.clone(),
+                cause: super::error_chain(&e.without_url()),
+            },
         };
         let call = async {
             let resp = self

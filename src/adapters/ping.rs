@@ -119,10 +119,17 @@ impl Pinger for HttpPinger {
                 .timeout(timeout)
                 .send()
                 .await
-                .map_err(|e| PingError::Unreachable {
-                    url: shown.clone(),
-                    signal,
-                    cause: super::error_chain(&e.without_url()),
+                .map_err(|e| match e.is_timeout() {
+                    true => PingError::TimedOut {
+                        url: shown.clone(),
+                        signal,
+                        after: timeout,
+                    },
+                    false => PingError::Unreachable {
+                        url: shown.clone(),
+                        signal,
+                        cause: super::error_chain(&e.without_url()),
+                    },
                 })?;
             match resp.status() {
                 s if s.is_success() => Ok(()),

@@ -602,7 +602,8 @@ fn build<R: JobKinds>(path: &Path, raw: &RawFile<R>, diags: &mut Diags) -> Confi
         );
     }
     for (name, job) in raw.jobs.iter().flat_map(|j| j.0.iter()) {
-        if let Some(j) = build_job::<R>(name, job, &defaults, &mail, diags) {
+        if let Some(j) = build_job::<R>(name, job, &defaults, &mail, alertmanager.is_some(), diags)
+        {
             jobs.entry(name.to_string()).or_insert(j);
         }
     }
@@ -755,6 +756,7 @@ fn build_job<R: JobKinds>(
     raw: &RawJob,
     defaults: &Defaults,
     mail: &MailConfig,
+    alerting: bool,
     diags: &mut Diags,
 ) -> Option<JobConfig> {
     if !is_job_name(name) {
@@ -818,12 +820,13 @@ fn build_job<R: JobKinds>(
         Some(t) => addresses(t, "notify_to", diags),
         None => mail.to.clone(),
     };
-    if notify != Notify::Never && notify_to.is_empty() {
+    // With Alertmanager set, a job may notify by alert alone.
+    if notify != Notify::Never && notify_to.is_empty() && !alerting {
         let at = common.notify_to.as_ref().map(|t| t.at).unwrap_or(name.at);
         diags.at(
             at,
             format!(
-                "notify: {} needs recipients: set mail.to or this job's notify_to",
+                "notify: {} needs recipients: set mail.to or this job's notify_to (or alertmanager.url, for alerts alone)",
                 match notify {
                     Notify::Always => "always",
                     _ => "on_failure",

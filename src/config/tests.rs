@@ -397,6 +397,15 @@ jobs:
     );
     // Empty is off, explicitly: not an empty identifier.
     assert!(c.jobs["b"].ping_url.is_none());
+    // Alerts alone: a job may notify with no one to mail.
+    let alone = load(
+        "alertmanager: { url: \"http://am:9093\" }\njobs: { a: { kind: command, argv: [\"true\"], notify: on_failure } }\n",
+    )
+    .unwrap();
+    assert!(alone.jobs["a"].notify_to.is_empty());
+    let errs =
+        load("jobs: { a: { kind: command, argv: [\"true\"], notify: on_failure } }\n").unwrap_err();
+    assert!(errs[0].contains("needs recipients"), "{errs:?}");
     // No section, or an empty URL: no alerts.
     let none = load("jobs: { a: { kind: command, argv: [\"true\"] } }\n").unwrap();
     assert!(none.alertmanager.is_none());
@@ -485,6 +494,37 @@ fn bad_alerting_configs_table() {
         assert!(
             errs.iter().all(|e| !e.contains("hc-ping.com/x")),
             "{errs:#?}"
+        );
+    }
+}
+
+#[test]
+fn the_shipped_daily_jobs_ping_and_alert_only_when_configured() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/jobs.yaml")).unwrap();
+    let daily = ["daily-checklist", "morning-report", "verify-backups"];
+    let bare = load_str(Path::new("jobs.yaml"), &text, &|_| None).unwrap();
+    assert!(bare.alertmanager.is_none());
+    assert!(bare.jobs.values().all(|j| j.ping_url.is_none()));
+    let set = load_str(Path::new("jobs.yaml"), &text, &|k| match k {
+        "ALERTMANAGER_URL" => Some("http://alertmanager.monitoring:9093".into()),
+        k if k.starts_with("HC_PING_") => Some(format!("https://hc-ping.com/{}", k.to_lowercase())),
+        _ => None,
+    })
+    .unwrap();
+    let am = set
+        .alertmanager
+        .as_ref()
+        .expect("alerts with ALERTMANAGER_URL");
+    assert_eq!(am.labels["team"], "backend");
+    for name in daily {
+        let url = set.jobs[name]
+            .ping_url
+            .as_ref()
+            .map(|u| u.expose().to_string());
+        assert!(
+            url.as_deref()
+                .is_some_and(|u| u.starts_with("https://hc-ping.com/hc_ping_")),
+            "{name}: {url:?}"
         );
     }
 }

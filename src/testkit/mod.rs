@@ -6,12 +6,14 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`). When it cannot be reached
 //! the test fails and says how to start one; it never skips.
 
+pub mod alertmanager;
 pub mod binary;
 pub mod bulk;
 pub mod fakes;
 pub mod history;
 pub mod pods;
 pub mod proxy;
+pub mod receiver;
 pub mod smtp;
 pub mod world;
 
