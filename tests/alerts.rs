@@ -396,3 +396,121 @@ async fn a_stale_firing_post_after_the_recovery_is_overruled_by_the_next_pass() 
     shutdown.cancel();
     daemon.await.unwrap().unwrap();
 }
+
+/// Two replicas on one Postgres history: the one that never ran the job
+/// posts its alert too (the state is the store's), both post the same
+/// alert, and once the job recovers on the other replica, each one's last
+/// word is the same resolved alert.
+#[tokio::test]
+async fn replicas_post_the_same_alert_from_the_store_and_end_resolved() {
+    use runbookd::adapters::alerts::Alert;
+    use runbookd::testkit::TestDatabase;
+    use runbookd::testkit::fakes::FakeAlertSink;
+    let db = TestDatabase::postgres().await;
+    let dir = tempfile::tempdir().unwrap();
+    let flag = dir.path().join("healthy");
+    let yaml = jobs(
+        "http://alertmanager.invalid:9093",
+        &flag,
+        &dir.path().join("outbox"),
+    );
+    let config =
+        runbookd::jobs::load_str(std::path::Path::new("jobs.yaml"), &yaml, &|_| None).unwrap();
+    let replica = |sink: Arc<FakeAlertSink>, n: u32| {
+        let config = config.clone();
+        let url = db.url.clone();
+        async move {
+            let store = runbookd::store::open(&url).await.unwrap();
+            let mail = Arc::new(runbookd::adapters::mail::Outbox::new(&config.mail.outbox));
+            let runner = runbookd::runner::Runner::builder(
+                store,
+                Arc::new(Adapters::real().with_alerts(sink).with_mail(mail)),
+            )
+            .config(&config)
+            .identity(runbookd::identity::Identity {
+                instance: format!("replica-{n}"),
+                ..runbookd::identity::Identity::current()
+            })
+            .build();
+            let shutdown = CancellationToken::new();
+            let daemon = tokio::spawn(runbookd::daemon::serve(
+                Arc::new(config.clone()),
+                runner.clone(),
+                ([127, 0, 0, 1], 0).into(),
+                shutdown.clone(),
+            ));
+            (runner, shutdown, daemon)
+        }
+    };
+    let (sink_a, sink_b) = (
+        Arc::new(FakeAlertSink::default()),
+        Arc::new(FakeAlertSink::default()),
+    );
+    let (a, stop_a, daemon_a) = replica(sink_a.clone(), 1).await;
+    let (b, stop_b, daemon_b) = replica(sink_b.clone(), 2).await;
+    let run_on = |r: &runbookd::runner::Runner| {
+        let job = config.job("nightly").unwrap().clone();
+        let r = r.clone();
+        async move {
+            let mut req = RunRequest {
+                triggered_by: "sre".into(),
+                ..Default::default()
+            };
+            let id = r.admit(&job, &mut req).await.unwrap().started().unwrap();
+            r.execute(&job, &req, id, &Stop::new()).await
+        }
+    };
+    let of_nightly =
+        |post: &Vec<Alert>| post.iter().find(|a| a.labels["job"] == "nightly").cloned();
+    let firing = |a: &Alert| a.ends_at > chrono::Utc::now();
+
+    assert_eq!(run_on(&a).await.status, RunStatus::Failed);
+    sink_b
+        .wait_for(WAIT, "replica b posting the failure a recorded", |p| {
+            p.iter().filter_map(of_nightly).any(|a| firing(&a))
+        })
+        .await;
+    let fa = sink_a
+        .posts()
+        .iter()
+        .filter_map(of_nightly)
+        .find(firing)
+        .unwrap();
+    let fb = sink_b
+        .posts()
+        .iter()
+        .filter_map(of_nightly)
+        .find(firing)
+        .unwrap();
+    assert_eq!((&fa.labels, fa.starts_at), (&fb.labels, fb.starts_at));
+    assert_eq!(fa.annotations, fb.annotations);
+
+    std::fs::write(&flag, "").unwrap();
+    assert_eq!(run_on(&b).await.status, RunStatus::Succeeded);
+    // Each replica's passes post the resolved alert again; wait for two
+    // passes of each after the recovery, then their last words.
+    for (name, sink) in [("a", &sink_a), ("b", &sink_b)] {
+        sink.wait_for(
+            WAIT,
+            &format!("replica {name} re-posting the resolved alert"),
+            |p| {
+                p.iter()
+                    .filter_map(of_nightly)
+                    .filter(|a| !firing(a))
+                    .count()
+                    >= 2
+            },
+        )
+        .await;
+    }
+    let last = |s: &FakeAlertSink| s.posts().iter().filter_map(of_nightly).last().unwrap();
+    let (la, lb) = (last(&sink_a), last(&sink_b));
+    assert!(!firing(&la) && !firing(&lb), "{la:#?} {lb:#?}");
+    assert_eq!(la, lb, "the same resolved alert from both replicas");
+    assert_eq!(la.labels, fa.labels);
+
+    stop_a.cancel();
+    stop_b.cancel();
+    daemon_a.await.unwrap().unwrap();
+    daemon_b.await.unwrap().unwrap();
+}
