@@ -167,7 +167,11 @@ pub fn alert(
         ),
         None => runbook.or_else(|| config.links.runbook.clone()),
     };
-    let ahead = chrono::Duration::from_std(am.resend * ENDS_AFTER_RESENDS).unwrap_or_default();
+    // Re-posts come with the daemon's maintenance pass: never more often
+    // than its heartbeat, whatever `resend` says (a default `resend` with
+    // a long heartbeat).
+    let every = am.resend.max(config.daemon.heartbeat);
+    let ahead = chrono::Duration::from_std(every * ENDS_AFTER_RESENDS).unwrap_or_default();
     Alert {
         labels: labels(job, am),
         annotations,

@@ -26,7 +26,8 @@ pub(super) struct RawAlertmanager {
     #[serde(default)]
     labels: BTreeMap<String, Text>,
     /// How often the alert of a job still failing is posted again, each
-    /// time ending 4 × `resend` ahead. At least `1s`. Default `1m`.
+    /// time ending 4 × `resend` ahead. At least `1s` and at least
+    /// `daemon.heartbeat`. Default `1m`.
     resend: Option<At<Dur>>,
     /// Per post. Default `10s`.
     timeout: Option<At<Dur>>,
@@ -65,8 +66,11 @@ impl AlertmanagerConfig {
 /// The labels runbookd sets on each alert itself.
 pub const OWN_LABELS: [&str; 3] = ["alertname", "job", "severity"];
 
+/// `heartbeat` is the daemon's: its maintenance pass, which re-posts,
+/// comes round that often, so `resend` cannot be shorter.
 pub(super) fn alertmanager(
     raw: Option<&RawAlertmanager>,
+    heartbeat: Duration,
     diags: &mut Diags,
 ) -> Option<AlertmanagerConfig> {
     let raw = raw?;
@@ -98,10 +102,19 @@ pub(super) fn alertmanager(
         }
     }
     let resend = raw.resend.map(|r| r.value.0);
-    if let Some(r) = raw.resend
-        && r.value.0 < Duration::from_secs(1)
-    {
-        diags.at(r.at, "alertmanager.resend must be at least 1s");
+    if let Some(r) = raw.resend {
+        if r.value.0 < Duration::from_secs(1) {
+            diags.at(r.at, "alertmanager.resend must be at least 1s");
+        } else if r.value.0 < heartbeat {
+            diags.at(
+                r.at,
+                format!(
+                    "alertmanager.resend ({}) must be at least daemon.heartbeat ({}): the daemon re-posts alerts on its maintenance pass, which comes round that often",
+                    humantime::format_duration(r.value.0),
+                    humantime::format_duration(heartbeat)
+                ),
+            );
+        }
     }
     if let Some(t) = raw.timeout
         && t.value.0.is_zero()

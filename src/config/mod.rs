@@ -592,7 +592,11 @@ fn build<R: JobKinds>(path: &Path, raw: &RawFile<R>, diags: &mut Diags) -> Confi
     let daemon = daemon(raw.daemon.as_ref(), diags);
     let mail = mail::mail(raw.mail.as_ref().map(|m| &m.0), diags);
     let links = mail::links(raw.links.as_ref().map(|l| &l.0), diags);
-    let alertmanager = alerting::alertmanager(raw.alertmanager.as_ref().map(|a| &a.0), diags);
+    let alertmanager = alerting::alertmanager(
+        raw.alertmanager.as_ref().map(|a| &a.0),
+        daemon.heartbeat,
+        diags,
+    );
     let mut jobs = IndexMap::new();
     if raw.jobs.as_ref().is_none_or(|j| j.0.is_empty()) {
         // An empty file, or `jobs:` alone, would serve nothing and say ok.

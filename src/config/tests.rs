@@ -452,6 +452,13 @@ fn bad_alerting_configs_table() {
             "alertmanager.resend must be at least 1s",
         ),
         (
+            format!(
+                "daemon: {{ heartbeat: 10s, stale_after: 30s }}\nalertmanager: {{ url: \"http://am\", resend: 5s }}\n{job}"
+            ),
+            "jobs.yaml:2:",
+            "alertmanager.resend (5s) must be at least daemon.heartbeat (10s)",
+        ),
+        (
             format!("alertmanager: {{ url: \"http://am\", timeout: 0s }}\n{job}"),
             "jobs.yaml:1:",
             "alertmanager.timeout must be more than 0s",
