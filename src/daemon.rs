@@ -55,7 +55,10 @@ pub async fn serve(
     let reaped = runner.reap(daemon.stale_after).await?;
     let health = runner.store_health().clone();
     let postman = runner.postman().clone();
+    let alerter = runner.clone();
     let mut resending: Option<tokio::task::JoinHandle<()>> = None;
+    let mut reposting: Option<tokio::task::JoinHandle<()>> = None;
+    let mut last_repost: Option<tokio::time::Instant> = None;
     let mut pruning: Option<tokio::task::JoinHandle<()>> = None;
     let state = DaemonState::new(clock.now(), health.clone());
     state.abandoned(reaped.len());
@@ -197,6 +200,21 @@ pub async fn serve(
                         }
                     }));
                 }
+                // Failing jobs' alerts, posted again every `resend` (and
+                // recent recoveries', so resolved wins: alerting.rs), in
+                // the background, one pass at a time: a silent
+                // Alertmanager holds up nothing.
+                if let Some(am) = &config.alertmanager
+                    && health.is_up()
+                    && last_repost.is_none_or(|t| t.elapsed() >= am.resend)
+                    && reposting.as_ref().is_none_or(|t| t.is_finished())
+                {
+                    last_repost = Some(tokio::time::Instant::now());
+                    let alerter = alerter.clone();
+                    reposting = Some(tokio::spawn(async move {
+                        alerter.post_alerts(crate::alerting::Which::Due).await;
+                    }));
+                }
                 // Old runs are deleted in the background, in bounded
                 // batches, one prune at a time: a first prune after a
                 // retention change can take minutes, and no fire waits on it.
@@ -221,13 +239,18 @@ pub async fn serve(
         state.loop_turned(clock.now());
     }
 
-    for t in [resending, pruning, relaying].into_iter().flatten() {
+    for t in [resending, pruning, relaying, reposting]
+        .into_iter()
+        .flatten()
+    {
         t.abort();
     }
     seeding.abort();
     tracing::info!("stopping: no new fires; draining running jobs");
     let _ = timer.shutdown().await;
     scheduler.shutdown(daemon.shutdown_grace).await;
+    // The last runs' end pings and alerts, each bounded by its timeout.
+    alerter.settle(crate::runner::SETTLE_WAIT).await;
     http_stop.cancel();
     let _ = http_task.await;
     observer.abort();

@@ -33,8 +33,9 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 
+use crate::adapters::ping::PingSignal;
 use crate::model::{CheckStatus, MailBacklog, RunId};
-use crate::runner::RunEvent;
+use crate::runner::{CallOutcome, RunEvent};
 use crate::schedule::CronExpr;
 use crate::scheduler::TickReport;
 use crate::store::{RunStatus, StoreHealth, Trigger};
@@ -70,7 +71,7 @@ macro_rules! word_label {
         }
     )*};
 }
-word_label!(Trigger, RunStatus, CheckStatus);
+word_label!(Trigger, RunStatus, CheckStatus, CallOutcome, PingSignal);
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ByJob {
@@ -104,6 +105,18 @@ struct ByCheck {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ByOp {
     op: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ByOutcome {
+    outcome: CallOutcome,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ByPing {
+    job: String,
+    signal: PingSignal,
+    outcome: CallOutcome,
 }
 
 fn by_job(job: &str) -> ByJob {
@@ -143,6 +156,8 @@ struct Metrics {
     check_value: Family<ByCheck, FloatGauge>,
     claim_conflicts: Counter,
     runs_abandoned: Counter,
+    alertmanager_posts: Family<ByOutcome, Counter>,
+    pings: Family<ByPing, Counter>,
 }
 
 impl Metrics {
@@ -174,6 +189,8 @@ impl Metrics {
             check_value: Default::default(),
             claim_conflicts: Default::default(),
             runs_abandoned: Default::default(),
+            alertmanager_posts: Default::default(),
+            pings: Default::default(),
         };
         r.register(
             "last_tick_timestamp_seconds",
@@ -290,6 +307,16 @@ impl Metrics {
             "runs_abandoned",
             "Runs this process marked abandoned (their owner died or stopped beating)",
             m.runs_abandoned.clone(),
+        );
+        r.register(
+            "alertmanager_posts",
+            "Posts of job alerts to Alertmanager, by outcome (sent, failed, timed_out)",
+            m.alertmanager_posts.clone(),
+        );
+        r.register(
+            "pings",
+            "Dead man's switch pings, by job, signal (start, success, fail) and outcome",
+            m.pings.clone(),
         );
         m
     }
@@ -551,6 +578,27 @@ impl DaemonState {
                 if !dry_run {
                     self.last_run(job, *status, *at);
                 }
+            }
+            RunEvent::Pinged {
+                job,
+                signal,
+                outcome,
+                ..
+            } => {
+                self.m
+                    .pings
+                    .get_or_create(&ByPing {
+                        job: job.clone(),
+                        signal: *signal,
+                        outcome: *outcome,
+                    })
+                    .inc();
+            }
+            RunEvent::AlertsPosted { outcome, .. } => {
+                self.m
+                    .alertmanager_posts
+                    .get_or_create(&ByOutcome { outcome: *outcome })
+                    .inc();
             }
         }
     }
@@ -1135,5 +1183,58 @@ mod tests {
         s.ticked(t("2026-01-01T00:26:00Z"), 0, &TickReport::default());
         let m = s.render_at(t("2026-01-01T00:30:00Z"));
         assert!(!m.contains("runbookd_running_longest_seconds{"), "{m}");
+    }
+
+    #[test]
+    fn alert_posts_and_pings_are_counted_by_outcome() {
+        let s = DaemonState::new(t("2026-01-01T00:00:00Z"), Arc::default());
+        let posted = |outcome| RunEvent::AlertsPosted {
+            firing: vec!["nightly".into()],
+            resolved: Vec::new(),
+            outcome,
+            at: t("2026-01-01T00:01:00Z"),
+        };
+        s.observe(&posted(CallOutcome::Sent));
+        s.observe(&posted(CallOutcome::Sent));
+        s.observe(&posted(CallOutcome::TimedOut));
+        let pinged = |signal, outcome| RunEvent::Pinged {
+            id: 1,
+            job: "nightly".into(),
+            signal,
+            outcome,
+            at: t("2026-01-01T00:01:00Z"),
+        };
+        s.observe(&pinged(PingSignal::Start, CallOutcome::Sent));
+        s.observe(&pinged(PingSignal::Fail, CallOutcome::Failed));
+        let m = s.render_at(t("2026-01-01T00:02:00Z"));
+        assert_eq!(
+            sample(&m, "runbookd_alertmanager_posts_total{outcome=\"sent\"}"),
+            Some(2.0),
+            "{m}"
+        );
+        assert_eq!(
+            sample(
+                &m,
+                "runbookd_alertmanager_posts_total{outcome=\"timed_out\"}"
+            ),
+            Some(1.0),
+            "{m}"
+        );
+        assert_eq!(
+            sample(
+                &m,
+                "runbookd_pings_total{job=\"nightly\",signal=\"start\",outcome=\"sent\"}"
+            ),
+            Some(1.0),
+            "{m}"
+        );
+        assert_eq!(
+            sample(
+                &m,
+                "runbookd_pings_total{job=\"nightly\",signal=\"fail\",outcome=\"failed\"}"
+            ),
+            Some(1.0),
+            "{m}"
+        );
     }
 }

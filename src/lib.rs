@@ -5,6 +5,7 @@
 //! STYLE.md.
 
 pub mod adapters;
+pub mod alerting;
 pub mod checks;
 pub mod cli;
 pub mod clock;
@@ -17,6 +18,7 @@ pub mod jobs;
 pub mod logging;
 pub mod model;
 pub mod notify;
+pub mod pings;
 pub mod process;
 pub mod report;
 pub mod runlog;

@@ -316,6 +316,18 @@ pub struct QueuedMail {
     pub sent_at: Option<DateTime<Utc>>,
 }
 
+/// Whether a job is failing, as its notifications last told it: the one
+/// row every replica reads before telling it again (an alert re-posted).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotifyState {
+    pub job: String,
+    pub failing: bool,
+    /// The run that made it failing, or the one that recovered it.
+    pub run_id: RunId,
+    /// When that was recorded.
+    pub since: DateTime<Utc>,
+}
+
 /// The mail kept because it could not be sent yet: how much, and since
 /// when.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]

@@ -5,7 +5,9 @@
 //! failing, atomically, so two replicas never both mail it), and one
 //! "recovered" mail at its next success. `always` mails every final
 //! outcome. Only a run's last attempt counts: the runner calls this after
-//! its retries. Dry runs, cancelled and skipped runs mail nothing.
+//! its retries. Dry runs, cancelled and skipped runs mail nothing. A job
+//! whose notifications go to Alertmanager only (no recipients) is mailed
+//! nothing; its alert follows the same state ([`crate::alerting`]).
 
 use std::fmt::Write;
 
@@ -62,15 +64,32 @@ pub fn decide(notify: Notify, failing: Option<bool>, changed: bool) -> Option<No
     }
 }
 
-/// Records the run's verdict in the job's notify state and says what to
-/// mail.
-pub async fn notice(
+/// A run's verdict on its job, as recorded in the job's notify state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verdict {
+    /// `Some(true)` failing, `Some(false)` healthy, `None` neither.
+    pub failing: Option<bool>,
+    /// Whether the job's failing state flipped with this run: what its
+    /// alert follows.
+    pub changed: bool,
+}
+
+impl Verdict {
+    /// The mail it deserves under the job's rule.
+    pub fn notice(self, notify: Notify) -> Option<Notice> {
+        decide(notify, self.failing, self.changed)
+    }
+}
+
+/// Records the run's verdict in the job's notify state. `None` for a job
+/// that never notifies: it has no state.
+pub async fn record(
     store: &dyn HistoryStore,
     job: &JobConfig,
     run: RunId,
     status: RunStatus,
     now: DateTime<Utc>,
-) -> Result<Option<Notice>> {
+) -> Result<Option<Verdict>> {
     if job.notify == Notify::Never {
         return Ok(None);
     }
@@ -80,7 +99,10 @@ pub async fn notice(
         Some(false) => store.notify_recovered(&job.name, run, now).await?,
         None => false,
     };
-    Ok(decide(job.notify, verdict, changed))
+    Ok(Some(Verdict {
+        failing: verdict,
+        changed,
+    }))
 }
 
 /// The Message-ID of a run's notice: the same for the same run and

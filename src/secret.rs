@@ -116,6 +116,57 @@ impl<'de> Deserialize<'de> for SecretUrl {
     }
 }
 
+/// A URL that is itself the credential, a capability URL: whoever has
+/// healthchecks.io's `https://hc-ping.com/<uuid>` or Cronitor's
+/// `https://cronitor.link/p/<key>/<monitor>` can report for the check. So
+/// the whole URL is a secret, as is each part the environment put in, and
+/// displays show only its scheme and host.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CapabilityUrl(String);
+
+impl CapabilityUrl {
+    pub fn new(url: impl Into<String>) -> Self {
+        let url = url.into();
+        collect(&url);
+        CapabilityUrl(url)
+    }
+
+    /// As jobs.yaml wrote it: the whole value and each `${…}` part in it
+    /// are registered with the redactor.
+    pub fn from_text(t: &Text) -> Self {
+        t.parts.iter().for_each(|p| collect(p));
+        CapabilityUrl::new(t.trim())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Scheme and host, the rest masked: enough to tell which service.
+    pub fn shown(&self) -> String {
+        match url::Url::parse(&self.0) {
+            Ok(u) => format!(
+                "{}://{}/{REDACTED}",
+                u.scheme(),
+                u.host_str().unwrap_or_default()
+            ),
+            Err(_) => REDACTED.to_string(),
+        }
+    }
+}
+
+impl fmt::Debug for CapabilityUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.shown())
+    }
+}
+
+impl fmt::Display for CapabilityUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.shown())
+    }
+}
+
 thread_local! {
     // Active only inside `collecting`: config loading registers every value
     // that deserializes as a `Secret` so the redactor knows it.
@@ -356,6 +407,24 @@ mod tests {
         assert_eq!(format!("{u:?}"), "redis://:[REDACTED]@cache:6379/0");
         let (_, none) = collecting(|| SecretUrl::new("redis://cache:6379"));
         assert!(none.is_empty());
+    }
+
+    #[test]
+    fn a_capability_url_is_secret_whole_and_shows_its_host_only() {
+        let (u, found) = collecting(|| {
+            CapabilityUrl::new("https://hc-ping.com/0f0c6a4e-1a57-4d2b-9c1e-7c3f2b9e8a11")
+        });
+        assert_eq!(
+            found,
+            vec!["https://hc-ping.com/0f0c6a4e-1a57-4d2b-9c1e-7c3f2b9e8a11".to_string()]
+        );
+        assert_eq!(format!("{u}"), "https://hc-ping.com/[REDACTED]");
+        assert_eq!(format!("{u:?}"), "https://hc-ping.com/[REDACTED]");
+        let r = Redactor::new(found);
+        assert_eq!(
+            r.redact("GET https://hc-ping.com/0f0c6a4e-1a57-4d2b-9c1e-7c3f2b9e8a11/start failed"),
+            "GET [REDACTED]/start failed"
+        );
     }
 
     #[test]

@@ -100,6 +100,19 @@ fn a_scrape_with_every_metric() -> String {
             ..Default::default()
         },
     );
+    state.observe(&RunEvent::AlertsPosted {
+        firing: vec![job.into()],
+        resolved: Vec::new(),
+        outcome: runbookd::runner::CallOutcome::Sent,
+        at: t("2026-01-01T04:00:01Z"),
+    });
+    state.observe(&RunEvent::Pinged {
+        id: 2,
+        job: job.into(),
+        signal: runbookd::adapters::ping::PingSignal::Start,
+        outcome: runbookd::runner::CallOutcome::Sent,
+        at: t("2026-01-01T04:00:01Z"),
+    });
     state.abandoned(1);
     state.mail(MailBacklog {
         pending: 1,

@@ -653,6 +653,20 @@ async fn failures_are_news_once_and_recovery_once(s: Arc<dyn HistoryStore>) {
         s.notify_recovered("k", 9, at)
     );
     assert!(a.unwrap() ^ b.unwrap());
+    // Each job's state as the last change left it: what an alert is
+    // re-posted from.
+    let later = t("2026-01-01T09:00:00Z");
+    assert!(s.notify_failing("m", 10, later).await.unwrap());
+    let states = s.notify_states().await.unwrap();
+    let brief: Vec<(&str, bool, i64)> = states
+        .iter()
+        .map(|st| (st.job.as_str(), st.failing, st.run_id))
+        .collect();
+    assert_eq!(brief[..2], [("j", true, 7), ("k", false, brief[1].2)]);
+    assert!(matches!(brief[1].2, 8 | 9), "{brief:?}");
+    assert_eq!(brief[2], ("m", true, 10));
+    assert_eq!(states[0].since, at);
+    assert_eq!(states[2].since, later);
 }
 
 fn ask(job: &str, by: &str) -> NewRequest {

@@ -1,11 +1,14 @@
 //! The seams to outside systems. Each is a narrow trait named after what
 //! runbookd does with the system, with a real implementation here and fakes
-//! in tests. HTTP-speaking checks (http, Prometheus, Alertmanager) share one
-//! reqwest client; every request carries the check's timeout.
+//! in tests. HTTP-speaking checks (http, Prometheus, Alertmanager), failure
+//! alerts and dead man's switch pings share one reqwest client; every
+//! request carries its own timeout.
 
+pub mod alerts;
 pub mod aws;
 pub mod kube;
 pub mod mail;
+pub mod ping;
 
 use std::sync::Arc;
 
@@ -16,6 +19,10 @@ pub struct Adapters {
     pub cluster: Arc<dyn kube::ClusterApi>,
     /// Where mail goes: SMTP, or the outbox folder.
     pub mail: Arc<dyn mail::Mailer>,
+    /// Where job failures are posted as alerts (`alertmanager:`).
+    pub alerts: Arc<dyn alerts::AlertSink>,
+    /// Dead man's switches (`ping_url`).
+    pub pings: Arc<dyn ping::Pinger>,
 }
 
 impl std::fmt::Debug for Adapters {
@@ -29,13 +36,26 @@ impl Adapters {
     pub fn real() -> Self {
         install_crypto_provider();
         let real_aws = Arc::new(aws::Aws::default());
+        let http = http_client();
         Adapters {
-            http: http_client(),
             rds: real_aws.clone(),
             secrets: real_aws,
             cluster: Arc::new(kube::Cluster::default()),
             mail: Arc::new(mail::Outbox::new("outbox")),
+            alerts: Arc::new(alerts::Alertmanager { http: http.clone() }),
+            pings: Arc::new(ping::HttpPinger { http: http.clone() }),
+            http,
         }
+    }
+
+    pub fn with_alerts(mut self, alerts: Arc<dyn alerts::AlertSink>) -> Self {
+        self.alerts = alerts;
+        self
+    }
+
+    pub fn with_pings(mut self, pings: Arc<dyn ping::Pinger>) -> Self {
+        self.pings = pings;
+        self
     }
 
     pub fn with_mail(mut self, mail: Arc<dyn mail::Mailer>) -> Self {
@@ -69,6 +89,20 @@ pub fn http_client() -> reqwest::Client {
         .connect_timeout(std::time::Duration::from_secs(5))
         .build()
         .expect("the HTTP client's fixed settings are valid")
+}
+
+/// An error and its causes, one after another: what a failed call says.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let s = c.to_string();
+        if !parts.last().is_some_and(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+        cur = c.source();
+    }
+    parts.join(": ")
 }
 
 /// Every TLS client here (AWS SDK, kube, sqlx, reqwest, lettre) uses

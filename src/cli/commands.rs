@@ -15,7 +15,7 @@ use crate::config::{Config, ConfigError};
 use crate::daemon;
 use crate::jobs;
 use crate::model::Params;
-use crate::runner::{Admission, RunRequest, Runner, Stop};
+use crate::runner::{Admission, RunRequest, Runner, SETTLE_WAIT, Stop};
 use crate::schedule::{Shift, offset_seconds};
 use crate::secret::{redact_url, url_password};
 use crate::store::{self, HistoryStore, Run, RunFilter, RunStatus, Trigger};
@@ -414,6 +414,9 @@ async fn run_job(
             ended.error.as_deref(),
         )?;
     }
+    // The run is recorded and said; its end ping and alert go before the
+    // process does (a CronJob's pod ends with it).
+    runner.settle(SETTLE_WAIT).await;
     if ended.status == RunStatus::Succeeded {
         Ok(())
     } else {

@@ -11,6 +11,7 @@
 //! holds its kind's own part as a [`JobSpec`], read through the registry
 //! ([`JobKinds`]) the caller passes in.
 
+mod alerting;
 mod mail;
 pub mod urls;
 
@@ -28,10 +29,11 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::model::{Dur, Params};
 use crate::schedule::{CronExpr, parse_timezone};
-use crate::secret::{Redactor, SecretUrl, collecting};
+use crate::secret::{CapabilityUrl, Redactor, SecretUrl, collecting};
 use crate::yaml::{self, At, Common, Diags, Kinded, Lenient, Pos, Text};
 
 pub use crate::yaml::Diagnostic;
+pub use alerting::{AlertmanagerConfig, OWN_LABELS, Severity};
 pub use mail::{DEFAULT_FROM, Links, MailConfig, addresses};
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://runbookd.db";
@@ -315,6 +317,12 @@ struct JobCommon {
     notify_to: Option<Text>,
     /// Jobs started when a run fails for good. Default none.
     on_failure: Option<Vec<Text>>,
+    /// The `severity` label of its alert. Default `warning`. (`severity`
+    /// alone is the triage kind's levels.)
+    alert_severity: Option<Severity>,
+    /// A dead man's switch to ping (a capability URL, secret whole).
+    /// Default none; empty is none.
+    ping_url: Option<Text>,
 }
 
 impl<'de> Common<'de> for JobCommon {
@@ -331,6 +339,8 @@ impl<'de> Common<'de> for JobCommon {
         "notify",
         "notify_to",
         "on_failure",
+        "alert_severity",
+        "ping_url",
     ];
 
     fn take<M: MapAccess<'de>>(&mut self, key: &str, map: &mut M) -> Result<bool, M::Error> {
@@ -349,6 +359,8 @@ impl<'de> Common<'de> for JobCommon {
             "notify" => self.notify = map.next_value()?,
             "notify_to" => self.notify_to = map.next_value()?,
             "on_failure" => self.on_failure = map.next_value()?,
+            "alert_severity" => self.alert_severity = map.next_value()?,
+            "ping_url" => self.ping_url = map.next_value()?,
             _ => return Ok(false),
         }
         Ok(true)
@@ -416,6 +428,8 @@ struct RawFile<R> {
     #[serde(default)]
     links: Option<Lenient<mail::RawLinks>>,
     #[serde(default)]
+    alertmanager: Option<Lenient<alerting::RawAlertmanager>>,
+    #[serde(default)]
     jobs: Option<RawJobs<R>>,
 }
 
@@ -438,6 +452,12 @@ pub struct JobConfig {
     /// Jobs started, trigger `chained`, when a run of this one fails for
     /// good (after its last retry). A chained run never chains.
     pub on_failure: Vec<Text>,
+    /// Its alert's `severity` label (`alertmanager:`), from
+    /// `alert_severity`.
+    pub severity: Severity,
+    /// The dead man's switch its runs ping: `/start`, then the URL itself
+    /// or `/fail`.
+    pub ping_url: Option<CapabilityUrl>,
     pub spec: Arc<dyn JobSpec>,
 }
 
@@ -472,6 +492,8 @@ pub struct Config {
     pub daemon: DaemonConfig,
     pub mail: MailConfig,
     pub links: Links,
+    /// Where job failures go as alerts, when set.
+    pub alertmanager: Option<AlertmanagerConfig>,
     pub jobs: IndexMap<String, JobConfig>,
     /// Every secret value the file resolved to, for scrubbing output.
     pub redactor: Redactor,
@@ -589,6 +611,11 @@ fn build<R: JobKinds>(path: &Path, raw: &RawFile<R>, diags: &mut Diags) -> Confi
     let daemon = daemon(raw.daemon.as_ref(), diags);
     let mail = mail::mail(raw.mail.as_ref().map(|m| &m.0), diags);
     let links = mail::links(raw.links.as_ref().map(|l| &l.0), diags);
+    let alertmanager = alerting::alertmanager(
+        raw.alertmanager.as_ref().map(|a| &a.0),
+        daemon.heartbeat,
+        diags,
+    );
     let mut jobs = IndexMap::new();
     if raw.jobs.as_ref().is_none_or(|j| j.0.is_empty()) {
         // An empty file, or `jobs:` alone, would serve nothing and say ok.
@@ -598,7 +625,8 @@ fn build<R: JobKinds>(path: &Path, raw: &RawFile<R>, diags: &mut Diags) -> Confi
         );
     }
     for (name, job) in raw.jobs.iter().flat_map(|j| j.0.iter()) {
-        if let Some(j) = build_job::<R>(name, job, &defaults, &mail, diags) {
+        if let Some(j) = build_job::<R>(name, job, &defaults, &mail, alertmanager.is_some(), diags)
+        {
             jobs.entry(name.to_string()).or_insert(j);
         }
     }
@@ -672,6 +700,7 @@ fn build<R: JobKinds>(path: &Path, raw: &RawFile<R>, diags: &mut Diags) -> Confi
         daemon,
         mail,
         links,
+        alertmanager,
         jobs,
         redactor: Redactor::default(),
     }
@@ -775,6 +804,7 @@ fn build_job<R: JobKinds>(
     raw: &RawJob,
     defaults: &Defaults,
     mail: &MailConfig,
+    alerting: bool,
     diags: &mut Diags,
 ) -> Option<JobConfig> {
     if !is_job_name(name) {
@@ -838,12 +868,13 @@ fn build_job<R: JobKinds>(
         Some(t) => addresses(t, "notify_to", diags),
         None => mail.to.clone(),
     };
-    if notify != Notify::Never && notify_to.is_empty() {
+    // With Alertmanager set, a job may notify by alert alone.
+    if notify != Notify::Never && notify_to.is_empty() && !alerting {
         let at = common.notify_to.as_ref().map(|t| t.at).unwrap_or(name.at);
         diags.at(
             at,
             format!(
-                "notify: {} needs recipients: set mail.to or this job's notify_to",
+                "notify: {} needs recipients: set mail.to or this job's notify_to (or alertmanager.url, for alerts alone)",
                 match notify {
                     Notify::Always => "always",
                     _ => "on_failure",
@@ -851,6 +882,7 @@ fn build_job<R: JobKinds>(
             ),
         );
     }
+    let ping_url = alerting::ping_url(common.ping_url.as_ref(), diags);
     let spec = raw.spec.as_ref()?;
     spec.validate(name, diags);
     let kind = R::NAMES.iter().find(|k| **k == raw.kind.as_str())?;
@@ -868,6 +900,8 @@ fn build_job<R: JobKinds>(
         notify,
         notify_to,
         on_failure: common.on_failure.clone().unwrap_or_default(),
+        severity: common.alert_severity.unwrap_or_default(),
+        ping_url,
         spec: spec.clone(),
     })
 }

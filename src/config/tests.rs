@@ -796,4 +796,188 @@ fn a_chained_job_that_needs_confirmation_is_refused() {
     );
     // Scaling to 1 needs nothing, so it may be chained.
     load(&yaml.replace("replicas: 0", "replicas: 1")).unwrap();
+#[test]
+fn alertmanager_section_and_job_alert_fields_load_with_defaults() {
+    let yaml = r#"
+alertmanager:
+  url: "http://am:${TOKEN}@alertmanager:9093"
+  labels: { team: backend, env: production }
+jobs:
+  a:
+    kind: command
+    argv: ["true"]
+    alert_severity: critical
+    ping_url: "https://hc-ping.com/${TOKEN}"
+  b:
+    kind: command
+    argv: ["true"]
+    ping_url: "${HC_UNSET:-}"
+"#;
+    let c = load(yaml).unwrap();
+    let am = c.alertmanager.as_ref().expect("alertmanager is set");
+    assert_eq!(am.url.shown(), "http://am:[REDACTED]@alertmanager:9093");
+    assert_eq!(am.resend, Duration::from_secs(60));
+    assert_eq!(am.timeout, Duration::from_secs(10));
+    assert_eq!(am.generator_url, None);
+    assert_eq!(
+        am.labels.iter().collect::<Vec<_>>(),
+        [
+            (&"env".to_string(), &"production".to_string()),
+            (&"team".to_string(), &"backend".to_string())
+        ]
+    );
+    assert_eq!(c.jobs["a"].severity, Severity::Critical);
+    assert_eq!(c.jobs["b"].severity, Severity::Warning);
+    let ping = c.jobs["a"].ping_url.as_ref().expect("a pings");
+    assert_eq!(ping.expose(), "https://hc-ping.com/tok-abcdef-123");
+    assert_eq!(
+        format!("{:?}", c.jobs["a"]).matches("tok-abcdef").count(),
+        0
+    );
+    // The whole ping URL is a secret, not only the part the environment
+    // gave.
+    assert_eq!(
+        c.redactor
+            .redact("GET https://hc-ping.com/tok-abcdef-123/start"),
+        "GET [REDACTED]/start"
+    );
+    // Empty is off, explicitly: not an empty identifier.
+    assert!(c.jobs["b"].ping_url.is_none());
+    // Alerts alone: a job may notify with no one to mail.
+    let alone = load(
+        "alertmanager: { url: \"http://am:9093\" }\njobs: { a: { kind: command, argv: [\"true\"], notify: on_failure } }\n",
+    )
+    .unwrap();
+    assert!(alone.jobs["a"].notify_to.is_empty());
+    let errs =
+        load("jobs: { a: { kind: command, argv: [\"true\"], notify: on_failure } }\n").unwrap_err();
+    assert!(errs[0].contains("needs recipients"), "{errs:?}");
+    // No section, or an empty URL: no alerts.
+    let none = load("jobs: { a: { kind: command, argv: [\"true\"] } }\n").unwrap();
+    assert!(none.alertmanager.is_none());
+    let empty = load(
+        "alertmanager: { url: \"${AM_UNSET:-}\", resend: 5m }\njobs: { a: { kind: command, argv: [\"true\"] } }\n",
+    )
+    .unwrap();
+    assert!(empty.alertmanager.is_none());
+}
+
+/// (yaml, expected line:col, text)
+#[test]
+fn bad_alerting_configs_table() {
+    let job = "jobs:\n  a:\n    kind: command\n    argv: [\"true\"]\n";
+    let cases: Vec<(String, &str, &str)> = vec![
+        (
+            format!("alertmanager: {{ url: \"am:9093\" }}\n{job}"),
+            "jobs.yaml:1:22:",
+            "alertmanager.url",
+        ),
+        (
+            format!("alertmanager: {{ url: \"ftp://am\" }}\n{job}"),
+            "jobs.yaml:1:22:",
+            "scheme `ftp`",
+        ),
+        (
+            format!("alertmanager: {{ url: \"http://am\", labels: {{ job: x }} }}\n{job}"),
+            "jobs.yaml:1:",
+            "`job` is set by runbookd",
+        ),
+        (
+            format!("alertmanager: {{ url: \"http://am\", labels: {{ team-name: x }} }}\n{job}"),
+            "jobs.yaml:1:",
+            "`team-name` is not a label name",
+        ),
+        (
+            format!("alertmanager: {{ url: \"http://am\", labels: {{ team: \"\" }} }}\n{job}"),
+            "jobs.yaml:1:",
+            "alertmanager.labels.team is empty",
+        ),
+        (
+            format!("alertmanager: {{ url: \"http://am\", resend: 500ms }}\n{job}"),
+            "jobs.yaml:1:",
+            "alertmanager.resend must be at least 1s",
+        ),
+        (
+            format!(
+                "daemon: {{ heartbeat: 10s, stale_after: 30s }}\nalertmanager: {{ url: \"http://am\", resend: 5s }}\n{job}"
+            ),
+            "jobs.yaml:2:",
+            "alertmanager.resend (5s) must be at least daemon.heartbeat (10s)",
+        ),
+        (
+            format!("alertmanager: {{ url: \"http://am\", timeout: 0s }}\n{job}"),
+            "jobs.yaml:1:",
+            "alertmanager.timeout must be more than 0s",
+        ),
+        (
+            format!(
+                "alertmanager: {{ url: \"http://am\", generator_url: \"console/{{run}}\" }}\n{job}"
+            ),
+            "jobs.yaml:1:",
+            "alertmanager.generator_url",
+        ),
+        (
+            format!("alertmanager: {{ url: \"http://am\", resnd: 1m }}\n{job}"),
+            "jobs.yaml:1:",
+            "unknown field `resnd` (did you mean `resend`?)",
+        ),
+        (
+            format!("{job}    alert_severity: page\n"),
+            "jobs.yaml:5:21:",
+            "unknown variant `page`, expected one of `info`, `warning`, `critical`",
+        ),
+        (
+            format!("{job}    ping_url: \"https://hc-ping.com/x?create=1\"\n"),
+            "jobs.yaml:5:15:",
+            "has a query",
+        ),
+        (
+            format!("{job}    ping_url: \"hc-ping.com/x\"\n"),
+            "jobs.yaml:5:15:",
+            "job `a`: ping_url",
+        ),
+    ];
+    for (yaml, at, msg) in &cases {
+        let errs = load(yaml).expect_err(yaml);
+        assert!(
+            errs.iter().any(|e| e.starts_with(at) && e.contains(msg)),
+            "for {yaml:?} wanted `{at} ... {msg}`, got {errs:#?}"
+        );
+        // A ping URL is a secret even in its error.
+        assert!(
+            errs.iter().all(|e| !e.contains("hc-ping.com/x")),
+            "{errs:#?}"
+        );
+    }
+}
+
+#[test]
+fn the_shipped_daily_jobs_ping_and_alert_only_when_configured() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/jobs.yaml")).unwrap();
+    let daily = ["daily-checklist", "morning-report", "verify-backups"];
+    let bare = load_str(Path::new("jobs.yaml"), &text, &|_| None).unwrap();
+    assert!(bare.alertmanager.is_none());
+    assert!(bare.jobs.values().all(|j| j.ping_url.is_none()));
+    let set = load_str(Path::new("jobs.yaml"), &text, &|k| match k {
+        "ALERTMANAGER_URL" => Some("http://alertmanager.monitoring:9093".into()),
+        k if k.starts_with("HC_PING_") => Some(format!("https://hc-ping.com/{}", k.to_lowercase())),
+        _ => None,
+    })
+    .unwrap();
+    let am = set
+        .alertmanager
+        .as_ref()
+        .expect("alerts with ALERTMANAGER_URL");
+    assert_eq!(am.labels["team"], "backend");
+    for name in daily {
+        let url = set.jobs[name]
+            .ping_url
+            .as_ref()
+            .map(|u| u.expose().to_string());
+        assert!(
+            url.as_deref()
+                .is_some_and(|u| u.starts_with("https://hc-ping.com/hc_ping_")),
+            "{name}: {url:?}"
+        );
+    }
 }

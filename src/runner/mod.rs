@@ -13,9 +13,12 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::adapters::Adapters;
+use crate::adapters::ping::PingSignal;
+use crate::alerting::Which;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, JobConfig};
 use crate::delivery::{Delivered, Postman};
@@ -87,6 +90,11 @@ impl Stop {
     }
 }
 
+/// How long a process about to exit waits for its pings and alert posts
+/// (each has its own, shorter timeout: an end ping waits for its start,
+/// 2 × 5 s).
+pub const SETTLE_WAIT: Duration = Duration::from_secs(30);
+
 /// How long a failure's mail waits for the runs it chained (a triage
 /// takes about its slowest part, under 10 s).
 pub const CHAIN_WAIT: Duration = Duration::from_secs(30);
@@ -126,6 +134,43 @@ pub enum RunEvent {
         dry_run: bool,
         at: DateTime<Utc>,
     },
+    /// A run's dead man's switch was pinged (in the background: never part
+    /// of the run's outcome). `id` is the run's first attempt.
+    Pinged {
+        id: RunId,
+        job: String,
+        signal: PingSignal,
+        outcome: CallOutcome,
+        at: DateTime<Utc>,
+    },
+    /// Alerts were posted to Alertmanager (in the background): the jobs
+    /// the post carried firing and resolved.
+    AlertsPosted {
+        firing: Vec<String>,
+        resolved: Vec<String>,
+        outcome: CallOutcome,
+        at: DateTime<Utc>,
+    },
+}
+
+/// How a call to an outside watcher (Alertmanager, a dead man's switch)
+/// went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CallOutcome {
+    Sent,
+    /// Refused, or not reached.
+    Failed,
+    TimedOut,
+}
+
+impl CallOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallOutcome::Sent => "sent",
+            CallOutcome::Failed => "failed",
+            CallOutcome::TimedOut => "timed_out",
+        }
+    }
 }
 
 /// What a manual or scheduled run asks for.
@@ -182,6 +227,10 @@ pub struct Runner {
     /// The attempts this process is running, by run id, so a `replace`
     /// decided here stops them at once instead of at their next heartbeat.
     local: Arc<Mutex<HashMap<RunId, Stop>>>,
+    /// Alert posts and pings going on in the background, each bounded by
+    /// its timeout: a process about to exit waits for them
+    /// ([`Runner::settle`]).
+    outbound: TaskTracker,
 }
 
 impl std::fmt::Debug for Runner {
@@ -284,6 +333,7 @@ impl RunnerBuilder {
             tee: None,
             chain_wait: self.chain_wait,
             local: Arc::default(),
+            outbound: TaskTracker::new(),
         }
     }
 }
@@ -423,6 +473,26 @@ impl Runner {
         self
     }
 
+    /// Waits, at most `within`, for the alert posts and pings still going
+    /// on in the background (each bounded by its own timeout). True if
+    /// none is left. A process calls this before it exits
+    /// ([`SETTLE_WAIT`]), so a run's end ping is sent.
+    pub async fn settle(&self, within: Duration) -> bool {
+        self.outbound.close();
+        let done = tokio::time::timeout(within, self.outbound.wait())
+            .await
+            .is_ok();
+        self.outbound.reopen();
+        if !done {
+            tracing::warn!(
+                "{} ping(s) or alert post(s) still going after {}; left unfinished",
+                self.outbound.len(),
+                humantime::format_duration(within)
+            );
+        }
+        done
+    }
+
     pub fn subscribe(&self) -> broadcast::Receiver<RunEvent> {
         self.events.subscribe()
     }
@@ -532,7 +602,15 @@ impl Runner {
         first: RunId,
         stop: &Stop,
     ) -> Ended {
+        let started = self.ping(job, req, first, Some(PingSignal::Start), None);
         let mut ended = self.attempts(job, req, first, stop).await;
+        self.ping(
+            job,
+            req,
+            first,
+            crate::pings::end_signal(ended.status),
+            started,
+        );
         let _ = self.events.send(RunEvent::Ended {
             id: ended.id,
             job: job.name.clone(),
@@ -609,6 +687,129 @@ impl Runner {
         ended
     }
 
+    /// Pings the job's dead man's switch, if it has one and the run is
+    /// real, in the background ([`crate::pings`]); after `after` (the
+    /// run's start ping) has ended, so the service sees them in order.
+    fn ping(
+        &self,
+        job: &JobConfig,
+        req: &RunRequest,
+        first: RunId,
+        signal: Option<PingSignal>,
+        after: Option<tokio::task::JoinHandle<()>>,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        let (Some(url), Some(signal)) = (job.ping_url.clone(), signal) else {
+            return None;
+        };
+        if req.dry_run {
+            return None;
+        }
+        let rid = crate::pings::rid(self.store.url(), first);
+        let pings = self.env.adapters.pings.clone();
+        let (events, clock, redactor) = (
+            self.events.clone(),
+            self.clock.clone(),
+            self.redactor.clone(),
+        );
+        let name = job.name.clone();
+        Some(self.outbound.spawn(async move {
+            if let Some(start) = after {
+                let _ = start.await;
+            }
+            let result = pings
+                .ping(&url, signal, rid, crate::pings::PING_TIMEOUT)
+                .await;
+            let outcome = match &result {
+                Ok(()) => {
+                    tracing::debug!(job = %name, run = first, "pinged {signal} ({url}, rid {rid})");
+                    CallOutcome::Sent
+                }
+                Err(e) => {
+                    tracing::warn!(job = %name, run = first, "{}; the run goes on regardless", redactor.redact(&e.to_string()));
+                    if e.timed_out() {
+                        CallOutcome::TimedOut
+                    } else {
+                        CallOutcome::Failed
+                    }
+                }
+            };
+            let _ = events.send(RunEvent::Pinged {
+                id: first,
+                job: name,
+                signal,
+                outcome,
+                at: clock.now(),
+            });
+        }))
+    }
+
+    /// Posts the alert of `job`'s state now, in the background.
+    fn alert_in_background(&self, job: &str) {
+        if self
+            .env
+            .config
+            .as_ref()
+            .is_none_or(|c| c.alertmanager.is_none())
+        {
+            return;
+        }
+        let (this, job) = (self.clone(), job.to_string());
+        self.outbound.spawn(async move {
+            this.post_alerts(Which::Job(&job)).await;
+        });
+    }
+
+    /// Posts the alerts the jobs' states call for ([`crate::alerting`]):
+    /// one job's after its run changed it, or every due one (the daemon's
+    /// pass, every `alertmanager.resend`). Logged and told as an event;
+    /// never fails anything.
+    pub async fn post_alerts(&self, which: Which<'_>) {
+        let Some(config) = self.env.config.as_deref() else {
+            return;
+        };
+        let posted = crate::alerting::post(
+            self.store.as_ref(),
+            self.env.adapters.alerts.as_ref(),
+            config,
+            &self.redactor,
+            which,
+            self.clock.now(),
+        )
+        .await;
+        let posted = match posted {
+            Ok(Some(p)) => p,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!("{e}");
+                return;
+            }
+        };
+        let what = describe_post(&posted.firing, &posted.resolved);
+        let outcome = match &posted.result {
+            Ok(()) => {
+                tracing::debug!("posted {what} to Alertmanager");
+                CallOutcome::Sent
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "cannot post {what}: {}",
+                    self.redactor.redact(&e.to_string())
+                );
+                if e.timed_out() {
+                    CallOutcome::TimedOut
+                } else {
+                    CallOutcome::Failed
+                }
+            }
+        };
+        let _ = self.events.send(RunEvent::AlertsPosted {
+            firing: posted.firing,
+            resolved: posted.resolved,
+            outcome,
+            at: self.clock.now(),
+        });
+    }
+
     /// Claims a run of each job a failed run's job names in `on_failure`
     /// (trigger `chained`, `triggered_by` naming the failed run), applying
     /// overlap rules as the scheduler does, after the claim: a job that is
@@ -681,20 +882,30 @@ impl Runner {
         (started, not)
     }
 
-    /// Mails a run's final outcome as [`crate::notify`] decides. A mail
-    /// that cannot go is kept for the daemon; nothing here fails the run.
+    /// Mails a run's final outcome as [`crate::notify`] decides, and posts
+    /// its alert when the job's failing state flipped
+    /// ([`crate::alerting`], in the background). A mail that cannot go is
+    /// kept for the daemon; nothing here fails the run.
     async fn notify(&self, job: &JobConfig, ended: &Ended) -> Option<String> {
         let now = self.clock.now();
-        let notice = match notify::notice(self.store.as_ref(), job, ended.id, ended.status, now)
+        let verdict = match notify::record(self.store.as_ref(), job, ended.id, ended.status, now)
             .await
         {
-            Ok(Some(n)) => n,
+            Ok(Some(v)) => v,
             Ok(None) => return None,
             Err(e) => {
                 tracing::error!(job = %job.name, run = ended.id, "cannot record the notification state: {e}");
                 return None;
             }
         };
+        if verdict.changed {
+            self.alert_in_background(&job.name);
+        }
+        // Alerts only: a job may notify with no one to mail.
+        if job.notify_to.is_empty() {
+            return None;
+        }
+        let notice = verdict.notice(job.notify)?;
         let run = match self.store.get_run(ended.id).await {
             Ok(Some(r)) => r,
             Ok(None) => return None,
@@ -1092,6 +1303,18 @@ impl Runner {
             }
         }
     }
+}
+
+/// "the alerts of a, b (firing) and c (resolved)", for logs.
+fn describe_post(firing: &[String], resolved: &[String]) -> String {
+    let mut parts = Vec::new();
+    if !firing.is_empty() {
+        parts.push(format!("{} (firing)", firing.join(", ")));
+    }
+    if !resolved.is_empty() {
+        parts.push(format!("{} (resolved)", resolved.join(", ")));
+    }
+    format!("the alerts of {}", parts.join(" and "))
 }
 
 impl Stop {

@@ -21,8 +21,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::model::{
-    CheckPoint, CheckResult, LogSnapshot, MailBacklog, NewRequest, Pause, ProcessGroup, QueuedMail,
-    Request, RequestFilter, RequestId, Step,
+    CheckPoint, CheckResult, LogSnapshot, MailBacklog, NewRequest, NotifyState, Pause,
+    ProcessGroup, QueuedMail, Request, RequestFilter, RequestId, Step,
 };
 use crate::secret::redact_url;
 
@@ -229,6 +229,9 @@ pub trait HistoryStore: Send + Sync + fmt::Debug {
     /// Marks a job recovered. True only when it had been marked failing:
     /// the one "recovered" message.
     async fn notify_recovered(&self, job: &str, run: RunId, at: DateTime<Utc>) -> Result<bool>;
+
+    /// Every job's notify state, by job name.
+    async fn notify_states(&self) -> Result<Vec<NotifyState>>;
 
     /// Asks the daemons for a run. Returns the request's id.
     async fn request_run(&self, req: &NewRequest) -> Result<RequestId>;

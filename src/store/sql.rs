@@ -17,8 +17,9 @@ use super::{
     STORE_TIMEOUT, StoreError,
 };
 use crate::model::{
-    CheckPoint, CheckResult, CheckStatus, LogSnapshot, MailBacklog, Measured, NewRequest, Params,
-    Pause, ProcessGroup, QueuedMail, Request, RequestFilter, RequestId, Step, StepStatus,
+    CheckPoint, CheckResult, CheckStatus, LogSnapshot, MailBacklog, Measured, NewRequest,
+    NotifyState, Params, Pause, ProcessGroup, QueuedMail, Request, RequestFilter, RequestId, Step,
+    StepStatus,
 };
 
 /// A value bound to a statement parameter.
@@ -860,6 +861,22 @@ impl<B: Backend> HistoryStore for SqlStore<B> {
             )
             .await?;
         Ok(row.is_some())
+    }
+
+    async fn notify_states(&self) -> Result<Vec<NotifyState>> {
+        let rows = self
+            .rows("read notify states", sql!("notify_states"), &[])
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(NotifyState {
+                    job: self.decode(r.text("job"))?,
+                    failing: self.decode(r.boolean("failing"))?,
+                    run_id: self.decode(r.int("run_id"))?,
+                    since: self.decode(r.time("since"))?,
+                })
+            })
+            .collect()
     }
 
     async fn request_run(&self, r: &NewRequest) -> Result<RequestId> {

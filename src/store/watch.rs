@@ -15,8 +15,9 @@ use chrono::{DateTime, Utc};
 
 use super::{Claimed, HistoryStore, MissedFires, Result, StoreError};
 use crate::model::{
-    CheckPoint, CheckResult, Finish, LogSnapshot, MailBacklog, NewRequest, NewRun, Pause,
-    ProcessGroup, QueuedMail, Request, RequestFilter, RequestId, Run, RunFilter, RunId, Step,
+    CheckPoint, CheckResult, Finish, LogSnapshot, MailBacklog, NewRequest, NewRun, NotifyState,
+    Pause, ProcessGroup, QueuedMail, Request, RequestFilter, RequestId, Run, RunFilter, RunId,
+    Step,
 };
 
 /// How often a down store is tried again by the scheduler.
@@ -368,6 +369,11 @@ impl HistoryStore for WatchedStore {
             self.inner.notify_recovered(job, run, at),
         )
         .await
+    }
+
+    async fn notify_states(&self) -> Result<Vec<NotifyState>> {
+        self.watch_read("read notify states", self.inner.notify_states())
+            .await
     }
 
     async fn request_run(&self, req: &NewRequest) -> Result<RequestId> {

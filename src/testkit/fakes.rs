@@ -950,3 +950,56 @@ impl SecretsApi for FakeSecrets {
         Ok(())
     }
 }
+
+/// An Alertmanager that keeps every post, for tests of who posts what
+/// (replicas), and says when one arrives.
+#[derive(Debug, Default)]
+pub struct FakeAlertSink {
+    posts: Mutex<Vec<Vec<crate::adapters::alerts::Alert>>>,
+    posted: tokio::sync::Notify,
+}
+
+impl FakeAlertSink {
+    /// Every post so far, in order.
+    pub fn posts(&self) -> Vec<Vec<crate::adapters::alerts::Alert>> {
+        self.posts.lock().unwrap().clone()
+    }
+
+    /// Waits until the posts so far satisfy `done`, failing after `within`.
+    pub async fn wait_for(
+        &self,
+        within: std::time::Duration,
+        what: &str,
+        mut done: impl FnMut(&[Vec<crate::adapters::alerts::Alert>]) -> bool,
+    ) {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let posted = self.posted.notified();
+            tokio::pin!(posted);
+            posted.as_mut().enable();
+            if done(&self.posts()) {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, posted).await.is_err() {
+                panic!(
+                    "timed out after {within:?} waiting for {what}; posts: {:#?}",
+                    self.posts()
+                );
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl crate::adapters::alerts::AlertSink for FakeAlertSink {
+    async fn post_alerts(
+        &self,
+        _: &crate::secret::SecretUrl,
+        alerts: &[crate::adapters::alerts::Alert],
+        _: std::time::Duration,
+    ) -> Result<(), crate::adapters::alerts::AlertError> {
+        self.posts.lock().unwrap().push(alerts.to_vec());
+        self.posted.notify_waiters();
+        Ok(())
+    }
+}

@@ -6,12 +6,14 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`). When it cannot be reached
 //! the test fails and says how to start one; it never skips.
 
+pub mod alertmanager;
 pub mod binary;
 pub mod bulk;
 pub mod fakes;
 pub mod history;
 pub mod pods;
 pub mod proxy;
+pub mod receiver;
 pub mod smtp;
 pub mod world;
 
@@ -24,12 +26,12 @@ use chrono_tz::Tz;
 use indexmap::IndexMap;
 
 use crate::config::{
-    Concurrency, Config, DaemonConfig, Defaults, HistoryConfig, JobConfig, Links, MailConfig,
-    Notify, RetryPolicy,
+    AlertmanagerConfig, Concurrency, Config, DaemonConfig, Defaults, HistoryConfig, JobConfig,
+    Links, MailConfig, Notify, RetryPolicy, Severity,
 };
 use crate::jobs::command::CommandSpec;
 use crate::model::Dur;
-use crate::secret::{Redactor, SecretUrl};
+use crate::secret::{CapabilityUrl, Redactor, SecretUrl};
 use crate::store::{self, HistoryStore};
 use crate::yaml::{At, Text};
 
@@ -73,6 +75,8 @@ impl JobBuilder {
                 notify: Default::default(),
                 notify_to: Vec::new(),
                 on_failure: Vec::new(),
+                severity: Default::default(),
+                ping_url: None,
                 spec: Arc::new(spec.clone()),
             },
             Some(spec),
@@ -146,6 +150,18 @@ impl JobBuilder {
         self
     }
 
+    pub fn severity(mut self, s: Severity) -> Self {
+        self.0.severity = s;
+        self
+    }
+
+    /// Pings the dead man's switch at `url` (`/start`, then success or
+    /// `/fail`).
+    pub fn ping_url(mut self, url: &str) -> Self {
+        self.0.ping_url = Some(CapabilityUrl::new(url));
+        self
+    }
+
     pub fn build(self) -> JobConfig {
         self.0
     }
@@ -176,6 +192,7 @@ impl ConfigBuilder {
             },
             mail: MailConfig::default(),
             links: Links::default(),
+            alertmanager: None,
             jobs: IndexMap::new(),
             redactor: Redactor::default(),
         })
@@ -183,6 +200,11 @@ impl ConfigBuilder {
 
     pub fn mail(mut self, mail: MailConfig) -> Self {
         self.0.mail = mail;
+        self
+    }
+
+    pub fn alertmanager(mut self, am: AlertmanagerConfig) -> Self {
+        self.0.alertmanager = Some(am);
         self
     }
 

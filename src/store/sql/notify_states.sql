@@ -1,0 +1,1 @@
+SELECT job, failing, run_id, since FROM notify_state ORDER BY job
