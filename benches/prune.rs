@@ -71,8 +71,11 @@ async fn delays(
     d
 }
 
-async fn expired(pool: &sqlx::PgPool) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM runs WHERE started_at < now() - interval '30 days'")
+/// Runs older than the retention as of `at` (the prune's own cutoff is a
+/// little later, so these all go).
+async fn expired(pool: &sqlx::PgPool, at: DateTime<Utc>) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM runs WHERE started_at < $1 - interval '30 days'")
+        .bind(at)
         .fetch_one(pool)
         .await
         .expect("count expired runs")
@@ -106,11 +109,11 @@ fn main() {
         // below took (measured first, so the big store is idle meanwhile).
         let mut pruned = (0, Duration::ZERO);
         let during = delays(&big, async |pool| {
-            let before = expired(pool).await;
             // The first maintenance pass (one heartbeat in) starts it.
             let start = Utc::now();
+            let before = expired(pool, start).await;
             let t = Instant::now();
-            while expired(pool).await > 0 {
+            while expired(pool, start).await > 0 {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
             pruned = (before, t.elapsed());

@@ -7,6 +7,8 @@
 //! hour; "restarts in the window" is the restart count of containers whose
 //! last termination falls inside the window.
 
+pub mod pods;
+
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -15,6 +17,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ContainerStateTerminated, Pod};
 use serde::Deserialize;
 
+use self::pods::PodHealth;
 use super::compare::fmt_number;
 use super::{Check, CheckContext, CheckResult, CheckStatus};
 use crate::adapters::kube::{PodMetrics, quantity_bytes};
@@ -173,50 +176,40 @@ pub fn assess_pods(
 ) -> Vec<CheckResult> {
     let since = now - chrono::Duration::from_std(limits.window).unwrap_or(chrono::Duration::MAX);
     let window = super::fmt_age(limits.window);
-    if pods.is_empty() {
+    // Ready is judged as triage judges it (`pods::PodRow::health`).
+    let rows = pods::pod_rows(pods);
+    let of = |h: PodHealth| rows.iter().filter(move |r| r.health(now) == h);
+    let serving = rows.len() - of(PodHealth::Finished).count();
+    let finished: Vec<String> = of(PodHealth::Finished)
+        .map(|r| format!("{} ({})", r.name, r.reason.as_deref().unwrap_or(&r.phase)))
+        .collect();
+    let not_counted = if finished.is_empty() {
+        String::new()
+    } else {
+        format!("; finished, not counted: {}", finished.join(", "))
+    };
+    if serving == 0 {
         return vec![
             CheckResult::new(
                 format!("{name}/ready"),
                 CheckStatus::Fail,
-                format!("no pods match {selector}"),
+                format!("no serving pods match {selector}{not_counted}"),
             )
             .number(0.0)
             .threshold("all pods Ready"),
         ];
     }
-    let mut not_ready = Vec::new();
+    let not_ready: Vec<String> = of(PodHealth::NotReady)
+        .map(|r| format!("{} ({})", r.name, r.why_not_ready()))
+        .collect();
+    let starting: Vec<String> = of(PodHealth::Starting).map(|r| r.name.clone()).collect();
+    let ready_count = of(PodHealth::Ready).count();
     let mut restarts = 0i64;
     let mut restarted = Vec::new();
     let mut oom = Vec::new();
     for p in pods {
         let status = p.status.clone().unwrap_or_default();
-        let ready = status
-            .conditions
-            .as_ref()
-            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
-        let containers = status.container_statuses.clone().unwrap_or_default();
-        if !ready {
-            let why = containers
-                .iter()
-                .find_map(|c| {
-                    c.state
-                        .as_ref()
-                        .and_then(|s| s.waiting.as_ref())
-                        .and_then(|w| w.reason.clone())
-                })
-                .or_else(|| {
-                    containers.iter().find_map(|c| {
-                        c.state
-                            .as_ref()
-                            .and_then(|s| s.terminated.as_ref())
-                            .and_then(|t| t.reason.clone())
-                    })
-                })
-                .or(status.phase.clone())
-                .unwrap_or_else(|| "not ready".into());
-            not_ready.push(format!("{} ({why})", pod_name(p)));
-        }
-        for c in &containers {
+        for c in &status.container_statuses.clone().unwrap_or_default() {
             let last = c.last_state.as_ref().and_then(|s| s.terminated.as_ref());
             if let Some(t) = recent_termination(last, since) {
                 restarts += i64::from(c.restart_count);
@@ -227,27 +220,24 @@ pub fn assess_pods(
             }
         }
     }
-    let ready_count = pods.len() - not_ready.len();
-    let ready = if not_ready.is_empty() {
-        CheckResult::new(
-            format!("{name}/ready"),
-            CheckStatus::Pass,
-            format!("{}/{} pods Ready", ready_count, pods.len()),
-        )
-    } else {
-        CheckResult::new(
-            format!("{name}/ready"),
-            CheckStatus::Fail,
-            format!(
-                "{}/{} pods Ready; not ready: {}",
-                ready_count,
-                pods.len(),
-                not_ready.join(", ")
-            ),
-        )
+    let mut reason = format!("{ready_count}/{serving} pods Ready");
+    if !not_ready.is_empty() {
+        reason.push_str(&format!("; not ready: {}", not_ready.join(", ")));
     }
-    .number(ready_count as f64)
-    .threshold(format!("all {} Ready", pods.len()));
+    if !starting.is_empty() {
+        reason.push_str(&format!("; starting: {}", starting.join(", ")));
+    }
+    reason.push_str(&not_counted);
+    let status = if !not_ready.is_empty() {
+        CheckStatus::Fail
+    } else if !starting.is_empty() {
+        CheckStatus::Warn
+    } else {
+        CheckStatus::Pass
+    };
+    let ready = CheckResult::new(format!("{name}/ready"), status, reason)
+        .number(ready_count as f64)
+        .threshold(format!("all {serving} Ready"));
     let restart_status = if restarts > i64::from(limits.max_restarts) {
         CheckStatus::Fail
     } else if restarts > 0 {

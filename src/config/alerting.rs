@@ -18,7 +18,7 @@ pub(super) struct RawAlertmanager {
     /// Alertmanager's base URL, e.g. `http://alertmanager:9093`; alerts
     /// are posted to its `/api/v2/alerts`. Its password, if any, is a
     /// secret. Empty or absent: no alerts. Default none.
-    url: Option<SecretUrl>,
+    url: Option<super::mail::MaybeUrl>,
     /// Labels added to every alert, e.g. `team: backend`. Names as
     /// Prometheus's (`[a-zA-Z_][a-zA-Z0-9_]*`), values not empty; none may
     /// be `alertname`, `job` or `severity`, which runbookd sets. Default
@@ -74,7 +74,7 @@ pub(super) fn alertmanager(
     diags: &mut Diags,
 ) -> Option<AlertmanagerConfig> {
     let raw = raw?;
-    let url = raw.url.as_ref().filter(|u| !u.expose().trim().is_empty());
+    let url = raw.url.as_ref().and_then(|u| u.0.as_ref());
     if let Some(u) = url
         && let Some(p) = http_url_problem(u.expose())
     {

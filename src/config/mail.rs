@@ -91,7 +91,7 @@ pub fn addresses(t: &Text, what: &str, diags: &mut Diags) -> Vec<String> {
 /// A URL that may be empty (`${SMTP_URL:-}`): empty is none. Every other
 /// URL must be there ([`SecretUrl`] refuses an empty one).
 #[derive(Debug, Clone, Default)]
-pub(super) struct MaybeUrl(Option<SecretUrl>);
+pub(super) struct MaybeUrl(pub(super) Option<SecretUrl>);
 
 impl<'de> Deserialize<'de> for MaybeUrl {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

@@ -796,6 +796,8 @@ fn a_chained_job_that_needs_confirmation_is_refused() {
     );
     // Scaling to 1 needs nothing, so it may be chained.
     load(&yaml.replace("replicas: 0", "replicas: 1")).unwrap();
+}
+
 #[test]
 fn alertmanager_section_and_job_alert_fields_load_with_defaults() {
     let yaml = r#"
@@ -924,7 +926,7 @@ fn bad_alerting_configs_table() {
         (
             format!("{job}    alert_severity: page\n"),
             "jobs.yaml:5:21:",
-            "unknown variant `page`, expected one of `info`, `warning`, `critical`",
+            "unknown value `page`, expected one of `info`, `warning`, `critical`",
         ),
         (
             format!("{job}    ping_url: \"https://hc-ping.com/x?create=1\"\n"),

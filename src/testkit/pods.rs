@@ -17,6 +17,8 @@ pub struct PodBuilder {
     last_end: Option<(String, i32, DateTime<Utc>)>,
     memory_limit: Option<String>,
     node: String,
+    created: Option<DateTime<Utc>>,
+    reason: Option<&'static str>,
 }
 
 impl PodBuilder {
@@ -31,6 +33,8 @@ impl PodBuilder {
             last_end: None,
             memory_limit: None,
             node: "ip-10-0-1-1".into(),
+            created: None,
+            reason: None,
         }
     }
 
@@ -62,6 +66,25 @@ impl PodBuilder {
         self
     }
 
+    /// Made at `at` (`metadata.creationTimestamp`).
+    pub fn created(mut self, at: DateTime<Utc>) -> Self {
+        self.created = Some(at);
+        self
+    }
+
+    /// Evicted: phase `Failed`, reason `Evicted`.
+    pub fn evicted(mut self) -> Self {
+        self.phase = "Failed";
+        self.reason = Some("Evicted");
+        self
+    }
+
+    /// A finished Job-like pod: phase `Succeeded`.
+    pub fn succeeded(mut self) -> Self {
+        self.phase = "Succeeded";
+        self
+    }
+
     pub fn node(mut self, n: &str) -> Self {
         self.node = n.to_string();
         self
@@ -83,11 +106,13 @@ impl PodBuilder {
             None => json!({}),
         };
         serde_json::from_value(json!({
-            "metadata": {"name": self.name, "namespace": "default", "labels": {"app": "api"}},
+            "metadata": {"name": self.name, "namespace": "default", "labels": {"app": "api"},
+                         "creationTimestamp": self.created.map(|c| c.to_rfc3339())},
             "spec": {"nodeName": self.node, "containers": [
                 {"name": "api", "image": "flexoraa/api:3", "resources": resources}]},
             "status": {
                 "phase": self.phase,
+                "reason": self.reason,
                 "conditions": [{"type": "Ready", "status": if self.ready { "True" } else { "False" }}],
                 "containerStatuses": [{
                     "name": "api", "image": "flexoraa/api:3", "imageID": "", "ready": self.ready,

@@ -187,7 +187,6 @@ pub fn pod_rows(pods: &[Pod]) -> Vec<PodRow> {
     rows
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,14 +202,46 @@ mod tests {
         let young = t("2026-11-30T08:59:00Z");
         let old = t("2026-11-30T08:00:00Z");
         let cases = [
-            ("ready", PodBuilder::new("a").ready().created(old), PodHealth::Ready),
-            ("ready and young", PodBuilder::new("a").ready().created(young), PodHealth::Ready),
-            ("not ready, old", PodBuilder::new("a").created(old), PodHealth::NotReady),
-            ("not ready, young", PodBuilder::new("a").created(young), PodHealth::Starting),
-            ("crash looping, young", PodBuilder::new("a").crash_looping().created(young), PodHealth::NotReady),
-            ("not ready, no creation time", PodBuilder::new("a"), PodHealth::NotReady),
-            ("evicted", PodBuilder::new("a").evicted().created(old), PodHealth::Finished),
-            ("succeeded", PodBuilder::new("a").succeeded().created(old), PodHealth::Finished),
+            (
+                "ready",
+                PodBuilder::new("a").ready().created(old),
+                PodHealth::Ready,
+            ),
+            (
+                "ready and young",
+                PodBuilder::new("a").ready().created(young),
+                PodHealth::Ready,
+            ),
+            (
+                "not ready, old",
+                PodBuilder::new("a").created(old),
+                PodHealth::NotReady,
+            ),
+            (
+                "not ready, young",
+                PodBuilder::new("a").created(young),
+                PodHealth::Starting,
+            ),
+            (
+                "crash looping, young",
+                PodBuilder::new("a").crash_looping().created(young),
+                PodHealth::NotReady,
+            ),
+            (
+                "not ready, no creation time",
+                PodBuilder::new("a"),
+                PodHealth::NotReady,
+            ),
+            (
+                "evicted",
+                PodBuilder::new("a").evicted().created(old),
+                PodHealth::Finished,
+            ),
+            (
+                "succeeded",
+                PodBuilder::new("a").succeeded().created(old),
+                PodHealth::Finished,
+            ),
         ];
         for (what, pod, want) in cases {
             let rows = pod_rows(&[pod.build()]);

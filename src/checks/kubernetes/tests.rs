@@ -1,6 +1,7 @@
 //! Pod and deployment verdicts on real-shaped API objects.
 
 use super::*;
+use crate::testkit::pods::PodBuilder;
 use serde_json::json;
 
 fn t(s: &str) -> DateTime<Utc> {
@@ -95,7 +96,30 @@ fn pods_table() {
             "no pods",
             vec![],
             [CheckStatus::Fail, CheckStatus::Fail, CheckStatus::Fail],
-            "no pods match app=api",
+            "no serving pods match app=api",
+        ),
+        // Judged as triage judges them (`pods::PodRow::health`): an
+        // evicted pod is listed, not counted; a young one not Ready yet
+        // is starting, a warning.
+        (
+            "evicted beside a ready one",
+            vec![
+                pod("api-1", true, running(0)),
+                PodBuilder::new("api-old").evicted().build(),
+            ],
+            [CheckStatus::Pass, CheckStatus::Pass, CheckStatus::Pass],
+            "1/1 pods Ready; finished, not counted: api-old (Evicted)",
+        ),
+        (
+            "starting",
+            vec![
+                pod("api-1", true, running(0)),
+                PodBuilder::new("api-new")
+                    .created(t(NOW) - chrono::Duration::seconds(30))
+                    .build(),
+            ],
+            [CheckStatus::Warn, CheckStatus::Pass, CheckStatus::Pass],
+            "1/2 pods Ready; starting: api-new",
         ),
     ];
     for (case, pods, want, fragment) in cases {

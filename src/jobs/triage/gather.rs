@@ -13,6 +13,7 @@ use super::rules::Facts;
 use crate::adapters::aws::{DbInstance, RdsEvent};
 use crate::adapters::kube::PodMetrics;
 use crate::checks::alertmanager::Alert;
+use crate::checks::kubernetes::pods::{PodHealth, PodRow, pod_rows};
 use crate::checks::kubernetes::{Limits, assess_memory, k8s_time};
 use crate::jobs::rollout::{RolloutState, revision, rollout_state};
 use crate::model::fmt_number;
@@ -50,144 +51,6 @@ fn name_of(p: &Pod) -> String {
     p.metadata.name.clone().unwrap_or_default()
 }
 
-/// A pod as the triage shows it.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct PodRow {
-    pub name: String,
-    pub phase: String,
-    /// Why the pod itself ended (`Evicted`…), for a finished pod.
-    pub reason: Option<String>,
-    pub ready: bool,
-    pub restarts: i32,
-    /// Why a container is waiting (CrashLoopBackOff, ImagePullBackOff…).
-    pub waiting: Option<String>,
-    /// The last termination: reason, exit code, when.
-    pub last_end: Option<(String, i32, Option<DateTime<Utc>>)>,
-    /// The container whose log tells most: the one that ended last, else
-    /// the one waiting, else the first.
-    pub container: String,
-    pub node: Option<String>,
-    pub created: Option<DateTime<Utc>>,
-}
-
-/// A pod this young that is not Ready yet is starting, not failing
-/// (unless it is already crash looping).
-pub const STARTING_GRACE: chrono::Duration = chrono::Duration::minutes(2);
-
-impl PodRow {
-    /// `Succeeded` or `Failed` (evicted, completed): listed until garbage
-    /// collected, no longer serving.
-    pub fn finished(&self) -> bool {
-        self.phase == "Succeeded" || self.phase == "Failed"
-    }
-
-    pub fn starting(&self, now: DateTime<Utc>) -> bool {
-        !self.ready
-            && self.waiting.as_deref() != Some("CrashLoopBackOff")
-            && self.created.is_some_and(|c| now - c < STARTING_GRACE)
-    }
-
-    pub fn ended_recently(&self, now: DateTime<Utc>) -> bool {
-        self.last_end
-            .as_ref()
-            .and_then(|(_, _, at)| *at)
-            .is_some_and(|at| now - at < chrono::Duration::hours(1))
-    }
-
-    /// OOMKilled in the last hour: an old kill of a pod stable since is
-    /// history, not the incident.
-    pub fn oom_recently(&self, now: DateTime<Utc>) -> bool {
-        self.ended_recently(now)
-            && self
-                .last_end
-                .as_ref()
-                .is_some_and(|(why, _, _)| why == "OOMKilled")
-    }
-
-    /// Not Ready (and not just starting), or ended in the last hour: its
-    /// log is worth reading.
-    pub fn troubled(&self, now: DateTime<Utc>) -> bool {
-        !self.finished() && ((!self.ready && !self.starting(now)) || self.ended_recently(now))
-    }
-}
-
-pub fn pod_rows(pods: &[Pod]) -> Vec<PodRow> {
-    let mut rows: Vec<PodRow> = pods
-        .iter()
-        .map(|p| {
-            let status = p.status.clone().unwrap_or_default();
-            // Init containers first: one crash looping holds the pod back.
-            let containers: Vec<_> = status
-                .init_container_statuses
-                .clone()
-                .unwrap_or_default()
-                .into_iter()
-                .chain(status.container_statuses.clone().unwrap_or_default())
-                .collect();
-            let ready = status
-                .conditions
-                .as_ref()
-                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
-            let waiting = containers.iter().find_map(|c| {
-                let reason = c.state.as_ref()?.waiting.as_ref()?.reason.clone()?;
-                Some((reason, c.name.clone()))
-            });
-            // The newest end of any container, current or last state.
-            let last_end = containers
-                .iter()
-                .flat_map(|c| {
-                    [c.state.as_ref(), c.last_state.as_ref()]
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|s| s.terminated.as_ref())
-                        .map(move |t| (t, c.name.clone()))
-                })
-                .map(|(t, name)| {
-                    (
-                        t.reason.clone().unwrap_or_else(|| "Terminated".into()),
-                        t.exit_code,
-                        t.finished_at.as_ref().and_then(k8s_time),
-                        name,
-                    )
-                })
-                .max_by_key(|(_, _, at, _)| *at);
-            let first = p
-                .spec
-                .as_ref()
-                .and_then(|s| s.containers.first())
-                .map(|c| c.name.clone())
-                .unwrap_or_default();
-            let container = last_end
-                .as_ref()
-                .map(|(_, _, _, n)| n.clone())
-                .or(waiting.as_ref().map(|(_, n)| n.clone()))
-                .unwrap_or(first);
-            PodRow {
-                name: name_of(p),
-                phase: status.phase.clone().unwrap_or_else(|| "Unknown".into()),
-                reason: status.reason.clone(),
-                ready,
-                restarts: containers.iter().map(|c| c.restart_count).sum(),
-                waiting: waiting.map(|(w, _)| w),
-                last_end: last_end.map(|(r, c, at, _)| (r, c, at)),
-                container,
-                node: p.spec.as_ref().and_then(|s| s.node_name.clone()),
-                created: p.metadata.creation_timestamp.as_ref().and_then(k8s_time),
-            }
-        })
-        .collect();
-    // Trouble first: serving pods not ready, then most restarts; finished
-    // pods last.
-    rows.sort_by(|a, b| {
-        a.finished()
-            .cmp(&b.finished())
-            .then(a.ready.cmp(&b.ready))
-            .then(b.restarts.cmp(&a.restarts))
-            .then(a.name.cmp(&b.name))
-    });
-    rows
-}
-
 /// A log to read: pod, container, and whether the previous container's.
 pub type LogRead = (String, String, bool);
 
@@ -213,9 +76,17 @@ pub fn logs_to_read(rows: &[PodRow], now: DateTime<Utc>, max: usize) -> Vec<LogR
 /// Pods: rows, facts, and the memory ratio when metrics are served.
 pub fn assess_pods(pods: &[Pod], metrics: Option<&[PodMetrics]>, now: DateTime<Utc>) -> Gathered {
     let all = pod_rows(pods);
-    let (finished, rows): (Vec<PodRow>, Vec<PodRow>) = all.into_iter().partition(|r| r.finished());
-    let ready = rows.iter().filter(|r| r.ready).count();
-    let starting = rows.iter().filter(|r| r.starting(now)).count();
+    let (finished, rows): (Vec<PodRow>, Vec<PodRow>) = all
+        .into_iter()
+        .partition(|r| r.health(now) == PodHealth::Finished);
+    let ready = rows
+        .iter()
+        .filter(|r| r.health(now) == PodHealth::Ready)
+        .count();
+    let starting = rows
+        .iter()
+        .filter(|r| r.health(now) == PodHealth::Starting)
+        .count();
     let crashloop = rows
         .iter()
         .filter(|r| r.waiting.as_deref() == Some("CrashLoopBackOff"))
@@ -253,12 +124,10 @@ pub fn assess_pods(pods: &[Pod], metrics: Option<&[PodMetrics]>, now: DateTime<U
             "{} {} {}, {} restart(s)",
             r.name,
             r.phase,
-            if r.ready {
-                "Ready"
-            } else if r.starting(now) {
-                "starting"
-            } else {
-                "NOT Ready"
+            match r.health(now) {
+                PodHealth::Ready => "Ready",
+                PodHealth::Starting => "starting",
+                PodHealth::NotReady | PodHealth::Finished => "NOT Ready",
             },
             r.restarts
         );

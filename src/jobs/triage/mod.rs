@@ -684,7 +684,7 @@ impl TriageJob {
         if let Some(n) = metrics_note {
             g.lines.push(format!("memory: {n}"));
         }
-        let rows = gather::pod_rows(&pods);
+        let rows = crate::checks::kubernetes::pods::pod_rows(&pods);
         let chosen = gather::logs_to_read(&rows, now, MAX_LOG_PODS);
         let tail = self.spec.log_lines();
         let reads = chosen.iter().map(|(pod, container, previous)| async move {
