@@ -5,7 +5,7 @@
 //!   `false` (polling: requests each tick, cancels each heartbeat, 5 s);
 //!   the two alternate, request by request;
 //! - fire delay (a run's start less its instant) with 50 per-second jobs,
-//!   the fires of each instant claimed concurrently (16 at a time, the
+//!   the fires of each instant claimed concurrently (8 at a time, the
 //!   default) against one after another, in alternating 15 s blocks.
 //! Targets: trigger-to-start p50 < 100 ms with notify; 50 simultaneous
 //! fires p99 < 20 ms.

@@ -207,9 +207,9 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// for a fresh one, which let two run at once, then a third on time.
 const FRESH: Duration = Duration::from_millis(999);
 
-/// Jobs whose fires one tick claims at once: about the Postgres pool's
-/// size, so claims never queue for a connection behind each other.
-pub const CLAIM_CONCURRENCY: usize = 16;
+/// Jobs whose fires one tick claims at once: the Postgres pool's size, so
+/// claims never queue for a connection behind each other.
+pub const CLAIM_CONCURRENCY: usize = 8;
 
 /// Requested runs a replica takes per tick at most: the rest wait a second
 /// for the next tick (or another replica).
@@ -368,12 +368,20 @@ impl Scheduler {
             .into_iter()
             .map(|job| self.tick_job(job, now, &shared_ok))
             .collect();
-        let parts: Vec<TickReport> = futures::stream::iter(each)
+        let parts: Vec<(TickReport, Option<String>)> = futures::stream::iter(each)
             .buffer_unordered(self.claim_concurrency)
             .collect()
             .await;
         report.store_ok = shared_ok.load(Ordering::SeqCst);
-        for p in parts {
+        // A store found down meanwhile is not waited on again.
+        let settled: Vec<&str> = parts.iter().filter_map(|(_, j)| j.as_deref()).collect();
+        if report.store_ok
+            && self.runner.store_health().is_up()
+            && let Err(e) = self.runner.store().advance_cursors(&settled, now).await
+        {
+            tracing::warn!("cannot save the schedule cursors: {e}");
+        }
+        for (p, _) in parts {
             report.started.extend(p.started);
             report.skipped.extend(p.skipped);
             report.lost_claims += p.lost_claims;
@@ -391,13 +399,13 @@ impl Scheduler {
         job: &JobConfig,
         now: DateTime<Utc>,
         shared_ok: &AtomicBool,
-    ) -> TickReport {
+    ) -> (TickReport, Option<String>) {
         let mut report = TickReport {
             store_ok: shared_ok.load(Ordering::SeqCst),
             ..Default::default()
         };
         let Some(expr) = &job.schedule else {
-            return report;
+            return (report, None);
         };
         let cursor = self
             .cursors
@@ -468,7 +476,7 @@ impl Scheduler {
             }
             self.add_outage(&job.name, &fires);
             shared_ok.store(false, Ordering::SeqCst);
-            return report;
+            return (report, None);
         }
         // The store answers: settle fires an outage left behind. A fire
         // that came due while the store was still down (a slow tick
@@ -516,18 +524,12 @@ impl Scheduler {
                 break;
             }
         }
-        // A store found down meanwhile is not waited on again.
-        if report.store_ok
-            && job_ok
-            && self.runner.store_health().is_up()
-            && let Err(e) = self.runner.store().advance_cursor(&job.name, now).await
-        {
-            tracing::warn!(job = %job.name, "cannot save the schedule cursor: {e}");
-        }
         if !report.store_ok {
             shared_ok.store(false, Ordering::SeqCst);
         }
-        report
+        // Its cursor is saved with the others', after every claim.
+        let settled = report.store_ok && job_ok;
+        (report, settled.then(|| job.name.clone()))
     }
 
     fn add_outage(&self, job: &str, fires: &[Fire]) {

@@ -138,7 +138,7 @@ async fn catch_up_runs_the_newest_missed_fire_once() {
         ConfigBuilder::new().job(job),
         "2026-05-01T07:20:00Z",
         async |s| {
-            s.advance_cursor("hourly", t("2026-05-01T03:00:30Z"))
+            s.advance_cursors(&["hourly"], t("2026-05-01T03:00:30Z"))
                 .await
                 .unwrap();
         },
@@ -173,7 +173,7 @@ async fn a_backlog_outside_the_window_runs_nothing() {
         ConfigBuilder::new().job(job),
         "2026-05-01T12:00:00Z",
         async |s| {
-            s.advance_cursor("daily", t("2026-05-01T06:00:00Z"))
+            s.advance_cursors(&["daily"], t("2026-05-01T06:00:00Z"))
                 .await
                 .unwrap();
         },
@@ -207,7 +207,7 @@ async fn two_replicas_catching_up_run_the_backlog_once() {
         ConfigBuilder::new().job(job.clone()),
         "2026-05-01T07:20:00Z",
         async |s| {
-            s.advance_cursor("hourly", t("2026-05-01T03:00:30Z"))
+            s.advance_cursors(&["hourly"], t("2026-05-01T03:00:30Z"))
                 .await
                 .unwrap();
         },

@@ -317,17 +317,17 @@ async fn listing_filters_and_orders(s: Arc<dyn HistoryStore>) {
 
 async fn cursor_only_moves_forward(s: Arc<dyn HistoryStore>) {
     assert_eq!(s.cursor("j").await.unwrap(), None);
-    s.advance_cursor("j", t("2026-01-01T10:00:00Z"))
+    s.advance_cursors(&["j"], t("2026-01-01T10:00:00Z"))
         .await
         .unwrap();
-    s.advance_cursor("j", t("2026-01-01T09:00:00Z"))
+    s.advance_cursors(&["j"], t("2026-01-01T09:00:00Z"))
         .await
         .unwrap();
     assert_eq!(
         s.cursor("j").await.unwrap(),
         Some(t("2026-01-01T10:00:00Z"))
     );
-    s.advance_cursor("j", t("2026-01-01T11:00:00.5Z"))
+    s.advance_cursors(&["j"], t("2026-01-01T11:00:00.5Z"))
         .await
         .unwrap();
     assert_eq!(
@@ -335,6 +335,16 @@ async fn cursor_only_moves_forward(s: Arc<dyn HistoryStore>) {
         Some(t("2026-01-01T11:00:00.5Z"))
     );
     assert_eq!(s.cursor("other").await.unwrap(), None);
+    // One statement moves several (one ahead, one new, one not listed).
+    s.advance_cursors(&["j", "k", "it's \"odd\""], t("2026-01-01T12:00:00Z"))
+        .await
+        .unwrap();
+    for job in ["j", "k", "it's \"odd\""] {
+        assert_eq!(s.cursor(job).await.unwrap(), Some(t("2026-01-01T12:00:00Z")), "{job}");
+    }
+    assert_eq!(s.cursor("other").await.unwrap(), None);
+    s.advance_cursors(&[], t("2026-01-02T00:00:00Z")).await.unwrap();
+    assert_eq!(s.cursor("k").await.unwrap(), Some(t("2026-01-01T12:00:00Z")));
 }
 
 async fn first_seen_is_kept_and_only_moves_earlier(s: Arc<dyn HistoryStore>) {

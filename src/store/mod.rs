@@ -151,8 +151,9 @@ pub trait HistoryStore: Send + Sync + fmt::Debug {
     /// How far the schedulers have looked at this job's fires.
     async fn cursor(&self, job: &str) -> Result<Option<DateTime<Utc>>>;
 
-    /// Moves the cursor forward (never back).
-    async fn advance_cursor(&self, job: &str, to: DateTime<Utc>) -> Result<()>;
+    /// Moves these jobs' cursors forward to `to` (never back), in one
+    /// statement: a tick saves every job's at once.
+    async fn advance_cursors(&self, jobs: &[&str], to: DateTime<Utc>) -> Result<()>;
 
     /// Records that runbookd knows these jobs at `at` (a daemon loaded
     /// them, or `run` runs one): each job's first-seen instant is kept and

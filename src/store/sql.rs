@@ -556,11 +556,15 @@ impl<B: Backend> HistoryStore for SqlStore<B> {
             .transpose()
     }
 
-    async fn advance_cursor(&self, job: &str, to: DateTime<Utc>) -> Result<()> {
+    async fn advance_cursors(&self, jobs: &[&str], to: DateTime<Utc>) -> Result<()> {
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        let names = serde_json::to_string(jobs).unwrap_or_else(|_| "[]".into());
         self.exec(
-            "advance cursor",
+            "advance cursors",
             B::DIALECT.advance_cursor,
-            &[job.into(), to.into()],
+            &[(&names).into(), to.into()],
         )
         .await?;
         Ok(())

@@ -242,8 +242,8 @@ impl HistoryStore for WatchedStore {
         self.watch_read("read cursor", self.inner.cursor(job)).await
     }
 
-    async fn advance_cursor(&self, job: &str, to: DateTime<Utc>) -> Result<()> {
-        self.watch("advance cursor", self.inner.advance_cursor(job, to))
+    async fn advance_cursors(&self, jobs: &[&str], to: DateTime<Utc>) -> Result<()> {
+        self.watch("advance cursors", self.inner.advance_cursors(jobs, to))
             .await
     }
 
@@ -484,7 +484,7 @@ mod tests {
         store.take_request("me", Utc::now()).await.unwrap();
         store.cursor("j").await.unwrap();
         assert!(!store.health().is_up(), "a read marked the store up");
-        store.advance_cursor("j", Utc::now()).await.unwrap();
+        store.advance_cursors(&["j"], Utc::now()).await.unwrap();
         assert!(store.health().is_up(), "a write did not mark the store up");
     }
 }

@@ -47,10 +47,6 @@ impl Gathered {
     }
 }
 
-fn name_of(p: &Pod) -> String {
-    p.metadata.name.clone().unwrap_or_default()
-}
-
 /// A log to read: pod, container, and whether the previous container's.
 pub type LogRead = (String, String, bool);
 
