@@ -22,7 +22,7 @@ use crate::config::{Config, JobConfig};
 use crate::model::Pause;
 use crate::runner::{Admission, RunRequest, Runner, Stop};
 use crate::schedule::{CronExpr, Fire};
-use crate::store::{MissedFires, RunFilter, RunId, StoreError, Trigger};
+use crate::store::{Claimed, MissedFires, RunFilter, RunId, StoreError, Trigger};
 
 /// A fire this late or less is simply late (a slow tick), not missed.
 pub const LATE_TOLERANCE: Duration = Duration::from_secs(30);
@@ -207,6 +207,24 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// for a fresh one, which let two run at once, then a third on time.
 const FRESH: Duration = Duration::from_millis(999);
 
+/// A job's part of a tick once its fires are decided: the fires to claim,
+/// or its end of the tick (its report, and its name if its cursor moves).
+enum Plan<'a> {
+    Done(TickReport, Option<String>),
+    Claim {
+        job: &'a JobConfig,
+        report: TickReport,
+        to_run: Vec<(Fire, Trigger)>,
+    },
+}
+
+/// A job's first fire of a tick, claimed with other jobs' fires.
+enum Early {
+    Claimed(Option<Claimed>),
+    /// The shared claim failed (the error): the fire is the outage's.
+    Failed(String),
+}
+
 /// Jobs whose fires one tick claims at once: the Postgres pool's size, so
 /// claims never queue for a connection behind each other.
 pub const CLAIM_CONCURRENCY: usize = 8;
@@ -250,7 +268,8 @@ impl Scheduler {
     }
 
     /// How many jobs' fires a tick claims at once (default
-    /// [`CLAIM_CONCURRENCY`]; 1 claims them one after another).
+    /// [`CLAIM_CONCURRENCY`]; 1 claims them one after another, each alone,
+    /// as before fires were claimed together).
     pub fn with_claim_concurrency(mut self, n: usize) -> Self {
         self.claim_concurrency = n.max(1);
         self
@@ -364,9 +383,24 @@ impl Scheduler {
             .values()
             .filter(|j| j.schedule.is_some())
             .collect();
-        let each: Vec<_> = jobs
+        let planning: Vec<_> = jobs
             .into_iter()
-            .map(|job| self.tick_job(job, now, &shared_ok))
+            .map(|job| self.plan_job(job, now, &shared_ok))
+            .collect();
+        let plans: Vec<Plan<'_>> = futures::stream::iter(planning)
+            .buffer_unordered(self.claim_concurrency)
+            .collect()
+            .await;
+        let mut early = self.claim_early(&plans).await;
+        let each: Vec<_> = plans
+            .into_iter()
+            .map(|plan| {
+                let first = match &plan {
+                    Plan::Claim { job, .. } => early.remove(&job.name),
+                    Plan::Done(..) => None,
+                };
+                self.claim_job(plan, first, &shared_ok)
+            })
             .collect();
         let parts: Vec<(TickReport, Option<String>)> = futures::stream::iter(each)
             .buffer_unordered(self.claim_concurrency)
@@ -393,19 +427,61 @@ impl Scheduler {
         report
     }
 
-    /// One job's part of a tick: its due fires, claimed in order.
-    async fn tick_job(
+    /// The first fire each job will claim this tick (not a paused or
+    /// suspended job's), claimed together in one round trip where the
+    /// store can: with fifty fires due at one instant, the last does not
+    /// wait for the others' claims. Sorted by job, so replicas take the
+    /// per-job locks in one order.
+    async fn claim_early(&self, plans: &[Plan<'_>]) -> HashMap<String, Early> {
+        let paused = self.paused.lock().expect("pause lock").clone();
+        let mut asked: Vec<(&JobConfig, RunRequest)> = plans
+            .iter()
+            .filter_map(|p| match p {
+                Plan::Claim { job, to_run, .. }
+                    if !job.suspend && !paused.contains_key(&job.name) =>
+                {
+                    to_run
+                        .first()
+                        .map(|(f, t)| (*job, self.fire_request(*f, *t)))
+                }
+                _ => None,
+            })
+            .collect();
+        if asked.len() < 2 || self.claim_concurrency == 1 || !self.runner.store_health().is_up() {
+            return HashMap::new();
+        }
+        asked.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+        let pairs: Vec<(&JobConfig, &RunRequest)> = asked.iter().map(|(j, r)| (*j, r)).collect();
+        match self.runner.claim_first(&pairs).await {
+            Ok(claims) => asked
+                .iter()
+                .zip(claims)
+                .map(|((job, _), c)| (job.name.clone(), Early::Claimed(c)))
+                .collect(),
+            Err(e) => {
+                tracing::error!("cannot claim the {} fires due now: {e}", asked.len());
+                let e = e.to_string();
+                asked
+                    .iter()
+                    .map(|(job, _)| (job.name.clone(), Early::Failed(e.clone())))
+                    .collect()
+            }
+        }
+    }
+
+    /// One job's part of a tick, before any claim: which fires are due.
+    async fn plan_job<'a>(
         &self,
-        job: &JobConfig,
+        job: &'a JobConfig,
         now: DateTime<Utc>,
         shared_ok: &AtomicBool,
-    ) -> (TickReport, Option<String>) {
+    ) -> Plan<'a> {
         let mut report = TickReport {
             store_ok: shared_ok.load(Ordering::SeqCst),
             ..Default::default()
         };
         let Some(expr) = &job.schedule else {
-            return (report, None);
+            return Plan::Done(report, None);
         };
         let cursor = self
             .cursors
@@ -476,7 +552,7 @@ impl Scheduler {
             }
             self.add_outage(&job.name, &fires);
             shared_ok.store(false, Ordering::SeqCst);
-            return (report, None);
+            return Plan::Done(report, None);
         }
         // The store answers: settle fires an outage left behind. A fire
         // that came due while the store was still down (a slow tick
@@ -512,11 +588,45 @@ impl Scheduler {
                 to_run.insert(0, (f, Trigger::Catchup));
             }
         }
+        Plan::Claim {
+            job,
+            report,
+            to_run,
+        }
+    }
+
+    /// One job's part of a tick: its due fires, claimed in order (the
+    /// first may have been claimed already, with other jobs').
+    async fn claim_job(
+        &self,
+        plan: Plan<'_>,
+        mut first: Option<Early>,
+        shared_ok: &AtomicBool,
+    ) -> (TickReport, Option<String>) {
+        let (job, mut report, to_run) = match plan {
+            Plan::Done(report, settled) => return (report, settled),
+            Plan::Claim {
+                job,
+                report,
+                to_run,
+            } => (job, report, to_run),
+        };
         // A failure is this job's: other jobs' fires in this tick are
         // still tried (a down store fails them fast through its health).
         let mut job_ok = true;
         for (i, (fire, trigger)) in to_run.iter().enumerate() {
-            if let Err(e) = self.fire(job, *fire, *trigger, &mut report).await {
+            let started = match first.take() {
+                Some(Early::Failed(e)) => Err(e),
+                Some(Early::Claimed(c)) => self
+                    .fire(job, *fire, *trigger, Some(c), &mut report)
+                    .await
+                    .map_err(|e| e.to_string()),
+                None => self
+                    .fire(job, *fire, *trigger, None, &mut report)
+                    .await
+                    .map_err(|e| e.to_string()),
+            };
+            if let Err(e) = started {
                 tracing::error!(job = %job.name, "cannot start the fire at {}: {e}", fire.at.to_rfc3339());
                 job_ok = false;
                 let rest: Vec<Fire> = to_run[i..].iter().map(|(f, _)| *f).collect();
@@ -594,24 +704,32 @@ impl Scheduler {
         }
     }
 
+    /// What the scheduler asks for a fire.
+    fn fire_request(&self, fire: Fire, trigger: Trigger) -> RunRequest {
+        RunRequest {
+            trigger,
+            triggered_by: self.runner.identity().scheduler(),
+            scheduled_for: Some(fire.at),
+            dry_run: false,
+            ..Default::default()
+        }
+    }
+
+    /// Starts a fire under the job's pause and overlap rules; `claimed`:
+    /// its claim, if made already (with other jobs' fires).
     async fn fire(
         &self,
         job: &JobConfig,
         fire: Fire,
         trigger: Trigger,
+        claimed: Option<Option<Claimed>>,
         report: &mut TickReport,
     ) -> Result<(), StoreError> {
         if job.suspend {
             tracing::info!(job = %job.name, "suspended: not running the fire at {}", fire.at.to_rfc3339());
             return Ok(());
         }
-        let req = RunRequest {
-            trigger,
-            triggered_by: self.runner.identity().scheduler(),
-            scheduled_for: Some(fire.at),
-            dry_run: false,
-            ..Default::default()
-        };
+        let req = self.fire_request(fire, trigger);
         let pause = self
             .paused
             .lock()
@@ -636,7 +754,8 @@ impl Scheduler {
             return Ok(());
         }
         let mut req = req;
-        self.admitted(job, trigger, &mut req, report).await?;
+        self.admitted(job, trigger, &mut req, claimed, report)
+            .await?;
         Ok(())
     }
 
@@ -648,9 +767,14 @@ impl Scheduler {
         job: &JobConfig,
         trigger: Trigger,
         req: &mut RunRequest,
+        claimed: Option<Option<Claimed>>,
         report: &mut TickReport,
     ) -> Result<Option<RunId>, StoreError> {
-        match self.runner.admit(job, req).await? {
+        let admission = match claimed {
+            Some(c) => self.runner.admit_claimed(job, req, c).await?,
+            None => self.runner.admit(job, req).await?,
+        };
+        match admission {
             Admission::Lost => {
                 report.lost_claims += 1;
                 Ok(None)
@@ -749,7 +873,10 @@ impl Scheduler {
                 confirmed: r.confirmed,
                 ..Default::default()
             };
-            match self.admitted(job, Trigger::Manual, &mut req, report).await {
+            match self
+                .admitted(job, Trigger::Manual, &mut req, None, report)
+                .await
+            {
                 Ok(Some(id)) => {
                     if let Err(e) = self.runner.store().request_started(r.id, id).await {
                         tracing::warn!(

@@ -102,6 +102,103 @@ async fn concurrent_claims_have_one_winner(s: Arc<dyn HistoryStore>) {
     assert_eq!(winners, 1);
 }
 
+/// A tick's fires claimed together: each as alone (lost if another has
+/// it, with the job's running runs if not), in the order given.
+async fn claims_together_as_one_by_one(s: Arc<dyn HistoryStore>) {
+    assert!(s.claim_runs(&[]).await.unwrap().is_empty());
+    let at = "2026-01-01T10:00:00Z";
+    let theirs = s.claim_run(&new_run("a", Some(at))).await.unwrap().unwrap();
+    assert!(theirs.earlier.is_empty());
+    let before = s.claim_run(&new_run("c", None)).await.unwrap().unwrap();
+    let runs = [
+        new_run("a", Some(at)),
+        NewRun {
+            started_at: t("2026-01-01T10:00:00.123456789Z"),
+            triggered_by: "scheduler@host \"q\"".into(),
+            ..new_run("b", Some(at))
+        },
+        new_run("c", Some(at)),
+    ];
+    let claims = s.claim_runs(&runs).await.unwrap();
+    assert_eq!(claims.len(), 3);
+    assert!(
+        claims[0].is_none(),
+        "a's fire was already claimed: {:?}",
+        claims[0]
+    );
+    let b = claims[1].as_ref().expect("b claimed");
+    assert!(b.earlier.is_empty(), "{:?}", b.earlier);
+    let c = claims[2].as_ref().expect("c claimed");
+    assert_eq!(
+        c.earlier.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![before.id],
+        "c's running run"
+    );
+    let row = s.get_run(b.id).await.unwrap().unwrap();
+    assert_eq!(row.job, "b");
+    assert_eq!(row.triggered_by, "scheduler@host \"q\"");
+    assert_eq!(row.scheduled_for, Some(t(at)));
+    assert_eq!(
+        row.started_at,
+        t("2026-01-01T10:00:00.123456Z"),
+        "microseconds, truncated"
+    );
+    assert_eq!(row.status, RunStatus::Running);
+    // Claimed alone afterwards: the same key, so lost.
+    assert!(
+        s.claim_run(&new_run("b", Some(at)))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+/// Replicas claiming the same instant's fires together, while triggers
+/// claim some of those jobs alone: every fire has one winner, and no
+/// claim waits on another forever (the per-job locks are taken in one
+/// order).
+async fn concurrent_batches_claim_each_fire_once(s: Arc<dyn HistoryStore>) {
+    let at = "2026-01-01T10:00:00Z";
+    let jobs: Vec<String> = (0..20).map(|i| format!("job-{i:02}")).collect();
+    let mut tasks = Vec::new();
+    for replica in 0..4 {
+        let s = s.clone();
+        let jobs = jobs.clone();
+        tasks.push(tokio::spawn(async move {
+            let runs: Vec<NewRun> = jobs
+                .iter()
+                .map(|j| NewRun {
+                    owner: format!("host:{replica}:x"),
+                    ..new_run(j, Some(at))
+                })
+                .collect();
+            s.claim_runs(&runs)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(Option::is_some)
+                .count()
+        }));
+    }
+    for j in [3, 11, 19] {
+        let s = s.clone();
+        let job = jobs[j].clone();
+        tasks.push(tokio::spawn(async move {
+            usize::from(
+                s.claim_run(&new_run(&job, Some(at)))
+                    .await
+                    .unwrap()
+                    .is_some(),
+            )
+        }));
+    }
+    let mut won = 0;
+    for t in tasks {
+        won += t.await.unwrap();
+    }
+    assert_eq!(won, jobs.len(), "each fire claimed once");
+}
+
 async fn finish_and_read_back(s: Arc<dyn HistoryStore>) {
     let id = s
         .insert_run(&new_run("j", Some("2026-01-01T10:00:00.123456Z")))
@@ -340,11 +437,20 @@ async fn cursor_only_moves_forward(s: Arc<dyn HistoryStore>) {
         .await
         .unwrap();
     for job in ["j", "k", "it's \"odd\""] {
-        assert_eq!(s.cursor(job).await.unwrap(), Some(t("2026-01-01T12:00:00Z")), "{job}");
+        assert_eq!(
+            s.cursor(job).await.unwrap(),
+            Some(t("2026-01-01T12:00:00Z")),
+            "{job}"
+        );
     }
     assert_eq!(s.cursor("other").await.unwrap(), None);
-    s.advance_cursors(&[], t("2026-01-02T00:00:00Z")).await.unwrap();
-    assert_eq!(s.cursor("k").await.unwrap(), Some(t("2026-01-01T12:00:00Z")));
+    s.advance_cursors(&[], t("2026-01-02T00:00:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.cursor("k").await.unwrap(),
+        Some(t("2026-01-01T12:00:00Z"))
+    );
 }
 
 async fn first_seen_is_kept_and_only_moves_earlier(s: Arc<dyn HistoryStore>) {
@@ -939,6 +1045,8 @@ macro_rules! conformance {
 
             case!(claim_is_exclusive_per_fire_and_attempt);
             case!(concurrent_claims_have_one_winner);
+            case!(claims_together_as_one_by_one);
+            case!(concurrent_batches_claim_each_fire_once);
             case!(finish_and_read_back);
             case!(skipped_rows_are_born_finished);
             case!(heartbeat_saves_log_and_carries_cancel_requests);

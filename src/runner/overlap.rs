@@ -14,7 +14,7 @@ use std::time::Duration;
 use crate::config::{Concurrency, JobConfig};
 use crate::jobs::JobError;
 use crate::runlog::RunLog;
-use crate::store::{Run, RunId, StoreError, Trigger};
+use crate::store::{Claimed, NewRun, Run, RunId, StoreError, Trigger};
 
 use super::{RunRequest, Runner, STOP_WAIT};
 
@@ -84,7 +84,34 @@ impl Runner {
         job: &JobConfig,
         req: &mut RunRequest,
     ) -> Result<Admission, StoreError> {
-        let Some(claimed) = self.store.claim_run(&self.new_run(job, req, 1)).await? else {
+        let claimed = self.store.claim_run(&self.new_run(job, req, 1)).await?;
+        self.admit_claimed(job, req, claimed).await
+    }
+
+    /// Claims the first attempts of several requests in one round trip
+    /// where the store can (the fires a tick found due at one instant), so
+    /// the last of fifty is not fifty claims late; each claim in the order
+    /// given, to be admitted with [`Runner::admit_claimed`].
+    pub async fn claim_first(
+        &self,
+        asked: &[(&JobConfig, &RunRequest)],
+    ) -> Result<Vec<Option<Claimed>>, StoreError> {
+        let runs: Vec<NewRun> = asked
+            .iter()
+            .map(|(job, req)| self.new_run(job, req, 1))
+            .collect();
+        self.store.claim_runs(&runs).await
+    }
+
+    /// Applies the job's overlap rule to a claim already made (`None`:
+    /// another process claimed the fire), as [`Runner::admit`] does.
+    pub async fn admit_claimed(
+        &self,
+        job: &JobConfig,
+        req: &mut RunRequest,
+        claimed: Option<Claimed>,
+    ) -> Result<Admission, StoreError> {
+        let Some(claimed) = claimed else {
             return Ok(Admission::Lost);
         };
         let id = claimed.id;

@@ -109,6 +109,12 @@ pub trait HistoryStore: Send + Sync + fmt::Debug {
     /// at a time, so the runs read are exactly those claimed before it.
     async fn claim_run(&self, run: &NewRun) -> Result<Option<Claimed>>;
 
+    /// Claims each run as [`HistoryStore::claim_run`] does, in one round
+    /// trip where the backend can (a tick's fires of one instant); the
+    /// claims in the order given. Give the runs sorted by job: replicas
+    /// then lock jobs in one order.
+    async fn claim_runs(&self, runs: &[NewRun]) -> Result<Vec<Option<Claimed>>>;
+
     /// Proves a run is alive and saves its log so far. Returns whether
     /// someone asked to cancel it (`concurrency: replace` on another replica).
     async fn heartbeat(

@@ -123,6 +123,7 @@ impl Backend for Postgres {
         advance_cursor: include_str!("sql/postgres/advance_cursor.sql"),
         take_request: include_str!("sql/postgres/take_request.sql"),
         claim: Some(include_str!("sql/postgres/claim.sql")),
+        claim_many: Some(include_str!("sql/postgres/claim_many.sql")),
     };
 
     async fn migrate(&self, url: &str) -> Result<()> {

@@ -134,6 +134,7 @@ impl Backend for Sqlite {
         // SQLite has one writer at a time: the claim's insert, first in its
         // transaction, takes the write lock until the commit.
         claim: None,
+        claim_many: None,
     };
 
     async fn migrate(&self, url: &str) -> Result<()> {

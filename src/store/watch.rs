@@ -182,6 +182,10 @@ impl HistoryStore for WatchedStore {
         self.watch("claim run", self.inner.claim_run(run)).await
     }
 
+    async fn claim_runs(&self, runs: &[NewRun]) -> Result<Vec<Option<Claimed>>> {
+        self.watch("claim runs", self.inner.claim_runs(runs)).await
+    }
+
     async fn heartbeat(
         &self,
         id: RunId,
