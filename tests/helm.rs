@@ -698,3 +698,128 @@ fn the_dashboard_is_opt_in_with_the_sidecar_label_and_promtool_parses_every_expr
         "{report}"
     );
 }
+
+/// The console: no credential and no Ingress by default; a credential from
+/// a mounted Secret named to runbookd through the variable the jobs file
+/// reads; an Ingress only with a credential (or said to be anonymous).
+#[test]
+fn the_console_credential_and_ingress_are_opt_in_and_guarded() {
+    let (_, objects) = render(&[]);
+    assert!(
+        of_kind(&objects, "Ingress").is_empty(),
+        "an Ingress by default"
+    );
+    let dep = of_kind(&objects, "Deployment")[0];
+    let text = serde_json::to_string(dep).unwrap();
+    assert!(
+        !text.contains("console-auth"),
+        "a credential mount by default"
+    );
+    assert!(!text.contains("RUNBOOKD_CONSOLE_"), "{text}");
+
+    let all = chart().join("ci/all-values.yaml");
+    let (_, objects) = render(&["-f", all.to_str().unwrap()]);
+    let ing = of_kind(&objects, "Ingress")[0];
+    assert_eq!(ing["spec"]["ingressClassName"], "nginx");
+    assert_eq!(ing["spec"]["tls"][0]["secretName"], "runbookd-tls");
+    let rule = &ing["spec"]["rules"][0];
+    assert_eq!(rule["host"], "runbookd.internal.example");
+    let backend = &rule["http"]["paths"][0]["backend"]["service"];
+    assert_eq!(backend["name"], "runbookd-prod");
+    assert_eq!(backend["port"]["name"], "http");
+    let pod = &of_kind(&objects, "Deployment")[0]["spec"]["template"]["spec"];
+    let c = &pod["containers"][0];
+    let env = c["env"].as_array().unwrap();
+    let var = env
+        .iter()
+        .find(|e| e["name"] == "RUNBOOKD_CONSOLE_BEARER_TOKEN_FILE")
+        .expect("the token file's variable");
+    assert_eq!(var["value"], "/etc/runbookd/console/token");
+    let mount = c["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "console-auth")
+        .expect("the credential's mount");
+    assert_eq!(mount["mountPath"], "/etc/runbookd/console");
+    assert_eq!(mount["readOnly"], true);
+    let vol = pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "console-auth")
+        .expect("the credential's volume");
+    assert_eq!(vol["secret"]["secretName"], "runbookd-console");
+    assert_eq!(vol["secret"]["items"][0]["key"], "token");
+    // CronJobs serve no console: nothing of it there.
+    let (text, _) = render(&["-f", all.to_str().unwrap(), "--set", "mode=cronjobs"]);
+    assert!(
+        !text.contains("console-auth") && !text.contains("kind: Ingress"),
+        "{text}"
+    );
+
+    // The shipped jobs file reads both variables: basic works as set.
+    let (_, objects) = render(&[
+        "--set",
+        "console.auth=basic",
+        "--set",
+        "console.secretName=creds",
+    ]);
+    let text = serde_json::to_string(of_kind(&objects, "Deployment")[0]).unwrap();
+    assert!(
+        text.contains("RUNBOOKD_CONSOLE_BASIC_AUTH_FILE")
+            && text.contains("/etc/runbookd/console/credential"),
+        "{text}"
+    );
+
+    let refused = [
+        (
+            vec![
+                "--set",
+                "ingress.enabled=true",
+                "--set",
+                "ingress.host=rb.example",
+            ],
+            "would publish the console",
+        ),
+        (vec!["--set", "ingress.enabled=true"], "set ingress.host"),
+        (
+            vec!["--set", "console.auth=token"],
+            "use none, bearer or basic",
+        ),
+        (
+            vec!["--set", "console.auth=bearer"],
+            "set console.secretName",
+        ),
+        (
+            vec![
+                "--set",
+                "console.auth=bearer",
+                "--set",
+                "console.secretName=s",
+                "--set-string",
+                "jobsYaml=jobs: {}",
+            ],
+            "never reads RUNBOOKD_CONSOLE_BEARER_TOKEN_FILE",
+        ),
+    ];
+    let chart = chart();
+    for (args, want) in refused {
+        let mut all = vec!["template", "rb", chart.to_str().unwrap()];
+        all.extend(args.iter().copied());
+        let out = helm(&all);
+        assert!(!out.status.success(), "{args:?} rendered");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+    // Said to be anonymous, the Ingress renders without a credential.
+    let (_, objects) = render(&[
+        "--set",
+        "ingress.enabled=true",
+        "--set",
+        "ingress.host=rb.example",
+        "--set",
+        "ingress.allowAnonymous=true",
+    ]);
+    assert_eq!(of_kind(&objects, "Ingress").len(), 1);
+}

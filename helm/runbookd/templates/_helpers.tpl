@@ -88,10 +88,38 @@ capabilities:
       name: {{ .Values.existingSecret.name }}
       key: {{ .Values.existingSecret.smtpUrlKey }}
       optional: true
+{{- if ne .Values.mode "daemon" }}
+{{- else if eq .Values.console.auth "bearer" }}
+- name: RUNBOOKD_CONSOLE_BEARER_TOKEN_FILE
+  value: /etc/runbookd/console/{{ .Values.console.secretKey }}
+{{- else if eq .Values.console.auth "basic" }}
+- name: RUNBOOKD_CONSOLE_BASIC_AUTH_FILE
+  value: /etc/runbookd/console/{{ .Values.console.secretKey }}
+{{- end }}
 {{- range $k, $v := .Values.env }}
 - name: {{ $k }}
   value: {{ $v | toString | quote }}
 {{- end }}
+{{- end -}}
+
+{{/*
+The console's credential, checked: a known mode, a Secret for it, and a jobs
+file that reads the file's path from the variable the chart sets.
+*/}}
+{{- define "runbookd.consoleAuth" -}}
+{{- $mode := .Values.console.auth -}}
+{{- if not (has $mode (list "none" "bearer" "basic")) -}}
+{{- fail (printf "console.auth is %q: use none, bearer or basic" $mode) -}}
+{{- end -}}
+{{- if ne $mode "none" -}}
+{{- if not .Values.console.secretName -}}
+{{- fail (printf "console.auth is %s: set console.secretName, the Secret holding the credential" $mode) -}}
+{{- end -}}
+{{- $var := ternary "RUNBOOKD_CONSOLE_BEARER_TOKEN_FILE" "RUNBOOKD_CONSOLE_BASIC_AUTH_FILE" (eq $mode "bearer") -}}
+{{- if not (contains $var (include "runbookd.jobsText" .)) -}}
+{{- fail (printf "console.auth is %s but the jobs file never reads %s: add console: {%s: \"${%s:-}\"} to jobsYaml" $mode $var (ternary "bearer_token_file" "basic_auth_file" (eq $mode "bearer")) $var) -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
 
 {{- define "runbookd.volumeMounts" -}}
@@ -102,6 +130,11 @@ capabilities:
   mountPath: /var/lib/runbookd
 - name: tmp
   mountPath: /tmp
+{{- if and (eq .Values.mode "daemon") (ne .Values.console.auth "none") }}
+- name: console-auth
+  mountPath: /etc/runbookd/console
+  readOnly: true
+{{- end }}
 {{- end -}}
 
 {{- define "runbookd.volumes" -}}
@@ -112,6 +145,14 @@ capabilities:
   emptyDir: {}
 - name: tmp
   emptyDir: {}
+{{- if and (eq .Values.mode "daemon") (ne .Values.console.auth "none") }}
+- name: console-auth
+  secret:
+    secretName: {{ .Values.console.secretName }}
+    items:
+      - key: {{ .Values.console.secretKey }}
+        path: {{ .Values.console.secretKey }}
+{{- end }}
 {{- end -}}
 
 {{/*
