@@ -2,13 +2,15 @@
 //! doing the runbook's "Morning Checklist" by hand. Everything comes from
 //! the history store (nothing the runs measured is measured again):
 //! [`gather`] reads it into a [`Report`], [`render`] turns that into the
-//! plain text and the inline-styled HTML of one message, with a chart per
-//! key metric as an inline PNG.
+//! plain text ([`text`]) and the inline-styled HTML ([`html`], maud
+//! templates) of one message, with a chart per key metric as an inline
+//! PNG ([`chart`]).
 
 pub mod chart;
 pub mod html;
 pub mod ledger;
 pub mod render;
+pub mod text;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -281,7 +283,7 @@ pub async fn gather(
         ledger_rows.push(row);
         findings.extend(found);
     }
-    findings.sort_by(|a, b| (a.kind, a.fire).cmp(&(b.kind, b.fire)));
+    findings.sort_by_key(|a| (a.kind, a.fire));
 
     let mut activity = Vec::new();
     for r in runs.iter().rev().filter(|r| r.started_at >= since) {
