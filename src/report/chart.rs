@@ -18,6 +18,7 @@ use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
+use crate::checks::compare::Condition;
 use crate::model::fmt_number;
 
 pub const WIDTH: u32 = 600;
@@ -47,27 +48,37 @@ pub struct Window {
     pub timezone: Tz,
 }
 
-/// A threshold line: `fail` or `warn`, its comparison and its value.
+/// A threshold's `fail` or `warn` condition, drawn as a dashed line at
+/// each of its bounds.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Line {
     pub fail: bool,
-    /// ">", ">=", "<", "<=", "==" or "!=".
-    pub op: &'static str,
-    pub value: f64,
+    pub condition: Condition,
 }
 
 impl Line {
-    /// "fail if > 0.05 ms": the words beside the line.
+    /// Where the line (two for `between` and `outside`) is drawn.
+    pub fn values(&self) -> Vec<f64> {
+        match self.condition {
+            Condition::Between(a, b) | Condition::Outside(a, b) => vec![a, b],
+            Condition::Lt(x)
+            | Condition::Le(x)
+            | Condition::Gt(x)
+            | Condition::Ge(x)
+            | Condition::Eq(x)
+            | Condition::Ne(x) => vec![x],
+        }
+    }
+
+    /// "fail if > 0.05 ms": the words beside the line, as the check wrote
+    /// them.
     fn label(&self, unit: &str) -> String {
         let word = if self.fail { "fail" } else { "warn" };
-        with_unit(
-            format!("{word} if {} {}", self.op, fmt_number(self.value)),
-            unit,
-        )
+        with_unit(format!("{word} if {}", self.condition), unit)
     }
 }
 
-/// The numeric lines of a threshold as the checks write it, and the unit
+/// The conditions of a threshold as the checks write it, and the unit
 /// written after their numbers.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Thresholds {
@@ -77,8 +88,9 @@ pub struct Thresholds {
 }
 
 /// Reads a threshold as the checks write it ("fail if > 0.05; warn if >
-/// 0.01", "fail if > 5000 ms"). Parts that are not a comparison with a
-/// number are left out.
+/// 0.01", "fail if > 5000 ms": a [`Condition`] as jobs.yaml writes it,
+/// and maybe a unit). Parts that are not a condition on a number ("fail
+/// if older than 90d", "status 200") are left out.
 pub fn thresholds(text: &str) -> Thresholds {
     let mut out = Thresholds::default();
     for part in text.split(';') {
@@ -90,22 +102,18 @@ pub fn thresholds(text: &str) -> Thresholds {
         } else {
             continue;
         };
-        let mut words = rest.split_whitespace();
-        let Some(op) = words
-            .next()
-            .and_then(|w| [">", ">=", "<", "<=", "==", "!="].into_iter().find(|o| *o == w))
-        else {
-            continue;
+        let (condition, unit) = match rest.parse::<Condition>() {
+            Ok(c) => (c, None),
+            Err(_) => match rest
+                .rsplit_once(' ')
+                .and_then(|(c, unit)| Some((c.parse::<Condition>().ok()?, unit)))
+            {
+                Some((c, unit)) => (c, Some(unit)),
+                None => continue,
+            },
         };
-        let Some(value) = words
-            .next()
-            .and_then(|w| w.parse::<f64>().ok())
-            .filter(|v| v.is_finite())
-        else {
-            continue;
-        };
-        out.lines.push(Line { fail, op, value });
-        if let (None, Some(unit)) = (&out.unit, words.next()) {
+        out.lines.push(Line { fail, condition });
+        if let (None, Some(unit)) = (&out.unit, unit) {
             out.unit = Some(unit.to_string());
         }
     }
@@ -243,7 +251,7 @@ fn draw(
         let values = series
             .iter()
             .map(|p| p.1)
-            .chain(lines.iter().map(|l| l.value))
+            .chain(lines.iter().flat_map(Line::values))
             .filter(|v| v.is_finite());
         let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
             (lo.min(v), hi.max(v))
@@ -296,20 +304,25 @@ fn draw(
             .map_err(|e| err(&e))?;
         for l in lines {
             let colour = if l.fail { FAIL } else { WARN };
-            chart
-                .draw_series(DashedLineSeries::new(
-                    [(x0, l.value), (x1, l.value)],
-                    6,
-                    4,
-                    colour.stroke_width(1),
-                ))
-                .map_err(|e| err(&e))?;
+            let values = l.values();
+            for v in &values {
+                chart
+                    .draw_series(DashedLineSeries::new(
+                        [(x0, *v), (x1, *v)],
+                        6,
+                        4,
+                        colour.stroke_width(1),
+                    ))
+                    .map_err(|e| err(&e))?;
+            }
+            // Once, above the upper line.
+            let top = values.into_iter().fold(f64::NEG_INFINITY, f64::max);
             let style = (FAMILY, 10)
                 .into_font()
                 .color(&colour)
                 .pos(Pos::new(HPos::Right, VPos::Bottom));
             chart
-                .draw_series([Text::new(l.label(unit), (x1, l.value), style)])
+                .draw_series([Text::new(l.label(unit), (x1, top), style)])
                 .map_err(|e| err(&e))?;
         }
         chart
@@ -344,25 +357,33 @@ mod tests {
         DateTime::parse_from_rfc3339(s).unwrap().to_utc()
     }
 
-    fn line(fail: bool, op: &'static str, value: f64) -> Line {
-        Line { fail, op, value }
+    fn line(fail: bool, condition: &str) -> Line {
+        Line {
+            fail,
+            condition: condition.parse().unwrap(),
+        }
     }
 
     #[test]
     fn thresholds_table() {
-        let cases: [(&str, Vec<Line>, Option<&str>); 6] = [
+        let cases: [(&str, Vec<Line>, Option<&str>); 7] = [
             (
                 "fail if > 0.05; warn if > 0.01",
-                vec![line(true, ">", 0.05), line(false, ">", 0.01)],
+                vec![line(true, "> 0.05"), line(false, "> 0.01")],
                 None,
             ),
-            ("fail if > 5000 ms", vec![line(true, ">", 5000.0)], Some("ms")),
+            ("fail if > 5000 ms", vec![line(true, "> 5000")], Some("ms")),
             (
                 "fail if > 900 ms; warn if > 200 ms",
-                vec![line(true, ">", 900.0), line(false, ">", 200.0)],
+                vec![line(true, "> 900"), line(false, "> 200")],
                 Some("ms"),
             ),
-            ("warn if >= 3000", vec![line(false, ">=", 3000.0)], None),
+            ("warn if >= 3000", vec![line(false, ">= 3000")], None),
+            (
+                "fail if outside 1 and 2",
+                vec![line(true, "outside 1 and 2")],
+                None,
+            ),
             ("status 200", vec![], None),
             ("fail if older than 90d", vec![], None),
         ];
@@ -376,8 +397,9 @@ mod tests {
                 "{text}"
             );
         }
-        assert_eq!(line(true, ">", 0.05).label(""), "fail if > 0.05");
-        assert_eq!(line(false, "<=", 200.0).label("ms"), "warn if <= 200 ms");
+        assert_eq!(line(true, "> 0.05").label(""), "fail if > 0.05");
+        assert_eq!(line(false, "<= 200").label("ms"), "warn if <= 200 ms");
+        assert_eq!(line(true, "outside 1 and 2").values(), [1.0, 2.0]);
     }
 
     #[test]
@@ -448,7 +470,7 @@ mod tests {
         let points: Vec<_> = (0..7 * 24)
             .map(|h| (w.from + chrono::Duration::hours(h), (h % 24) as f64 / 1000.0))
             .collect();
-        let png = png(&points, &[line(true, ">", 0.05)], "", &w).unwrap();
+        let png = png(&points, &[line(true, "> 0.05")], "", &w).unwrap();
         let px = decode(&png);
         assert!(px.contains(&[21, 101, 192]), "no series drawn");
         assert!(px.contains(&[198, 40, 40]), "no threshold drawn");
