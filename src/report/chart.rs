@@ -18,8 +18,7 @@ use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use crate::checks::compare::Condition;
-use crate::model::fmt_number;
+use crate::model::{Condition, Threshold, fmt_number};
 
 pub const WIDTH: u32 = 600;
 pub const HEIGHT: u32 = 150;
@@ -78,46 +77,19 @@ impl Line {
     }
 }
 
-/// The conditions of a threshold as the checks write it, and the unit
-/// written after their numbers.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Thresholds {
-    pub lines: Vec<Line>,
-    /// "ms" in "fail if > 5000 ms".
-    pub unit: Option<String>,
-}
-
-/// Reads a threshold as the checks write it ("fail if > 0.05; warn if >
-/// 0.01", "fail if > 5000 ms": a [`Condition`] as jobs.yaml writes it,
-/// and maybe a unit). Parts that are not a condition on a number ("fail
-/// if older than 90d", "status 200") are left out.
-pub fn thresholds(text: &str) -> Thresholds {
-    let mut out = Thresholds::default();
-    for part in text.split(';') {
-        let part = part.trim();
-        let (fail, rest) = if let Some(r) = part.strip_prefix("fail if ") {
-            (true, r)
-        } else if let Some(r) = part.strip_prefix("warn if ") {
-            (false, r)
-        } else {
-            continue;
-        };
-        let (condition, unit) = match rest.parse::<Condition>() {
-            Ok(c) => (c, None),
-            Err(_) => match rest
-                .rsplit_once(' ')
-                .and_then(|(c, unit)| Some((c.parse::<Condition>().ok()?, unit)))
-            {
-                Some((c, unit)) => (c, Some(unit)),
-                None => continue,
-            },
-        };
-        out.lines.push(Line { fail, condition });
-        if let (None, Some(unit)) = (&out.unit, unit) {
-            out.unit = Some(unit.to_string());
-        }
+/// The lines of a threshold, and the unit of its numbers (""): a
+/// threshold that is not conditions on the number draws none.
+pub fn threshold_lines(t: Option<&Threshold>) -> (Vec<Line>, &str) {
+    match t {
+        Some(Threshold::Limits { fail, warn, unit }) => (
+            [(true, fail), (false, warn)]
+                .into_iter()
+                .filter_map(|(fail, c)| c.map(|condition| Line { fail, condition }))
+                .collect(),
+            unit.as_deref().unwrap_or(""),
+        ),
+        _ => (Vec::new(), ""),
     }
-    out
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -365,38 +337,24 @@ mod tests {
     }
 
     #[test]
-    fn thresholds_table() {
-        let cases: [(&str, Vec<Line>, Option<&str>); 7] = [
+    fn threshold_lines_table() {
+        let cases: [(&str, Vec<Line>, &str); 6] = [
             (
                 "fail if > 0.05; warn if > 0.01",
                 vec![line(true, "> 0.05"), line(false, "> 0.01")],
-                None,
+                "",
             ),
-            ("fail if > 5000 ms", vec![line(true, "> 5000")], Some("ms")),
-            (
-                "fail if > 900 ms; warn if > 200 ms",
-                vec![line(true, "> 900"), line(false, "> 200")],
-                Some("ms"),
-            ),
-            ("warn if >= 3000", vec![line(false, ">= 3000")], None),
-            (
-                "fail if outside 1 and 2",
-                vec![line(true, "outside 1 and 2")],
-                None,
-            ),
-            ("status 200", vec![], None),
-            ("fail if older than 90d", vec![], None),
+            ("fail if > 5000 ms", vec![line(true, "> 5000")], "ms"),
+            ("warn if >= 3000", vec![line(false, ">= 3000")], ""),
+            ("fail if outside 1 and 2", vec![line(true, "outside 1 and 2")], ""),
+            ("status 200", vec![], ""),
+            ("fail if older than 90d", vec![], ""),
         ];
         for (text, lines, unit) in cases {
-            assert_eq!(
-                thresholds(text),
-                Thresholds {
-                    lines,
-                    unit: unit.map(str::to_string)
-                },
-                "{text}"
-            );
+            let t = Threshold::from(text);
+            assert_eq!(threshold_lines(Some(&t)), (lines, unit), "{text}");
         }
+        assert_eq!(threshold_lines(None), (vec![], ""));
         assert_eq!(line(true, "> 0.05").label(""), "fail if > 0.05");
         assert_eq!(line(false, "<= 200").label("ms"), "warn if <= 200 ms");
         assert_eq!(line(true, "outside 1 and 2").values(), [1.0, 2.0]);

@@ -257,17 +257,8 @@ fn charts(r: &Report) -> (Markup, Vec<(String, Vec<u8>)>) {
 }
 
 fn series_png(s: &Series, window: &Window) -> Result<Vec<u8>, chart::ChartError> {
-    let thresholds = s
-        .threshold
-        .as_deref()
-        .map(chart::thresholds)
-        .unwrap_or_default();
-    chart::png(
-        &s.points,
-        &thresholds.lines,
-        thresholds.unit.as_deref().unwrap_or(""),
-        window,
-    )
+    let (lines, unit) = chart::threshold_lines(s.threshold.as_ref());
+    chart::png(&s.points, &lines, unit, window)
 }
 
 fn ledger(r: &Report) -> Markup {

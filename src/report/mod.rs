@@ -20,7 +20,9 @@ use chrono_tz::Tz;
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::model::{CheckPoint, CheckStatus, Measured, Run, RunFilter, RunId, RunStatus, Step};
+use crate::model::{
+    CheckPoint, CheckStatus, Measured, Run, RunFilter, RunId, RunStatus, Step, Threshold,
+};
 use crate::store::{HistoryStore, StoreError};
 
 pub use ledger::{Finding, FindingKind, Group, LedgerRow, Tolerance};
@@ -71,7 +73,7 @@ pub struct CheckRow {
     pub check: String,
     pub status: CheckStatus,
     pub value: Option<Measured>,
-    pub threshold: Option<String>,
+    pub threshold: Option<Threshold>,
     pub reason: String,
     /// The same check in the checklist's run about a day earlier.
     pub previous: Option<Measured>,
@@ -120,8 +122,8 @@ pub struct Checklist {
 pub struct Series {
     pub spec: ChartSpec,
     pub points: Vec<(DateTime<Utc>, f64)>,
-    /// The newest threshold text seen, for the lines and the caption.
-    pub threshold: Option<String>,
+    /// The newest threshold seen, for the lines and the caption.
+    pub threshold: Option<Threshold>,
 }
 
 impl Series {

@@ -114,7 +114,9 @@ pub(super) fn check_cells(row: &CheckRow) -> [String; 3] {
             .as_ref()
             .map(|v| v.to_string())
             .unwrap_or_else(|| "-".into()),
-        row.threshold.clone().unwrap_or_else(|| "-".into()),
+        row.threshold
+            .as_ref()
+            .map_or_else(|| "-".into(), |t| t.to_string()),
         row.change(),
     ]
 }
