@@ -21,9 +21,10 @@ RUN mkdir -p src benches \
  && cargo build --release --locked --bin runbookd \
  && rm -rf src benches target/release/runbookd* target/release/deps/runbookd-* target/release/deps/librunbookd-* target/release/.fingerprint/runbookd-*
 
-# 2. runbookd itself (migrations and SQL are compiled in).
+# 2. runbookd itself (migrations, SQL and the charts' font are compiled in).
 COPY src src
 COPY migrations migrations
+COPY assets assets
 COPY benches benches
 RUN cargo build --release --locked --bin runbookd \
  && strip target/release/runbookd

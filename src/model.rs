@@ -157,12 +157,209 @@ pub fn fmt_number(v: f64) -> String {
     s.to_string()
 }
 
+/// A condition on a number, as jobs.yaml writes it: `< 0.01`, `>= 5`,
+/// `== 0`, `!= 0`, `between 0.1 and 0.5`, `outside 1 and 2`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Condition {
+    Lt(f64),
+    Le(f64),
+    Gt(f64),
+    Ge(f64),
+    Eq(f64),
+    Ne(f64),
+    Between(f64, f64),
+    Outside(f64, f64),
+}
+
+impl Condition {
+    pub fn holds(&self, v: f64) -> bool {
+        match *self {
+            Condition::Lt(x) => v < x,
+            Condition::Le(x) => v <= x,
+            Condition::Gt(x) => v > x,
+            Condition::Ge(x) => v >= x,
+            Condition::Eq(x) => v == x,
+            Condition::Ne(x) => v != x,
+            Condition::Between(a, b) => v >= a && v <= b,
+            Condition::Outside(a, b) => v < a || v > b,
+        }
+    }
+}
+
+impl fmt::Display for Condition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = |x: f64| fmt_number(x);
+        match *self {
+            Condition::Lt(x) => write!(f, "< {}", n(x)),
+            Condition::Le(x) => write!(f, "<= {}", n(x)),
+            Condition::Gt(x) => write!(f, "> {}", n(x)),
+            Condition::Ge(x) => write!(f, ">= {}", n(x)),
+            Condition::Eq(x) => write!(f, "== {}", n(x)),
+            Condition::Ne(x) => write!(f, "!= {}", n(x)),
+            Condition::Between(a, b) => write!(f, "between {} and {}", n(a), n(b)),
+            Condition::Outside(a, b) => write!(f, "outside {} and {}", n(a), n(b)),
+        }
+    }
+}
+
+impl FromStr for Condition {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        let num = |t: &str| {
+            t.trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite())
+                .ok_or_else(|| format!("`{}` is not a number", t.trim()))
+        };
+        let help = "write `< 0.01`, `<= 5`, `> 0`, `>= 1`, `== 0`, `!= 0`, `between 0.1 and 0.5` or `outside 1 and 2`";
+        for (word, ctor) in [
+            ("between", Condition::Between as fn(f64, f64) -> Condition),
+            ("outside", Condition::Outside),
+        ] {
+            if let Some(rest) = s.strip_prefix(word) {
+                let (a, b) = rest
+                    .split_once(" and ")
+                    .ok_or_else(|| format!("`{s}`: {help}"))?;
+                let (a, b) = (num(a)?, num(b)?);
+                if a > b {
+                    return Err(format!("`{s}`: the lower bound comes first"));
+                }
+                return Ok(ctor(a, b));
+            }
+        }
+        for (op, ctor) in [
+            ("<=", Condition::Le as fn(f64) -> Condition),
+            (">=", Condition::Ge),
+            ("==", Condition::Eq),
+            ("!=", Condition::Ne),
+            ("<", Condition::Lt),
+            (">", Condition::Gt),
+        ] {
+            if let Some(rest) = s.strip_prefix(op) {
+                return Ok(ctor(num(rest)?));
+            }
+        }
+        Err(format!("`{s}` is not a condition: {help}"))
+    }
+}
+
+impl Default for Condition {
+    /// Only stands in for a condition that could not be read (reported).
+    fn default() -> Self {
+        Condition::Gt(f64::INFINITY)
+    }
+}
+
+/// What a check's result was measured against. It renders itself as the
+/// check's table, the history and the report show it ("fail if > 900 ms;
+/// warn if > 200 ms"), and is stored and serialized as that text: read
+/// back, text that a typed threshold writes the same way is that threshold
+/// again (so the report's charts get the numbers), any other is words.
+#[derive(Debug, Clone)]
+pub enum Threshold {
+    /// Conditions on the measured number, written in `unit`.
+    Limits {
+        fail: Option<Condition>,
+        warn: Option<Condition>,
+        /// "ms": written after each condition's number.
+        unit: Option<String>,
+    },
+    /// An age the thing must stay under: "fail if older than 90d".
+    Age {
+        fail: Duration,
+        warn: Option<Duration>,
+    },
+    /// Any other words: "available", "== 200", "all pods Ready".
+    Text(String),
+}
+
+impl Threshold {
+    /// The typed value `text` is, if one writes it exactly so.
+    fn limits(text: &str) -> Option<Threshold> {
+        let (mut fail, mut warn, mut unit) = (None, None, None);
+        for part in text.split("; ") {
+            let (slot, rest) = if let Some(r) = part.strip_prefix("fail if ") {
+                (&mut fail, r)
+            } else if let Some(r) = part.strip_prefix("warn if ") {
+                (&mut warn, r)
+            } else {
+                return None;
+            };
+            let (condition, this_unit) = match rest.parse::<Condition>() {
+                Ok(c) => (c, None),
+                Err(_) => {
+                    let (c, u) = rest.rsplit_once(' ')?;
+                    (c.parse::<Condition>().ok()?, Some(u.to_string()))
+                }
+            };
+            if slot.replace(condition).is_some() {
+                return None;
+            }
+            unit = unit.or(this_unit);
+        }
+        let t = Threshold::Limits { fail, warn, unit };
+        (t.to_string() == text).then_some(t)
+    }
+}
+
+impl fmt::Display for Threshold {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Threshold::Limits { fail, warn, unit } => {
+                let unit = unit.as_deref().map(|u| format!(" {u}")).unwrap_or_default();
+                let parts: Vec<String> = [("fail", fail), ("warn", warn)]
+                    .into_iter()
+                    .filter_map(|(word, c)| c.map(|c| format!("{word} if {c}{unit}")))
+                    .collect();
+                f.write_str(&parts.join("; "))
+            }
+            Threshold::Age { fail, warn } => {
+                write!(f, "fail if older than {}", fmt_age(*fail))?;
+                match warn {
+                    Some(w) => write!(f, "; warn if older than {}", fmt_age(*w)),
+                    None => Ok(()),
+                }
+            }
+            Threshold::Text(t) => f.write_str(t),
+        }
+    }
+}
+
+/// Two thresholds are the same when they say the same: one read back from
+/// the history is equal to the one the check made.
+impl PartialEq for Threshold {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_string() == other.to_string()
+    }
+}
+
+impl Serialize for Threshold {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl From<String> for Threshold {
+    fn from(text: String) -> Self {
+        Threshold::limits(&text).unwrap_or(Threshold::Text(text))
+    }
+}
+
+impl From<&str> for Threshold {
+    fn from(text: &str) -> Self {
+        Threshold::from(text.to_string())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CheckResult {
     pub check: String,
     pub status: CheckStatus,
     pub value: Option<Measured>,
-    pub threshold: Option<String>,
+    pub threshold: Option<Threshold>,
     pub reason: String,
     pub duration_ms: u64,
 }
@@ -196,9 +393,9 @@ impl CheckResult {
         self.value(Measured::Text(t.into()))
     }
 
-    pub fn threshold(mut self, t: impl Into<String>) -> Self {
+    pub fn threshold(mut self, t: impl Into<Threshold>) -> Self {
         let t = t.into();
-        self.threshold = (!t.is_empty()).then_some(t);
+        self.threshold = (!t.to_string().is_empty()).then_some(t);
         self
     }
 }
@@ -513,6 +710,79 @@ pub fn fmt_age(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn thresholds_write_themselves_as_the_checks_always_did() {
+        let ms = |n: f64| Some(Condition::Gt(n));
+        let cases = [
+            (
+                Threshold::Limits {
+                    fail: ms(900.0),
+                    warn: ms(200.0),
+                    unit: Some("ms".into()),
+                },
+                "fail if > 900 ms; warn if > 200 ms",
+            ),
+            (
+                Threshold::Limits {
+                    fail: Some(Condition::Ge(0.01)),
+                    warn: Some(Condition::Ge(0.005)),
+                    unit: None,
+                },
+                "fail if >= 0.01; warn if >= 0.005",
+            ),
+            (
+                Threshold::Limits {
+                    fail: None,
+                    warn: Some(Condition::Between(1.0, 2.5)),
+                    unit: None,
+                },
+                "warn if between 1 and 2.5",
+            ),
+            (
+                Threshold::Age {
+                    fail: Duration::from_secs(90 * 86400),
+                    warn: Some(Duration::from_secs(75 * 86400)),
+                },
+                "fail if older than 90d; warn if older than 75d",
+            ),
+            (Threshold::Text("all pods Ready".into()), "all pods Ready"),
+        ];
+        for (t, text) in cases {
+            assert_eq!(t.to_string(), text);
+            assert_eq!(serde_json::to_value(&t).unwrap(), serde_json::json!(text));
+            // Read back from the history, it is the same threshold.
+            assert_eq!(Threshold::from(text), t, "{text}");
+        }
+    }
+
+    #[test]
+    fn text_is_typed_only_when_the_type_writes_it_the_same() {
+        let limits = |text: &str| matches!(Threshold::from(text), Threshold::Limits { .. });
+        for text in [
+            "fail if > 0.05; warn if > 0.01",
+            "fail if > 5000 ms",
+            "warn if < 3",
+            "fail if outside 1 and 2",
+        ] {
+            assert!(limits(text), "{text}");
+        }
+        for text in [
+            "== 200",
+            "available",
+            "fail if older than 90d",
+            // Not as a threshold writes them: kept as words, exactly.
+            "fail if >   5",
+            "fail if > 0.050",
+            "warn if > 1; fail if > 2",
+            "fail if > 5 ms; warn if > 2 s",
+            "fail if > 5 in 1h",
+        ] {
+            assert!(!limits(text), "{text}");
+            assert_eq!(Threshold::from(text).to_string(), text);
+        }
+        assert_eq!(CheckResult::new("c", CheckStatus::Pass, "").threshold("").threshold, None);
+    }
 
     #[test]
     fn ages_read_well() {

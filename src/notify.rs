@@ -250,18 +250,17 @@ pub fn compose(
         Notice::Failed => html::RED,
         _ => html::GREEN,
     };
-    let body = format!(
-        "{}{}",
-        html::banner(&format!("{} {}", job.name, notice.word()), colour),
-        html::pre(&t)
-    );
+    let body = maud::html! {
+        (html::banner(format!("{} {}", job.name, notice.word()), colour))
+        (html::pre(&t))
+    };
     Draft {
         from: mail.from.clone(),
         to: job.notify_to.clone(),
         cc: Vec::new(),
         subject,
         text: t,
-        html: Some(html::page(&body)),
+        html: Some(html::page(body)),
         images: Vec::new(),
     }
 }

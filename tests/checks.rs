@@ -459,8 +459,9 @@ mod prometheus {
         );
         assert!(
             r.threshold
-                .as_deref()
+                .as_ref()
                 .unwrap()
+                .to_string()
                 .contains("within 3σ of the 7-day mean"),
             "{r:?}"
         );
@@ -514,7 +515,11 @@ mod prometheus {
         assert_eq!(r.status, CheckStatus::Pass, "{r:?}");
         assert!(r.reason.contains("under min_change 5000"), "{r:?}");
         assert!(
-            r.threshold.as_deref().unwrap().contains("min_change 5000"),
+            r.threshold
+                .as_ref()
+                .unwrap()
+                .to_string()
+                .contains("min_change 5000"),
             "{r:?}"
         );
         let r = one(&with("500"), &ctx).await;

@@ -1,107 +1,13 @@
-//! Threshold conditions written in jobs.yaml: `< 0.01`, `>= 5`, `== 0`,
-//! `!= 0`, `between 0.1 and 0.5`, `outside 1 and 2`. A check has
-//! `fail_if` and optionally `warn_if`; the value passes when neither holds.
-
-use std::fmt;
+//! Threshold conditions written in jobs.yaml (`< 0.01`, `>= 5`, `== 0`,
+//! `!= 0`, `between 0.1 and 0.5`, `outside 1 and 2`: a
+//! [`Condition`], model's plain data, read here with its position). A
+//! check has `fail_if` and optionally `warn_if`; the value passes when
+//! neither holds. They make the result's typed [`Threshold`].
 
 use serde::Deserialize;
 
 use super::CheckStatus;
-pub use crate::model::fmt_number;
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Condition {
-    Lt(f64),
-    Le(f64),
-    Gt(f64),
-    Ge(f64),
-    Eq(f64),
-    Ne(f64),
-    Between(f64, f64),
-    Outside(f64, f64),
-}
-
-impl Condition {
-    pub fn holds(&self, v: f64) -> bool {
-        match *self {
-            Condition::Lt(x) => v < x,
-            Condition::Le(x) => v <= x,
-            Condition::Gt(x) => v > x,
-            Condition::Ge(x) => v >= x,
-            Condition::Eq(x) => v == x,
-            Condition::Ne(x) => v != x,
-            Condition::Between(a, b) => v >= a && v <= b,
-            Condition::Outside(a, b) => v < a || v > b,
-        }
-    }
-}
-
-impl fmt::Display for Condition {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = |x: f64| fmt_number(x);
-        match *self {
-            Condition::Lt(x) => write!(f, "< {}", n(x)),
-            Condition::Le(x) => write!(f, "<= {}", n(x)),
-            Condition::Gt(x) => write!(f, "> {}", n(x)),
-            Condition::Ge(x) => write!(f, ">= {}", n(x)),
-            Condition::Eq(x) => write!(f, "== {}", n(x)),
-            Condition::Ne(x) => write!(f, "!= {}", n(x)),
-            Condition::Between(a, b) => write!(f, "between {} and {}", n(a), n(b)),
-            Condition::Outside(a, b) => write!(f, "outside {} and {}", n(a), n(b)),
-        }
-    }
-}
-
-impl std::str::FromStr for Condition {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        let s = s.trim();
-        let num = |t: &str| {
-            t.trim()
-                .parse::<f64>()
-                .ok()
-                .filter(|v| v.is_finite())
-                .ok_or_else(|| format!("`{}` is not a number", t.trim()))
-        };
-        let help = "write `< 0.01`, `<= 5`, `> 0`, `>= 1`, `== 0`, `!= 0`, `between 0.1 and 0.5` or `outside 1 and 2`";
-        for (word, ctor) in [
-            ("between", Condition::Between as fn(f64, f64) -> Condition),
-            ("outside", Condition::Outside),
-        ] {
-            if let Some(rest) = s.strip_prefix(word) {
-                let (a, b) = rest
-                    .split_once(" and ")
-                    .ok_or_else(|| format!("`{s}`: {help}"))?;
-                let (a, b) = (num(a)?, num(b)?);
-                if a > b {
-                    return Err(format!("`{s}`: the lower bound comes first"));
-                }
-                return Ok(ctor(a, b));
-            }
-        }
-        for (op, ctor) in [
-            ("<=", Condition::Le as fn(f64) -> Condition),
-            (">=", Condition::Ge),
-            ("==", Condition::Eq),
-            ("!=", Condition::Ne),
-            ("<", Condition::Lt),
-            (">", Condition::Gt),
-        ] {
-            if let Some(rest) = s.strip_prefix(op) {
-                return Ok(ctor(num(rest)?));
-            }
-        }
-        Err(format!("`{s}` is not a condition: {help}"))
-    }
-}
-
-impl Default for Condition {
-    /// Only stands in for a condition that could not be read (reported).
-    fn default() -> Self {
-        Condition::Gt(f64::INFINITY)
-    }
-}
+pub use crate::model::{Condition, Threshold, fmt_number};
 
 impl<'de> Deserialize<'de> for Condition {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -124,16 +30,18 @@ impl Thresholds {
         self.fail_if.is_none() && self.warn_if.is_none()
     }
 
+    /// The typed threshold, its numbers in `unit` ("ms"; none: `None`).
+    pub fn threshold(&self, unit: Option<&str>) -> Threshold {
+        Threshold::Limits {
+            fail: self.fail_if,
+            warn: self.warn_if,
+            unit: unit.map(str::to_string),
+        }
+    }
+
     /// "fail if > 0.05; warn if > 0.01".
     pub fn describe(&self) -> String {
-        let mut parts = Vec::new();
-        if let Some(c) = self.fail_if {
-            parts.push(format!("fail if {c}"));
-        }
-        if let Some(c) = self.warn_if {
-            parts.push(format!("warn if {c}"));
-        }
-        parts.join("; ")
+        self.threshold(None).to_string()
     }
 
     /// The status of `v` and the condition that decided it.

@@ -25,7 +25,7 @@ use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
 use crate::adapters::Adapters;
-use crate::model::Dur;
+use crate::model::{Dur, Threshold};
 use crate::secret::Redactor;
 use crate::yaml::{self, Common, Diags, Pos, Text};
 
@@ -264,7 +264,11 @@ impl CheckConfig {
                 r.duration_ms = ms;
             }
             if r.threshold.is_none() {
-                r.threshold = self.spec.threshold_of(&r.check).filter(|t| !t.is_empty());
+                r.threshold = self
+                    .spec
+                    .threshold_of(&r.check)
+                    .filter(|t| !t.is_empty())
+                    .map(Threshold::from);
             }
         }
         results
@@ -336,7 +340,7 @@ pub fn render_table(results: &[CheckResult]) -> String {
                     .as_ref()
                     .map(|v| v.to_string())
                     .unwrap_or_else(|| "-".into()),
-                r.threshold.clone().unwrap_or_else(|| "-".into()),
+                r.threshold.as_ref().map_or_else(|| "-".into(), |t| t.to_string()),
                 r.reason.clone(),
             ]
         })

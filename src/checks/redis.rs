@@ -6,7 +6,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 use serde::Deserialize;
 
-use super::compare::{Condition, Thresholds, fmt_number};
+use super::compare::{Condition, Threshold, Thresholds, fmt_number};
 use super::{Check, CheckContext, CheckResult, CheckStatus};
 use crate::config::urls::{self, UrlKind};
 use crate::model::Dur;
@@ -34,17 +34,11 @@ impl Check for RedisCheck {
         if result.ends_with("/memory") {
             return Some(self.memory().describe());
         }
-        let mut t = Vec::new();
-        if let Some(f) = self.fail_latency {
-            t.push(format!("fail if > {} ms", f.0.as_millis()));
-        }
-        if let Some(w) = self.warn_latency {
-            t.push(format!("warn if > {} ms", w.0.as_millis()));
-        }
-        Some(if t.is_empty() {
+        let latency = self.latency().to_string();
+        Some(if latency.is_empty() {
             "PONG".to_string()
         } else {
-            t.join("; ")
+            latency
         })
     }
 
@@ -62,6 +56,16 @@ impl Check for RedisCheck {
 }
 
 impl RedisCheck {
+    /// The PING latency's limits, in whole ms.
+    fn latency(&self) -> Threshold {
+        let over = |d: Dur| Condition::Gt(d.0.as_millis() as f64);
+        Threshold::Limits {
+            fail: self.fail_latency.map(over),
+            warn: self.warn_latency.map(over),
+            unit: Some("ms".into()),
+        }
+    }
+
     fn memory(&self) -> Thresholds {
         Thresholds {
             fail_if: self.used_memory_fail_if,
@@ -103,13 +107,6 @@ impl RedisCheck {
             (_, Some(w)) if latency > w.0 => (CheckStatus::Warn, "slow"),
             _ => (CheckStatus::Pass, "ok"),
         };
-        let mut threshold = Vec::new();
-        if let Some(f) = self.fail_latency {
-            threshold.push(format!("fail if > {} ms", f.0.as_millis()));
-        }
-        if let Some(w) = self.warn_latency {
-            threshold.push(format!("warn if > {} ms", w.0.as_millis()));
-        }
         let mut out = vec![
             CheckResult::new(
                 name,
@@ -121,7 +118,7 @@ impl RedisCheck {
                 ),
             )
             .number(latency.as_secs_f64() * 1000.0)
-            .threshold(threshold.join("; ")),
+            .threshold(self.latency()),
         ];
         let t = self.memory();
         if !t.is_empty() {

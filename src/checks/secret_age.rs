@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::{Check, CheckContext, CheckResult, CheckStatus, fmt_age};
 use crate::adapters::aws::{SecretInfo, Target};
-use crate::model::Dur;
+use crate::model::{Dur, Threshold};
 use crate::yaml::Ident;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -28,14 +28,13 @@ pub struct SecretAgeCheck {
 #[async_trait]
 impl Check for SecretAgeCheck {
     fn threshold_of(&self, _: &str) -> Option<String> {
-        Some(match self.warn_age {
-            Some(w) => format!(
-                "fail if older than {}; warn if older than {}",
-                fmt_age(self.max_age.0),
-                fmt_age(w.0)
-            ),
-            None => format!("fail if older than {}", fmt_age(self.max_age.0)),
-        })
+        Some(
+            Threshold::Age {
+                fail: self.max_age.0,
+                warn: self.warn_age.map(|w| w.0),
+            }
+            .to_string(),
+        )
     }
 
     fn target(&self) -> String {
@@ -78,13 +77,9 @@ pub fn assess(
     max_age: Duration,
     warn_age: Option<Duration>,
 ) -> CheckResult {
-    let threshold = match warn_age {
-        Some(w) => format!(
-            "fail if older than {}; warn if older than {}",
-            fmt_age(max_age),
-            fmt_age(w)
-        ),
-        None => format!("fail if older than {}", fmt_age(max_age)),
+    let threshold = Threshold::Age {
+        fail: max_age,
+        warn: warn_age,
     };
     let latest = match (info.last_rotated, info.last_changed) {
         (Some(a), Some(b)) => Some(a.max(b)),
@@ -96,7 +91,7 @@ pub fn assess(
             CheckStatus::Fail,
             format!("secret {} has never been rotated or changed", info.name),
         )
-        .threshold(threshold);
+        .threshold(threshold.clone());
     };
     let age = (now - at).to_std().unwrap_or_default();
     let days = age.as_secs_f64() / 86400.0;

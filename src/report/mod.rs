@@ -2,13 +2,15 @@
 //! doing the runbook's "Morning Checklist" by hand. Everything comes from
 //! the history store (nothing the runs measured is measured again):
 //! [`gather`] reads it into a [`Report`], [`render`] turns that into the
-//! plain text and the inline-styled HTML of one message, with a chart per
-//! key metric as an inline PNG.
+//! plain text ([`text`]) and the inline-styled HTML ([`html`], maud
+//! templates) of one message, with a chart per key metric as an inline
+//! PNG ([`chart`]).
 
 pub mod chart;
 pub mod html;
 pub mod ledger;
 pub mod render;
+pub mod text;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -18,7 +20,9 @@ use chrono_tz::Tz;
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::model::{CheckPoint, CheckStatus, Measured, Run, RunFilter, RunId, RunStatus, Step};
+use crate::model::{
+    CheckPoint, CheckStatus, Measured, Run, RunFilter, RunId, RunStatus, Step, Threshold,
+};
 use crate::store::{HistoryStore, StoreError};
 
 pub use ledger::{Finding, FindingKind, Group, LedgerRow, Tolerance};
@@ -69,7 +73,7 @@ pub struct CheckRow {
     pub check: String,
     pub status: CheckStatus,
     pub value: Option<Measured>,
-    pub threshold: Option<String>,
+    pub threshold: Option<Threshold>,
     pub reason: String,
     /// The same check in the checklist's run about a day earlier.
     pub previous: Option<Measured>,
@@ -118,8 +122,8 @@ pub struct Checklist {
 pub struct Series {
     pub spec: ChartSpec,
     pub points: Vec<(DateTime<Utc>, f64)>,
-    /// The newest threshold text seen, for the lines and the caption.
-    pub threshold: Option<String>,
+    /// The newest threshold seen, for the lines and the caption.
+    pub threshold: Option<Threshold>,
 }
 
 impl Series {
@@ -281,7 +285,7 @@ pub async fn gather(
         ledger_rows.push(row);
         findings.extend(found);
     }
-    findings.sort_by(|a, b| (a.kind, a.fire).cmp(&(b.kind, b.fire)));
+    findings.sort_by_key(|a| (a.kind, a.fire));
 
     let mut activity = Vec::new();
     for r in runs.iter().rev().filter(|r| r.started_at >= since) {

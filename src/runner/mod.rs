@@ -24,7 +24,9 @@ use crate::config::{Config, JobConfig};
 use crate::delivery::{Delivered, Postman};
 use crate::identity::Identity;
 use crate::jobs::{self, ExecEnv, JobError, Processes, RunContext, Steps};
-use crate::model::{ChainedRun, CheckResult, CheckStatus, Measured, Params, Record};
+use crate::model::{
+    ChainedRun, CheckResult, CheckStatus, Measured, Params, Record, Threshold,
+};
 use crate::notify;
 use crate::runlog::{RunLog, TeeLine};
 
@@ -1274,7 +1276,10 @@ impl Runner {
                 Measured::Text(t) => Measured::Text(r.redact(t)),
                 n => n.clone(),
             }),
-            threshold: c.threshold.as_ref().map(|t| r.redact(t)),
+            threshold: c
+                .threshold
+                .as_ref()
+                .map(|t| Threshold::from(r.redact(&t.to_string()))),
             reason: r.redact(&c.reason),
             duration_ms: c.duration_ms,
         }

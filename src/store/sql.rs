@@ -19,7 +19,7 @@ use super::{
 use crate::model::{
     CheckPoint, CheckResult, CheckStatus, LogSnapshot, MailBacklog, Measured, NewRequest,
     NotifyState, Params, Pause, ProcessGroup, QueuedMail, Request, RequestFilter, RequestId, Step,
-    StepStatus,
+    StepStatus, Threshold,
 };
 
 /// A value bound to a statement parameter.
@@ -261,7 +261,9 @@ impl<B: Backend> SqlStore<B> {
                 (None, Some(t)) => Some(Measured::Text(t)),
                 (None, None) => None,
             },
-            threshold: self.decode(row.opt_text("threshold"))?,
+            threshold: self
+                .decode(row.opt_text("threshold"))?
+                .map(Threshold::from),
             reason: self.decode(row.text("reason"))?,
             duration_ms: self.decode(row.int("duration_ms"))?.max(0) as u64,
         })
@@ -660,10 +662,15 @@ impl<B: Backend> HistoryStore for SqlStore<B> {
     }
 
     async fn record_checks(&self, run: RunId, checks: &[CheckResult]) -> Result<()> {
+        let thresholds: Vec<Option<String>> = checks
+            .iter()
+            .map(|c| c.threshold.as_ref().map(|t| t.to_string()))
+            .collect();
         let stmts: Vec<(&'static str, Vec<Arg<'_>>)> = checks
             .iter()
+            .zip(&thresholds)
             .enumerate()
-            .map(|(i, c)| {
+            .map(|(i, (c, threshold))| {
                 (
                     sql!("insert_check"),
                     vec![
@@ -676,7 +683,7 @@ impl<B: Backend> HistoryStore for SqlStore<B> {
                             Some(Measured::Text(t)) => Arg::Text(Some(t)),
                             _ => Arg::Text(None),
                         },
-                        c.threshold.as_deref().into(),
+                        threshold.as_deref().into(),
                         (&c.reason).into(),
                         (c.duration_ms as i64).into(),
                     ],
