@@ -1,0 +1,1 @@
+CREATE INDEX runs_job_id ON runs (job, id DESC);
