@@ -206,7 +206,7 @@ impl Console {
         let row = job_row(job, now, last.as_ref(), last_dry.as_ref(), paused, pending);
         Ok(JobView {
             row,
-            description: job.description.clone(),
+            description: job.description.as_deref().map(|d| self.redactor.redact(d)),
             schedule_words: words(job, now),
             next_fire_utc: job
                 .schedule
@@ -326,7 +326,7 @@ pub async fn jobs(State(c): Shared, RawQuery(q): RawQuery) -> Response {
                 .values()
                 .map(|j| JobView {
                     row: job_row(j, now, None, None, &[], &[]),
-                    description: j.description.clone(),
+                    description: j.description.as_deref().map(|d| c.redactor.redact(d)),
                     schedule_words: words(j, now),
                     next_fire_utc: j
                         .schedule

@@ -1,1 +1,0 @@
-CREATE INDEX runs_job_id ON runs (job, id DESC);
