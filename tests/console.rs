@@ -239,6 +239,32 @@ async fn seed(store: &Arc<dyn HistoryStore>) -> Ids {
         })
         .await
         .unwrap();
+    store
+        .pause_job(&runbookd::model::Pause {
+            job: "triage".into(),
+            paused_by: "carol".into(),
+            reason: Some(format!("noisy {IMG}")),
+            paused_at: t("2026-12-05T10:00:00Z"),
+        })
+        .await
+        .unwrap();
+    store
+        .queue_mail(&runbookd::model::QueuedMail {
+            message_id: "<m1@runbookd>".into(),
+            subject: format!("rotate failed {SCRIPT}"),
+            recipients: vec!["ops@example.com".into()],
+            raw: "Subject: x\r\n\r\nbody".into(),
+            job: Some("rotate".into()),
+            run_id: Some(failed),
+            status: runbookd::model::MailStatus::Pending,
+            attempts: 2,
+            last_error: Some("connection refused".into()),
+            created_at: t("2026-12-05T07:01:00Z"),
+            next_attempt_at: t("2026-12-05T12:10:00Z"),
+            sent_at: None,
+        })
+        .await
+        .unwrap();
     Ids {
         checklist,
         failed,
@@ -394,6 +420,17 @@ async fn every_page_answers_with_strict_headers_and_a_json_twin() {
     assert_eq!(rotate["recent"][0]["id"], srv.ids.running, "newest first");
     assert_eq!(rotate["pending_requests"][0]["requested_by"], "bob");
     assert_eq!(jobs["checklist"]["run"]["id"], srv.ids.checklist);
+    let triage = jobs["jobs"].as_array().unwrap().iter().find(|j| j["name"] == "triage").unwrap();
+    assert_eq!(triage["paused_by"], "carol", "jobs --json's key");
+    assert!(triage["paused"]["reason"].as_str().unwrap().starts_with("noisy"));
+    assert_eq!(jobs["mail"]["pending"], 1);
+    let home = get(&srv, "/").await.body;
+    assert!(home.contains("1 message(s) pending, not sent"), "the mail banner");
+    assert!(home.contains("paused</span> by carol"), "who paused it");
+    let queue: serde_json::Value = serde_json::from_str(&get(&srv, "/queue?format=json").await.body).unwrap();
+    assert_eq!(queue["pending_mail"][0]["message_id"], "<m1@runbookd>");
+    assert!(queue["pending_mail"][0].get("raw").is_none(), "the message itself is not shown");
+    assert_eq!(queue["pending_requests"][0]["requested_by"], "bob");
     assert_eq!(jobs["checklist"]["run"]["checks"][0]["check"], "error-rate");
     // The charts are PNGs.
     let r = client()
@@ -873,4 +910,37 @@ async fn every_page_loads_in_chromium_with_nothing_blocked() {
             std::fs::copy(&png, std::path::Path::new(d).join(format!("console-{name}.png"))).unwrap();
         }
     }
+}
+
+/// The shipped binary: `serve` puts the console beside the probes, asks
+/// for the credential on the console only, and refuses to start on a
+/// credential file it cannot read, naming it.
+#[test]
+fn runbookd_serve_serves_the_console_beside_the_probes() {
+    use runbookd::testkit::binary::{Workdir, eventually, get as raw_get};
+    let dir = tempfile::tempdir().unwrap();
+    let f = secret_file(&dir, "basic", "ops:pw-0f9e8d\n");
+    let jobs = format!(
+        "console:\n  basic_auth_file: {f}\njobs:\n  hello:\n    kind: command\n    argv: [\"true\"]\n"
+    );
+    let w = Workdir::new(env!("CARGO_BIN_EXE_runbookd"), &jobs);
+    let d = w.serve();
+    let addr = d.addr();
+    eventually(Duration::from_secs(20), "healthz answers", || {
+        (raw_get(addr, "/healthz")?.0 == 200).then_some(())
+    });
+    assert_eq!(raw_get(addr, "/").unwrap().0, 401, "the console asks");
+    assert_eq!(raw_get(addr, "/metrics").unwrap().0, 200, "Prometheus does not");
+    assert!(!d.log().contains("pw-0f9e8d"));
+    drop(d);
+    let missing = dir.path().join("gone");
+    let bad = format!(
+        "console:\n  bearer_token_file: {}\njobs:\n  hello:\n    kind: command\n    argv: [\"true\"]\n",
+        missing.display()
+    );
+    let w = Workdir::new(env!("CARGO_BIN_EXE_runbookd"), &bad);
+    let out = w.run(&["serve", "--listen", "127.0.0.1:0"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&missing.display().to_string()), "{err}");
 }

@@ -339,7 +339,7 @@ pub fn run(v: &RunView) -> Markup {
                             }
                             @if !s.detail.is_empty() { div { (s.detail) } }
                             @if let Some(p) = &s.payload {
-                                details { summary { "payload" } pre { (serde_json::to_string_pretty(p).unwrap_or_default()) } }
+                                details open { summary { "payload" } pre { (serde_json::to_string_pretty(p).unwrap_or_default()) } }
                             }
                         }
                     }
