@@ -60,9 +60,11 @@ jobs:
 }
 
 fn config(extra_console: &str) -> Config {
-    runbookd::jobs::load_str(std::path::Path::new("jobs.yaml"), &yaml(extra_console), &|_| {
-        None
-    })
+    runbookd::jobs::load_str(
+        std::path::Path::new("jobs.yaml"),
+        &yaml(extra_console),
+        &|_| None,
+    )
     .unwrap_or_else(|e| panic!("{e}"))
 }
 
@@ -107,8 +109,12 @@ async fn seed(store: &Arc<dyn HistoryStore>) -> Ids {
                             .threshold("> 0.05"),
                     )
                     .check(
-                        CheckResult::new(format!("evil {SCRIPT}"), CheckStatus::Fail, format!("reason {IMG}"))
-                            .text(format!("value {SCRIPT}")),
+                        CheckResult::new(
+                            format!("evil {SCRIPT}"),
+                            CheckStatus::Fail,
+                            format!("reason {IMG}"),
+                        )
+                        .text(format!("value {SCRIPT}")),
                     ),
             )
             .await;
@@ -117,10 +123,18 @@ async fn seed(store: &Arc<dyn HistoryStore>) -> Ids {
         }
     }
     let _ = first;
-    let checklist = store.last_run("daily-checklist", Some(false)).await.unwrap().unwrap().id;
+    let checklist = store
+        .last_run("daily-checklist", Some(false))
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
     for h in 0..6 {
-        s.add(RunSpec::scheduled("rotate", t(&format!("2026-12-05T0{h}:00:00Z"))))
-            .await;
+        s.add(RunSpec::scheduled(
+            "rotate",
+            t(&format!("2026-12-05T0{h}:00:00Z")),
+        ))
+        .await;
     }
     let failed = s
         .add(
@@ -366,17 +380,32 @@ async fn every_page_answers_with_strict_headers_and_a_json_twin() {
         let g = get(&srv, &path).await;
         assert_eq!(g.status, 200, "{path}: {}", g.body);
         let csp = g.headers["content-security-policy"].to_str().unwrap();
-        let want = if path.starts_with("/report") { REPORT_CSP } else { CSP };
+        let want = if path.starts_with("/report") {
+            REPORT_CSP
+        } else {
+            CSP
+        };
         assert_eq!(csp, want, "{path}");
         assert!(!csp.contains("unsafe-eval") && !csp.contains("script-src 'unsafe-inline'"));
         assert_eq!(g.headers["x-content-type-options"], "nosniff", "{path}");
         assert_eq!(g.headers["referrer-policy"], "no-referrer", "{path}");
-        if g.headers["content-type"].to_str().unwrap().starts_with("text/html") {
+        if g.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+        {
             assert!(!g.body.contains("<script>"), "{path}: an inline script");
-            assert!(!g.body.contains("http://") || path.starts_with("/report") || path.starts_with("/jobs/daily"),
-                "{path}: an external reference");
+            assert!(
+                !g.body.contains("http://")
+                    || path.starts_with("/report")
+                    || path.starts_with("/jobs/daily"),
+                "{path}: an external reference"
+            );
             if !path.starts_with("/report") {
-                assert!(!g.body.contains(" style="), "{path}: inline style (the CSP refuses it)");
+                assert!(
+                    !g.body.contains(" style="),
+                    "{path}: inline style (the CSP refuses it)"
+                );
             }
         }
     }
@@ -399,19 +428,45 @@ async fn every_page_answers_with_strict_headers_and_a_json_twin() {
     assert_eq!(v["chained"][0]["job"], "triage");
     // And back: the chained run and the retry name this one.
     let c: serde_json::Value = serde_json::from_str(
-        &get(&srv, &format!("/runs/{}?format=json", srv.ids.chained)).await.body,
+        &get(&srv, &format!("/runs/{}?format=json", srv.ids.chained))
+            .await
+            .body,
     )
     .unwrap();
     assert_eq!(c["chained_by"], srv.ids.failed);
-    assert!(c["show_text"].as_str().unwrap().contains("P1: snapshot slow"));
+    assert!(
+        c["show_text"]
+            .as_str()
+            .unwrap()
+            .contains("P1: snapshot slow")
+    );
     let html = get(&srv, &format!("/runs/{}", srv.ids.retry)).await.body;
-    assert!(html.contains(&format!("href=\"/runs/{}\"", srv.ids.failed)), "retry links its first attempt");
+    assert!(
+        html.contains(&format!("href=\"/runs/{}\"", srv.ids.failed)),
+        "retry links its first attempt"
+    );
     // A job's JSON holds its `jobs --json` row.
-    let jobs: serde_json::Value = serde_json::from_str(&get(&srv, "/?format=json").await.body).unwrap();
-    let rotate = jobs["jobs"].as_array().unwrap().iter().find(|j| j["name"] == "rotate").unwrap();
+    let jobs: serde_json::Value =
+        serde_json::from_str(&get(&srv, "/?format=json").await.body).unwrap();
+    let rotate = jobs["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["name"] == "rotate")
+        .unwrap();
     for key in [
-        "name", "kind", "schedule", "timezone", "concurrency", "suspended", "paused_by",
-        "next_fire", "last_status", "last_run_id", "last_started_at", "last_dry_run",
+        "name",
+        "kind",
+        "schedule",
+        "timezone",
+        "concurrency",
+        "suspended",
+        "paused_by",
+        "next_fire",
+        "last_status",
+        "last_run_id",
+        "last_started_at",
+        "last_dry_run",
         "pending_requests",
     ] {
         assert!(rotate.get(key).is_some(), "jobs --json key {key}");
@@ -420,21 +475,48 @@ async fn every_page_answers_with_strict_headers_and_a_json_twin() {
     assert_eq!(rotate["recent"][0]["id"], srv.ids.running, "newest first");
     assert_eq!(rotate["pending_requests"][0]["requested_by"], "bob");
     assert_eq!(jobs["checklist"]["run"]["id"], srv.ids.checklist);
-    let triage = jobs["jobs"].as_array().unwrap().iter().find(|j| j["name"] == "triage").unwrap();
+    let triage = jobs["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["name"] == "triage")
+        .unwrap();
     assert_eq!(triage["paused_by"], "carol", "jobs --json's key");
-    assert!(triage["paused"]["reason"].as_str().unwrap().starts_with("noisy"));
+    assert!(
+        triage["commands"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "runbookd resume triage")
+    );
+    assert!(
+        triage["paused"]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("noisy")
+    );
     assert_eq!(jobs["mail"]["pending"], 1);
     let home = get(&srv, "/").await.body;
-    assert!(home.contains("1 message(s) pending, not sent"), "the mail banner");
+    assert!(
+        home.contains("1 message(s) pending, not sent"),
+        "the mail banner"
+    );
     assert!(home.contains("paused</span> by carol"), "who paused it");
-    let queue: serde_json::Value = serde_json::from_str(&get(&srv, "/queue?format=json").await.body).unwrap();
+    let queue: serde_json::Value =
+        serde_json::from_str(&get(&srv, "/queue?format=json").await.body).unwrap();
     assert_eq!(queue["pending_mail"][0]["message_id"], "<m1@runbookd>");
-    assert!(queue["pending_mail"][0].get("raw").is_none(), "the message itself is not shown");
+    assert!(
+        queue["pending_mail"][0].get("raw").is_none(),
+        "the message itself is not shown"
+    );
     assert_eq!(queue["pending_requests"][0]["requested_by"], "bob");
     assert_eq!(jobs["checklist"]["run"]["checks"][0]["check"], "error-rate");
     // The charts are PNGs.
     let r = client()
-        .get(format!("http://{}/jobs/daily-checklist/charts/checks/error-rate", srv.addr))
+        .get(format!(
+            "http://{}/jobs/daily-checklist/charts/checks/error-rate",
+            srv.addr
+        ))
         .send()
         .await
         .unwrap();
@@ -446,10 +528,19 @@ async fn every_page_answers_with_strict_headers_and_a_json_twin() {
 async fn a_running_run_is_followed_by_the_served_script() {
     let srv = start("").await;
     let html = get(&srv, &format!("/runs/{}", srv.ids.running)).await.body;
-    assert!(html.contains("<script src=\"/static/console.js\" defer></script>"), "{html}");
+    assert!(
+        html.contains("<script src=\"/static/console.js\" defer></script>"),
+        "{html}"
+    );
     assert!(html.contains("data-follow=\"true\""));
-    assert!(html.contains("runbookd cancel"), "the command to copy, not a button");
-    assert!(!html.contains("<form method=\"post\"") && !html.contains("<button") || html.contains("type=\"submit\">Filter"));
+    assert!(
+        html.contains("runbookd cancel"),
+        "the command to copy, not a button"
+    );
+    assert!(
+        !html.contains("<form method=\"post\"") && !html.contains("<button")
+            || html.contains("type=\"submit\">Filter")
+    );
     let done = get(&srv, &format!("/runs/{}", srv.ids.failed)).await.body;
     assert!(!done.contains("console.js"), "an ended run needs no script");
 }
@@ -459,23 +550,37 @@ async fn only_get_and_head_are_answered_and_nothing_changes() {
     let srv = start("").await;
     let before = snapshot(srv.store.as_ref()).await;
     for path in routes(srv.ids) {
-        for m in ["POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "PROPFIND"] {
+        for m in [
+            "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "PROPFIND",
+        ] {
             let g = send(&srv, m, &path, None).await;
             assert_eq!(g.status, 405, "{m} {path}");
-            assert!(g.headers.contains_key("content-security-policy"), "{m} {path}");
+            assert!(
+                g.headers.contains_key("content-security-policy"),
+                "{m} {path}"
+            );
         }
         let h = send(&srv, "HEAD", &path, None).await;
         assert_eq!(h.status, 200, "HEAD {path}");
         assert!(h.body.is_empty());
     }
     // Crafted URLs: unknown pages are 404 for every method, never a write.
-    for path in ["/runs/1/cancel", "/jobs/rotate/trigger", "/api/runs", "/jobs/rotate/pause"] {
+    for path in [
+        "/runs/1/cancel",
+        "/jobs/rotate/trigger",
+        "/api/runs",
+        "/jobs/rotate/pause",
+    ] {
         for m in ["GET", "POST"] {
             let g = send(&srv, m, path, None).await;
             assert_eq!(g.status, 404, "{m} {path}");
         }
     }
-    assert_eq!(snapshot(srv.store.as_ref()).await, before, "the history changed");
+    assert_eq!(
+        snapshot(srv.store.as_ref()).await,
+        before,
+        "the history changed"
+    );
 }
 
 /// Everything the history holds that a write could change.
@@ -519,7 +624,11 @@ async fn bad_input_is_a_clear_400_and_unknown_things_404() {
         ("/jobs/rotate?before=abc", 400, "before `abc`"),
         ("/jobs/rotate?before=-1", 400, "before `-1`"),
         ("/jobs/rotate?sort=asc", 400, "unknown parameter `sort`"),
-        ("/jobs/rotate?status=failed&status=running", 400, "given twice"),
+        (
+            "/jobs/rotate?status=failed&status=running",
+            400,
+            "given twice",
+        ),
         ("/?format=xml", 400, "format `xml`"),
         ("/report?since=soon", 400, "neither a duration"),
         ("/report?since=99999d", 400, "at most 400 days"),
@@ -543,23 +652,46 @@ async fn runs_page_by_id_and_filter() {
     let srv = start("").await;
     let page: serde_json::Value =
         serde_json::from_str(&get(&srv, "/jobs/rotate?limit=3&format=json").await.body).unwrap();
-    let ids: Vec<i64> = page["runs"].as_array().unwrap().iter().map(|r| r["id"].as_i64().unwrap()).collect();
+    let ids: Vec<i64> = page["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect();
     assert_eq!(ids.len(), 3);
     assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first: {ids:?}");
     let next = page["next_before"].as_i64().unwrap();
     assert_eq!(next, ids[2]);
     let page2: serde_json::Value = serde_json::from_str(
-        &get(&srv, &format!("/jobs/rotate?limit=3&before={next}&format=json")).await.body,
+        &get(
+            &srv,
+            &format!("/jobs/rotate?limit=3&before={next}&format=json"),
+        )
+        .await
+        .body,
     )
     .unwrap();
-    assert!(page2["runs"].as_array().unwrap().iter().all(|r| r["id"].as_i64().unwrap() < next));
-    let failed: serde_json::Value =
-        serde_json::from_str(&get(&srv, "/jobs/rotate?status=failed&format=json").await.body).unwrap();
+    assert!(
+        page2["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["id"].as_i64().unwrap() < next)
+    );
+    let failed: serde_json::Value = serde_json::from_str(
+        &get(&srv, "/jobs/rotate?status=failed&format=json")
+            .await
+            .body,
+    )
+    .unwrap();
     let f = failed["runs"].as_array().unwrap();
     assert_eq!(f.len(), 1);
     assert_eq!(f[0]["id"], srv.ids.failed);
     let html = get(&srv, "/jobs/rotate?limit=3").await.body;
-    assert!(html.contains(&format!("before={next}")), "a link to the next page");
+    assert!(
+        html.contains(&format!("before={next}")),
+        "a link to the next page"
+    );
 }
 
 #[tokio::test]
@@ -569,7 +701,9 @@ async fn markup_in_the_history_and_the_file_is_shown_as_text() {
         get(&srv, "/").await.body,
         get(&srv, "/jobs/daily-checklist").await.body,
         get(&srv, "/jobs/rotate").await.body,
-        get(&srv, &format!("/runs/{}", srv.ids.checklist)).await.body,
+        get(&srv, &format!("/runs/{}", srv.ids.checklist))
+            .await
+            .body,
         get(&srv, &format!("/runs/{}", srv.ids.failed)).await.body,
         get(&srv, &format!("/runs/{}", srv.ids.retry)).await.body,
         get(&srv, "/queue").await.body,
@@ -578,31 +712,55 @@ async fn markup_in_the_history_and_the_file_is_shown_as_text() {
     for (i, html) in pages.iter().enumerate() {
         assert!(!html.contains(SCRIPT), "page {i}: raw <script>");
         assert!(!html.contains("<img src=x"), "page {i}: raw <img>");
-        assert!(!html.contains("onerror=alert(2)>"), "page {i}: an attribute broken out of");
+        assert!(
+            !html.contains("onerror=alert(2)>"),
+            "page {i}: an attribute broken out of"
+        );
     }
     // Shown, escaped: the description, check name, value, reason, error,
     // step detail, payload, log, request reason.
     let esc_script = "&lt;script&gt;alert(1)&lt;/script&gt;";
     let esc_img = "&quot;&gt;&lt;img src=x onerror=alert(2)&gt;";
-    assert!(pages[0].contains(esc_script) && pages[0].contains(esc_img), "jobs page");
-    assert!(pages[3].contains(&format!("evil {esc_script}")), "check name");
-    assert!(pages[3].contains(&format!("reason {esc_img}")), "check reason");
+    assert!(
+        pages[0].contains(esc_script) && pages[0].contains(esc_img),
+        "jobs page"
+    );
+    assert!(
+        pages[3].contains(&format!("evil {esc_script}")),
+        "check name"
+    );
+    assert!(
+        pages[3].contains(&format!("reason {esc_img}")),
+        "check reason"
+    );
     assert!(pages[4].contains(&format!("boom {esc_script}")), "error");
     assert!(pages[4].contains(&format!("made {esc_img}")), "step detail");
     assert!(pages[5].contains(esc_script), "log");
-    assert!(pages[6].contains(&format!("because {esc_script}")), "request reason");
+    assert!(
+        pages[6].contains(&format!("because {esc_script}")),
+        "request reason"
+    );
 }
 
 #[tokio::test]
 async fn a_jobs_config_is_shown_with_its_secrets_masked() {
     let srv = start("").await;
     let html = get(&srv, "/jobs/rotate").await.body;
-    assert!(html.contains("API_PASSWORD: &quot;[REDACTED]&quot;"), "{html}");
+    assert!(
+        html.contains("API_PASSWORD: &quot;[REDACTED]&quot;"),
+        "{html}"
+    );
     assert!(!html.contains("pw-in-env-9876"));
     assert!(!html.contains("abc-literal-secret-123"));
-    assert!(html.contains("schedule: &quot;*/30 * * * *&quot;"), "the file's own text");
+    assert!(
+        html.contains("schedule: &quot;*/30 * * * *&quot;"),
+        "the file's own text"
+    );
     for path in ["/", "/queue", "/report", "/?format=json"] {
-        assert!(!get(&srv, path).await.body.contains("hunter2-db-pass"), "{path}");
+        assert!(
+            !get(&srv, path).await.body.contains("hunter2-db-pass"),
+            "{path}"
+        );
     }
 }
 
@@ -626,13 +784,20 @@ async fn a_bearer_token_guards_the_console_not_the_probes() {
     ] {
         for path in ["/", "/runs/1", "/static/console.css", "/nowhere"] {
             let g = send(&srv, "GET", path, auth).await;
-            let want = if want == 200 && path == "/nowhere" { 404 } else { want };
+            let want = if want == 200 && path == "/nowhere" {
+                404
+            } else {
+                want
+            };
             assert_eq!(g.status, want, "{auth:?} {path}");
             if want == 401 {
                 assert_eq!(g.headers["www-authenticate"], "Bearer realm=\"runbookd\"");
                 assert!(g.headers.contains_key("content-security-policy"));
             }
-            assert!(!g.body.contains("s3cr3t-console-token"), "the token in a response");
+            assert!(
+                !g.body.contains("s3cr3t-console-token"),
+                "the token in a response"
+            );
         }
     }
     // kubelet and Prometheus ask without it.
@@ -648,7 +813,12 @@ async fn basic_auth_guards_the_console_and_never_shows_the_password() {
     let dir = tempfile::tempdir().unwrap();
     let f = secret_file(&dir, "basic", "ops:correct-horse-battery\n");
     let srv = start(&format!("console:\n  basic_auth_file: {f}\n")).await;
-    let b = |s: &str| format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(s));
+    let b = |s: &str| {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(s)
+        )
+    };
     for (auth, want) in [
         (None, 401),
         (Some(b("ops:wrong")), 401),
@@ -666,7 +836,11 @@ async fn basic_auth_guards_the_console_and_never_shows_the_password() {
         }
         assert!(!g.body.contains("correct-horse-battery"));
     }
-    assert_eq!(get(&srv, "/healthz").await.status, 503, "a probe is answered, not refused (no tick yet: 503, never 401)");
+    assert_eq!(
+        get(&srv, "/healthz").await.status,
+        503,
+        "a probe is answered, not refused (no tick yet: 503, never 401)"
+    );
 }
 
 #[tokio::test]
@@ -701,7 +875,9 @@ async fn console_config_is_strict() {
         .to_string();
     assert!(e.contains("bearer_file"), "{e}");
     // A file that cannot be read fails at start, naming it.
-    let c = Arc::new(config("console:\n  basic_auth_file: /nonexistent/console-basic\n"));
+    let c = Arc::new(config(
+        "console:\n  basic_auth_file: /nonexistent/console-basic\n",
+    ));
     let db = TestDatabase::sqlite();
     let e = Console::new(
         c.clone(),
@@ -726,9 +902,10 @@ async fn console_config_is_strict() {
 async fn a_down_store_is_a_banner_not_a_hang() {
     let db = TestDatabase::postgres().await;
     let url = url::Url::parse(&db.url).unwrap();
-    let upstream: SocketAddr = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432))
-        .parse()
-        .unwrap();
+    let upstream: SocketAddr =
+        format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432))
+            .parse()
+            .unwrap();
     let proxy = runbookd::testkit::proxy::Proxy::start(upstream);
     let mut via = url.clone();
     via.set_port(Some(proxy.addr.port())).unwrap();
@@ -758,7 +935,13 @@ async fn a_down_store_is_a_banner_not_a_hang() {
         addr,
         stop,
         store: store.clone(),
-        ids: Ids { checklist: 0, failed: 0, retry: 0, chained: 0, running: 0 },
+        ids: Ids {
+            checklist: 0,
+            failed: 0,
+            retry: 0,
+            chained: 0,
+            running: 0,
+        },
         _db: TestDatabase::sqlite(),
     };
     assert_eq!(get(&srv, "/").await.status, 200);
@@ -771,13 +954,22 @@ async fn a_down_store_is_a_banner_not_a_hang() {
     assert_eq!(g.status, 200);
     assert!(g.body.contains("The history store is down"), "{}", g.body);
     assert!(g.body.contains("rotate"), "the jobs from the file");
-    assert!(!g.body.contains(&url.password().unwrap_or("\u{0}").to_string()) || url.password().is_none());
-    let j: serde_json::Value = serde_json::from_str(&get(&srv, "/?format=json").await.body).unwrap();
+    assert!(
+        !g.body
+            .contains(&url.password().unwrap_or("\u{0}").to_string())
+            || url.password().is_none()
+    );
+    let j: serde_json::Value =
+        serde_json::from_str(&get(&srv, "/?format=json").await.body).unwrap();
     assert_eq!(j["store"]["up"], false);
     let g = get(&srv, "/jobs/rotate").await;
     assert_eq!(g.status, 503, "{}", g.body);
     assert!(g.body.contains("history store is down"));
-    assert!(began.elapsed() < Duration::from_secs(5), "pages waited on the store: {:?}", began.elapsed());
+    assert!(
+        began.elapsed() < Duration::from_secs(5),
+        "pages waited on the store: {:?}",
+        began.elapsed()
+    );
     proxy.restore();
     drop(db);
 }
@@ -828,7 +1020,10 @@ fn chromium(url: &str, png: &std::path::Path, height: u32) -> Vec<String> {
         std::thread::sleep(Duration::from_millis(100));
     };
     let err = reader.join().unwrap();
-    assert!(status.success(), "chromium failed on {url}: {status}\n{err}");
+    assert!(
+        status.success(),
+        "chromium failed on {url}: {status}\n{err}"
+    );
     assert!(png.exists(), "no screenshot of {url}\n{err}");
     err.lines()
         .filter(|l| l.contains(":CONSOLE"))
@@ -886,7 +1081,11 @@ async fn every_page_loads_in_chromium_with_nothing_blocked() {
     let pages = [
         ("jobs", "/".to_string(), 1000),
         ("job", "/jobs/daily-checklist".to_string(), 1900),
-        ("job-filtered", "/jobs/rotate?status=failed".to_string(), 1400),
+        (
+            "job-filtered",
+            "/jobs/rotate?status=failed".to_string(),
+            1400,
+        ),
         ("run", format!("/runs/{}", ids.failed), 1200),
         ("run-running", format!("/runs/{}", ids.running), 900),
         ("run-triage", format!("/runs/{}", ids.chained), 1100),
@@ -907,7 +1106,11 @@ async fn every_page_loads_in_chromium_with_nothing_blocked() {
             .unwrap();
         assert!(said.is_empty(), "{path}: the browser said {said:#?}");
         if let Some(d) = &keep {
-            std::fs::copy(&png, std::path::Path::new(d).join(format!("console-{name}.png"))).unwrap();
+            std::fs::copy(
+                &png,
+                std::path::Path::new(d).join(format!("console-{name}.png")),
+            )
+            .unwrap();
         }
     }
 }
@@ -930,7 +1133,11 @@ fn runbookd_serve_serves_the_console_beside_the_probes() {
         (raw_get(addr, "/healthz")?.0 == 200).then_some(())
     });
     assert_eq!(raw_get(addr, "/").unwrap().0, 401, "the console asks");
-    assert_eq!(raw_get(addr, "/metrics").unwrap().0, 200, "Prometheus does not");
+    assert_eq!(
+        raw_get(addr, "/metrics").unwrap().0,
+        200,
+        "Prometheus does not"
+    );
     assert!(!d.log().contains("pw-0f9e8d"));
     drop(d);
     let missing = dir.path().join("gone");
@@ -943,4 +1150,105 @@ fn runbookd_serve_serves_the_console_beside_the_probes() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&missing.display().to_string()), "{err}");
+}
+
+/// The DOM headless Chromium ends with after `url` loaded and its timers
+/// ran (virtual time), and its console lines.
+#[cfg(feature = "integration")]
+fn chromium_dom(url: &str) -> (String, Vec<String>) {
+    let chromium = std::env::var("RUNBOOKD_TEST_CHROMIUM").unwrap_or_else(|_| {
+        panic!("RUNBOOKD_TEST_CHROMIUM is not set: run the tests with scripts/test.sh, which installs Debian's chromium")
+    });
+    let profile = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(&chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--virtual-time-budget=6000",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(url)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "chromium failed on {url}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        err.lines()
+            .filter(|l| l.contains(":CONSOLE"))
+            .map(str::to_string)
+            .collect(),
+    )
+}
+
+/// A running run's page follows its log: the served script, under the
+/// console's CSP, polls the run's JSON and puts the new log in the page.
+/// The page is the console's own, its JSON source pointed at a route that
+/// answers a log the page was not rendered with.
+#[cfg(feature = "integration")]
+#[tokio::test(flavor = "multi_thread")]
+async fn the_served_script_follows_a_running_log_in_chromium() {
+    use axum::http::header;
+    let srv = start("").await;
+    let page = get(&srv, &format!("/runs/{}", srv.ids.running)).await.body;
+    let src = format!("data-src=\"/runs/{}?format=json\"", srv.ids.running);
+    assert!(page.contains(&src), "{page}");
+    let page = page.replace(&src, "data-src=\"/follow.json\"");
+    let upstream = srv.addr;
+    let app = axum::Router::new()
+        .route(
+            "/page",
+            axum::routing::get(move || {
+                let page = page.clone();
+                async move {
+                    (
+                        [
+                            (header::CONTENT_SECURITY_POLICY, CSP),
+                            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                        ],
+                        page,
+                    )
+                }
+            }),
+        )
+        .route(
+            "/follow.json",
+            axum::routing::get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "application/json")],
+                    r#"{"status":"running","log":"rotating…\nsaved at the next heartbeat\n"}"#,
+                )
+            }),
+        )
+        .route(
+            "/static/{file}",
+            axum::routing::get(
+                move |axum::extract::Path(file): axum::extract::Path<String>| async move {
+                    let r = client()
+                        .get(format!("http://{upstream}/static/{file}"))
+                        .send()
+                        .await
+                        .unwrap();
+                    let kind = r.headers()["content-type"].clone();
+                    ([(header::CONTENT_TYPE, kind)], r.text().await.unwrap())
+                },
+            ),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let url = format!("http://{addr}/page");
+    let (dom, said) = tokio::task::spawn_blocking(move || chromium_dom(&url))
+        .await
+        .unwrap();
+    server.abort();
+    assert!(said.is_empty(), "the browser said {said:#?}");
+    assert!(
+        dom.contains("saved at the next heartbeat"),
+        "the log was not followed:\n{dom}"
+    );
 }

@@ -319,13 +319,20 @@ async fn a_jobs_runs_page_by_id_with_filters(s: Arc<dyn HistoryStore>) {
     let mut ids = Vec::new();
     for (i, job) in ["a", "b", "a", "a", "a"].iter().enumerate() {
         let at = format!("2026-01-0{}T00:00:00Z", i + 1);
-        let id = s.insert_run(&new_run(job, Some(&at))).await.unwrap().unwrap();
+        let id = s
+            .insert_run(&new_run(job, Some(&at)))
+            .await
+            .unwrap()
+            .unwrap();
         ids.push(id);
     }
     // a: ids[0], ids[2], ids[3], ids[4]; the newest fails, one is manual.
-    s.finish_run(ids[4], &finish(RunStatus::Failed, "2026-01-05T00:01:00Z", ""))
-        .await
-        .unwrap();
+    s.finish_run(
+        ids[4],
+        &finish(RunStatus::Failed, "2026-01-05T00:01:00Z", ""),
+    )
+    .await
+    .unwrap();
     let manual = s
         .insert_run(&NewRun {
             started_at: t("2026-01-06T00:00:00Z"),
@@ -343,7 +350,11 @@ async fn a_jobs_runs_page_by_id_with_filters(s: Arc<dyn HistoryStore>) {
     };
     let got = |v: Vec<runbookd::store::Run>| v.iter().map(|r| r.id).collect::<Vec<_>>();
     let first = s.page_runs(&page(None, None, None, 2)).await.unwrap();
-    assert_eq!(got(first.clone()), [manual, ids[4]], "newest first, limited");
+    assert_eq!(
+        got(first.clone()),
+        [manual, ids[4]],
+        "newest first, limited"
+    );
     assert!(first.iter().all(|r| r.log.is_none()));
     let next = s
         .page_runs(&page(None, None, Some(ids[4]), 2))
@@ -361,7 +372,12 @@ async fn a_jobs_runs_page_by_id_with_filters(s: Arc<dyn HistoryStore>) {
         .unwrap();
     assert_eq!(got(by_hand), [manual]);
     let none = s
-        .page_runs(&page(Some(RunStatus::Running), Some(Trigger::Manual), Some(manual), 10))
+        .page_runs(&page(
+            Some(RunStatus::Running),
+            Some(Trigger::Manual),
+            Some(manual),
+            10,
+        ))
         .await
         .unwrap();
     assert!(none.is_empty());
@@ -373,9 +389,12 @@ async fn retries_and_chained_runs_are_found_both_ways(s: Arc<dyn HistoryStore>) 
         .await
         .unwrap()
         .unwrap();
-    s.finish_run(first, &finish(RunStatus::Failed, "2026-01-01T00:01:00Z", ""))
-        .await
-        .unwrap();
+    s.finish_run(
+        first,
+        &finish(RunStatus::Failed, "2026-01-01T00:01:00Z", ""),
+    )
+    .await
+    .unwrap();
     let retry = s
         .insert_run(&NewRun {
             trigger: Trigger::Retry,

@@ -81,10 +81,11 @@ enum Credential {
 /// part of it.
 fn credential(auth: &ConsoleAuth) -> Result<Option<Credential>, ConsoleError> {
     let read = |path: &Path| -> Result<Secret, ConsoleError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConsoleError::ReadCredential {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConsoleError::ReadCredential {
+                path: path.to_path_buf(),
+                source,
+            })?;
         let value = text
             .strip_suffix("\r\n")
             .or_else(|| text.strip_suffix('\n'))
@@ -207,7 +208,10 @@ pub fn router(console: Console) -> Router {
         .route("/", get(views::jobs))
         .route("/jobs/{name}", get(views::job))
         .route("/jobs/{name}/charts/duration", get(views::duration_chart))
-        .route("/jobs/{name}/charts/checks/{check}", get(views::check_chart))
+        .route(
+            "/jobs/{name}/charts/checks/{check}",
+            get(views::check_chart),
+        )
         .route("/runs/{id}", get(views::run))
         .route("/queue", get(views::queue))
         .route("/report", get(views::report))
@@ -250,8 +254,10 @@ async fn auth(State(c): State<Arc<Console>>, req: Request, next: Next) -> Respon
                 "the runbookd console needs a credential (see the README, Console)\n",
             )
                 .into_response();
-            r.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(cred.challenge()));
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(cred.challenge()),
+            );
             r
         }
         _ => next.run(req).await,
@@ -264,10 +270,19 @@ async fn headers(req: Request, next: Next) -> Response {
     let mut r = next.run(req).await;
     let h = r.headers_mut();
     if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
-        h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CSP),
+        );
     }
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     if !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -375,11 +390,7 @@ fn answer<T: serde::Serialize>(
 ) -> Response {
     match format {
         Format::Json => match serde_json::to_string_pretty(view) {
-            Ok(body) => (
-                [(header::CONTENT_TYPE, "application/json")],
-                body + "\n",
-            )
-                .into_response(),
+            Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body + "\n").into_response(),
             Err(e) => PageError::Internal(format!("cannot write JSON: {e}")).into_response(),
         },
         Format::Html => (
@@ -391,11 +402,7 @@ fn answer<T: serde::Serialize>(
 }
 
 fn png(bytes: Vec<u8>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "image/png")],
-        Body::from(bytes),
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "image/png")], Body::from(bytes)).into_response()
 }
 
 #[cfg(test)]
@@ -424,10 +431,16 @@ mod tests {
         assert!(!bearer.admits(&h));
         let basic = Credential::Basic(Secret::new("ops:pw"));
         let enc = base64::engine::general_purpose::STANDARD.encode("ops:pw");
-        h.insert(header::AUTHORIZATION, format!("Basic {enc}").parse().unwrap());
+        h.insert(
+            header::AUTHORIZATION,
+            format!("Basic {enc}").parse().unwrap(),
+        );
         assert!(basic.admits(&h));
         let wrong = base64::engine::general_purpose::STANDARD.encode("ops:px");
-        h.insert(header::AUTHORIZATION, format!("Basic {wrong}").parse().unwrap());
+        h.insert(
+            header::AUTHORIZATION,
+            format!("Basic {wrong}").parse().unwrap(),
+        );
         assert!(!basic.admits(&h));
         h.insert(header::AUTHORIZATION, "Basic !!!".parse().unwrap());
         assert!(!basic.admits(&h));
@@ -456,7 +469,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("nope");
         let e = credential(&ConsoleAuth::Bearer(missing.clone())).unwrap_err();
-        assert!(e.to_string().contains(&missing.display().to_string()), "{e}");
+        assert!(
+            e.to_string().contains(&missing.display().to_string()),
+            "{e}"
+        );
         let f = dir.path().join("basic");
         std::fs::write(&f, "no-colon\n").unwrap();
         let e = credential(&ConsoleAuth::Basic(f.clone())).unwrap_err();

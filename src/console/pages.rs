@@ -18,7 +18,9 @@ fn utc(t: DateTime<Utc>) -> String {
 }
 
 fn local(t: DateTime<Utc>, tz: Tz) -> String {
-    t.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S %Z").to_string()
+    t.with_timezone(&tz)
+        .format("%Y-%m-%d %H:%M:%S %Z")
+        .to_string()
 }
 
 fn layout(title: &str, script: bool, body: Markup) -> Markup {

@@ -135,4 +135,3 @@ pub fn steps_table(steps: &[Step]) -> String {
         .collect();
     crate::table::render(&["#", "STEP", "TARGET", "STATUS", "TOOK", "DETAIL"], &rows)
 }
-

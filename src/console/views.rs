@@ -17,8 +17,8 @@ use super::{Console, Format, PageError, Params, REPORT_CSP, answer, pages, png};
 use crate::config::JobConfig;
 use crate::jobs::report::{DEFAULT_PERIOD, ReportSpec};
 use crate::model::{
-    MailStatus, Pause, QueuedMail, Request, RequestFilter, RequestStatus, Run, RunPage,
-    RunStatus, Trigger, fmt_age,
+    MailStatus, Pause, QueuedMail, Request, RequestFilter, RequestStatus, Run, RunPage, RunStatus,
+    Trigger, fmt_age,
 };
 use crate::report::{self, Settings, Tolerance};
 
@@ -94,14 +94,24 @@ pub struct JobsView {
 fn words(job: &JobConfig, now: DateTime<Utc>) -> Option<String> {
     let expr = job.schedule.as_ref()?;
     let period = expr.period_at(job.timezone, now)?;
-    Some(format!("every {} ({})", fmt_age(period), job.timezone.name()))
+    Some(format!(
+        "every {} ({})",
+        fmt_age(period),
+        job.timezone.name()
+    ))
 }
 
-fn commands(job: &str) -> Vec<String> {
+/// What an operator would do next, to copy: a paused job is resumed, any
+/// other may be paused.
+fn commands(job: &str, paused: bool) -> Vec<String> {
     vec![
         format!("runbookd trigger {job}"),
         format!("runbookd run {job} --dry-run"),
-        format!("runbookd pause {job} --reason '…'"),
+        if paused {
+            format!("runbookd resume {job}")
+        } else {
+            format!("runbookd pause {job} --reason '…'")
+        },
         format!("runbookd history --job {job}"),
     ]
 }
@@ -215,13 +225,13 @@ impl Console {
                 .and_then(|e| e.next_fire(job.timezone, now))
                 .map(|f| f.at),
             paused: paused.iter().find(|p| p.job == job.name).cloned(),
+            commands: commands(&job.name, paused.iter().any(|p| p.job == job.name)),
             recent: recent.iter().map(RunMark::of).collect(),
             since_last_success: success
                 .as_ref()
                 .and_then(|r| (now - r.finished_at.unwrap_or(r.started_at)).to_std().ok())
                 .map(fmt_age),
             last_success: success.as_ref().map(RunMark::of),
-            commands: commands(&job.name),
         })
     }
 
@@ -316,7 +326,7 @@ pub async fn jobs(State(c): Shared, RawQuery(q): RawQuery) -> Response {
         // The store failed mid-read: the jobs as the file has them, and
         // the banner saying why there is no history.
         Err(e) => {
-            view.store = super::views::StoreView {
+            view.store = StoreView {
                 up: false,
                 error: Some(c.redactor.redact(&e.to_string())),
             };
@@ -337,7 +347,7 @@ pub async fn jobs(State(c): Shared, RawQuery(q): RawQuery) -> Response {
                     recent: Vec::new(),
                     last_success: None,
                     since_last_success: None,
-                    commands: commands(&j.name),
+                    commands: commands(&j.name, false),
                 })
                 .collect();
         }
@@ -370,14 +380,11 @@ impl RunsFilter {
         let before = p
             .get("before")
             .map(|b| {
-                b.parse::<i64>()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| {
-                        PageError::BadRequest(format!(
-                            "before `{b}`: a run id (a whole number above 0)"
-                        ))
-                    })
+                b.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                    PageError::BadRequest(format!(
+                        "before `{b}`: a run id (a whole number above 0)"
+                    ))
+                })
             })
             .transpose()?;
         let limit = p
@@ -495,7 +502,9 @@ pub async fn job(State(c): Shared, Path(name): Path<String>, RawQuery(q): RawQue
                 .collect();
             let (lo, hi) = values
                 .iter()
-                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(*v), b.max(*v)));
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+                    (a.min(*v), b.max(*v))
+                });
             charts.push(Chart {
                 title: check.to_string(),
                 url: format!(
@@ -553,7 +562,12 @@ pub async fn duration_chart(State(c): Shared, Path(name): Path<String>) -> Respo
         let mut points: Vec<(DateTime<Utc>, f64)> = runs
             .iter()
             .filter(|r| r.started_at >= from && !r.dry_run)
-            .filter_map(|r| Some((r.started_at, r.duration()?.num_milliseconds() as f64 / 1000.0)))
+            .filter_map(|r| {
+                Some((
+                    r.started_at,
+                    r.duration()?.num_milliseconds() as f64 / 1000.0,
+                ))
+            })
             .collect();
         points.reverse();
         report::chart::png(&points, &[], from, now).map_err(|e| PageError::Internal(e.to_string()))
@@ -764,7 +778,9 @@ fn since(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, PageError> {
         }
     };
     if at > now {
-        return Err(PageError::BadRequest(format!("since `{s}` is in the future")));
+        return Err(PageError::BadRequest(format!(
+            "since `{s}` is in the future"
+        )));
     }
     if now - at > Duration::days(SINCE_MAX_DAYS) {
         return Err(PageError::BadRequest(format!(
@@ -793,16 +809,17 @@ pub async fn report(State(c): Shared, RawQuery(q): RawQuery) -> Response {
     match r.await {
         Ok((Format::Json, report)) => {
             let v = serde_json::to_value(&report).unwrap_or_default();
-            answer(Format::Json, &c.redactor.redact_json(&v), |_| maud::html! {})
+            answer(
+                Format::Json,
+                &c.redactor.redact_json(&v),
+                |_| maud::html! {},
+            )
         }
         Ok((Format::Html, report)) => {
             let rendered = report::render::render(&report, &c.config.links);
             let html = c.redactor.redact(&rendered.preview_html());
-            let mut resp = (
-                [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-                html,
-            )
-                .into_response();
+            let mut resp =
+                ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response();
             resp.headers_mut().insert(
                 header::CONTENT_SECURITY_POLICY,
                 HeaderValue::from_static(REPORT_CSP),

@@ -152,8 +152,7 @@ pub trait HistoryStore: Send + Sync + fmt::Debug {
 
     /// The runs `run` chained (`on_failure`) that started by `until`,
     /// oldest first, at most `limit`.
-    async fn chained_from(&self, run: &Run, until: DateTime<Utc>, limit: u32)
-    -> Result<Vec<Run>>;
+    async fn chained_from(&self, run: &Run, until: DateTime<Utc>, limit: u32) -> Result<Vec<Run>>;
 
     /// One run with its log.
     async fn get_run(&self, id: RunId) -> Result<Option<Run>>;

@@ -560,12 +560,7 @@ impl<B: Backend> HistoryStore for SqlStore<B> {
         self.runs(rows)
     }
 
-    async fn chained_from(
-        &self,
-        run: &Run,
-        until: DateTime<Utc>,
-        limit: u32,
-    ) -> Result<Vec<Run>> {
+    async fn chained_from(&self, run: &Run, until: DateTime<Utc>, limit: u32) -> Result<Vec<Run>> {
         let by = crate::model::chained_by(run.id, &run.job);
         let rows = self
             .rows(

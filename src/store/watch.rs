@@ -16,8 +16,8 @@ use chrono::{DateTime, Utc};
 use super::{Claimed, HistoryStore, MissedFires, Result, StoreError};
 use crate::model::{
     CheckPoint, CheckResult, Finish, LogSnapshot, MailBacklog, NewRequest, NewRun, NotifyState,
-    Pause, ProcessGroup, QueuedMail, Request, RequestFilter, RequestId, Run, RunFilter, RunId, RunPage,
-    Step,
+    Pause, ProcessGroup, QueuedMail, Request, RequestFilter, RequestId, Run, RunFilter, RunId,
+    RunPage, Step,
 };
 
 /// How often a down store is tried again by the scheduler.
@@ -239,14 +239,12 @@ impl HistoryStore for WatchedStore {
             .await
     }
 
-    async fn chained_from(
-        &self,
-        run: &Run,
-        until: DateTime<Utc>,
-        limit: u32,
-    ) -> Result<Vec<Run>> {
-        self.watch_read("read chained runs", self.inner.chained_from(run, until, limit))
-            .await
+    async fn chained_from(&self, run: &Run, until: DateTime<Utc>, limit: u32) -> Result<Vec<Run>> {
+        self.watch_read(
+            "read chained runs",
+            self.inner.chained_from(run, until, limit),
+        )
+        .await
     }
 
     async fn get_run(&self, id: RunId) -> Result<Option<Run>> {
