@@ -648,6 +648,24 @@ async fn bad_input_is_a_clear_400_and_unknown_things_404() {
 }
 
 #[tokio::test]
+async fn a_json_twins_errors_are_json() {
+    let srv = start("").await;
+    for (path, status) in [
+        ("/jobs/rotate?limit=0&format=json", 400),
+        ("/jobs/nope?format=json", 404),
+        ("/runs/99999?format=json", 404),
+        ("/report?since=soon&format=json", 400),
+    ] {
+        let g = get(&srv, path).await;
+        assert_eq!(g.status, status, "{path}");
+        assert_eq!(g.headers["content-type"], "application/json", "{path}");
+        let v: serde_json::Value = serde_json::from_str(&g.body).unwrap();
+        assert_eq!(v["status"], status);
+        assert!(!v["error"].as_str().unwrap().is_empty());
+    }
+}
+
+#[tokio::test]
 async fn runs_page_by_id_and_filter() {
     let srv = start("").await;
     let page: serde_json::Value =

@@ -316,6 +316,30 @@ impl PageError {
     }
 }
 
+impl PageError {
+    /// The error as the page would have answered: JSON (`{"status",
+    /// "error"}`) when the query asked for it, even one otherwise refused,
+    /// so a script reading the JSON twin never has to parse HTML.
+    fn answer(self, query: Option<&str>) -> Response {
+        let json = url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
+            .any(|(k, v)| k == "format" && v == "json");
+        if !json {
+            return self.into_response();
+        }
+        let status = self.status();
+        let body = serde_json::json!({
+            "status": status.as_u16(),
+            "error": Redactor::default().redact(&self.to_string()),
+        });
+        (
+            status,
+            [(header::CONTENT_TYPE, "application/json")],
+            format!("{body:#}\n"),
+        )
+            .into_response()
+    }
+}
+
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
         let status = self.status();

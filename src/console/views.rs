@@ -289,7 +289,7 @@ impl Console {
 pub async fn jobs(State(c): Shared, RawQuery(q): RawQuery) -> Response {
     let p = match Params::parse(q.as_deref(), &[]) {
         Ok(p) => p,
-        Err(e) => return e.into_response(),
+        Err(e) => return e.answer(q.as_deref()),
     };
     let now = c.now();
     let store = c.store_view();
@@ -541,7 +541,7 @@ pub async fn job(State(c): Shared, Path(name): Path<String>, RawQuery(q): RawQue
     };
     match r.await {
         Ok((format, v)) => answer(format, &v, pages::job),
-        Err(e) => e.into_response(),
+        Err(e) => e.answer(q.as_deref()),
     }
 }
 
@@ -700,7 +700,7 @@ pub async fn run(State(c): Shared, Path(id): Path<String>, RawQuery(q): RawQuery
     };
     match r.await {
         Ok((format, v)) => answer(format, &v, pages::run),
-        Err(e) => e.into_response(),
+        Err(e) => e.answer(q.as_deref()),
     }
 }
 
@@ -751,7 +751,7 @@ pub async fn queue(State(c): Shared, RawQuery(q): RawQuery) -> Response {
     };
     match r.await {
         Ok((format, v)) => answer(format, &v, pages::queue),
-        Err(e) => e.into_response(),
+        Err(e) => e.answer(q.as_deref()),
     }
 }
 
@@ -826,7 +826,7 @@ pub async fn report(State(c): Shared, RawQuery(q): RawQuery) -> Response {
             );
             resp
         }
-        Err(e) => e.into_response(),
+        Err(e) => e.answer(q.as_deref()),
     }
 }
 
