@@ -35,6 +35,8 @@ pub enum DaemonError {
     Store(#[from] StoreError),
     #[error("cannot start the timer (tokio-cron-scheduler): {0}")]
     Timer(String),
+    #[error(transparent)]
+    Console(#[from] crate::console::ConsoleError),
 }
 
 pub type Result<T, E = DaemonError> = std::result::Result<T, E>;
@@ -56,10 +58,23 @@ pub async fn serve(
     let health = runner.store_health().clone();
     let postman = runner.postman().clone();
     let alerter = runner.clone();
+    let runner_redactor = runner.redactor().clone();
     let mut resending: Option<tokio::task::JoinHandle<()>> = None;
     let mut reposting: Option<tokio::task::JoinHandle<()>> = None;
     let mut last_repost: Option<tokio::time::Instant> = None;
     let mut pruning: Option<tokio::task::JoinHandle<()>> = None;
+    // Before anything starts: an unreadable credential file fails `serve`.
+    let console = if config.console.enabled {
+        crate::console::router(crate::console::Console::new(
+            config.clone(),
+            store.clone(),
+            health.clone(),
+            clock.clone(),
+            runner_redactor,
+        )?)
+    } else {
+        axum::Router::new()
+    };
     let state = DaemonState::new(clock.now(), health.clone());
     state.abandoned(reaped.len());
     for job in config.jobs.values() {
@@ -90,7 +105,7 @@ pub async fn serve(
     let scheduler = Scheduler::start(config.clone(), runner, clock.clone()).await?;
 
     let http_stop = CancellationToken::new();
-    let (bound, http_task) = http::bind(listen, state.clone(), http_stop.clone())
+    let (bound, http_task) = http::bind(listen, state.clone(), console, http_stop.clone())
         .await
         .map_err(|source| DaemonError::Bind {
             addr: listen,

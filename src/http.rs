@@ -718,15 +718,17 @@ pub fn router(state: Arc<DaemonState>) -> Router {
 }
 
 /// Binds `addr` (so a taken port fails `serve` at once) and serves until
-/// `stop` is cancelled.
+/// `stop` is cancelled: the daemon's endpoints and `more` (the console)
+/// beside them, each with its own layers.
 pub async fn bind(
     addr: SocketAddr,
     state: Arc<DaemonState>,
+    more: Router,
     stop: CancellationToken,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
-    let app = router(state);
+    let app = router(state).merge(more);
     let handle = tokio::spawn(async move {
         let r = axum::serve(listener, app)
             .with_graceful_shutdown(async move { stop.cancelled().await })

@@ -10,6 +10,7 @@ pub mod checks;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod daemon;
 pub mod delivery;
 pub mod http;

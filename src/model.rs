@@ -656,6 +656,23 @@ pub struct MissedFires {
     pub recorded_at: DateTime<Utc>,
 }
 
+/// One page of a job's runs, newest first: those older than `before` (a
+/// run id), of a status and a trigger when given.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RunPage {
+    pub job: String,
+    pub status: Option<RunStatus>,
+    pub trigger: Option<Trigger>,
+    pub before: Option<RunId>,
+    pub limit: u32,
+}
+
+/// What a chained run's `triggered_by` says: the failed run that started
+/// it.
+pub fn chained_by(run: RunId, job: &str) -> String {
+    format!("run {run} of {job}")
+}
+
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct RunFilter {
     pub job: Option<String>,

@@ -9,7 +9,7 @@ use runbookd::model::{
     CheckResult, CheckStatus, LogSnapshot, MailBacklog, MailStatus, Measured, NewRequest, Pause,
     QueuedMail, RequestFilter, RequestStatus, Step, StepStatus,
 };
-use runbookd::store::{Finish, HistoryStore, NewRun, RunFilter, RunStatus, Trigger};
+use runbookd::store::{Finish, HistoryStore, NewRun, RunFilter, RunPage, RunStatus, Trigger};
 use runbookd::testkit::TestDatabase;
 
 fn t(s: &str) -> DateTime<Utc> {
@@ -410,6 +410,132 @@ async fn listing_filters_and_orders(s: Arc<dyn HistoryStore>) {
         s.last_run("a", Some(false)).await.unwrap().unwrap().id,
         last.id
     );
+}
+
+async fn a_jobs_runs_page_by_id_with_filters(s: Arc<dyn HistoryStore>) {
+    let mut ids = Vec::new();
+    for (i, job) in ["a", "b", "a", "a", "a"].iter().enumerate() {
+        let at = format!("2026-01-0{}T00:00:00Z", i + 1);
+        let id = s
+            .insert_run(&new_run(job, Some(&at)))
+            .await
+            .unwrap()
+            .unwrap();
+        ids.push(id);
+    }
+    // a: ids[0], ids[2], ids[3], ids[4]; the newest fails, one is manual.
+    s.finish_run(
+        ids[4],
+        &finish(RunStatus::Failed, "2026-01-05T00:01:00Z", ""),
+    )
+    .await
+    .unwrap();
+    let manual = s
+        .insert_run(&NewRun {
+            started_at: t("2026-01-06T00:00:00Z"),
+            ..new_run("a", None)
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    let page = |status, trigger, before, limit| RunPage {
+        job: "a".into(),
+        status,
+        trigger,
+        before,
+        limit,
+    };
+    let got = |v: Vec<runbookd::store::Run>| v.iter().map(|r| r.id).collect::<Vec<_>>();
+    let first = s.page_runs(&page(None, None, None, 2)).await.unwrap();
+    assert_eq!(
+        got(first.clone()),
+        [manual, ids[4]],
+        "newest first, limited"
+    );
+    assert!(first.iter().all(|r| r.log.is_none()));
+    let next = s
+        .page_runs(&page(None, None, Some(ids[4]), 2))
+        .await
+        .unwrap();
+    assert_eq!(got(next), [ids[3], ids[2]], "the page after the last id");
+    let failed = s
+        .page_runs(&page(Some(RunStatus::Failed), None, None, 10))
+        .await
+        .unwrap();
+    assert_eq!(got(failed), [ids[4]]);
+    let by_hand = s
+        .page_runs(&page(None, Some(Trigger::Manual), None, 10))
+        .await
+        .unwrap();
+    assert_eq!(got(by_hand), [manual]);
+    let none = s
+        .page_runs(&page(
+            Some(RunStatus::Running),
+            Some(Trigger::Manual),
+            Some(manual),
+            10,
+        ))
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+}
+
+async fn retries_and_chained_runs_are_found_both_ways(s: Arc<dyn HistoryStore>) {
+    let first = s
+        .insert_run(&new_run("a", Some("2026-01-01T00:00:00Z")))
+        .await
+        .unwrap()
+        .unwrap();
+    s.finish_run(
+        first,
+        &finish(RunStatus::Failed, "2026-01-01T00:01:00Z", ""),
+    )
+    .await
+    .unwrap();
+    let retry = s
+        .insert_run(&NewRun {
+            trigger: Trigger::Retry,
+            attempt: 2,
+            retry_of: Some(first),
+            started_at: t("2026-01-01T00:02:00Z"),
+            ..new_run("a", Some("2026-01-01T00:00:00Z"))
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    let run = s.get_run(first).await.unwrap().unwrap();
+    let retries = s.retries_of(&run, 10).await.unwrap();
+    assert_eq!(retries.iter().map(|r| r.id).collect::<Vec<_>>(), [retry]);
+    let triage = s
+        .insert_run(&NewRun {
+            trigger: Trigger::Chained,
+            triggered_by: runbookd::model::chained_by(first, "a"),
+            started_at: t("2026-01-01T00:01:01Z"),
+            ..new_run("triage", None)
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    // Another run's chained run is not this one's.
+    s.insert_run(&NewRun {
+        trigger: Trigger::Chained,
+        triggered_by: runbookd::model::chained_by(retry, "a"),
+        started_at: t("2026-01-01T00:03:00Z"),
+        ..new_run("triage", None)
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let chained = s
+        .chained_from(&run, t("2026-01-02T00:00:00Z"), 10)
+        .await
+        .unwrap();
+    assert_eq!(chained.iter().map(|r| r.id).collect::<Vec<_>>(), [triage]);
+    let before = s
+        .chained_from(&run, t("2026-01-01T00:01:00Z"), 10)
+        .await
+        .unwrap();
+    assert!(before.is_empty(), "outside the window");
 }
 
 async fn cursor_only_moves_forward(s: Arc<dyn HistoryStore>) {
@@ -1052,6 +1178,8 @@ macro_rules! conformance {
             case!(heartbeat_saves_log_and_carries_cancel_requests);
             case!(stale_runs_are_abandoned_and_live_ones_kept);
             case!(listing_filters_and_orders);
+            case!(a_jobs_runs_page_by_id_with_filters);
+            case!(retries_and_chained_runs_are_found_both_ways);
             case!(cursor_only_moves_forward);
             case!(first_seen_is_kept_and_only_moves_earlier);
             case!(prune_keeps_recent_and_running);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
-use super::render::{self, JobRow, NextFire, print_json};
+use super::render::{self, NextFire, print_json};
 use super::{Cli, CliError, Command, MAX_HISTORY, Result};
 use crate::adapters::Adapters;
 use crate::clock::{Clock, SystemClock};
@@ -201,37 +201,14 @@ async fn jobs(cli: &Cli, json: bool) -> Result<()> {
             ),
             None => (None, None),
         };
-        let next = job
-            .schedule
-            .as_ref()
-            .and_then(|e| e.next_fire(job.timezone, now))
-            .map(|f| {
-                f.at.with_timezone(&job.timezone)
-                    .format("%Y-%m-%dT%H:%M:%S%:z")
-                    .to_string()
-            });
-        rows.push(JobRow {
-            name: job.name.clone(),
-            kind: job.kind(),
-            schedule: job.schedule.as_ref().map(|s| s.to_string()),
-            timezone: job.timezone.name().to_string(),
-            concurrency: job.concurrency.to_string(),
-            suspended: job.suspend,
-            paused_by: paused
-                .iter()
-                .find(|p| p.job == job.name)
-                .map(|p| p.paused_by.clone()),
-            next_fire: if job.suspend { None } else { next },
-            last_status: last.as_ref().map(|r| r.status),
-            last_run_id: last.as_ref().map(|r| r.id),
-            last_started_at: last.as_ref().map(|r| r.started_at),
-            last_dry_run: last_dry.as_ref().map(render::RunMark::of),
-            pending_requests: pending
-                .iter()
-                .filter(|r| r.job == job.name)
-                .map(render::PendingRequest::of)
-                .collect(),
-        });
+        rows.push(crate::console::rows::job_row(
+            job,
+            now,
+            last.as_ref(),
+            last_dry.as_ref(),
+            &paused,
+            &pending,
+        ));
     }
     if json {
         return print_json(&rows);

@@ -8,7 +8,7 @@ use chrono_tz::Tz;
 use serde::Serialize;
 
 use super::Result;
-use crate::model::{Run, Step};
+use crate::model::Run;
 use crate::schedule::Shift;
 use crate::scrub::escape_controls;
 
@@ -80,66 +80,9 @@ fn took(run: &Run) -> Option<String> {
         .map(|d| format!("{:.1}s", d.num_milliseconds() as f64 / 1000.0))
 }
 
-/// A row of `runbookd jobs`.
-#[derive(Serialize)]
-pub struct JobRow {
-    pub name: String,
-    pub kind: &'static str,
-    pub schedule: Option<String>,
-    pub timezone: String,
-    pub concurrency: String,
-    pub suspended: bool,
-    /// Paused in the store (`runbookd pause`): by whom.
-    pub paused_by: Option<String>,
-    /// RFC 3339 with the zone's offset.
-    pub next_fire: Option<String>,
-    /// The latest real run (dry runs never count as a job's last status).
-    pub last_status: Option<crate::model::RunStatus>,
-    pub last_run_id: Option<i64>,
-    pub last_started_at: Option<DateTime<Utc>>,
-    /// The latest dry run, shown apart.
-    pub last_dry_run: Option<RunMark>,
-    /// Requests for it that no daemon has taken yet.
-    pub pending_requests: Vec<PendingRequest>,
-}
-
-/// A run in a word: which, how it ended, when.
-#[derive(Serialize)]
-pub struct RunMark {
-    pub id: i64,
-    pub status: crate::model::RunStatus,
-    pub started_at: DateTime<Utc>,
-}
-
-impl RunMark {
-    pub fn of(r: &Run) -> Self {
-        RunMark {
-            id: r.id,
-            status: r.status,
-            started_at: r.started_at,
-        }
-    }
-}
-
-/// A request waiting for a daemon.
-#[derive(Serialize)]
-pub struct PendingRequest {
-    pub id: i64,
-    pub requested_by: String,
-    pub requested_at: DateTime<Utc>,
-    pub expires_at: Option<DateTime<Utc>>,
-}
+pub use crate::console::rows::{JobRow, PendingRequest, steps_table};
 
 impl PendingRequest {
-    pub fn of(r: &crate::model::Request) -> Self {
-        PendingRequest {
-            id: r.id,
-            requested_by: r.requested_by.clone(),
-            requested_at: r.requested_at,
-            expires_at: r.expires_at,
-        }
-    }
-
     fn note(&self) -> String {
         format!(
             "request #{} pending (by {}{})",
@@ -302,31 +245,6 @@ pub fn requests(list: &[crate::model::Request], now: DateTime<Utc>) -> Result<()
         &["ID", "JOB", "STATUS", "BY", "ASKED", "REASON", "OUTCOME"],
         &rows,
     )
-}
-
-/// The steps of a run as a table.
-pub fn steps_table(steps: &[Step]) -> String {
-    let rows: Vec<Vec<String>> = steps
-        .iter()
-        .map(|s| {
-            vec![
-                (s.position + 1).to_string(),
-                s.name.clone(),
-                s.target.clone(),
-                s.status.to_string(),
-                s.finished_at
-                    .map(|f| {
-                        format!(
-                            "{:.1}s",
-                            (f - s.started_at).num_milliseconds() as f64 / 1000.0
-                        )
-                    })
-                    .unwrap_or_else(|| "-".into()),
-                s.detail.clone(),
-            ]
-        })
-        .collect();
-    crate::table::render(&["#", "STEP", "TARGET", "STATUS", "TOOK", "DETAIL"], &rows)
 }
 
 pub fn show(run: &Run) -> Result<()> {

@@ -276,6 +276,50 @@ struct RawDaemon {
     notify: Option<bool>,
 }
 
+/// `console:`, the read-only web console of `runbookd serve` (README,
+/// "Console").
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConsole {
+    /// Serve the console beside /healthz, /readyz and /metrics. Default
+    /// `true`.
+    enabled: Option<bool>,
+    /// A file (a mounted Secret) holding the bearer token every console
+    /// request must carry (`Authorization: Bearer …`). Default none.
+    bearer_token_file: Option<Text>,
+    /// A file holding `user:password`, asked for with HTTP basic auth.
+    /// Default none. At most one of the two; with neither the console
+    /// asks for nothing (a ClusterIP reached by `kubectl port-forward`).
+    basic_auth_file: Option<Text>,
+}
+
+/// How the console asks who is there.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ConsoleAuth {
+    /// Nothing asked (the default).
+    #[default]
+    None,
+    /// `Authorization: Bearer <the file's content>`.
+    Bearer(PathBuf),
+    /// `Authorization: Basic` with the file's `user:password`.
+    Basic(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct ConsoleConfig {
+    pub enabled: bool,
+    pub auth: ConsoleAuth,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        ConsoleConfig {
+            enabled: true,
+            auth: ConsoleAuth::None,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct DaemonConfig {
     pub listen: std::net::SocketAddr,
@@ -430,6 +474,8 @@ struct RawFile<R> {
     #[serde(default)]
     alertmanager: Option<Lenient<alerting::RawAlertmanager>>,
     #[serde(default)]
+    console: Option<At<Lenient<RawConsole>>>,
+    #[serde(default)]
     jobs: Option<RawJobs<R>>,
 }
 
@@ -459,6 +505,9 @@ pub struct JobConfig {
     /// or `/fail`.
     pub ping_url: Option<CapabilityUrl>,
     pub spec: Arc<dyn JobSpec>,
+    /// The job as written in the file (its lines, dedented, `${VAR}`s
+    /// unresolved), for the console; shown only through the redactor.
+    pub source: String,
 }
 
 impl JobConfig {
@@ -494,6 +543,7 @@ pub struct Config {
     pub links: Links,
     /// Where job failures go as alerts, when set.
     pub alertmanager: Option<AlertmanagerConfig>,
+    pub console: ConsoleConfig,
     pub jobs: IndexMap<String, JobConfig>,
     /// Every secret value the file resolved to, for scrubbing output.
     pub redactor: Redactor,
@@ -573,10 +623,37 @@ pub fn load_str<R: JobKinds>(
     match built {
         Some(mut c) if all.is_empty() => {
             c.redactor = Redactor::new(secrets.into_iter().chain(tagged_secrets));
+            for (name, at) in &job_starts {
+                if let Some(j) = c.jobs.get_mut(name) {
+                    j.source = job_source(text, *at);
+                }
+            }
             Ok(c)
         }
         _ => Err(ConfigError::Invalid(all)),
     }
+}
+
+/// The lines of the job whose name is at `at`: its key's line and every
+/// line indented deeper after it, dedented, trailing blank lines dropped.
+fn job_source(text: &str, at: Pos) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let Some(first) = at.line.checked_sub(1).and_then(|i| lines.get(i)) else {
+        return String::new();
+    };
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let base = indent(first);
+    let mut out = vec![&first[base.min(first.len())..]];
+    for l in &lines[at.line..] {
+        if !l.trim().is_empty() && indent(l) <= base {
+            break;
+        }
+        out.push(l.get(base..).unwrap_or("").trim_end());
+    }
+    while out.last().is_some_and(|l| l.trim().is_empty()) {
+        out.pop();
+    }
+    out.join("\n") + "\n"
 }
 
 /// Prefixes a problem inside a job with the job's name, unless it says it.
@@ -609,6 +686,7 @@ fn build<R: JobKinds>(path: &Path, raw: &RawFile<R>, diags: &mut Diags) -> Confi
     let defaults = defaults(raw.defaults.as_ref().map(|d| &d.0), diags);
     let history = history(raw.history.as_ref().map(|h| &h.0), diags);
     let daemon = daemon(raw.daemon.as_ref(), diags);
+    let console = console(raw.console.as_ref(), diags);
     let mail = mail::mail(raw.mail.as_ref().map(|m| &m.0), diags);
     let links = mail::links(raw.links.as_ref().map(|l| &l.0), diags);
     let alertmanager = alerting::alertmanager(
@@ -701,9 +779,44 @@ fn build<R: JobKinds>(path: &Path, raw: &RawFile<R>, diags: &mut Diags) -> Confi
         mail,
         links,
         alertmanager,
+        console,
         jobs,
         redactor: Redactor::default(),
     }
+}
+
+fn console(raw: Option<&At<Lenient<RawConsole>>>, diags: &mut Diags) -> ConsoleConfig {
+    let mut c = ConsoleConfig::default();
+    let Some(At {
+        value: Lenient(raw),
+        at,
+    }) = raw
+    else {
+        return c;
+    };
+    if let Some(e) = raw.enabled {
+        c.enabled = e;
+    }
+    let file = |t: &Text, diags: &mut Diags| {
+        let p = t.trim();
+        if p.is_empty() {
+            diags.at(t.at, "console: an auth file must name a file");
+        }
+        PathBuf::from(p)
+    };
+    c.auth = match (&raw.bearer_token_file, &raw.basic_auth_file) {
+        (Some(_), Some(_)) => {
+            diags.at(
+                *at,
+                "console: set bearer_token_file or basic_auth_file, not both (one way to log in)",
+            );
+            ConsoleAuth::None
+        }
+        (Some(b), None) => ConsoleAuth::Bearer(file(b, diags)),
+        (None, Some(b)) => ConsoleAuth::Basic(file(b, diags)),
+        (None, None) => ConsoleAuth::None,
+    };
+    c
 }
 
 fn defaults(raw: Option<&RawDefaults>, diags: &mut Diags) -> Defaults {
@@ -887,6 +1000,7 @@ fn build_job<R: JobKinds>(
     spec.validate(name, diags);
     let kind = R::NAMES.iter().find(|k| **k == raw.kind.as_str())?;
     Some(JobConfig {
+        source: String::new(),
         name: name.to_string(),
         kind,
         description: common.description.as_ref().map(|d| d.to_string()),

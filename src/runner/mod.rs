@@ -844,7 +844,7 @@ impl Runner {
             };
             let mut req = RunRequest {
                 trigger: Trigger::Chained,
-                triggered_by: format!("run {} of {}", ended.id, job.name),
+                triggered_by: crate::model::chained_by(ended.id, &job.name),
                 scheduled_for: None,
                 dry_run: false,
                 params: Params::default(),

@@ -26,7 +26,9 @@ use crate::model::{
 };
 use crate::secret::redact_url;
 
-pub use crate::model::{Finish, MissedFires, NewRun, Run, RunFilter, RunId, RunStatus, Trigger};
+pub use crate::model::{
+    Finish, MissedFires, NewRun, Run, RunFilter, RunId, RunPage, RunStatus, Trigger,
+};
 pub use postgres::PostgresStore;
 pub use sql::SqlStore;
 pub use sqlite::SqliteStore;
@@ -146,6 +148,17 @@ pub trait HistoryStore: Send + Sync + fmt::Debug {
 
     /// Newest first.
     async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<Run>>;
+
+    /// One page of a job's runs, newest first (by id), without logs.
+    async fn page_runs(&self, page: &RunPage) -> Result<Vec<Run>>;
+
+    /// The attempts that retry `run` (whose `retry_of` it is), oldest
+    /// first, at most `limit`.
+    async fn retries_of(&self, run: &Run, limit: u32) -> Result<Vec<Run>>;
+
+    /// The runs `run` chained (`on_failure`) that started by `until`,
+    /// oldest first, at most `limit`.
+    async fn chained_from(&self, run: &Run, until: DateTime<Utc>, limit: u32) -> Result<Vec<Run>>;
 
     /// One run with its log.
     async fn get_run(&self, id: RunId) -> Result<Option<Run>>;

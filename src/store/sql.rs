@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{
-    Claimed, Finish, HistoryStore, MissedFires, NewRun, Result, Run, RunFilter, RunId,
+    Claimed, Finish, HistoryStore, MissedFires, NewRun, Result, Run, RunFilter, RunId, RunPage,
     STORE_TIMEOUT, StoreError,
 };
 use crate::model::{
@@ -588,6 +588,56 @@ impl<B: Backend> HistoryStore for SqlStore<B> {
                     filter.job.as_deref().into(),
                     filter.since.into(),
                     i64::from(filter.limit).into(),
+                ],
+            )
+            .await?;
+        self.runs(rows)
+    }
+
+    async fn page_runs(&self, page: &RunPage) -> Result<Vec<Run>> {
+        let rows = self
+            .rows(
+                "page runs",
+                sql!("page_runs"),
+                &[
+                    page.job.as_str().into(),
+                    page.status.map(|s| s.as_str()).into(),
+                    page.trigger.map(|t| t.as_str()).into(),
+                    page.before.into(),
+                    i64::from(page.limit).into(),
+                ],
+            )
+            .await?;
+        self.runs(rows)
+    }
+
+    async fn retries_of(&self, run: &Run, limit: u32) -> Result<Vec<Run>> {
+        let rows = self
+            .rows(
+                "read retries",
+                sql!("retries_of"),
+                &[
+                    run.job.as_str().into(),
+                    run.started_at.into(),
+                    run.id.into(),
+                    i64::from(limit).into(),
+                ],
+            )
+            .await?;
+        self.runs(rows)
+    }
+
+    async fn chained_from(&self, run: &Run, until: DateTime<Utc>, limit: u32) -> Result<Vec<Run>> {
+        let by = crate::model::chained_by(run.id, &run.job);
+        let rows = self
+            .rows(
+                "read chained runs",
+                sql!("chained_from"),
+                &[
+                    by.as_str().into(),
+                    run.started_at.into(),
+                    until.into(),
+                    i64::from(limit).into(),
                 ],
             )
             .await?;

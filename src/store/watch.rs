@@ -17,7 +17,7 @@ use super::{Claimed, HistoryStore, MissedFires, Result, StoreError};
 use crate::model::{
     CheckPoint, CheckResult, Finish, LogSnapshot, MailBacklog, NewRequest, NewRun, NotifyState,
     Pause, ProcessGroup, QueuedMail, Request, RequestFilter, RequestId, Run, RunFilter, RunId,
-    Step,
+    RunPage, Step,
 };
 
 /// How often a down store is tried again by the scheduler.
@@ -231,6 +231,24 @@ impl HistoryStore for WatchedStore {
     async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<Run>> {
         self.watch_read("list runs", self.inner.list_runs(filter))
             .await
+    }
+
+    async fn page_runs(&self, page: &RunPage) -> Result<Vec<Run>> {
+        self.watch_read("page runs", self.inner.page_runs(page))
+            .await
+    }
+
+    async fn retries_of(&self, run: &Run, limit: u32) -> Result<Vec<Run>> {
+        self.watch_read("read retries", self.inner.retries_of(run, limit))
+            .await
+    }
+
+    async fn chained_from(&self, run: &Run, until: DateTime<Utc>, limit: u32) -> Result<Vec<Run>> {
+        self.watch_read(
+            "read chained runs",
+            self.inner.chained_from(run, until, limit),
+        )
+        .await
     }
 
     async fn get_run(&self, id: RunId) -> Result<Option<Run>> {

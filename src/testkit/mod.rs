@@ -58,6 +58,7 @@ impl JobBuilder {
         };
         JobBuilder(
             JobConfig {
+                source: String::new(),
                 name: name.to_string(),
                 kind: "command",
                 description: None,
@@ -193,6 +194,7 @@ impl ConfigBuilder {
             mail: MailConfig::default(),
             links: Links::default(),
             alertmanager: None,
+            console: Default::default(),
             jobs: IndexMap::new(),
             redactor: Redactor::default(),
         })
