@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::{Check, CheckContext, CheckResult, CheckStatus, fmt_age};
-use crate::adapters::aws::{DbInstance, DbSnapshot, Target, owned_by};
+use crate::adapters::aws::{DbInstance, DbSnapshot, Target, owned_by, retry_throttled};
 use crate::model::Dur;
 use crate::yaml::Ident;
 
@@ -82,9 +82,12 @@ impl RdsCheck {
             region: self.region.as_ref().map(|r| r.to_string()),
         };
         let rds = &ctx.adapters.rds;
+        // Throttles retried within the check's own timeout.
         let (instance, snapshots) = tokio::join!(
-            rds.instance(&target, &self.instance),
-            rds.automated_snapshots(&target, &self.instance)
+            retry_throttled(Duration::from_secs(1), None, || rds
+                .instance(&target, &self.instance)),
+            retry_throttled(Duration::from_secs(1), None, || rds
+                .automated_snapshots(&target, &self.instance))
         );
         let instance = match instance.and_then(|i| i.belonging_to(&self.instance)) {
             Ok(i) => i,

@@ -260,6 +260,11 @@ fn retry_delays_double_up_to_the_cap() {
     };
     let delays: Vec<u64> = (2..=5).map(|a| p.delay_before(a).as_secs()).collect();
     assert_eq!(delays, vec![5, 10, 12, 12]);
+    // The wait actually taken is jittered below that ceiling.
+    for a in 2..=5 {
+        let (wait, ceiling) = (p.wait_before(a), p.delay_before(a));
+        assert!(wait <= ceiling && wait >= ceiling * 3 / 4, "{a}: {wait:?}");
+    }
 }
 
 #[test]

@@ -10,8 +10,10 @@
 use std::future::Future;
 use std::time::Duration;
 
+use tokio_util::sync::CancellationToken;
+
 use super::{JobError, RunContext};
-use crate::adapters::aws::{AwsError, AwsErrorKind};
+use crate::adapters::aws::{AwsError, retry_throttled};
 use crate::model::StepStatus;
 
 /// What a step reports when it ends well: a one-line detail and an
@@ -174,58 +176,110 @@ where
     }
 }
 
-/// Retries an AWS call that was throttled, after 1 s, 2 s and 4 s (scaled
-/// by `base`); any other error, or a fourth throttle, is returned.
-pub async fn aws<T, F, Fut>(base: Duration, mut call: F) -> Result<T, AwsError>
+/// Retries an AWS call that was throttled ([`retry_throttled`]); a
+/// cancel of the run ends a wait for a retry at once.
+pub async fn aws<T, F, Fut>(
+    base: Duration,
+    cancel: &CancellationToken,
+    call: F,
+) -> Result<T, AwsError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, AwsError>>,
 {
-    let mut wait = base;
-    for _ in 0..3 {
-        match call().await {
-            Err(e) if e.kind == AwsErrorKind::Throttled => {
-                tracing::warn!("AWS throttled the call, retrying in {wait:?}: {e}");
-                tokio::time::sleep(wait).await;
-                wait *= 2;
-            }
-            other => return other,
-        }
-    }
-    call().await
+    retry_throttled(base, Some(cancel), call).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::adapters::aws::{AWS_RETRIES, AwsErrorKind};
     use std::sync::atomic::{AtomicU32, Ordering};
 
     #[tokio::test]
     async fn throttles_are_retried_and_other_errors_are_not() {
         let calls = AtomicU32::new(0);
-        let r: Result<u32, AwsError> = aws(Duration::from_millis(1), || async {
-            let n = calls.fetch_add(1, Ordering::SeqCst);
-            if n < 2 {
-                Err(AwsError {
-                    kind: AwsErrorKind::Throttled,
-                    message: "Rate exceeded".into(),
-                })
-            } else {
-                Ok(n)
-            }
-        })
+        let r: Result<u32, AwsError> = aws(
+            Duration::from_millis(1),
+            &CancellationToken::new(),
+            || async {
+                let n = calls.fetch_add(1, Ordering::SeqCst);
+                if n < 2 {
+                    Err(AwsError {
+                        kind: AwsErrorKind::Throttled,
+                        message: "Rate exceeded".into(),
+                    })
+                } else {
+                    Ok(n)
+                }
+            },
+        )
         .await;
         assert_eq!(r.unwrap(), 2);
         let calls = AtomicU32::new(0);
-        let r: Result<(), AwsError> = aws(Duration::from_millis(1), || async {
-            calls.fetch_add(1, Ordering::SeqCst);
-            Err(AwsError {
-                kind: AwsErrorKind::NotFound,
-                message: "no such".into(),
-            })
-        })
+        let r: Result<(), AwsError> = aws(
+            Duration::from_millis(1),
+            &CancellationToken::new(),
+            || async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Err(AwsError {
+                    kind: AwsErrorKind::NotFound,
+                    message: "no such".into(),
+                })
+            },
+        )
         .await;
         assert!(r.is_err());
         assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    fn throttled() -> AwsError {
+        AwsError {
+            kind: AwsErrorKind::Throttled,
+            message: "Rate exceeded".into(),
+        }
+    }
+
+    // Four tries in all, the waits between them about 1, 2 and 4 s: with
+    // time paused, the elapsed time is exactly the waits.
+    #[tokio::test(start_paused = true)]
+    async fn a_throttle_is_tried_four_times_with_growing_waits() {
+        let calls = AtomicU32::new(0);
+        let start = tokio::time::Instant::now();
+        let r: Result<(), AwsError> = aws(
+            Duration::from_secs(1),
+            &CancellationToken::new(),
+            || async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Err(throttled())
+            },
+        )
+        .await;
+        assert_eq!(r, Err(throttled()));
+        assert_eq!(calls.load(Ordering::SeqCst), AWS_RETRIES + 1);
+        let waited = start.elapsed();
+        assert!(
+            waited <= Duration::from_secs(7) && waited >= Duration::from_millis(5250),
+            "{waited:?}"
+        );
+    }
+
+    // Cancelled while waiting to retry: the throttle comes back at once, and
+    // no further call is made (a wait that ignored the cancel would let the
+    // paused clock run on and call again).
+    #[tokio::test(start_paused = true)]
+    async fn a_cancel_ends_the_wait_for_a_retry() {
+        let cancel = CancellationToken::new();
+        let calls = AtomicU32::new(0);
+        let start = tokio::time::Instant::now();
+        let r: Result<(), AwsError> = aws(Duration::from_secs(60), &cancel, || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            cancel.cancel();
+            Err(throttled())
+        })
+        .await;
+        assert_eq!(r, Err(throttled()));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert!(start.elapsed() < Duration::from_secs(1));
     }
 }

@@ -219,7 +219,7 @@ impl RotateJob {
         );
         let target = self.target();
         procedure::step(ctx, step, &self.secret(), &call, || async {
-            procedure::aws(Duration::from_secs(1), || {
+            procedure::aws(Duration::from_secs(1), &ctx.cancel, || {
                 self.adapters
                     .secrets
                     .move_stage(&target, id, stage, to, from)
@@ -368,7 +368,7 @@ impl Job for RotateJob {
             &self.secret(),
             &format!("secretsmanager:DescribeSecret SecretId={id}"),
             || async {
-                let info = procedure::aws(Duration::from_secs(1), || {
+                let info = procedure::aws(Duration::from_secs(1), &ctx.cancel, || {
                     self.adapters.secrets.describe(&target, id)
                 })
                 .await
@@ -445,7 +445,7 @@ impl Job for RotateJob {
                         self.spec.encoding.unwrap_or_default()
                     ),
                     || async {
-                        let v = procedure::aws(Duration::from_secs(1), || {
+                        let v = procedure::aws(Duration::from_secs(1), &ctx.cancel, || {
                             self.adapters
                                 .secrets
                                 .put_pending(&target, id, &token, &value)

@@ -449,7 +449,7 @@ impl MigrateJob {
                 "rds:DescribeDBSnapshots DBInstanceIdentifier={instance} SnapshotType=manual (this job's, beyond the newest {keep})"
             ),
             || async {
-                let all = procedure::aws(Duration::from_secs(1), || {
+                let all = procedure::aws(Duration::from_secs(1), &ctx.cancel, || {
                     self.adapters.rds.manual_snapshots(&target, Some(instance))
                 })
                 .await
@@ -473,7 +473,7 @@ impl MigrateJob {
                 &format!("rds:{id}"),
                 &format!("rds:DeleteDBSnapshot DBSnapshotIdentifier={id}"),
                 || async {
-                    procedure::aws(Duration::from_secs(1), || {
+                    procedure::aws(Duration::from_secs(1), &ctx.cancel, || {
                         self.adapters.rds.delete_snapshot(&target, &id)
                     })
                     .await
@@ -528,7 +528,7 @@ impl Job for MigrateJob {
             &format!("rds:{instance}"),
             &format!("rds:DescribeDBInstances DBInstanceIdentifier={instance}"),
             || async {
-                let i = procedure::aws(Duration::from_secs(1), || {
+                let i = procedure::aws(Duration::from_secs(1), &ctx.cancel, || {
                     self.adapters.rds.instance(&target, instance)
                 })
                 .await
@@ -556,7 +556,7 @@ impl Job for MigrateJob {
                 tags.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
             ),
             || async {
-                let s = procedure::aws(Duration::from_secs(1), || {
+                let s = procedure::aws(Duration::from_secs(1), &ctx.cancel, || {
                     self.adapters.rds.create_snapshot(&target, instance, &id, &tags)
                 })
                 .await

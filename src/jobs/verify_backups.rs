@@ -227,7 +227,7 @@ impl VerifyJob {
                 "rds:RestoreDBInstanceFromDBSnapshot DBSnapshotIdentifier={snapshot} DBInstanceIdentifier={restored} DBInstanceClass={class} PubliclyAccessible=false Tags=created-by=runbookd,runbookd-purpose=restore-test"
             ),
             || async {
-                procedure::aws(Duration::from_secs(1), || {
+                procedure::aws(Duration::from_secs(1), &ctx.cancel, || {
                     self.adapters
                         .rds
                         .restore_instance(&target, snapshot, restored, class, &tags)
@@ -333,7 +333,7 @@ impl Job for VerifyJob {
                 "rds:DescribeDBSnapshots DBInstanceIdentifier={instance} SnapshotType=automated"
             ),
             || async {
-                let list = procedure::aws(Duration::from_secs(1), || {
+                let list = procedure::aws(Duration::from_secs(1), &ctx.cancel, || {
                     self.adapters.rds.automated_snapshots(&target, instance)
                 })
                 .await
@@ -365,7 +365,7 @@ impl Job for VerifyJob {
             "rds:region",
             "rds:DescribeDBSnapshots SnapshotType=manual (the whole region)",
             || async {
-                let list = procedure::aws(Duration::from_secs(1), || {
+                let list = procedure::aws(Duration::from_secs(1), &ctx.cancel, || {
                     self.adapters.rds.manual_snapshots(&target, None)
                 })
                 .await
