@@ -608,7 +608,7 @@ fn timezone(t: &Text, diags: &mut Diags) -> Option<Tz> {
     match parse_timezone(t.trim()) {
         Ok(tz) => Some(tz),
         Err(m) => {
-            diags.at(t.at, m);
+            diags.at(t.at, m.to_string());
             None
         }
     }

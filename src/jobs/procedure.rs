@@ -14,7 +14,58 @@ use tokio_util::sync::CancellationToken;
 
 use super::{JobError, RunContext};
 use crate::adapters::aws::{AwsError, retry_throttled};
+use crate::adapters::kube::KubeError;
 use crate::model::StepStatus;
+
+/// Why a step failed. Its text is what the step's record and the run's
+/// error say.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StepError {
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+    #[error(transparent)]
+    Kube(#[from] KubeError),
+    /// What the job found the service in, that it cannot go on from (a
+    /// failed rollout, a snapshot gone, a refusal).
+    #[error("{0}")]
+    Found(String),
+    #[error("{what} did not happen within {} (last seen: {last})", humantime::format_duration(*.limit))]
+    NotWithin {
+        what: String,
+        limit: Duration,
+        last: String,
+    },
+    #[error("cancelled while waiting for {what}")]
+    Cancelled { what: String },
+    /// A failure, with what it prevented first.
+    #[error("{context}: {source}")]
+    Context {
+        context: String,
+        source: Box<StepError>,
+    },
+}
+
+impl StepError {
+    pub fn found(why: impl Into<String>) -> Self {
+        StepError::Found(why.into())
+    }
+
+    /// This failure, said as the cause of `context`.
+    pub fn context(self, context: impl Into<String>) -> Self {
+        StepError::Context {
+            context: context.into(),
+            source: Box::new(self),
+        }
+    }
+}
+
+/// A probe's answer to [`wait_for`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Poll<T> {
+    Done(T),
+    /// Not yet, with how far it got (logged when it changes).
+    Waiting(String),
+}
 
 /// What a step reports when it ends well: a one-line detail and an
 /// optional payload for the history.
@@ -51,7 +102,7 @@ pub async fn step<T, F, Fut>(
 ) -> Result<Option<T>, JobError>
 where
     F: FnOnce() -> Fut,
-    Fut: Future<Output = Result<Done<T>, String>>,
+    Fut: Future<Output = Result<Done<T>, StepError>>,
 {
     if ctx.dry_run {
         let h = ctx
@@ -86,7 +137,7 @@ where
             Ok(Some(done.value))
         }
         Err(why) => {
-            h.end(StepStatus::Failed, &why, None).await?;
+            h.end(StepStatus::Failed, &why.to_string(), None).await?;
             Err(JobError::Failed(format!(
                 "step `{name}` on {target}: {why}"
             )))
@@ -107,7 +158,7 @@ pub async fn cleanup<F, Fut>(
 ) -> Result<(), JobError>
 where
     F: FnOnce() -> Fut,
-    Fut: Future<Output = Result<String, String>>,
+    Fut: Future<Output = Result<String, StepError>>,
 {
     if ctx.dry_run {
         ctx.steps
@@ -122,7 +173,7 @@ where
             Ok(())
         }
         Ok(Err(why)) => {
-            h.end(StepStatus::Failed, &why, None).await?;
+            h.end(StepStatus::Failed, &why.to_string(), None).await?;
             Err(JobError::Failed(format!(
                 "clean-up step `{name}` on {target}: {why}"
             )))
@@ -137,26 +188,25 @@ where
     }
 }
 
-/// Polls `probe` every `every` until it says done (`Ok(Some)`), fails, or
-/// `limit` passes. `Ok(None)` from the probe means "not yet"; `progress`
-/// is logged when it changes.
+/// Polls `probe` every `every` until it says [`Poll::Done`], fails, or
+/// `limit` passes; a [`Poll::Waiting`] progress is logged when it changes.
 pub async fn wait_for<T, F, Fut>(
     ctx: &RunContext,
     what: &str,
     every: Duration,
     limit: Duration,
     mut probe: F,
-) -> Result<T, String>
+) -> Result<T, StepError>
 where
     F: FnMut() -> Fut,
-    Fut: Future<Output = Result<Result<T, String>, String>>,
+    Fut: Future<Output = Result<Poll<T>, StepError>>,
 {
     let deadline = tokio::time::Instant::now() + limit;
     let mut said = String::new();
     loop {
         match probe().await? {
-            Ok(done) => return Ok(done),
-            Err(progress) => {
+            Poll::Done(done) => return Ok(done),
+            Poll::Waiting(progress) => {
                 if progress != said {
                     ctx.log.info(&format!("waiting for {what}: {progress}"));
                     said = progress;
@@ -164,14 +214,15 @@ where
             }
         }
         if tokio::time::Instant::now() + every > deadline {
-            return Err(format!(
-                "{what} did not happen within {} (last seen: {said})",
-                humantime::format_duration(limit)
-            ));
+            return Err(StepError::NotWithin {
+                what: what.to_string(),
+                limit,
+                last: said,
+            });
         }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
-            _ = ctx.cancel.cancelled() => return Err(format!("cancelled while waiting for {what}")),
+            _ = ctx.cancel.cancelled() => return Err(StepError::Cancelled { what: what.to_string() }),
         }
     }
 }
