@@ -132,19 +132,8 @@ fn random(n: usize) -> Result<Vec<u8>, NoRandomness> {
 }
 
 /// A random (version 4) UUID, for `ClientRequestToken`.
-pub fn uuid_v4() -> Result<String, NoRandomness> {
-    let mut b = random(16)?;
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    Ok(format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    ))
+pub fn uuid_v4() -> String {
+    uuid::Uuid::new_v4().to_string()
 }
 
 fn encode(bytes: &[u8], e: Encoding) -> String {
@@ -439,7 +428,7 @@ impl Job for RotateJob {
                 // Before the value goes anywhere, everything scrubs it.
                 ctx.redactor.add(&value);
                 let value = Secret::new(value);
-                let token = uuid_v4().map_err(|e| JobError::Failed(e.to_string()))?;
+                let token = uuid_v4();
                 let new = procedure::step(
                     ctx,
                     "create-secret",
@@ -600,8 +589,19 @@ mod tests {
         let b = encode(&random(32).unwrap(), Encoding::Hex);
         assert_eq!(a.len(), 64);
         assert_ne!(a, b);
-        let u = uuid_v4().unwrap();
+        let u = uuid_v4();
         assert_eq!(u.len(), 36);
         assert_eq!(&u[14..15], "4");
+        // The RFC 4122 variant, lowercase hex in 8-4-4-4-12, a new one each
+        // time.
+        assert!("89ab".contains(&u[19..20]), "{u}");
+        let groups: Vec<usize> = u.split('-').map(str::len).collect();
+        assert_eq!(groups, [8, 4, 4, 4, 12], "{u}");
+        assert!(
+            u.chars()
+                .all(|c| c == '-' || c.is_ascii_digit() || ('a'..='f').contains(&c)),
+            "{u}"
+        );
+        assert_ne!(u, uuid_v4());
     }
 }
