@@ -17,11 +17,13 @@ use chrono::{DateTime, Utc};
 use crate::adapters::mail::{Email, MailError, Mailer};
 use crate::clock::Clock;
 use crate::model::{MailStatus, QueuedMail, RunId};
+use crate::retry::{self, Backoff};
 use crate::store::{HistoryStore, StoreError};
 
 /// Tries per delivery before the message is left to the daemon.
 pub const TRIES: u32 = 3;
-/// Wait before the second try; doubled after each.
+/// Wait before the second try; doubled after each (jittered, see
+/// [`crate::retry`]).
 pub const BACKOFF: Duration = Duration::from_secs(2);
 /// How long a sender holds a message before another may take it: more
 /// than [`TRIES`] sends at the longest SMTP timeout.
@@ -157,7 +159,9 @@ impl Postman {
         let mut last = None;
         for i in 0..self.tries {
             if i > 0 {
-                tokio::time::sleep(self.backoff * 2u32.pow(i - 1)).await;
+                // No cancel here: the caller gives a delivery its time (a
+                // report's run ends with its mail sent or kept).
+                let _ = retry::wait(Backoff::doubling(self.backoff).delay(i), None).await;
             }
             match self.mailer.send(email).await {
                 Ok(to) => {
@@ -246,10 +250,11 @@ impl Postman {
 }
 
 /// The wait after the `attempts`-th failed send: doubling from
-/// [`RESEND_AFTER`], capped at [`RESEND_MAX`].
+/// [`RESEND_AFTER`], capped at [`RESEND_MAX`]. Not jittered: it is a "not
+/// before" kept in the store, and the daemons' resend passes, a heartbeat
+/// apart and leased, already spread the sends.
 pub fn resend_wait(attempts: u32) -> Duration {
-    let doublings = attempts.saturating_sub(TRIES).min(16);
-    (RESEND_AFTER * 2u32.pow(doublings)).min(RESEND_MAX)
+    Backoff::new(RESEND_AFTER, RESEND_MAX).ceiling(attempts.saturating_sub(TRIES) + 1)
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@ pub mod notify;
 pub mod pings;
 pub mod process;
 pub mod report;
+pub mod retry;
 pub mod runlog;
 pub mod runner;
 pub mod schedule;

@@ -798,7 +798,12 @@ mod tests {
             assert!(!limits(text), "{text}");
             assert_eq!(Threshold::from(text).to_string(), text);
         }
-        assert_eq!(CheckResult::new("c", CheckStatus::Pass, "").threshold("").threshold, None);
+        assert_eq!(
+            CheckResult::new("c", CheckStatus::Pass, "")
+                .threshold("")
+                .threshold,
+            None
+        );
     }
 
     #[test]

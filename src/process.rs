@@ -142,13 +142,7 @@ pub async fn stop_group(group: Group, started_before: Option<u64>, grace: Durati
 }
 
 fn is_zombie(proc_root: &Path, pid: i32) -> bool {
-    std::fs::read_to_string(proc_root.join(pid.to_string()).join("stat"))
-        .ok()
-        .and_then(|t| {
-            let rest = &t[t.rfind(')')? + 1..];
-            rest.split_whitespace().next().map(|s| s == "Z")
-        })
-        .unwrap_or(true)
+    stat_of(proc_root, pid).is_none_or(|s| s.zombie)
 }
 
 /// The environment variable every job process carries: `<owner>/<run id>`
@@ -252,6 +246,20 @@ mod tests {
             .unwrap();
         }
         dir
+    }
+
+    #[test]
+    fn zombies_and_vanished_processes_count_as_gone() {
+        let root = fake_proc(&[(10, 10, 1), (11, 10, 2)]);
+        let stat = root.path().join("11").join("stat");
+        let running = std::fs::read_to_string(&stat).unwrap();
+        std::fs::write(&stat, running.replacen(") S ", ") Z ", 1)).unwrap();
+        std::fs::create_dir(root.path().join("12")).unwrap();
+        std::fs::write(root.path().join("12").join("stat"), "12 (cut").unwrap();
+        let cases = [(10, false), (11, true), (12, true), (13, true)];
+        for (pid, gone) in cases {
+            assert_eq!(is_zombie(root.path(), pid), gone, "{pid}");
+        }
     }
 
     #[test]

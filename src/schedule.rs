@@ -593,8 +593,18 @@ pub fn offset_seconds(tz: Tz, at: DateTime<Utc>) -> i32 {
         .local_minus_utc()
 }
 
+/// A timezone name that is not in the IANA database, with the nearest one
+/// that is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnknownTimezone {
+    #[error("unknown timezone `{name}` (did you mean `{hint}`?)")]
+    Near { name: String, hint: String },
+    #[error("unknown timezone `{0}` (use an IANA name such as `Asia/Kolkata` or `UTC`)")]
+    Unknown(String),
+}
+
 /// Parses an IANA timezone name with a helpful error.
-pub fn parse_timezone(name: &str) -> Result<Tz, String> {
+pub fn parse_timezone(name: &str) -> Result<Tz, UnknownTimezone> {
     name.parse::<Tz>().map_err(|_| {
         let hint = chrono_tz::TZ_VARIANTS
             .iter()
@@ -606,10 +616,11 @@ pub fn parse_timezone(name: &str) -> Result<Tz, String> {
                     .unwrap_or(std::cmp::Ordering::Equal)
             });
         match hint {
-            Some(h) => format!("unknown timezone `{name}` (did you mean `{h}`?)"),
-            None => format!(
-                "unknown timezone `{name}` (use an IANA name such as `Asia/Kolkata` or `UTC`)"
-            ),
+            Some(h) => UnknownTimezone::Near {
+                name: name.to_string(),
+                hint: h.to_string(),
+            },
+            None => UnknownTimezone::Unknown(name.to_string()),
         }
     })
 }
@@ -951,9 +962,9 @@ mod tests {
     #[test]
     fn timezone_errors_suggest() {
         assert!(parse_timezone("Asia/Kolkata").is_ok());
-        let e = parse_timezone("Asia/Kolkatta").unwrap_err();
+        let e = parse_timezone("Asia/Kolkatta").unwrap_err().to_string();
         assert!(e.contains("did you mean `Asia/Kolkata`"), "{e}");
-        let e = parse_timezone("Mars/Olympus").unwrap_err();
+        let e = parse_timezone("Mars/Olympus").unwrap_err().to_string();
         assert!(e.contains("unknown timezone `Mars/Olympus`"), "{e}");
     }
 

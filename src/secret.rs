@@ -340,28 +340,13 @@ pub fn url_password(raw: &str) -> Option<String> {
     Some(decoded)
 }
 
-/// `%40` back to `@`, as in a URL's user and password.
+/// `%40` back to `@`, as in a URL's user and password. A `%` not followed
+/// by two hex digits is kept as it is; bytes that are not UTF-8 become
+/// U+FFFD.
 pub fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
-        {
-            out.push(h * 16 + l);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex(b: u8) -> Option<u8> {
-    (b as char).to_digit(16).map(|d| d as u8)
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 #[cfg(test)]
@@ -425,6 +410,23 @@ mod tests {
             r.redact("GET https://hc-ping.com/0f0c6a4e-1a57-4d2b-9c1e-7c3f2b9e8a11/start failed"),
             "GET [REDACTED]/start failed"
         );
+    }
+
+    #[test]
+    fn percent_escapes_decode_and_stray_percents_stay() {
+        let cases = [
+            ("p%40ss", "p@ss"),
+            ("%41%42c", "ABc"),
+            ("a%2", "a%2"),
+            ("100%", "100%"),
+            ("%zz%", "%zz%"),
+            ("%e2%82%ac", "\u{20ac}"),
+            ("%ff", "\u{fffd}"),
+            ("", ""),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(percent_decode(raw), want, "{raw}");
+        }
     }
 
     #[test]

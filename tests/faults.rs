@@ -498,6 +498,17 @@ fn scrape(d: &Daemon) -> (u16, u16, String) {
     (health, ready, metrics)
 }
 
+/// Waits until the daemon has evaluated its jobs `n` more times. With the
+/// per-second job due at each, that is `n` chances for a run to start: the
+/// proof that one that did not start was not merely late.
+fn ticks_pass(d: &Daemon, n: f64) {
+    let ticks = || metric(&scrape(d).2, "runbookd_ticks_total");
+    let from = ticks();
+    eventually(Duration::from_secs(30), &format!("{n} more ticks"), || {
+        (ticks() >= from + n).then_some(())
+    });
+}
+
 #[cfg(feature = "integration")]
 #[test]
 fn a_full_disk_stops_claims_and_readiness_and_no_run_goes_unrecorded() {
@@ -512,13 +523,17 @@ fn a_full_disk_stops_claims_and_readiness_and_no_run_goes_unrecorded() {
     let filler = fill(fs.0.path());
     // While full: no run starts that could not be recorded, the daemon is
     // alive but not ready, and the failures are counted.
-    std::thread::sleep(Duration::from_secs(2));
-    let before = lines(marker.path());
     let (health, ready, metrics) = eventually(Duration::from_secs(20), "not ready", || {
         let s = scrape(&d);
         (s.1 == 503).then_some(s)
     });
-    std::thread::sleep(Duration::from_secs(3));
+    // A run claimed just before the disk filled has ended (it may have
+    // left its line): from here the count must stand still.
+    eventually(Duration::from_secs(20), "no run going", || {
+        (metric(&scrape(&d).2, "runbookd_active_runs") == 0.0).then_some(())
+    });
+    let before = lines(marker.path());
+    ticks_pass(&d, 3.0);
     assert_eq!(health, 200, "the process is alive");
     assert_eq!(ready, 503);
     assert!(
@@ -575,8 +590,11 @@ fn a_deleted_database_directory_stops_claims() {
     eventually(Duration::from_secs(20), "not ready", || {
         (scrape(&d).1 == 503).then_some(())
     });
+    eventually(Duration::from_secs(20), "no run going", || {
+        (metric(&scrape(&d).2, "runbookd_active_runs") == 0.0).then_some(())
+    });
     let stopped_at = lines(marker.path());
-    std::thread::sleep(Duration::from_secs(3));
+    ticks_pass(&d, 3.0);
     assert_eq!(
         lines(marker.path()),
         stopped_at,

@@ -63,12 +63,12 @@ fn three_replicas_with_kills_run_every_second_once_and_leave_nothing_running() {
         std::thread::sleep(Duration::from_millis(1000 + 500 * rng.next(4)));
         replicas[victim] = w.serve();
     }
-    // The last one restarted has come up (a SIGTERM before its handler is
-    // set would kill it outright), then all stop.
+    // The last one restarted has come up: `serve` logs its listen address
+    // only once its SIGTERM handler is set (before, a SIGTERM would kill it
+    // outright), then all stop.
     for d in &replicas {
         d.addr();
     }
-    std::thread::sleep(Duration::from_secs(2));
     for d in &replicas {
         d.signal(nix::sys::signal::Signal::SIGTERM);
     }

@@ -20,7 +20,7 @@ use runbookd::model::{CheckResult, CheckStatus, MailStatus, QueuedMail, RunStatu
 use runbookd::runner::{RunRequest, Runner, Stop};
 use runbookd::store::HistoryStore;
 use runbookd::testkit::TestDatabase;
-use runbookd::testkit::binary::{Workdir, eventually, free_port};
+use runbookd::testkit::binary::{Workdir, eventually, free_port, get, metric};
 use runbookd::testkit::history::{RunSpec, Seed};
 use runbookd::testkit::smtp::{SmtpOptions, SmtpServer, test_ca};
 
@@ -415,15 +415,46 @@ fn two_daemons_send_a_pending_report_once() {
     }))
     .unwrap();
     let w = Workdir::new(BIN, &yaml).with_db(&db.url);
-    let _a = w.serve();
-    let _b = w.serve();
+    let a = w.serve();
+    let b = w.serve();
     eventually(
         Duration::from_secs(30),
         "the pending report to arrive",
         || (!server.messages().is_empty()).then_some(()),
     );
-    // Several maintenance ticks of both replicas later, still one.
-    std::thread::sleep(Duration::from_secs(3));
+    // Two messages kept for later, queued now: a replica that counts them
+    // both pending has made a resend pass since the report was sent (each
+    // pass sends, then counts), and with both replicas past one, a second
+    // copy of the report would be at the server by now.
+    for n in 0..2 {
+        let later = email(&format!("kept for later {n}"));
+        let future = Utc::now() + chrono::Duration::hours(1);
+        rt.block_on(store.queue_mail(&QueuedMail {
+            message_id: later.message_id.clone(),
+            subject: later.subject.clone(),
+            recipients: later.recipients.clone(),
+            raw: String::from_utf8(later.raw.clone()).unwrap(),
+            job: None,
+            run_id: None,
+            status: MailStatus::Pending,
+            attempts: 3,
+            last_error: Some("connection refused".into()),
+            created_at: Utc::now(),
+            next_attempt_at: future,
+            sent_at: None,
+        }))
+        .unwrap();
+    }
+    for d in [&a, &b] {
+        eventually(
+            Duration::from_secs(30),
+            "a resend pass of each replica",
+            || {
+                let m = get(d.addr(), "/metrics").map(|r| r.1).unwrap_or_default();
+                (metric(&m, "runbookd_mail_pending") == 2.0).then_some(())
+            },
+        );
+    }
     assert_eq!(server.messages().len(), 1);
     let kept = rt.block_on(store.mail(&e.message_id)).unwrap().unwrap();
     assert_eq!(kept.status, MailStatus::Sent);

@@ -286,10 +286,28 @@ async fn a_cancelled_triage_closes_every_step() {
         .started()
         .unwrap();
     let stop = Stop::new();
+    // Cancelled once the pods step is recorded running (the cluster
+    // answers in 30 s): the cancel has a step to close.
     let canceller = {
-        let stop = stop.clone();
+        let (stop, store) = (stop.clone(), w.store.clone());
         tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(300)).await;
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+            loop {
+                let run = store.get_run(id).await.unwrap().unwrap();
+                if run
+                    .steps
+                    .iter()
+                    .any(|s| s.name == "pods" && s.status == StepStatus::Running)
+                {
+                    break;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "the pods step never started: {:?}",
+                    run.steps
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
             stop.cancel("cancelled by sre");
         })
     };

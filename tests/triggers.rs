@@ -8,7 +8,7 @@ use std::time::Duration;
 
 #[cfg(feature = "integration")]
 use runbookd::testkit::TestDatabase;
-use runbookd::testkit::binary::{Workdir, eventually, stderr, stdout};
+use runbookd::testkit::binary::{Workdir, eventually, get, metric, stderr, stdout};
 
 const BIN: &str = env!("CARGO_BIN_EXE_runbookd");
 
@@ -204,8 +204,8 @@ fn each_request_runs_once_across_two_replicas() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let db = rt.block_on(TestDatabase::postgres());
     let w = Workdir::new(BIN, JOBS).with_db(&db.url);
-    let _a = w.serve();
-    let _b = w.serve();
+    let a = w.serve();
+    let b = w.serve();
     for _ in 0..12 {
         let out = w.run(&["trigger", "quick"]);
         assert!(out.status.success(), "{}", stderr(&out));
@@ -214,7 +214,18 @@ fn each_request_runs_once_across_two_replicas() {
         let r = runs(&w, "quick");
         (r.len() >= 12 && r.iter().all(|r| r["status"] == "succeeded")).then_some(r)
     });
-    std::thread::sleep(Duration::from_secs(2));
+    // Each replica looks for requests at every tick: two more ticks of
+    // each, and a request taken twice would have run by now.
+    for d in [&a, &b] {
+        let ticks = || {
+            let m = get(d.addr(), "/metrics").map(|r| r.1).unwrap_or_default();
+            metric(&m, "runbookd_ticks_total")
+        };
+        let from = ticks();
+        eventually(Duration::from_secs(30), "two more ticks", || {
+            (ticks() >= from + 2.0).then_some(())
+        });
+    }
     assert_eq!(runs(&w, "quick").len(), 12, "no request ran twice");
     let owners: std::collections::BTreeSet<String> = r
         .iter()

@@ -58,6 +58,24 @@ impl Check for AlertmanagerCheck {
     }
 }
 
+/// Why the firing alerts could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum AlertsError {
+    /// The request failed, said with its method and URL.
+    #[error("{0}")]
+    Request(String),
+    #[error("alertmanager answered {code}: {body}")]
+    Status {
+        code: reqwest::StatusCode,
+        body: String,
+    },
+    #[error("unexpected answer from {url}: {source}")]
+    Answer {
+        url: String,
+        source: serde_json::Error,
+    },
+}
+
 impl AlertmanagerCheck {
     fn severities(&self) -> Vec<String> {
         match &self.severities {
@@ -69,13 +87,13 @@ impl AlertmanagerCheck {
     async fn check(&self, name: &str, ctx: &CheckContext) -> CheckResult {
         match self.firing(ctx).await {
             Ok(alerts) => self.assess(name, &alerts),
-            Err(e) => CheckResult::error(name, e),
+            Err(e) => CheckResult::error(name, e.to_string()),
         }
     }
 
     /// The alerts firing now (active, not silenced, not inhibited) that
     /// match `matchers`. Triage reads them through this too.
-    pub async fn firing(&self, ctx: &CheckContext) -> Result<Vec<Alert>, String> {
+    pub async fn firing(&self, ctx: &CheckContext) -> Result<Vec<Alert>, AlertsError> {
         let url = format!("{}/api/v2/alerts", self.url.expose().trim_end_matches('/'));
         let mut query: Vec<(&str, &str)> = vec![
             ("active", "true"),
@@ -93,17 +111,20 @@ impl AlertmanagerCheck {
             .timeout(ctx.timeout)
             .send()
             .await
-            .map_err(|e| super::http::describe_error("GET", &url, &e))?;
+            .map_err(|e| AlertsError::Request(super::http::describe_error("GET", &url, &e)))?;
         let code = resp.status();
         let text = resp
             .text()
             .await
-            .map_err(|e| super::http::describe_error("GET", &url, &e))?;
+            .map_err(|e| AlertsError::Request(super::http::describe_error("GET", &url, &e)))?;
         if !code.is_success() {
-            return Err(format!("alertmanager answered {code}: {}", text.trim()));
+            return Err(AlertsError::Status {
+                code,
+                body: text.trim().to_string(),
+            });
         }
         serde_json::from_str::<Vec<Alert>>(&text)
-            .map_err(|e| format!("unexpected answer from {url}: {e}"))
+            .map_err(|source| AlertsError::Answer { url, source })
     }
 
     /// Pure: the verdict on a list of firing alerts.

@@ -217,10 +217,15 @@ pub fn validate_list(checks: &[CheckConfig], at: Pos, diags: &mut Diags) {
     }
 }
 
+/// Why a check's text did not read: every problem, `line:col: message`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .0.join("\n"))]
+pub struct BadCheck(pub Vec<String>);
+
 /// Reads one check from its jobs.yaml form, through the loader's reader
 /// and validation (for tests and tools); `${VAR}` comes from the process
 /// environment.
-pub fn parse(text: &str) -> Result<CheckConfig, String> {
+pub fn parse(text: &str) -> Result<CheckConfig, BadCheck> {
     let loaded = yaml::load::<CheckConfig>(text, &|k| std::env::var(k).ok());
     let mut diags = Diags::default();
     if let Some(c) = &loaded.value {
@@ -234,7 +239,7 @@ pub fn parse(text: &str) -> Result<CheckConfig, String> {
         .collect();
     match loaded.value {
         Some(c) if all.is_empty() => Ok(c),
-        _ => Err(all.join("\n")),
+        _ => Err(BadCheck(all)),
     }
 }
 
@@ -340,7 +345,9 @@ pub fn render_table(results: &[CheckResult]) -> String {
                     .as_ref()
                     .map(|v| v.to_string())
                     .unwrap_or_else(|| "-".into()),
-                r.threshold.as_ref().map_or_else(|| "-".into(), |t| t.to_string()),
+                r.threshold
+                    .as_ref()
+                    .map_or_else(|| "-".into(), |t| t.to_string()),
                 r.reason.clone(),
             ]
         })

@@ -652,7 +652,7 @@ mod tests {
         assert!(with("0").is_ok());
         assert!(with("2.5").is_ok());
         for bad in ["-1", ".nan", ".inf"] {
-            let e = with(bad).unwrap_err();
+            let e = with(bad).unwrap_err().to_string();
             assert!(
                 e.contains("min_change must be a number, 0 or more"),
                 "{bad}: {e}"

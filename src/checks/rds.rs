@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::{Check, CheckContext, CheckResult, CheckStatus, fmt_age};
-use crate::adapters::aws::{DbInstance, DbSnapshot, Target, owned_by};
+use crate::adapters::aws::{AwsError, DbInstance, DbSnapshot, Target, owned_by, retry_throttled};
 use crate::model::Dur;
 use crate::yaml::Ident;
 
@@ -82,9 +82,12 @@ impl RdsCheck {
             region: self.region.as_ref().map(|r| r.to_string()),
         };
         let rds = &ctx.adapters.rds;
+        // Throttles retried within the check's own timeout.
         let (instance, snapshots) = tokio::join!(
-            rds.instance(&target, &self.instance),
-            rds.automated_snapshots(&target, &self.instance)
+            retry_throttled(Duration::from_secs(1), None, || rds
+                .instance(&target, &self.instance)),
+            retry_throttled(Duration::from_secs(1), None, || rds
+                .automated_snapshots(&target, &self.instance))
         );
         let instance = match instance.and_then(|i| i.belonging_to(&self.instance)) {
             Ok(i) => i,
@@ -98,7 +101,10 @@ impl RdsCheck {
         // Another instance's snapshot must never pass for this one's.
         let snapshots = snapshots
             .map(|list| owned_by(list, &self.instance))
-            .map_err(|e| format!("describe automated snapshots of {}: {e}", self.instance));
+            .map_err(|source| SnapshotsUnread {
+                instance: self.instance.to_string(),
+                source,
+            });
         assess(name, ctx.now, &instance, snapshots, &self.limits())
     }
 }
@@ -107,12 +113,20 @@ fn age_text(d: chrono::Duration) -> String {
     fmt_age(Duration::from_secs(d.num_seconds().max(0) as u64))
 }
 
+/// The automated snapshots could not be listed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("describe automated snapshots of {instance}: {source}")]
+pub struct SnapshotsUnread {
+    pub instance: String,
+    pub source: AwsError,
+}
+
 /// The three verdicts. Pure.
 pub fn assess(
     name: &str,
     now: DateTime<Utc>,
     instance: &DbInstance,
-    snapshots: Result<Vec<DbSnapshot>, String>,
+    snapshots: Result<Vec<DbSnapshot>, SnapshotsUnread>,
     limits: &Limits,
 ) -> Vec<CheckResult> {
     let mut out = Vec::new();
@@ -139,7 +153,7 @@ pub fn assess(
         fmt_age(limits.max_snapshot_age)
     );
     out.push(match snapshots {
-        Err(e) => CheckResult::error(backup, e),
+        Err(e) => CheckResult::error(backup, e.to_string()),
         Ok(list) => {
             let newest = list
                 .iter()
@@ -266,7 +280,7 @@ mod tests {
         let cases: Vec<(
             &str,
             DbInstance,
-            Result<Vec<DbSnapshot>, String>,
+            Result<Vec<DbSnapshot>, SnapshotsUnread>,
             [CheckStatus; 3],
             &str,
         )> = vec![
@@ -304,9 +318,15 @@ mod tests {
             (
                 "snapshot listing failed",
                 ok.clone(),
-                Err("auth: denied".into()),
+                Err(SnapshotsUnread {
+                    instance: "flexoraa-production-db".into(),
+                    source: AwsError {
+                        kind: crate::adapters::aws::AwsErrorKind::Auth,
+                        message: "denied".into(),
+                    },
+                }),
                 [CheckStatus::Pass, CheckStatus::Error, CheckStatus::Pass],
-                "auth: denied",
+                "describe automated snapshots of flexoraa-production-db: auth: denied",
             ),
             (
                 "instance rebooting, restore lagging",

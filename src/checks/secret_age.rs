@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::{Check, CheckContext, CheckResult, CheckStatus, fmt_age};
-use crate::adapters::aws::{SecretInfo, Target};
+use crate::adapters::aws::{SecretInfo, Target, retry_throttled};
 use crate::model::{Dur, Threshold};
 use crate::yaml::Ident;
 
@@ -51,11 +51,12 @@ impl SecretAgeCheck {
         let target = Target {
             region: self.region.as_ref().map(|r| r.to_string()),
         };
-        match ctx
-            .adapters
-            .secrets
-            .describe(&target, &self.secret_id)
-            .await
+        // Throttles retried within the check's own timeout.
+        let secrets = &ctx.adapters.secrets;
+        match retry_throttled(Duration::from_secs(1), None, || {
+            secrets.describe(&target, &self.secret_id)
+        })
+        .await
         {
             Ok(info) => assess(
                 name,

@@ -75,6 +75,20 @@ impl Check for SqlCheck {
     }
 }
 
+/// Why the check's query gave no one number.
+#[derive(Debug, thiserror::Error)]
+enum MeasureError {
+    /// The database refused or failed, said for the operator.
+    #[error("{0}")]
+    Query(String),
+    #[error("the query returned no rows; it must return exactly one number")]
+    NoRows,
+    #[error("the query returned NULL")]
+    Null,
+    #[error("the query returned more than one row; it must return exactly one number")]
+    ManyRows,
+}
+
 impl SqlCheck {
     async fn check(&self, name: &str, ctx: &CheckContext) -> CheckResult {
         let t = Thresholds {
@@ -93,7 +107,7 @@ impl SqlCheck {
         }
     }
 
-    async fn measure(&self, check_timeout: Duration) -> Result<f64, String> {
+    async fn measure(&self, check_timeout: Duration) -> Result<f64, MeasureError> {
         let statement_timeout = self.statement_timeout.map(|d| d.0).unwrap_or_else(|| {
             check_timeout
                 .saturating_sub(Duration::from_secs(1))
@@ -101,12 +115,15 @@ impl SqlCheck {
         });
         let mut conn = sqlx::PgConnection::connect(self.database_url.expose())
             .await
-            .map_err(|e| describe(&e))?;
-        let mut tx = conn.begin().await.map_err(|e| describe(&e))?;
+            .map_err(|e| MeasureError::Query(describe(&e)))?;
+        let mut tx = conn
+            .begin()
+            .await
+            .map_err(|e| MeasureError::Query(describe(&e)))?;
         sqlx::query("SET TRANSACTION READ ONLY")
             .execute(&mut *tx)
             .await
-            .map_err(|e| describe(&e))?;
+            .map_err(|e| MeasureError::Query(describe(&e)))?;
         // SET cannot take a bind parameter; the value is our own integer.
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "SET LOCAL statement_timeout = {}",
@@ -114,7 +131,7 @@ impl SqlCheck {
         )))
         .execute(&mut *tx)
         .await
-        .map_err(|e| describe(&e))?;
+        .map_err(|e| MeasureError::Query(describe(&e)))?;
         // Wrapping casts any numeric type to float8 and lets us see a second
         // row without fetching the whole result.
         let wrapped = format!(
@@ -124,16 +141,14 @@ impl SqlCheck {
         let rows: Vec<Option<f64>> = sqlx::query_scalar(sqlx::AssertSqlSafe(wrapped))
             .fetch_all(&mut *tx)
             .await
-            .map_err(|e| describe(&e))?;
+            .map_err(|e| MeasureError::Query(describe(&e)))?;
         let _ = tx.rollback().await;
         let _ = conn.close().await;
         match rows.as_slice() {
-            [] => Err("the query returned no rows; it must return exactly one number".into()),
+            [] => Err(MeasureError::NoRows),
             [Some(v)] => Ok(*v),
-            [None] => Err("the query returned NULL".into()),
-            _ => Err(
-                "the query returned more than one row; it must return exactly one number".into(),
-            ),
+            [None] => Err(MeasureError::Null),
+            _ => Err(MeasureError::ManyRows),
         }
     }
 }

@@ -281,17 +281,20 @@ fn next(cli: &Cli, name: &str, n: usize, after: Option<&str>, json: bool) -> Res
     render::next(name, &expr.to_string(), tz, &fires)
 }
 
-/// Cancelled on SIGTERM or SIGINT, with the signal's name.
+/// Cancelled on SIGTERM or SIGINT, with the signal's name. The handlers
+/// are set before this returns, so whatever the caller says next (`serve`'s
+/// listen address) tells a supervisor a SIGTERM is handled from then on.
 fn signals() -> (CancellationToken, Arc<std::sync::Mutex<&'static str>>) {
+    use tokio::signal::unix::{SignalKind, signal};
     let token = CancellationToken::new();
     let which = Arc::new(std::sync::Mutex::new(""));
     let (t, w) = (token.clone(), which.clone());
+    let handlers = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    );
     tokio::spawn(async move {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
+        let (Ok(mut term), Ok(mut int)) = handlers else {
             tracing::error!("cannot install signal handlers");
             return;
         };

@@ -28,6 +28,7 @@ use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::model::{Dur, Params};
+use crate::retry::Backoff;
 use crate::schedule::{CronExpr, parse_timezone};
 use crate::secret::{CapabilityUrl, Redactor, SecretUrl, collecting};
 use crate::yaml::{self, At, Common, Diags, Kinded, Lenient, Pos, Text};
@@ -133,7 +134,8 @@ impl fmt::Display for Concurrency {
 }
 
 /// Retry policy: `max` extra attempts after a failure or timeout, waiting
-/// `backoff`, doubled each time, never more than `max_backoff`.
+/// `backoff`, doubled each time, never more than `max_backoff` (each wait
+/// jittered shorter by up to a quarter, see [`crate::retry`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
     pub max: u32,
@@ -152,12 +154,20 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// The wait before attempt `next_attempt` (2 for the first retry).
+    fn waits(&self) -> Backoff {
+        Backoff::new(self.backoff, self.max_backoff)
+    }
+
+    /// The longest wait before attempt `next_attempt` (2 for the first
+    /// retry).
     pub fn delay_before(&self, next_attempt: u32) -> Duration {
-        let exp = next_attempt.saturating_sub(2).min(30);
-        self.backoff
-            .saturating_mul(1u32 << exp)
-            .min(self.max_backoff)
+        self.waits().ceiling(next_attempt.saturating_sub(1))
+    }
+
+    /// The wait before attempt `next_attempt`: [`delay_before`](Self::delay_before),
+    /// jittered.
+    pub fn wait_before(&self, next_attempt: u32) -> Duration {
+        self.waits().delay(next_attempt.saturating_sub(1))
     }
 }
 
@@ -675,7 +685,7 @@ fn timezone(t: &Text, diags: &mut Diags) -> Option<Tz> {
     match parse_timezone(t.trim()) {
         Ok(tz) => Some(tz),
         Err(m) => {
-            diags.at(t.at, m);
+            diags.at(t.at, m.to_string());
             None
         }
     }
@@ -797,14 +807,15 @@ fn console(raw: Option<&At<Lenient<RawConsole>>>, diags: &mut Diags) -> ConsoleC
     if let Some(e) = raw.enabled {
         c.enabled = e;
     }
-    let file = |t: &Text, diags: &mut Diags| {
-        let p = t.trim();
-        if p.is_empty() {
-            diags.at(t.at, "console: an auth file must name a file");
-        }
-        PathBuf::from(p)
+    // Empty (a `${VAR:-}` the chart leaves unset) is not set, as for
+    // alertmanager.url: the shipped file names both variables.
+    let named = |t: &Option<Text>| {
+        t.as_ref()
+            .map(|t| t.trim())
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from)
     };
-    c.auth = match (&raw.bearer_token_file, &raw.basic_auth_file) {
+    c.auth = match (named(&raw.bearer_token_file), named(&raw.basic_auth_file)) {
         (Some(_), Some(_)) => {
             diags.at(
                 *at,
@@ -812,8 +823,8 @@ fn console(raw: Option<&At<Lenient<RawConsole>>>, diags: &mut Diags) -> ConsoleC
             );
             ConsoleAuth::None
         }
-        (Some(b), None) => ConsoleAuth::Bearer(file(b, diags)),
-        (None, Some(b)) => ConsoleAuth::Basic(file(b, diags)),
+        (Some(b), None) => ConsoleAuth::Bearer(b),
+        (None, Some(b)) => ConsoleAuth::Basic(b),
         (None, None) => ConsoleAuth::None,
     };
     c

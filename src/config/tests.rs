@@ -260,6 +260,11 @@ fn retry_delays_double_up_to_the_cap() {
     };
     let delays: Vec<u64> = (2..=5).map(|a| p.delay_before(a).as_secs()).collect();
     assert_eq!(delays, vec![5, 10, 12, 12]);
+    // The wait actually taken is jittered below that ceiling.
+    for a in 2..=5 {
+        let (wait, ceiling) = (p.wait_before(a), p.delay_before(a));
+        assert!(wait <= ceiling && wait >= ceiling * 3 / 4, "{a}: {wait:?}");
+    }
 }
 
 #[test]
@@ -982,4 +987,37 @@ fn the_shipped_daily_jobs_ping_and_alert_only_when_configured() {
             "{name}: {url:?}"
         );
     }
+}
+
+/// The console's credential file: one of two, an empty value (a chart's
+/// `${VAR:-}` left unset) is none, both set is refused where written.
+#[test]
+fn console_auth_is_one_file_or_none() {
+    let job = "jobs:\n  a: { kind: command, argv: [\"true\"] }\n";
+    let auth = |text: &str| load(&format!("{text}\n{job}")).map(|c| c.console.auth);
+    assert!(matches!(auth("").unwrap(), ConsoleAuth::None));
+    assert!(matches!(
+        auth("console: { bearer_token_file: \"${EMPTY}\", basic_auth_file: \"\" }").unwrap(),
+        ConsoleAuth::None
+    ));
+    match auth("console: { bearer_token_file: \" /run/secrets/token \" }").unwrap() {
+        ConsoleAuth::Bearer(p) => assert_eq!(p, PathBuf::from("/run/secrets/token")),
+        other => panic!("{other:?}"),
+    }
+    match auth("console: { basic_auth_file: /creds, bearer_token_file: \"${EMPTY}\" }").unwrap() {
+        ConsoleAuth::Basic(p) => assert_eq!(p, PathBuf::from("/creds")),
+        other => panic!("{other:?}"),
+    }
+    let err = auth("console: { bearer_token_file: /t, basic_auth_file: /b }").unwrap_err();
+    assert!(
+        err.iter()
+            .any(|e| e.starts_with("jobs.yaml:1:") && e.contains("not both")),
+        "{err:?}"
+    );
+    let err = auth("console: { bearer_file: /t }").unwrap_err();
+    assert!(
+        err.iter()
+            .any(|e| e.contains("did you mean `bearer_token_file`")),
+        "{err:?}"
+    );
 }

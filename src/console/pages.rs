@@ -112,7 +112,7 @@ fn checks_table(checks: &[CheckResult]) -> Markup {
                         td { (c.check) }
                         td { span class={ "badge " (check_class(c.status)) } { (c.status) } }
                         td.num { @if let Some(v) = &c.value { (v) } @else { "-" } }
-                        td { (c.threshold.as_deref().unwrap_or("")) }
+                        td { (c.threshold.as_ref().map(ToString::to_string).unwrap_or_default()) }
                         td { (c.reason) }
                         td.num { (c.duration_ms) " ms" }
                     }

@@ -547,7 +547,7 @@ pub async fn job(State(c): Shared, Path(name): Path<String>, RawQuery(q): RawQue
 
 pub async fn duration_chart(State(c): Shared, Path(name): Path<String>) -> Response {
     let r = async {
-        c.job_config(&name)?;
+        let tz = c.job_config(&name)?.timezone;
         c.store_up()?;
         let now = c.now();
         let from = now - Duration::days(CHART_DAYS);
@@ -559,18 +559,19 @@ pub async fn duration_chart(State(c): Shared, Path(name): Path<String>) -> Respo
                 ..Default::default()
             })
             .await?;
-        let mut points: Vec<(DateTime<Utc>, f64)> = runs
+        let mut points: Vec<(DateTime<Utc>, std::time::Duration)> = runs
             .iter()
             .filter(|r| r.started_at >= from && !r.dry_run)
-            .filter_map(|r| {
-                Some((
-                    r.started_at,
-                    r.duration()?.num_milliseconds() as f64 / 1000.0,
-                ))
-            })
+            .filter_map(|r| Some((r.started_at, r.duration()?.to_std().ok()?)))
             .collect();
         points.reverse();
-        report::chart::png(&points, &[], from, now).map_err(|e| PageError::Internal(e.to_string()))
+        let window = report::chart::Window {
+            from,
+            to: now,
+            timezone: tz,
+        };
+        report::chart::duration_png(&points, &window)
+            .map_err(|e| PageError::Internal(e.to_string()))
     };
     match r.await {
         Ok(bytes) => png(bytes),
@@ -583,7 +584,7 @@ pub async fn check_chart(
     Path((name, check)): Path<(String, String)>,
 ) -> Response {
     let r = async {
-        c.job_config(&name)?;
+        let tz = c.job_config(&name)?.timezone;
         c.store_up()?;
         let now = c.now();
         let from = now - Duration::days(CHART_DAYS);
@@ -598,13 +599,14 @@ pub async fn check_chart(
             .iter()
             .filter_map(|p| Some((p.started_at, p.result.value.as_ref()?.number()?)))
             .collect();
-        let lines = mine
-            .iter()
-            .rev()
-            .find_map(|p| p.result.threshold.as_deref())
-            .map(report::chart::threshold_lines)
-            .unwrap_or_default();
-        report::chart::png(&points, &lines, from, now)
+        let threshold = mine.iter().rev().find_map(|p| p.result.threshold.as_ref());
+        let (lines, unit) = report::chart::threshold_lines(threshold);
+        let window = report::chart::Window {
+            from,
+            to: now,
+            timezone: tz,
+        };
+        report::chart::png(&points, &lines, unit, &window)
             .map_err(|e| PageError::Internal(e.to_string()))
     };
     match r.await {

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::procedure::{self, Done};
+use super::procedure::{self, Done, StepError};
 use super::{ExecEnv, Job, JobError, JobKind, Outcome, RunContext};
 use crate::adapters::mail::Mailer;
 use crate::clock::Clock;
@@ -278,7 +278,7 @@ impl Job for ReportJob {
                         )
                         .payload(serde_json::to_value(&pending).unwrap_or_default()))
                     }
-                    Err(e) => Err(e.to_string()),
+                    Err(e) => Err(StepError::found(e.to_string())),
                 }
             },
         )

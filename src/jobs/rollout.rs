@@ -20,7 +20,7 @@ use chrono::SecondsFormat;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use serde::Deserialize;
 
-use super::procedure::{self, Done};
+use super::procedure::{self, Done, Poll, StepError};
 use super::{ExecEnv, Job, JobError, JobKind, Outcome, RunContext};
 use crate::adapters::kube::ClusterApi;
 use crate::clock::Clock;
@@ -157,18 +157,38 @@ pub fn rollout_state(dep: &Deployment, generation: i64) -> RolloutState {
     RolloutState::Done(format!("{updated}/{want} replicas updated and available"))
 }
 
+/// Why a deployment is not to be changed now.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotReady {
+    #[error("the deployment is paused (kubectl rollout resume it first)")]
+    Paused,
+    #[error("a rollout is still in progress: {0}")]
+    Progressing(String),
+    #[error("the last rollout failed: {0}")]
+    Failed(String),
+}
+
 /// Refuses what `kubectl` would not do blindly: a paused deployment, or one
 /// that has not finished its last rollout.
-pub fn ready_to_change(dep: &Deployment) -> Result<(), String> {
+pub fn ready_to_change(dep: &Deployment) -> Result<(), NotReady> {
     if dep.spec.paused == Some(true) {
-        return Err("the deployment is paused (kubectl rollout resume it first)".into());
+        return Err(NotReady::Paused);
     }
     let generation = dep.metadata.generation.unwrap_or(0);
     match rollout_state(dep, generation) {
         RolloutState::Done(_) => Ok(()),
-        RolloutState::Progressing(s) => Err(format!("a rollout is still in progress: {s}")),
-        RolloutState::Failed(s) => Err(format!("the last rollout failed: {s}")),
+        RolloutState::Progressing(s) => Err(NotReady::Progressing(s)),
+        RolloutState::Failed(s) => Err(NotReady::Failed(s)),
     }
+}
+
+/// Why there is no revision to undo to.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NoPrevious {
+    #[error("the deployment has no revision annotation")]
+    Unannotated,
+    #[error("no revision before {0} to go back to")]
+    First(i64),
 }
 
 /// What a deployment must be before a change. Undo only needs it not
@@ -206,14 +226,14 @@ pub fn revision(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMet
 pub fn previous_revision<'a>(
     dep: &Deployment,
     sets: &'a [ReplicaSet],
-) -> Result<&'a ReplicaSet, String> {
-    let current = revision(&dep.metadata).ok_or("the deployment has no revision annotation")?;
+) -> Result<&'a ReplicaSet, NoPrevious> {
+    let current = revision(&dep.metadata).ok_or(NoPrevious::Unannotated)?;
     sets.iter()
         .filter_map(|rs| revision(&rs.metadata).map(|r| (r, rs)))
         .filter(|(r, rs)| *r < current && rs.spec.template.is_some())
         .max_by_key(|(r, _)| *r)
         .map(|(_, rs)| rs)
-        .ok_or_else(|| format!("no revision before {current} to go back to"))
+        .ok_or(NoPrevious::First(current))
 }
 
 /// The patch that puts back `rs`'s pod template (without the hash label
@@ -249,21 +269,16 @@ impl RolloutJob {
             &self.target(),
             &format!("GET {}", deployment_path(ns, name)),
             || async {
-                let dep = self
-                    .cluster
-                    .deployment(ns, name)
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .ok_or_else(|| format!("no deployment `{name}` in namespace `{ns}`"))?;
+                let dep = self.cluster.deployment(ns, name).await?.ok_or_else(|| {
+                    StepError::found(format!("no deployment `{name}` in namespace `{ns}`"))
+                })?;
                 let refused = match guard {
                     Guard::Settled => ready_to_change(&dep).err(),
-                    Guard::NotPaused if dep.spec.paused == Some(true) => {
-                        Some("the deployment is paused (kubectl rollout resume it first)".into())
-                    }
+                    Guard::NotPaused if dep.spec.paused == Some(true) => Some(NotReady::Paused),
                     Guard::NotPaused | Guard::Nothing => None,
                 };
                 if let Some(e) = refused {
-                    return Err(format!("refusing to change it: {e}"));
+                    return Err(StepError::found(format!("refusing to change it: {e}")));
                 }
                 let detail = format!(
                     "generation {}, revision {}",
@@ -292,11 +307,7 @@ impl RolloutJob {
                 deployment_path(ns, dep)
             ),
             || async {
-                let after = self
-                    .cluster
-                    .patch_deployment(ns, dep, &patch)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let after = self.cluster.patch_deployment(ns, dep, &patch).await?;
                 let generation = after.metadata.generation.unwrap_or(0);
                 Ok(Done::new(
                     generation,
@@ -333,16 +344,14 @@ impl RolloutJob {
             || async {
                 let started = self.clock.now();
                 let done = procedure::wait_for(ctx, "the rollout", every, timeout, || async {
-                    let dep = self
-                        .cluster
-                        .deployment(ns, name)
-                        .await
-                        .map_err(|e| e.to_string())?
-                        .ok_or_else(|| format!("deployment `{name}` is gone"))?;
+                    let dep =
+                        self.cluster.deployment(ns, name).await?.ok_or_else(|| {
+                            StepError::found(format!("deployment `{name}` is gone"))
+                        })?;
                     match rollout_state(&dep, generation) {
-                        RolloutState::Done(s) => Ok(Ok(s)),
-                        RolloutState::Progressing(s) => Ok(Err(s)),
-                        RolloutState::Failed(s) => Err(s),
+                        RolloutState::Done(s) => Ok(Poll::Done(s)),
+                        RolloutState::Progressing(s) => Ok(Poll::Waiting(s)),
+                        RolloutState::Failed(s) => Err(StepError::Found(s)),
                     }
                 })
                 .await?;
@@ -422,8 +431,10 @@ impl Job for RolloutJob {
                                     .cluster
                                     .replica_sets(ns, dep)
                                     .await
-                                    .map_err(|e| e.to_string())?;
-                                let prev = previous_revision(dep, &sets)?.clone();
+                                    ?;
+                                let prev = previous_revision(dep, &sets)
+                                    .map_err(|e| StepError::found(e.to_string()))?
+                                    .clone();
                                 let r = revision(&prev.metadata).unwrap_or(0);
                                 Ok(Done::new(prev, format!("going back to revision {r}"))
                                     .payload(serde_json::json!({"revision": r})))
@@ -532,13 +543,19 @@ mod tests {
         );
         assert!(ready_to_change(&d).is_ok());
         d.spec.paused = Some(true);
-        assert!(ready_to_change(&d).unwrap_err().contains("paused"));
+        assert!(
+            ready_to_change(&d)
+                .unwrap_err()
+                .to_string()
+                .contains("paused")
+        );
         let d = dep(
             json!({"observedGeneration": 5, "replicas": 3, "updatedReplicas": 2, "availableReplicas": 3}),
         );
         assert!(
             ready_to_change(&d)
                 .unwrap_err()
+                .to_string()
                 .contains("still in progress")
         );
     }
@@ -572,6 +589,7 @@ mod tests {
         assert!(
             previous_revision(&d, &sets[2..])
                 .unwrap_err()
+                .to_string()
                 .contains("no revision before 3")
         );
     }

@@ -26,7 +26,7 @@ use async_trait::async_trait;
 use chrono::Timelike;
 use serde::Deserialize;
 
-use super::procedure::{self, Done};
+use super::procedure::{self, Done, Poll, StepError};
 use super::rollout::{deployment_path, ready_to_change, restart_and_wait};
 use super::{ExecEnv, Job, JobError, JobKind, Outcome, RunContext};
 use crate::adapters::Adapters;
@@ -116,30 +116,24 @@ pub struct RotateJob {
     clock: Arc<dyn Clock>,
 }
 
+/// No secret is made without the OS's randomness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the OS random source failed")]
+pub struct NoRandomness;
+
 /// Bytes from the OS CSPRNG.
-fn random(n: usize) -> Result<Vec<u8>, String> {
+fn random(n: usize) -> Result<Vec<u8>, NoRandomness> {
     use ring::rand::SecureRandom;
     let mut buf = vec![0u8; n];
     ring::rand::SystemRandom::new()
         .fill(&mut buf)
-        .map_err(|_| "the OS random source failed".to_string())?;
+        .map_err(|_| NoRandomness)?;
     Ok(buf)
 }
 
 /// A random (version 4) UUID, for `ClientRequestToken`.
-pub fn uuid_v4() -> Result<String, String> {
-    let mut b = random(16)?;
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    Ok(format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    ))
+pub fn uuid_v4() -> String {
+    uuid::Uuid::new_v4().to_string()
 }
 
 fn encode(bytes: &[u8], e: Encoding) -> String {
@@ -219,13 +213,12 @@ impl RotateJob {
         );
         let target = self.target();
         procedure::step(ctx, step, &self.secret(), &call, || async {
-            procedure::aws(Duration::from_secs(1), || {
+            procedure::aws(Duration::from_secs(1), &ctx.cancel, || {
                 self.adapters
                     .secrets
                     .move_stage(&target, id, stage, to, from)
             })
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
             Ok(Done::new(
                 (),
                 match to {
@@ -254,7 +247,7 @@ impl RotateJob {
                         .cluster
                         .annotate_external_secret(ns, es, "force-sync", &now)
                         .await
-                        .map_err(|e| e.to_string())?;
+                        ?;
                     Ok(Done::new((), "the operator will refresh it now"))
                 },
             )
@@ -286,21 +279,21 @@ impl RotateJob {
                             .cluster
                             .external_secret_sync(ns, es)
                             .await
-                            .map_err(|e| e.to_string())?;
+                            ?;
                         let fresh = s.refreshed_at.is_some_and(|t| t >= since);
                         match (fresh, s.ready) {
-                            (true, Some((false, why))) => Err(format!(
+                            (true, Some((false, why))) => Err(StepError::found(format!(
                                 "ExternalSecret {es} refreshed but is not Ready: {why}"
-                            )),
-                            (true, _) => Ok(Ok(())),
-                            (false, _) => Ok(Err(match s.refreshed_at {
+                            ))),
+                            (true, _) => Ok(Poll::Done(())),
+                            (false, _) => Ok(Poll::Waiting(match s.refreshed_at {
                                 Some(t) => format!("last refreshed {}", t.to_rfc3339()),
                                 None => "never refreshed".into(),
                             })),
                         }
                     })
                     .await
-                    .map_err(|e| format!("the Secret was not rewritten from {es}, so a restart would not pick up the new value: {e}"))
+                    .map_err(|e| e.context(format!("the Secret was not rewritten from {es}, so a restart would not pick up the new value")))
                     .map(|()| Done::new((), "refreshed from the provider"))
                 },
             )
@@ -337,7 +330,7 @@ impl RotateJob {
                 if ok {
                     Ok(Done::new(results, summary))
                 } else {
-                    Err(format!("verification failed: {summary}"))
+                    Err(StepError::found(format!("verification failed: {summary}")))
                 }
             },
         )
@@ -368,11 +361,10 @@ impl Job for RotateJob {
             &self.secret(),
             &format!("secretsmanager:DescribeSecret SecretId={id}"),
             || async {
-                let info = procedure::aws(Duration::from_secs(1), || {
+                let info = procedure::aws(Duration::from_secs(1), &ctx.cancel, || {
                     self.adapters.secrets.describe(&target, id)
                 })
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
                 let current = info
                     .version_with("AWSCURRENT")
                     .unwrap_or("none")
@@ -397,10 +389,12 @@ impl Job for RotateJob {
                     .adapters
                     .cluster
                     .deployment(ns, dep)
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .ok_or_else(|| format!("no deployment `{dep}` in namespace `{ns}`"))?;
-                ready_to_change(&d).map_err(|e| format!("refusing to rotate: {e}"))?;
+                    .await?
+                    .ok_or_else(|| {
+                        StepError::found(format!("no deployment `{dep}` in namespace `{ns}`"))
+                    })?;
+                ready_to_change(&d)
+                    .map_err(|e| StepError::found(format!("refusing to rotate: {e}")))?;
                 Ok(Done::new((), "ready for a restart"))
             },
         )
@@ -428,13 +422,13 @@ impl Job for RotateJob {
                 }
                 let bytes = self.spec.bytes.map(|b| b.value).unwrap_or(32);
                 let value = encode(
-                    &random(bytes).map_err(JobError::Failed)?,
+                    &random(bytes).map_err(|e| JobError::Failed(e.to_string()))?,
                     self.spec.encoding.unwrap_or_default(),
                 );
                 // Before the value goes anywhere, everything scrubs it.
                 ctx.redactor.add(&value);
                 let value = Secret::new(value);
-                let token = uuid_v4().map_err(JobError::Failed)?;
+                let token = uuid_v4();
                 let new = procedure::step(
                     ctx,
                     "create-secret",
@@ -445,13 +439,13 @@ impl Job for RotateJob {
                         self.spec.encoding.unwrap_or_default()
                     ),
                     || async {
-                        let v = procedure::aws(Duration::from_secs(1), || {
+                        let v = procedure::aws(Duration::from_secs(1), &ctx.cancel, || {
                             self.adapters
                                 .secrets
                                 .put_pending(&target, id, &token, &value)
                         })
                         .await
-                        .map_err(|e| e.to_string())?;
+                        ?;
                         Ok(Done::new(v.clone(), format!("version {v} staged AWSPENDING"))
                             .payload(serde_json::json!({"version": v, "client_request_token": token})))
                     },
@@ -595,8 +589,19 @@ mod tests {
         let b = encode(&random(32).unwrap(), Encoding::Hex);
         assert_eq!(a.len(), 64);
         assert_ne!(a, b);
-        let u = uuid_v4().unwrap();
+        let u = uuid_v4();
         assert_eq!(u.len(), 36);
         assert_eq!(&u[14..15], "4");
+        // The RFC 4122 variant, lowercase hex in 8-4-4-4-12, a new one each
+        // time.
+        assert!("89ab".contains(&u[19..20]), "{u}");
+        let groups: Vec<usize> = u.split('-').map(str::len).collect();
+        assert_eq!(groups, [8, 4, 4, 4, 12], "{u}");
+        assert!(
+            u.chars()
+                .all(|c| c == '-' || c.is_ascii_digit() || ('a'..='f').contains(&c)),
+            "{u}"
+        );
+        assert_ne!(u, uuid_v4());
     }
 }

@@ -28,7 +28,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job as KubeJob;
 use serde::Deserialize;
 
-use super::procedure::{self, Done};
+use super::procedure::{self, Done, Poll, StepError};
 use super::rollout::deployment_path;
 use super::{ExecEnv, Job, JobError, JobKind, Outcome, RunContext};
 use crate::adapters::Adapters;
@@ -88,9 +88,17 @@ impl MigrateSpec {
     }
 }
 
+/// An identifier RDS would refuse for a snapshot, and the rule it breaks.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{id}` is not an RDS snapshot identifier ({rule})")]
+pub struct BadSnapshotId {
+    pub id: String,
+    pub rule: &'static str,
+}
+
 /// Why an RDS snapshot identifier is not allowed, if it is not: 1-255
 /// letters, digits and hyphens, a letter first, no `--`, no `-` at the end.
-pub fn check_snapshot_id(id: &str) -> Result<(), String> {
+pub fn check_snapshot_id(id: &str) -> Result<(), BadSnapshotId> {
     let why = if id.is_empty() || id.len() > 255 {
         Some("1 to 255 characters")
     } else if !id.starts_with(|c: char| c.is_ascii_alphabetic()) {
@@ -105,13 +113,16 @@ pub fn check_snapshot_id(id: &str) -> Result<(), String> {
         None
     };
     match why {
-        Some(w) => Err(format!("`{id}` is not an RDS snapshot identifier ({w})")),
+        Some(rule) => Err(BadSnapshotId {
+            id: id.to_string(),
+            rule,
+        }),
         None => Ok(()),
     }
 }
 
 /// `<prefix>-YYYYMMDD-HHMMSS`, checked.
-pub fn snapshot_id(prefix: &str, at: DateTime<Utc>) -> Result<String, String> {
+pub fn snapshot_id(prefix: &str, at: DateTime<Utc>) -> Result<String, BadSnapshotId> {
     let id = format!("{prefix}-{}", at.format("%Y%m%d-%H%M%S")).to_lowercase();
     check_snapshot_id(&id).map(|_| id)
 }
@@ -136,6 +147,19 @@ pub fn to_prune(snapshots: &[DbSnapshot], job: &str, keep: usize) -> Vec<String>
     ours.iter().skip(keep).map(|s| s.id.clone()).collect()
 }
 
+/// Why the migration Job cannot be made from the deployment.
+#[derive(Debug, thiserror::Error)]
+pub enum NoMigrationJob {
+    #[error("the deployment has no pod spec")]
+    NoPodSpec,
+    #[error("the deployment has no container `{0}`")]
+    NoSuchContainer(String),
+    #[error("the deployment has no container")]
+    NoContainer,
+    #[error("build the migration Job: {0}")]
+    Build(#[from] serde_json::Error),
+}
+
 /// The migration Job: the deployment's container (image, env, mounts,
 /// service account) running `command`, once, with a deadline. Pure.
 pub fn migration_job(
@@ -145,23 +169,20 @@ pub fn migration_job(
     command: &[String],
     deadline: Duration,
     labels: BTreeMap<String, String>,
-) -> Result<KubeJob, String> {
+) -> Result<KubeJob, NoMigrationJob> {
     let pod = dep
         .spec
         .template
         .spec
         .as_ref()
-        .ok_or("the deployment has no pod spec")?;
+        .ok_or(NoMigrationJob::NoPodSpec)?;
     let c = match container {
         Some(n) => pod
             .containers
             .iter()
             .find(|c| c.name == n)
-            .ok_or_else(|| format!("the deployment has no container `{n}`"))?,
-        None => pod
-            .containers
-            .first()
-            .ok_or("the deployment has no container")?,
+            .ok_or_else(|| NoMigrationJob::NoSuchContainer(n.to_string()))?,
+        None => pod.containers.first().ok_or(NoMigrationJob::NoContainer)?,
     };
     let job = serde_json::json!({
         "apiVersion": "batch/v1",
@@ -193,7 +214,7 @@ pub fn migration_job(
             },
         },
     });
-    serde_json::from_value(strip_nulls(job)).map_err(|e| format!("build the migration Job: {e}"))
+    Ok(serde_json::from_value(strip_nulls(job))?)
 }
 
 fn strip_nulls(v: serde_json::Value) -> serde_json::Value {
@@ -328,8 +349,8 @@ impl MigrateJob {
                     .cluster
                     .deployment(ns, dep_name)
                     .await
-                    .map_err(|e| e.to_string())?
-                    .ok_or_else(|| format!("no deployment `{dep_name}` in namespace `{ns}`"))?;
+                    ?
+                    .ok_or_else(|| StepError::found(format!("no deployment `{dep_name}` in namespace `{ns}`")))?;
                 let job = migration_job(
                     &dep,
                     self.spec.container.as_deref(),
@@ -337,7 +358,8 @@ impl MigrateJob {
                     &command,
                     deadline,
                     labels.clone(),
-                )?;
+                )
+                .map_err(|e| StepError::found(e.to_string()))?;
                 let image = job
                     .spec
                     .as_ref()
@@ -349,7 +371,7 @@ impl MigrateJob {
                     .cluster
                     .create_job(ns, &job)
                     .await
-                    .map_err(|e| e.to_string())?;
+                    ?;
                 Ok(Done::new(job_name.clone(), format!("Job {job_name} created from {image}"))
                     .payload(serde_json::json!({"job": job_name, "image": image})))
             },
@@ -370,13 +392,10 @@ impl MigrateJob {
                         // covers a cluster that does not report it.
                         deadline + (deadline / 2).min(Duration::from_secs(60)),
                         || async {
-                            let j = self
-                                .adapters
-                                .cluster
-                                .job(ns, job)
-                                .await
-                                .map_err(|e| e.to_string())?
-                                .ok_or_else(|| format!("Job {job} is gone"))?;
+                            let j =
+                                self.adapters.cluster.job(ns, job).await?.ok_or_else(|| {
+                                    StepError::found(format!("Job {job} is gone"))
+                                })?;
                             job_state(&j)
                         },
                     )
@@ -423,7 +442,7 @@ impl MigrateJob {
                     if ok {
                         Ok(Done::new((), summary))
                     } else {
-                        Err(format!("verification failed: {summary}"))
+                        Err(StepError::found(format!("verification failed: {summary}")))
                     }
                 },
             )
@@ -449,11 +468,11 @@ impl MigrateJob {
                 "rds:DescribeDBSnapshots DBInstanceIdentifier={instance} SnapshotType=manual (this job's, beyond the newest {keep})"
             ),
             || async {
-                let all = procedure::aws(Duration::from_secs(1), || {
+                let all = procedure::aws(Duration::from_secs(1), &ctx.cancel, || {
                     self.adapters.rds.manual_snapshots(&target, Some(instance))
                 })
                 .await
-                .map_err(|e| e.to_string())?;
+                ?;
                 // Another instance's snapshots are never this job's to prune.
                 let all = owned_by(all, instance);
                 let doomed: Vec<String> = to_prune(&all, &ctx.job, keep)
@@ -473,11 +492,10 @@ impl MigrateJob {
                 &format!("rds:{id}"),
                 &format!("rds:DeleteDBSnapshot DBSnapshotIdentifier={id}"),
                 || async {
-                    procedure::aws(Duration::from_secs(1), || {
+                    procedure::aws(Duration::from_secs(1), &ctx.cancel, || {
                         self.adapters.rds.delete_snapshot(&target, &id)
                     })
-                    .await
-                    .map_err(|e| e.to_string())?;
+                    .await?;
                     Ok(Done::new((), "deleted"))
                 },
             )
@@ -487,9 +505,9 @@ impl MigrateJob {
     }
 }
 
-/// A Job's verdict from its conditions: `Ok(Ok)` done, `Ok(Err)` still
-/// going (with how far), `Err` failed (with why).
-fn job_state(j: &KubeJob) -> Result<Result<String, String>, String> {
+/// A Job's verdict from its conditions: done, still going (with how far),
+/// or failed (with why).
+fn job_state(j: &KubeJob) -> Result<Poll<String>, StepError> {
     let conditions = j
         .status
         .as_ref()
@@ -499,19 +517,19 @@ fn job_state(j: &KubeJob) -> Result<Result<String, String>, String> {
         .iter()
         .any(|c| c.status == "True" && c.type_ == "Complete")
     {
-        return Ok(Ok("the migration Job completed".to_string()));
+        return Ok(Poll::Done("the migration Job completed".to_string()));
     }
     if let Some(c) = conditions
         .iter()
         .find(|c| c.status == "True" && c.type_ == "Failed")
     {
-        return Err(format!(
+        return Err(StepError::found(format!(
             "the migration Job failed: {}: {}",
             c.reason.clone().unwrap_or_default(),
             c.message.clone().unwrap_or_default()
-        ));
+        )));
     }
-    Ok(Err(format!(
+    Ok(Poll::Waiting(format!(
         "{} pod(s) active",
         j.status.as_ref().and_then(|s| s.active).unwrap_or(0)
     )))
@@ -528,23 +546,23 @@ impl Job for MigrateJob {
             &format!("rds:{instance}"),
             &format!("rds:DescribeDBInstances DBInstanceIdentifier={instance}"),
             || async {
-                let i = procedure::aws(Duration::from_secs(1), || {
+                let i = procedure::aws(Duration::from_secs(1), &ctx.cancel, || {
                     self.adapters.rds.instance(&target, instance)
                 })
                 .await
-                .and_then(|i| i.belonging_to(instance))
-                .map_err(|e| e.to_string())?;
+                .and_then(|i| i.belonging_to(instance))?;
                 if i.status != "available" {
-                    return Err(format!(
+                    return Err(StepError::found(format!(
                         "instance {instance} is {}, not available: no snapshot, no migration",
                         i.status
-                    ));
+                    )));
                 }
                 Ok(Done::new((), "available"))
             },
         )
         .await?;
-        let id = snapshot_id(self.spec.prefix(), self.clock.now()).map_err(JobError::Failed)?;
+        let id = snapshot_id(self.spec.prefix(), self.clock.now())
+            .map_err(|e| JobError::Failed(e.to_string()))?;
         let mut tags = ownership(&ctx.job);
         tags.push(("runbookd-run".into(), ctx.run_id.to_string()));
         procedure::step(
@@ -556,11 +574,11 @@ impl Job for MigrateJob {
                 tags.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
             ),
             || async {
-                let s = procedure::aws(Duration::from_secs(1), || {
+                let s = procedure::aws(Duration::from_secs(1), &ctx.cancel, || {
                     self.adapters.rds.create_snapshot(&target, instance, &id, &tags)
                 })
                 .await
-                .map_err(|e| e.to_string())?;
+                ?;
                 Ok(Done::new((), format!("snapshot {} is {}", s.id, s.status))
                     .payload(serde_json::json!({"snapshot": s.id})))
             },
@@ -582,15 +600,14 @@ impl Job for MigrateJob {
                         .adapters
                         .rds
                         .snapshot(&target, &id)
-                        .await
-                        .map_err(|e| e.to_string())?
-                        .ok_or_else(|| format!("snapshot {id} is gone"))?;
+                        .await?
+                        .ok_or_else(|| StepError::found(format!("snapshot {id} is gone")))?;
                     match s.status.as_str() {
-                        "available" => Ok(Ok(())),
-                        "creating" | "pending" | "copying" => Ok(Err(s.status)),
-                        other => Err(format!(
+                        "available" => Ok(Poll::Done(())),
+                        "creating" | "pending" | "copying" => Ok(Poll::Waiting(s.status)),
+                        other => Err(StepError::found(format!(
                             "snapshot {id} is {other}: no snapshot, no migration"
-                        )),
+                        ))),
                     }
                 })
                 .await
@@ -654,7 +671,10 @@ mod tests {
             ("a_b", "letters, digits and hyphens"),
             ("", "1 to 255"),
         ] {
-            assert!(check_snapshot_id(id).unwrap_err().contains(why), "{id}");
+            assert!(
+                check_snapshot_id(id).unwrap_err().to_string().contains(why),
+                "{id}"
+            );
         }
         assert!(snapshot_id("pre--x", at).is_err());
     }

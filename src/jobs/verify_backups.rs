@@ -19,7 +19,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::Deserialize;
 
-use super::procedure::{self, Done};
+use super::procedure::{self, Done, Poll, StepError};
 use super::{ExecEnv, Job, JobError, JobKind, Outcome, RunContext};
 use crate::adapters::Adapters;
 use crate::adapters::aws::{DbSnapshot, Target, owned_by};
@@ -227,13 +227,13 @@ impl VerifyJob {
                 "rds:RestoreDBInstanceFromDBSnapshot DBSnapshotIdentifier={snapshot} DBInstanceIdentifier={restored} DBInstanceClass={class} PubliclyAccessible=false Tags=created-by=runbookd,runbookd-purpose=restore-test"
             ),
             || async {
-                procedure::aws(Duration::from_secs(1), || {
+                procedure::aws(Duration::from_secs(1), &ctx.cancel, || {
                     self.adapters
                         .rds
                         .restore_instance(&target, snapshot, restored, class, &tags)
                 })
                 .await
-                .map_err(|e| e.to_string())?;
+                ?;
                 Ok(Done::new((), format!("restoring {snapshot} as {restored}"))
                     .payload(serde_json::json!({"instance": restored, "snapshot": snapshot})))
             },
@@ -262,14 +262,13 @@ impl VerifyJob {
                             .rds
                             .instance(&target, restored)
                             .await
-                            .and_then(|i| i.belonging_to(restored))
-                            .map_err(|e| e.to_string())?;
+                            .and_then(|i| i.belonging_to(restored))?;
                         match i.status.as_str() {
-                            "available" => Ok(Ok(i.endpoint.unwrap_or_default())),
+                            "available" => Ok(Poll::Done(i.endpoint.unwrap_or_default())),
                             "failed" | "incompatible-restore" | "incompatible-parameters" => {
-                                Err(format!("the restore ended {}", i.status))
+                                Err(StepError::found(format!("the restore ended {}", i.status)))
                             }
-                            other => Ok(Err(other.to_string())),
+                            other => Ok(Poll::Waiting(other.to_string())),
                         }
                     })
                     .await?;
@@ -333,11 +332,10 @@ impl Job for VerifyJob {
                 "rds:DescribeDBSnapshots DBInstanceIdentifier={instance} SnapshotType=automated"
             ),
             || async {
-                let list = procedure::aws(Duration::from_secs(1), || {
+                let list = procedure::aws(Duration::from_secs(1), &ctx.cancel, || {
                     self.adapters.rds.automated_snapshots(&target, instance)
                 })
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
                 // Another instance's snapshot must never pass for this one's.
                 let answered = list.len();
                 let list = owned_by(list, instance);
@@ -365,11 +363,10 @@ impl Job for VerifyJob {
             "rds:region",
             "rds:DescribeDBSnapshots SnapshotType=manual (the whole region)",
             || async {
-                let list = procedure::aws(Duration::from_secs(1), || {
+                let list = procedure::aws(Duration::from_secs(1), &ctx.cancel, || {
                     self.adapters.rds.manual_snapshots(&target, None)
                 })
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
                 let n = list.len() as u64;
                 Ok(Done::new(n, format!("{n} manual snapshot(s)")))
             },
@@ -413,7 +410,7 @@ impl Job for VerifyJob {
                         Err(e) if e.kind == crate::adapters::aws::AwsErrorKind::NotFound => {
                             Ok("never created".to_string())
                         }
-                        Err(e) => Err(e.to_string()),
+                        Err(e) => Err(e.into()),
                     }
                 },
             )

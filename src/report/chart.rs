@@ -148,9 +148,8 @@ fn with_unit(number: String, unit: &str) -> String {
 
 fn font() -> Result<(), ChartError> {
     static LOADED: OnceLock<bool> = OnceLock::new();
-    let loaded = *LOADED.get_or_init(|| {
-        plotters::style::register_font(FAMILY, FontStyle::Normal, FONT).is_ok()
-    });
+    let loaded = *LOADED
+        .get_or_init(|| plotters::style::register_font(FAMILY, FontStyle::Normal, FONT).is_ok());
     if loaded {
         Ok(())
     } else {
@@ -346,7 +345,11 @@ mod tests {
             ),
             ("fail if > 5000 ms", vec![line(true, "> 5000")], "ms"),
             ("warn if >= 3000", vec![line(false, ">= 3000")], ""),
-            ("fail if outside 1 and 2", vec![line(true, "outside 1 and 2")], ""),
+            (
+                "fail if outside 1 and 2",
+                vec![line(true, "outside 1 and 2")],
+                "",
+            ),
             ("status 200", vec![], ""),
             ("fail if older than 90d", vec![], ""),
         ];
@@ -370,7 +373,11 @@ mod tests {
             (7199.0, "min"),
             (7200.0, "h"),
         ] {
-            assert_eq!(duration_unit(Duration::from_secs_f64(secs)).0, unit, "{secs}");
+            assert_eq!(
+                duration_unit(Duration::from_secs_f64(secs)).0,
+                unit,
+                "{secs}"
+            );
         }
     }
 
@@ -426,7 +433,12 @@ mod tests {
     fn a_chart_is_a_png_with_the_series_values_and_dates_drawn() {
         let w = week();
         let points: Vec<_> = (0..7 * 24)
-            .map(|h| (w.from + chrono::Duration::hours(h), (h % 24) as f64 / 1000.0))
+            .map(|h| {
+                (
+                    w.from + chrono::Duration::hours(h),
+                    (h % 24) as f64 / 1000.0,
+                )
+            })
             .collect();
         let png = png(&points, &[line(true, "> 0.05")], "", &w).unwrap();
         let px = decode(&png);

@@ -24,10 +24,9 @@ use crate::config::{Config, JobConfig};
 use crate::delivery::{Delivered, Postman};
 use crate::identity::Identity;
 use crate::jobs::{self, ExecEnv, JobError, Processes, RunContext, Steps};
-use crate::model::{
-    ChainedRun, CheckResult, CheckStatus, Measured, Params, Record, Threshold,
-};
+use crate::model::{ChainedRun, CheckResult, CheckStatus, Measured, Params, Record, Threshold};
 use crate::notify;
+use crate::retry::{self, Backoff};
 use crate::runlog::{RunLog, TeeLine};
 
 type Tee = Arc<dyn Fn(&TeeLine<'_>) + Send + Sync>;
@@ -994,11 +993,19 @@ impl Runner {
                     chained: Vec::new(),
                 };
             }
-            let wait = job.retries.delay_before(attempt + 1);
+            // Whole milliseconds: the jittered wait is logged.
+            let wait =
+                Duration::from_millis(job.retries.wait_before(attempt + 1).as_millis() as u64);
             tracing::info!(job = %job.name, run = id, attempt, wait = %humantime::format_duration(wait), "retrying after {status}");
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = stop.cancelled() => return Ended { id, status, attempt, error, notified: None, chained: Vec::new() },
+            if retry::wait(wait, Some(&stop.token)).await.is_err() {
+                return Ended {
+                    id,
+                    status,
+                    attempt,
+                    error,
+                    notified: None,
+                    chained: Vec::new(),
+                };
             }
             attempt += 1;
             let mut run = self.new_run(job, req, attempt);
@@ -1288,7 +1295,7 @@ impl Runner {
     /// Writing the end of a run is retried: a brief store outage must not
     /// leave the row `running` until a peer abandons it.
     async fn record_finish(&self, id: RunId, finish: &Finish) {
-        let mut wait = Duration::from_millis(250);
+        let waits = Backoff::doubling(Duration::from_millis(250));
         for n in 1..=5 {
             match self.store.finish_run(id, finish).await {
                 Ok(()) => return,
@@ -1297,8 +1304,9 @@ impl Runner {
                         run = id,
                         "recording the end of run {id} failed (try {n} of 5): {e}"
                     );
-                    tokio::time::sleep(wait).await;
-                    wait *= 2;
+                    // Not cancellable: the end of a cancelled run must be
+                    // written too.
+                    let _ = retry::wait(waits.delay(n), None).await;
                 }
                 Err(e) => tracing::error!(
                     run = id,

@@ -261,9 +261,7 @@ impl<B: Backend> SqlStore<B> {
                 (None, Some(t)) => Some(Measured::Text(t)),
                 (None, None) => None,
             },
-            threshold: self
-                .decode(row.opt_text("threshold"))?
-                .map(Threshold::from),
+            threshold: self.decode(row.opt_text("threshold"))?.map(Threshold::from),
             reason: self.decode(row.text("reason"))?,
             duration_ms: self.decode(row.int("duration_ms"))?.max(0) as u64,
         })

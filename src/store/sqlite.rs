@@ -17,7 +17,12 @@ use sqlx::sqlite::{
 
 use super::sql::{Arg, Backend, Dialect, RowRead, SqlStore};
 use super::{CONNECT_TIMEOUT, Result, STORE_TIMEOUT, StoreError};
+use crate::retry::{self, Backoff};
 use crate::secret::redact_url;
+
+/// The waits between tries of a connect or migration that met another
+/// process's lock: short, as the other holds it for one transaction.
+const LOCK_RACE: Backoff = Backoff::new(Duration::from_millis(20), Duration::from_millis(500));
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
@@ -64,7 +69,7 @@ impl SqliteStore {
         // not cover (switching to WAL); such a lock is retried until the
         // connect deadline.
         let deadline = tokio::time::Instant::now() + CONNECT_TIMEOUT;
-        let mut wait = Duration::from_millis(20);
+        let mut tries = 0;
         let pool = loop {
             let attempt = tokio::time::timeout_at(
                 deadline,
@@ -79,11 +84,12 @@ impl SqliteStore {
                 op: "connect",
                 after: CONNECT_TIMEOUT,
             })?;
+            tries += 1;
+            let wait = LOCK_RACE.delay(tries);
             match attempt {
                 Ok(pool) => break pool,
                 Err(e) if is_locked(&e) && tokio::time::Instant::now() + wait < deadline => {
-                    tokio::time::sleep(wait).await;
-                    wait = (wait * 2).min(Duration::from_millis(500));
+                    let _ = retry::wait(wait, None).await;
                 }
                 Err(e) => return Err(connect_err(e)),
             }
@@ -143,7 +149,7 @@ impl Backend for Sqlite {
         // apply the first one. Each migration is one transaction: the loser
         // rolls back, and on a retry finds it applied.
         let deadline = tokio::time::Instant::now() + STORE_TIMEOUT;
-        let mut wait = Duration::from_millis(20);
+        let mut tries = 0;
         // On a connection of its own that is closed after: a migration that
         // edits the stored schema (0007 widens a CHECK) leaves the
         // connection that ran it with the old schema in memory, while every
@@ -185,6 +191,8 @@ impl Backend for Sqlite {
                     op: "migrate",
                     after: STORE_TIMEOUT,
                 })?;
+            tries += 1;
+            let wait = LOCK_RACE.delay(tries);
             match run {
                 Ok(()) => return Ok(()),
                 Err(source) if tokio::time::Instant::now() + wait >= deadline => {
@@ -194,8 +202,7 @@ impl Backend for Sqlite {
                     });
                 }
                 Err(_) => {
-                    tokio::time::sleep(wait).await;
-                    wait = (wait * 2).min(Duration::from_millis(500));
+                    let _ = retry::wait(wait, None).await;
                 }
             }
         }

@@ -15,10 +15,16 @@ pub use secrets::{SecretInfo, SecretVersion, SecretsApi};
 use std::collections::HashMap;
 use std::time::Duration;
 
+use std::future::Future;
+
 use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use chrono::{DateTime, Utc};
 use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+
+use crate::retry::{self, Backoff};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{kind}: {message}")]
@@ -74,6 +80,44 @@ pub struct Aws {
 const OPERATION_TIMEOUT: Duration = Duration::from_secs(8);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// Throttled AWS calls are retried this many times by
+/// [`retry_throttled`], so four tries in all. The SDK itself tries each
+/// call once (`RetryConfig` below): with its default of three attempts
+/// under ours, a throttled call was tried up to twelve times, with waits no
+/// one chose. One layer decides, with jitter and a cancel.
+pub const AWS_RETRIES: u32 = 3;
+
+/// Retries a call that AWS throttled, after about 1 s, 2 s and 4 s (scaled
+/// by `base`, each jittered shorter, see [`crate::retry`]); any other error,
+/// or a fourth throttle, is returned. Only throttles: the request was
+/// refused before it did anything, so even a call that changes something
+/// is safe to repeat. A `cancel` during a wait returns the last throttle at
+/// once.
+pub async fn retry_throttled<T, F, Fut>(
+    base: Duration,
+    cancel: Option<&CancellationToken>,
+    mut call: F,
+) -> Result<T, AwsError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, AwsError>>,
+{
+    let waits = Backoff::doubling(base);
+    for n in 1..=AWS_RETRIES {
+        match call().await {
+            Err(e) if e.kind == AwsErrorKind::Throttled => {
+                let wait = waits.delay(n);
+                tracing::warn!("AWS throttled the call, retrying in {wait:?}: {e}");
+                if retry::wait(wait, cancel).await.is_err() {
+                    return Err(e);
+                }
+            }
+            other => return other,
+        }
+    }
+    call().await
+}
+
 impl Aws {
     /// A local AWS stand-in (moto) at `endpoint`, with dummy credentials,
     /// without touching the process environment.
@@ -91,6 +135,11 @@ impl Aws {
         }
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .http_client(https_client())
+            // One try per SDK call: throttles are retried by
+            // `retry_throttled` alone, a known number of times. Other
+            // failures (a 5xx, a dropped connection) are the step's or the
+            // check's failure, retried by the job's own `retries`.
+            .retry_config(RetryConfig::standard().with_max_attempts(1))
             .timeout_config(
                 TimeoutConfig::builder()
                     .operation_timeout(OPERATION_TIMEOUT)

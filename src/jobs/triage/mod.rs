@@ -1008,7 +1008,7 @@ impl TriageJob {
                 }
                 gather::assess_alerts(&alerts, now)
             }
-            Err(e) => Gathered::failed(e),
+            Err(e) => Gathered::failed(e.to_string()),
         }
     }
 
