@@ -323,9 +323,148 @@ pub struct Fire {
     pub shift: Shift,
 }
 
+/// The members of a field, in order.
+fn members(b: Bits, min: u32, max: u32) -> Vec<u32> {
+    (min..=max).filter(|v| b.has(*v)).collect()
+}
+
+/// A field's members as a stride from its first value that covers the
+/// field (`*/5`, `0/15`): the stride, if they are one.
+fn stride(values: &[u32], min: u32, max: u32) -> Option<u32> {
+    let (first, second) = (*values.first()?, *values.get(1)?);
+    let step = second - first;
+    let whole = first == min && values.windows(2).all(|w| w[1] - w[0] == step);
+    (whole && max - values[values.len() - 1] < step).then_some(step)
+}
+
+/// Values as words: `1, 2 and 3`, runs of three or more as `9–17`.
+fn list(values: &[u32], name: impl Fn(u32) -> String) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < values.len() {
+        let mut j = i;
+        while j + 1 < values.len() && values[j + 1] == values[j] + 1 {
+            j += 1;
+        }
+        if j - i >= 2 {
+            parts.push(format!("{}–{}", name(values[i]), name(values[j])));
+        } else {
+            parts.extend(values[i..=j].iter().map(|v| name(*v)));
+        }
+        i = j + 1;
+    }
+    match parts.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => parts.join(""),
+    }
+}
+
+fn plural(n: u32, unit: &str) -> String {
+    if n == 1 {
+        format!("every {unit}")
+    } else {
+        format!("every {n} {unit}s")
+    }
+}
+
 impl CronExpr {
     pub fn source(&self) -> &str {
         &self.source
+    }
+
+    /// The schedule in words, read from its fields (not its text), so it
+    /// says exactly when it fires: `at 09:00 every day`, `every 5 minutes`,
+    /// `at 02:30 on Mon–Fri`. Times are the job's zone's wall clock.
+    pub fn describe(&self) -> String {
+        let secs = members(self.seconds, 0, 59);
+        let mins = members(self.minutes, 0, 59);
+        let hours = members(self.hours, 0, 23);
+        let all = |v: &[u32], n: usize| v.len() == n;
+        let on_the_minute = secs == [0];
+        let clock_times = on_the_minute && hours.len() * mins.len() <= 4 && !all(&hours, 24);
+        let time = if clock_times {
+            let times: Vec<String> = hours
+                .iter()
+                .flat_map(|h| mins.iter().map(move |m| format!("{h:02}:{m:02}")))
+                .collect();
+            let last = times.len() - 1;
+            format!(
+                "at {}",
+                match times.split_last() {
+                    Some((l, rest)) if last > 0 => format!("{} and {l}", rest.join(", ")),
+                    _ => times.join(""),
+                }
+            )
+        } else {
+            let second = if on_the_minute {
+                None
+            } else if all(&secs, 60) {
+                Some("every second".to_string())
+            } else if let Some(step) = stride(&secs, 0, 59) {
+                Some(plural(step, "second"))
+            } else {
+                Some(format!(
+                    "at second {} of the minute",
+                    list(&secs, |v| v.to_string())
+                ))
+            };
+            let minute = if all(&mins, 60) {
+                (second.is_none()).then(|| "every minute".to_string())
+            } else if let Some(step) = stride(&mins, 0, 59) {
+                Some(plural(step, "minute"))
+            } else {
+                Some(format!(
+                    "at minute {} of the hour",
+                    list(&mins, |v| v.to_string())
+                ))
+            };
+            let hour = if all(&hours, 24) {
+                None
+            } else if let Some(step) = stride(&hours, 0, 23) {
+                Some(format!("every {step} hours"))
+            } else {
+                Some(format!("in hours {}", list(&hours, |v| format!("{v:02}"))))
+            };
+            [second, minute, hour]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+        const MONTHS: [&str; 12] = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ];
+        let weekdays = || {
+            // Monday first, as people read a week; Sunday last.
+            let mut w = members(self.weekdays, 1, 6);
+            if self.weekdays.has(0) {
+                w.push(7);
+            }
+            format!("on {}", list(&w, |v| DAYS[(v % 7) as usize].to_string()))
+        };
+        let days = || {
+            let d = members(self.days, 1, 31);
+            format!("on day {} of the month", list(&d, |v| v.to_string()))
+        };
+        let day = match (self.days_restricted, self.weekdays_restricted) {
+            (true, true) => Some(format!("{} or {}", days(), weekdays())),
+            (true, false) => Some(days()),
+            (false, true) => Some(weekdays()),
+            (false, false) => clock_times.then(|| "every day".to_string()),
+        };
+        let months = members(self.months, 1, 12);
+        let month = (months.len() < 12).then(|| {
+            format!(
+                "in {}",
+                list(&months, |v| MONTHS[(v - 1) as usize].to_string())
+            )
+        });
+        [Some(time), day, month]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     fn day_matches(&self, d: NaiveDate) -> bool {
@@ -623,6 +762,47 @@ pub fn parse_timezone(name: &str) -> Result<Tz, UnknownTimezone> {
             None => UnknownTimezone::Unknown(name.to_string()),
         }
     })
+}
+
+#[cfg(test)]
+mod describe_tests {
+    use super::*;
+
+    #[test]
+    fn schedules_in_words() {
+        let table = [
+            ("0 9 * * *", "at 09:00 every day"),
+            ("15 9 * * *", "at 09:15 every day"),
+            ("30 2 * * 1-5", "at 02:30 on Mon–Fri"),
+            ("0 9,21 * * *", "at 09:00 and 21:00 every day"),
+            ("0 0 1 * *", "at 00:00 on day 1 of the month"),
+            (
+                "0 0 1,15 * 0",
+                "at 00:00 on day 1 and 15 of the month or on Sun",
+            ),
+            ("@weekly", "at 00:00 on Sun"),
+            ("0 0 1 1 *", "at 00:00 on day 1 of the month in Jan"),
+            ("*/5 * * * *", "every 5 minutes"),
+            ("* * * * *", "every minute"),
+            ("* * * * * *", "every second"),
+            ("*/10 * * * * *", "every 10 seconds"),
+            ("0 * * * *", "at minute 0 of the hour"),
+            ("15,45 * * * *", "at minute 15 and 45 of the hour"),
+            ("0 */2 * * *", "at minute 0 of the hour, every 2 hours"),
+            (
+                "*/15 9-17 * * 1-5",
+                "every 15 minutes, in hours 09–17 on Mon–Fri",
+            ),
+            ("0 6 * * 6,0", "at 06:00 on Sat and Sun"),
+            ("30 * * * * *", "at second 30 of the minute"),
+            ("0 9-17 * * *", "at minute 0 of the hour, in hours 09–17"),
+            ("0 0 * 1-3,7 *", "at 00:00 every day in Jan–Mar and Jul"),
+        ];
+        for (cron, want) in table {
+            let e: CronExpr = cron.parse().unwrap();
+            assert_eq!(e.describe(), want, "{cron}");
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1017,7 +1017,7 @@ fn console_auth_is_one_file_or_none() {
     let err = auth("console: { bearer_file: /t }").unwrap_err();
     assert!(
         err.iter()
-            .any(|e| e.contains("did you mean `bearer_token_file`")),
+            .any(|e| e.contains("unknown field `bearer_file`") && e.contains("`bearer_token_file`")),
         "{err:?}"
     );
 }

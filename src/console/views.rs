@@ -90,15 +90,11 @@ pub struct JobsView {
     pub checklist: Option<CheckTable>,
 }
 
-/// The schedule in words: its period now, e.g. `every 1d`.
-fn words(job: &JobConfig, now: DateTime<Utc>) -> Option<String> {
+/// The schedule in words, in the job's zone: `at 09:15 every day
+/// (Asia/Kolkata)`.
+fn words(job: &JobConfig) -> Option<String> {
     let expr = job.schedule.as_ref()?;
-    let period = expr.period_at(job.timezone, now)?;
-    Some(format!(
-        "every {} ({})",
-        fmt_age(period),
-        job.timezone.name()
-    ))
+    Some(format!("{} ({})", expr.describe(), job.timezone.name()))
 }
 
 /// What an operator would do next, to copy: a paused job is resumed, any
@@ -217,7 +213,7 @@ impl Console {
         Ok(JobView {
             row,
             description: job.description.as_deref().map(|d| self.redactor.redact(d)),
-            schedule_words: words(job, now),
+            schedule_words: words(job),
             next_fire_utc: job
                 .schedule
                 .as_ref()
@@ -337,7 +333,7 @@ pub async fn jobs(State(c): Shared, RawQuery(q): RawQuery) -> Response {
                 .map(|j| JobView {
                     row: job_row(j, now, None, None, &[], &[]),
                     description: j.description.as_deref().map(|d| c.redactor.redact(d)),
-                    schedule_words: words(j, now),
+                    schedule_words: words(j),
                     next_fire_utc: j
                         .schedule
                         .as_ref()
