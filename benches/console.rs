@@ -64,10 +64,12 @@ fn ms(d: Duration) -> f64 {
 
 /// The plan of one of the pages' queries, with the page's arguments.
 async fn explain(pool: &sqlx::PgPool, what: &str, sql: &str) {
-    let rows: Vec<(String,)> = sqlx::query_as(&format!("EXPLAIN (ANALYZE, COSTS OFF) {sql}"))
-        .fetch_all(pool)
-        .await
-        .unwrap_or_else(|e| panic!("explain {what}: {e}"));
+    let rows: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "EXPLAIN (ANALYZE, COSTS OFF) {sql}"
+    )))
+    .fetch_all(pool)
+    .await
+    .unwrap_or_else(|e| panic!("explain {what}: {e}"));
     println!("\n-- {what}\n{sql}");
     for (line,) in rows {
         println!("  {line}");
@@ -127,6 +129,7 @@ fn main() {
             ("queue", "/queue".into()),
             ("report (24 h)", "/report".into()),
         ];
+        runbookd::adapters::install_crypto_provider();
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()

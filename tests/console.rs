@@ -507,10 +507,7 @@ async fn every_page_answers_with_strict_headers_and_a_json_twin() {
         home.contains("at 09:00 every day (Europe/London)"),
         "schedule in words"
     );
-    assert!(
-        home.contains("every 30 minutes (UTC)"),
-        "schedule in words"
-    );
+    assert!(home.contains("every 30 minutes (UTC)"), "schedule in words");
     assert!(home.contains("0 9 * * *"), "the cron beside the words");
     let queue: serde_json::Value =
         serde_json::from_str(&get(&srv, "/queue?format=json").await.body).unwrap();
