@@ -362,13 +362,8 @@ pub fn render_table(results: &[CheckResult]) -> String {
             vec![
                 r.check.clone(),
                 r.status.to_string(),
-                r.value
-                    .as_ref()
-                    .map(|v| v.to_string())
-                    .unwrap_or_else(|| "-".into()),
-                r.threshold
-                    .as_ref()
-                    .map_or_else(|| "-".into(), |t| t.to_string()),
+                crate::table::cell(r.value.as_ref()),
+                crate::table::cell(r.threshold.as_ref()),
                 r.reason.clone(),
             ]
         })
