@@ -605,36 +605,33 @@ impl DaemonState {
 
     /// `Ok` with a summary, or `Err` with why the daemon is unhealthy: its
     /// loop has not come round for [`TICK_STALE_SECS`].
-    pub fn health(&self, now: DateTime<Utc>) -> Result<String, String> {
+    pub fn health(&self, now: DateTime<Utc>) -> Result<String, Unhealthy> {
         let last = self.last_loop_ms.load(Ordering::Relaxed);
         let started = self.started_at_ms.load(Ordering::Relaxed);
         let now_ms = now.timestamp_millis();
         if last == 0 {
             if now_ms - started > TICK_STALE_SECS * 1000 {
-                return Err(format!(
-                    "no scheduler tick in the {TICK_STALE_SECS}s since start"
-                ));
+                return Err(Unhealthy::NoTick);
             }
             return Ok("starting".to_string());
         }
         let age = (now_ms - last) / 1000;
         if age > TICK_STALE_SECS {
-            return Err(format!("the daemon's loop last came round {age}s ago"));
+            return Err(Unhealthy::Stale { age_secs: age });
         }
         Ok(format!("ok: loop came round {age}s ago"))
     }
 
     /// Ready: the scheduler is running and the history store answers.
-    pub fn readiness(&self) -> Result<String, String> {
+    pub fn readiness(&self) -> Result<String, NotReady> {
         if self.last_tick_ms.load(Ordering::Relaxed) == 0 {
-            return Err("the scheduler has not evaluated its jobs yet".to_string());
+            return Err(NotReady::NotEvaluated);
         }
         if !self.store.is_up() {
-            return Err(format!(
-                "history store down: {}",
+            return Err(NotReady::StoreDown(
                 self.store
                     .last_error()
-                    .unwrap_or_else(|| "unknown error".into())
+                    .unwrap_or_else(|| "unknown error".into()),
             ));
         }
         Ok("ready".to_string())
@@ -685,17 +682,35 @@ impl DaemonState {
     }
 }
 
+/// Why `/healthz` answers 503: the daemon's loop is stuck.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unhealthy {
+    #[error("no scheduler tick in the {TICK_STALE_SECS}s since start")]
+    NoTick,
+    #[error("the daemon's loop last came round {age_secs}s ago")]
+    Stale { age_secs: i64 },
+}
+
+/// Why `/readyz` answers 503.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotReady {
+    #[error("the scheduler has not evaluated its jobs yet")]
+    NotEvaluated,
+    #[error("history store down: {0}")]
+    StoreDown(String),
+}
+
 async fn healthz(State(state): State<Arc<DaemonState>>) -> impl IntoResponse {
     match state.health(Utc::now()) {
         Ok(msg) => (StatusCode::OK, msg),
-        Err(msg) => (StatusCode::SERVICE_UNAVAILABLE, msg),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, why.to_string()),
     }
 }
 
 async fn readyz(State(state): State<Arc<DaemonState>>) -> impl IntoResponse {
     match state.readiness() {
         Ok(msg) => (StatusCode::OK, msg),
-        Err(msg) => (StatusCode::SERVICE_UNAVAILABLE, msg),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, why.to_string()),
     }
 }
 
@@ -756,7 +771,7 @@ mod tests {
         s.loop_turned(t("2026-01-01T00:01:00Z"));
         assert!(s.health(t("2026-01-01T00:01:10Z")).is_ok());
         let e = s.health(t("2026-01-01T00:02:00Z")).unwrap_err();
-        assert!(e.contains("60s ago"), "{e}");
+        assert!(e.to_string().contains("60s ago"), "{e}");
     }
 
     #[test]

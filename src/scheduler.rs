@@ -843,7 +843,7 @@ impl Scheduler {
                 .accepts(&r.params)
                 .and_then(|()| job.check_confirmed(r.confirmed, r.dry_run))
             {
-                refuse(e).await;
+                refuse(e.to_string()).await;
                 continue;
             }
             let mut notes = vec![format!(

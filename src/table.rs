@@ -30,6 +30,12 @@ fn one_line(cell: &str) -> Cow<'_, str> {
     Cow::Owned(crate::scrub::escape_controls(&joined).into_owned())
 }
 
+/// A cell that may have nothing to show: `-`, as every table here writes
+/// it (the checklist's value and threshold, in `run`, `show` and the report).
+pub fn cell(value: Option<&impl std::fmt::Display>) -> String {
+    value.map_or_else(|| "-".into(), |v| v.to_string())
+}
+
 pub fn render(header: &[&str], rows: &[Vec<String>]) -> String {
     let rows: Vec<Vec<Cow<'_, str>>> = rows
         .iter()

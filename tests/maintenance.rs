@@ -659,6 +659,7 @@ async fn rollout_undo_goes_back_one_revision_and_scale_to_zero_needs_confirm() {
     assert!(
         job.check_confirmed(false, false)
             .unwrap_err()
+            .to_string()
             .contains("--confirm")
     );
     // A dry run changes nothing: it needs no confirmation.

@@ -38,7 +38,7 @@ pub struct Alert {
 
 #[async_trait]
 impl Check for AlertmanagerCheck {
-    fn threshold_of(&self, _: &str) -> Option<String> {
+    fn threshold(&self) -> Option<String> {
         Some(format!(
             "fail on severity >= {}",
             self.fail_at.as_deref().unwrap_or("critical")

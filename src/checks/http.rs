@@ -57,7 +57,7 @@ pub struct HttpCheck {
 
 #[async_trait]
 impl Check for HttpCheck {
-    fn threshold_of(&self, _: &str) -> Option<String> {
+    fn threshold(&self) -> Option<String> {
         let latency = self.latency_threshold();
         Some(if latency.is_empty() {
             self.expected()

@@ -19,7 +19,7 @@ use serde::Deserialize;
 
 use self::pods::PodHealth;
 use super::compare::fmt_number;
-use super::{Check, CheckContext, CheckResult, CheckStatus};
+use super::{Check, CheckContext, CheckResult, CheckStatus, Part};
 use crate::adapters::kube::{PodMetrics, quantity_bytes};
 use crate::model::Dur;
 use crate::yaml::{Diags, Ident, Pos, Required};
@@ -71,25 +71,63 @@ pub struct Limits {
     pub memory_fail: f64,
 }
 
-#[async_trait]
-impl Check for KubernetesCheck {
-    fn threshold_of(&self, result: &str) -> Option<String> {
-        let limits = self.limits();
-        let window = super::fmt_age(limits.window);
-        Some(match result.rsplit('/').next()? {
-            "ready" => "all pods Ready".to_string(),
-            "restarts" => format!("fail if > {} in {window}", limits.max_restarts),
-            "oomkilled" => "no OOMKilled last state".to_string(),
-            "rollout" => "all replicas available".to_string(),
-            "memory" => format!(
-                "fail if > {}% of limit; warn if > {}%",
-                fmt_number(limits.memory_fail * 100.0),
-                fmt_number(limits.memory_warn * 100.0)
-            ),
-            _ => return None,
+/// What one kubernetes check reports, each a result of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KubePart {
+    Ready,
+    Restarts,
+    OomKilled,
+    Rollout,
+    Memory,
+}
+
+impl Part for KubePart {
+    const ALL: &'static [Self] = &[
+        KubePart::Ready,
+        KubePart::Restarts,
+        KubePart::OomKilled,
+        KubePart::Rollout,
+        KubePart::Memory,
+    ];
+
+    fn word(self) -> Option<&'static str> {
+        Some(match self {
+            KubePart::Ready => "ready",
+            KubePart::Restarts => "restarts",
+            KubePart::OomKilled => "oomkilled",
+            KubePart::Rollout => "rollout",
+            KubePart::Memory => "memory",
         })
     }
+}
 
+/// The rollout's threshold when the deployment's replicas are not known.
+const ROLLOUT_THRESHOLD: &str = "all replicas available";
+
+impl Limits {
+    /// The part's threshold as configured, for results that could not
+    /// measure it (a result that did states its own, e.g. `all 3 Ready`).
+    fn threshold(&self, part: KubePart) -> String {
+        match part {
+            KubePart::Ready => "all pods Ready".to_string(),
+            KubePart::Restarts => format!(
+                "fail if > {} in {}",
+                self.max_restarts,
+                super::fmt_age(self.window)
+            ),
+            KubePart::OomKilled => "no OOMKilled last state".to_string(),
+            KubePart::Rollout => ROLLOUT_THRESHOLD.to_string(),
+            KubePart::Memory => format!(
+                "fail if > {}% of limit; warn if > {}%",
+                fmt_number(self.memory_fail * 100.0),
+                fmt_number(self.memory_warn * 100.0)
+            ),
+        }
+    }
+}
+
+#[async_trait]
+impl Check for KubernetesCheck {
     fn target(&self) -> String {
         format!("namespace {} pods {}", self.namespace, self.selector)
     }
@@ -132,23 +170,35 @@ impl KubernetesCheck {
         let limits = self.limits();
         let pods = match cluster.pods(&self.namespace, &self.selector).await {
             Ok(p) => p,
-            Err(e) => return vec![CheckResult::error(format!("{name}/ready"), e.to_string())],
+            Err(e) => {
+                return vec![
+                    CheckResult::error(KubePart::Ready.result_name(name), e.to_string())
+                        .threshold(limits.threshold(KubePart::Ready)),
+                ];
+            }
         };
         let mut out = assess_pods(name, ctx.now, &self.selector, &pods, &limits);
         if let Some(d) = &self.deployment {
             out.push(match cluster.deployment(&self.namespace, d).await {
                 Ok(dep) => assess_deployment(name, d, dep.as_ref()),
-                Err(e) => CheckResult::error(format!("{name}/rollout"), e.to_string()),
+                Err(e) => CheckResult::error(KubePart::Rollout.result_name(name), e.to_string())
+                    .threshold(limits.threshold(KubePart::Rollout)),
             });
         }
         match cluster.pod_metrics(&self.namespace, &self.selector).await {
             Ok(Some(m)) => out.push(assess_memory(name, &pods, &m, &limits)),
-            Ok(None) => out.push(CheckResult::new(
-                format!("{name}/memory"),
-                CheckStatus::Warn,
-                "not measured: the cluster does not serve metrics.k8s.io (install metrics-server)",
-            )),
-            Err(e) => out.push(CheckResult::error(format!("{name}/memory"), e.to_string())),
+            Ok(None) => out.push(
+                CheckResult::new(
+                    KubePart::Memory.result_name(name),
+                    CheckStatus::Warn,
+                    "not measured: the cluster does not serve metrics.k8s.io (install metrics-server)",
+                )
+                .threshold(limits.threshold(KubePart::Memory)),
+            ),
+            Err(e) => out.push(
+                CheckResult::error(KubePart::Memory.result_name(name), e.to_string())
+                    .threshold(limits.threshold(KubePart::Memory)),
+            ),
         }
         out
     }
@@ -191,12 +241,12 @@ pub fn assess_pods(
     if serving == 0 {
         return vec![
             CheckResult::new(
-                format!("{name}/ready"),
+                KubePart::Ready.result_name(name),
                 CheckStatus::Fail,
                 format!("no serving pods match {selector}{not_counted}"),
             )
             .number(0.0)
-            .threshold("all pods Ready"),
+            .threshold(limits.threshold(KubePart::Ready)),
         ];
     }
     let not_ready: Vec<String> = of(PodHealth::NotReady)
@@ -235,7 +285,7 @@ pub fn assess_pods(
     } else {
         CheckStatus::Pass
     };
-    let ready = CheckResult::new(format!("{name}/ready"), status, reason)
+    let ready = CheckResult::new(KubePart::Ready.result_name(name), status, reason)
         .number(ready_count as f64)
         .threshold(format!("all {serving} Ready"));
     let restart_status = if restarts > i64::from(limits.max_restarts) {
@@ -246,7 +296,7 @@ pub fn assess_pods(
         CheckStatus::Pass
     };
     let restarts_result = CheckResult::new(
-        format!("{name}/restarts"),
+        KubePart::Restarts.result_name(name),
         restart_status,
         if restarted.is_empty() {
             format!("no restarts in the last {window}")
@@ -255,34 +305,35 @@ pub fn assess_pods(
         },
     )
     .number(restarts as f64)
-    .threshold(format!("fail if > {} in {window}", limits.max_restarts));
+    .threshold(limits.threshold(KubePart::Restarts));
     let oom_result = if oom.is_empty() {
         CheckResult::new(
-            format!("{name}/oomkilled"),
+            KubePart::OomKilled.result_name(name),
             CheckStatus::Pass,
             format!("no OOMKilled containers in the last {window}"),
         )
     } else {
         CheckResult::new(
-            format!("{name}/oomkilled"),
+            KubePart::OomKilled.result_name(name),
             CheckStatus::Fail,
             format!("OOMKilled: {}", oom.join(", ")),
         )
     }
     .number(oom.len() as f64)
-    .threshold("no OOMKilled last state");
+    .threshold(limits.threshold(KubePart::OomKilled));
     vec![ready, restarts_result, oom_result]
 }
 
 /// Full available replicas, no failed progress. Pure.
 pub fn assess_deployment(name: &str, deployment: &str, dep: Option<&Deployment>) -> CheckResult {
-    let check = format!("{name}/rollout");
+    let check = KubePart::Rollout.result_name(name);
     let Some(dep) = dep else {
         return CheckResult::new(
             check,
             CheckStatus::Fail,
             format!("deployment {deployment} not found"),
-        );
+        )
+        .threshold(ROLLOUT_THRESHOLD);
     };
     let desired = dep.spec.replicas.unwrap_or(1);
     let status = dep.status.clone().unwrap_or_default();
@@ -332,12 +383,8 @@ pub fn assess_memory(
     metrics: &[PodMetrics],
     limits: &Limits,
 ) -> CheckResult {
-    let check = format!("{name}/memory");
-    let threshold = format!(
-        "fail if > {}% of limit; warn if > {}%",
-        fmt_number(limits.memory_fail * 100.0),
-        fmt_number(limits.memory_warn * 100.0)
-    );
+    let check = KubePart::Memory.result_name(name);
+    let threshold = limits.threshold(KubePart::Memory);
     let mut worst: Option<(f64, String)> = None;
     let mut unlimited = Vec::new();
     for m in metrics {

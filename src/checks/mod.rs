@@ -43,16 +43,37 @@ pub trait Check: fmt::Debug + Send + Sync + std::any::Any {
     /// check starts.
     fn validate(&self, _at: Pos, _diags: &mut Diags) {}
 
-    /// The configured threshold of the result named `result` (`name` or
-    /// `name/aspect`), for results that could not measure (errors) and so
-    /// did not state it themselves.
-    fn threshold_of(&self, _result: &str) -> Option<String> {
+    /// The configured threshold of the result named after the check
+    /// itself, for a result that could not measure (a timeout) and so did
+    /// not state it. A kind that measures several [`Part`]s states each
+    /// part's threshold on every result it makes, errors included.
+    fn threshold(&self) -> Option<String> {
         None
     }
 
-    /// Measures. Every result is named after the check, or `check/aspect`
+    /// Measures. Every result is named after the check, or by a [`Part`]
     /// for kinds that measure several things.
     async fn run(&self, name: &str, ctx: &CheckContext) -> Vec<CheckResult>;
+}
+
+/// One of the things a kind that measures several reports as a result of
+/// its own. Each kind has an enum of its parts, so nothing ever picks a
+/// result by the end of its name.
+pub trait Part: Copy + fmt::Debug + 'static {
+    /// Every part of the kind, in the order it reports them.
+    const ALL: &'static [Self];
+
+    /// The part's word after the check's name (`ready` in `api/ready`);
+    /// `None` for the part named as the check itself.
+    fn word(self) -> Option<&'static str>;
+
+    /// The result's name, as history stores it: `check/word`, or `check`.
+    fn result_name(self, check: &str) -> String {
+        match self.word() {
+            Some(w) => format!("{check}/{w}"),
+            None => check.to_string(),
+        }
+    }
 }
 
 impl dyn Check {
@@ -271,7 +292,7 @@ impl CheckConfig {
             if r.threshold.is_none() {
                 r.threshold = self
                     .spec
-                    .threshold_of(&r.check)
+                    .threshold()
                     .filter(|t| !t.is_empty())
                     .map(Threshold::from);
             }
@@ -341,13 +362,8 @@ pub fn render_table(results: &[CheckResult]) -> String {
             vec![
                 r.check.clone(),
                 r.status.to_string(),
-                r.value
-                    .as_ref()
-                    .map(|v| v.to_string())
-                    .unwrap_or_else(|| "-".into()),
-                r.threshold
-                    .as_ref()
-                    .map_or_else(|| "-".into(), |t| t.to_string()),
+                crate::table::cell(r.value.as_ref()),
+                crate::table::cell(r.threshold.as_ref()),
                 r.reason.clone(),
             ]
         })

@@ -142,7 +142,7 @@ struct Data {
 
 #[async_trait]
 impl Check for PrometheusCheck {
-    fn threshold_of(&self, _: &str) -> Option<String> {
+    fn threshold(&self) -> Option<String> {
         let t = self.thresholds().describe();
         match &self.anomaly {
             Some(Lenient(a)) if t.is_empty() => Some(format!(
@@ -675,7 +675,7 @@ mod tests {
                 continue;
             };
             for c in list.checks.value.iter().filter(|c| c.kind == "prometheus") {
-                let threshold = c.spec.threshold_of(&c.name).unwrap_or_default();
+                let threshold = c.spec.threshold().unwrap_or_default();
                 if threshold.contains('σ') {
                     seen += 1;
                     assert!(

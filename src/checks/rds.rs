@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use super::{Check, CheckContext, CheckResult, CheckStatus, fmt_age};
+use super::{Check, CheckContext, CheckResult, CheckStatus, Part, fmt_age};
 use crate::adapters::aws::{AwsError, DbInstance, DbSnapshot, Target, owned_by, retry_throttled};
 use crate::model::Dur;
 use crate::yaml::Ident;
@@ -36,24 +36,45 @@ pub struct Limits {
     pub max_restore_lag: Duration,
 }
 
-#[async_trait]
-impl Check for RdsCheck {
-    fn threshold_of(&self, result: &str) -> Option<String> {
-        let limits = self.limits();
-        Some(match result.rsplit('/').next()? {
-            "status" => "available".to_string(),
-            "backup" => format!(
-                "newest automated snapshot available, younger than {}",
-                fmt_age(limits.max_snapshot_age)
-            ),
-            "restorable" => format!(
-                "LatestRestorableTime within {}",
-                fmt_age(limits.max_restore_lag)
-            ),
-            _ => return None,
+/// What one rds check reports, each a result of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RdsPart {
+    Status,
+    Backup,
+    Restorable,
+}
+
+impl Part for RdsPart {
+    const ALL: &'static [Self] = &[RdsPart::Status, RdsPart::Backup, RdsPart::Restorable];
+
+    fn word(self) -> Option<&'static str> {
+        Some(match self {
+            RdsPart::Status => "status",
+            RdsPart::Backup => "backup",
+            RdsPart::Restorable => "restorable",
         })
     }
+}
 
+impl Limits {
+    /// The part's threshold as configured.
+    fn threshold(&self, part: RdsPart) -> String {
+        match part {
+            RdsPart::Status => "available".to_string(),
+            RdsPart::Backup => format!(
+                "newest automated snapshot available, younger than {}",
+                fmt_age(self.max_snapshot_age)
+            ),
+            RdsPart::Restorable => format!(
+                "LatestRestorableTime within {}",
+                fmt_age(self.max_restore_lag)
+            ),
+        }
+    }
+}
+
+#[async_trait]
+impl Check for RdsCheck {
     fn target(&self) -> String {
         format!("RDS instance {}", self.instance)
     }
@@ -92,10 +113,13 @@ impl RdsCheck {
         let instance = match instance.and_then(|i| i.belonging_to(&self.instance)) {
             Ok(i) => i,
             Err(e) => {
-                return vec![CheckResult::error(
-                    format!("{name}/status"),
-                    format!("describe DB instance {}: {e}", self.instance),
-                )];
+                return vec![
+                    CheckResult::error(
+                        RdsPart::Status.result_name(name),
+                        format!("describe DB instance {}: {e}", self.instance),
+                    )
+                    .threshold(self.limits().threshold(RdsPart::Status)),
+                ];
             }
         };
         // Another instance's snapshot must never pass for this one's.
@@ -133,7 +157,7 @@ pub fn assess(
     let status_ok = instance.status == "available";
     out.push(
         CheckResult::new(
-            format!("{name}/status"),
+            RdsPart::Status.result_name(name),
             if status_ok {
                 CheckStatus::Pass
             } else {
@@ -142,18 +166,15 @@ pub fn assess(
             format!("instance {} is {}", instance.id, instance.status),
         )
         .text(instance.status.clone())
-        .threshold("available"),
+        .threshold(limits.threshold(RdsPart::Status)),
     );
 
     let max_age =
         chrono::Duration::from_std(limits.max_snapshot_age).unwrap_or(chrono::Duration::MAX);
-    let backup = format!("{name}/backup");
-    let backup_threshold = format!(
-        "newest automated snapshot available, younger than {}",
-        fmt_age(limits.max_snapshot_age)
-    );
+    let backup = RdsPart::Backup.result_name(name);
+    let backup_threshold = limits.threshold(RdsPart::Backup);
     out.push(match snapshots {
-        Err(e) => CheckResult::error(backup, e.to_string()),
+        Err(e) => CheckResult::error(backup, e.to_string()).threshold(backup_threshold),
         Ok(list) => {
             let newest = list
                 .iter()
@@ -199,13 +220,10 @@ pub fn assess(
         }
     });
 
-    let restore = format!("{name}/restorable");
+    let restore = RdsPart::Restorable.result_name(name);
     let lag_max =
         chrono::Duration::from_std(limits.max_restore_lag).unwrap_or(chrono::Duration::MAX);
-    let restore_threshold = format!(
-        "LatestRestorableTime within {}",
-        fmt_age(limits.max_restore_lag)
-    );
+    let restore_threshold = limits.threshold(RdsPart::Restorable);
     out.push(match instance.latest_restorable_time {
         None => CheckResult::new(
             restore,
@@ -243,6 +261,13 @@ pub fn assess(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// History stores results under these names: they never change.
+    #[test]
+    fn parts_are_named_as_history_knows_them() {
+        let names: Vec<String> = RdsPart::ALL.iter().map(|p| p.result_name("db")).collect();
+        assert_eq!(names, ["db/status", "db/backup", "db/restorable"]);
+    }
 
     fn t(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)

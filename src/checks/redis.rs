@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use serde::Deserialize;
 
 use super::compare::{Condition, Threshold, Thresholds, fmt_number};
-use super::{Check, CheckContext, CheckResult, CheckStatus};
+use super::{Check, CheckContext, CheckResult, CheckStatus, Part};
 use crate::config::urls::{self, UrlKind};
 use crate::model::Dur;
 use crate::secret::{SecretUrl, redact_url};
@@ -28,18 +28,29 @@ pub struct RedisCheck {
     pub used_memory_warn_if: Option<Condition>,
 }
 
+/// What one redis check reports: the PING, named as the check, and the
+/// used memory when it has thresholds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedisPart {
+    Ping,
+    Memory,
+}
+
+impl Part for RedisPart {
+    const ALL: &'static [Self] = &[RedisPart::Ping, RedisPart::Memory];
+
+    fn word(self) -> Option<&'static str> {
+        match self {
+            RedisPart::Ping => None,
+            RedisPart::Memory => Some("memory"),
+        }
+    }
+}
+
 #[async_trait]
 impl Check for RedisCheck {
-    fn threshold_of(&self, result: &str) -> Option<String> {
-        if result.ends_with("/memory") {
-            return Some(self.memory().describe());
-        }
-        let latency = self.latency().to_string();
-        Some(if latency.is_empty() {
-            "PONG".to_string()
-        } else {
-            latency
-        })
+    fn threshold(&self) -> Option<String> {
+        Some(self.threshold_of(RedisPart::Ping))
     }
 
     fn target(&self) -> String {
@@ -56,6 +67,22 @@ impl Check for RedisCheck {
 }
 
 impl RedisCheck {
+    /// The part's threshold as configured, for results that could not
+    /// measure it.
+    fn threshold_of(&self, part: RedisPart) -> String {
+        match part {
+            RedisPart::Memory => self.memory().describe(),
+            RedisPart::Ping => {
+                let latency = self.latency().to_string();
+                if latency.is_empty() {
+                    "PONG".to_string()
+                } else {
+                    latency
+                }
+            }
+        }
+    }
+
     /// The PING latency's limits, in whole ms.
     fn latency(&self) -> Threshold {
         let over = |d: Dur| Condition::Gt(d.0.as_millis() as f64);
@@ -76,10 +103,13 @@ impl RedisCheck {
     async fn check(&self, name: &str, ctx: &CheckContext) -> Vec<CheckResult> {
         let target = redact_url(self.url.expose());
         let fail = |e: redis::RedisError| {
-            vec![CheckResult::error(
-                name,
-                format!("{target}: {}", describe(&e)),
-            )]
+            vec![
+                CheckResult::error(
+                    RedisPart::Ping.result_name(name),
+                    format!("{target}: {}", describe(&e)),
+                )
+                .threshold(self.threshold_of(RedisPart::Ping)),
+            ]
         };
         let client = match redis::Client::open(self.url.expose()) {
             Ok(c) => c,
@@ -109,7 +139,7 @@ impl RedisCheck {
         };
         let mut out = vec![
             CheckResult::new(
-                name,
+                RedisPart::Ping.result_name(name),
                 status,
                 format!(
                     "{pong} in {:.1} ms ({why}; connect {} ms)",
@@ -124,11 +154,14 @@ impl RedisCheck {
         if !t.is_empty() {
             let info: Result<String, _> =
                 redis::cmd("INFO").arg("memory").query_async(&mut con).await;
-            let check = format!("{name}/memory");
+            let check = RedisPart::Memory.result_name(name);
+            let unmeasured = |why: String| {
+                CheckResult::error(&check, why).threshold(self.threshold_of(RedisPart::Memory))
+            };
             out.push(match info {
-                Err(e) => CheckResult::error(check, format!("INFO memory: {}", describe(&e))),
+                Err(e) => unmeasured(format!("INFO memory: {}", describe(&e))),
                 Ok(text) => match used_memory(&text) {
-                    None => CheckResult::error(check, "INFO memory has no used_memory field"),
+                    None => unmeasured("INFO memory has no used_memory field".to_string()),
                     Some(bytes) => {
                         let (status, reason) = t.reason("used_memory", bytes);
                         CheckResult::new(
@@ -174,6 +207,15 @@ fn describe(e: &redis::RedisError) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::{Part, RedisPart};
+
+    /// History stores results under these names: they never change.
+    #[test]
+    fn parts_are_named_as_history_knows_them() {
+        let names: Vec<String> = RedisPart::ALL.iter().map(|p| p.result_name("r")).collect();
+        assert_eq!(names, ["r", "r/memory"]);
+    }
+
     #[test]
     fn used_memory_is_read_from_info() {
         let info = "# Memory\r\nused_memory:1048576\r\nused_memory_human:1.00M\r\n";

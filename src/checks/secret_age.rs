@@ -27,7 +27,7 @@ pub struct SecretAgeCheck {
 
 #[async_trait]
 impl Check for SecretAgeCheck {
-    fn threshold_of(&self, _: &str) -> Option<String> {
+    fn threshold(&self) -> Option<String> {
         Some(
             Threshold::Age {
                 fail: self.max_age.0,

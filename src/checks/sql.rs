@@ -34,7 +34,7 @@ pub struct SqlCheck {
 
 #[async_trait]
 impl Check for SqlCheck {
-    fn threshold_of(&self, _: &str) -> Option<String> {
+    fn threshold(&self) -> Option<String> {
         Some(
             Thresholds {
                 fail_if: self.fail_if,

@@ -218,7 +218,7 @@ async fn jobs(cli: &Cli, json: bool) -> Result<()> {
 
 fn next(cli: &Cli, name: &str, n: usize, after: Option<&str>, json: bool) -> Result<()> {
     let config = load(cli)?;
-    let job = config.job(name).map_err(CliError::Usage)?;
+    let job = config.job(name)?;
     let Some(expr) = &job.schedule else {
         return Err(CliError::Usage(format!(
             "job `{name}` has no schedule: it runs only when started by hand (runbookd run {name})"
@@ -318,7 +318,7 @@ async fn run_job(
     confirmed: bool,
 ) -> Result<()> {
     let config = load(cli)?;
-    let job = config.job(name).map_err(CliError::Usage)?.clone();
+    let job = config.job(name)?.clone();
     job.spec
         .accepts(&params)
         .map_err(|e| CliError::Usage(format!("job `{name}`: {e}")))?;

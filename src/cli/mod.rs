@@ -15,7 +15,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::config::ConfigError;
+use crate::config::{ConfigError, UnknownJob};
 use crate::daemon::DaemonError;
 use crate::store::{DEFAULT_LIMIT, RunStatus, StoreError};
 
@@ -309,6 +309,13 @@ pub enum Command {
     },
     /// Create or update the history store's schema.
     Migrate,
+}
+
+/// A job the operator named that the file does not have is a usage error.
+impl From<UnknownJob> for CliError {
+    fn from(e: UnknownJob) -> Self {
+        CliError::Usage(e.to_string())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

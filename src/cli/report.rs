@@ -16,7 +16,7 @@ use crate::report::{self, Settings, Tolerance};
 fn settings(config: &Config, job: Option<&str>) -> Result<(Settings, Option<ReportSpec>)> {
     let pick = match job {
         Some(name) => {
-            let j = config.job(name).map_err(CliError::Usage)?;
+            let j = config.job(name)?;
             Some(j.spec_as::<ReportSpec>().ok_or_else(|| {
                 CliError::Usage(format!("`{name}` is a {} job, not a report", j.kind()))
             })?)

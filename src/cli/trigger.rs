@@ -41,7 +41,7 @@ fn parse_params(raw: &[String]) -> Result<Params> {
 pub async fn trigger(cli: &Cli, args: &TriggerArgs) -> Result<()> {
     let name = args.job.as_str();
     let config = load(cli)?;
-    let job = config.job(name).map_err(CliError::Usage)?;
+    let job = config.job(name)?;
     let params = parse_params(&args.params)?;
     let lifetime = parse_duration("--expires-in", &args.expires_in, LIFETIME_MIN, LIFETIME_MAX)?;
     // Checked here too, so a typo fails at once rather than in a daemon.
@@ -189,7 +189,7 @@ pub async fn requests(
 ) -> Result<()> {
     let config = load(cli)?;
     if let Some(j) = job {
-        config.job(j).map_err(CliError::Usage)?;
+        config.job(j)?;
     }
     let store = open_store(cli, &config).await?;
     store.expire_requests(SystemClock.now()).await?;
@@ -312,7 +312,7 @@ async fn follow(
 
 pub async fn pause(cli: &Cli, name: &str, reason: Option<&str>) -> Result<()> {
     let config = load(cli)?;
-    let job = config.job(name).map_err(CliError::Usage)?;
+    let job = config.job(name)?;
     if job.schedule.is_none() {
         return Err(CliError::Usage(format!(
             "`{name}` has no schedule: there is nothing to pause"
@@ -349,7 +349,7 @@ pub async fn pause(cli: &Cli, name: &str, reason: Option<&str>) -> Result<()> {
 
 pub async fn resume(cli: &Cli, name: &str) -> Result<()> {
     let config = load(cli)?;
-    config.job(name).map_err(CliError::Usage)?;
+    config.job(name)?;
     let store: Arc<dyn HistoryStore> = open_store(cli, &config).await?;
     if store.resume_job(name).await? {
         render::say(&format!(

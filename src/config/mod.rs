@@ -65,10 +65,10 @@ pub trait JobSpec: fmt::Debug + Send + Sync + Any {
 
     /// Checks the parameters of a run given by hand, before it is claimed.
     /// By default a kind takes none.
-    fn accepts(&self, params: &Params) -> Result<(), String> {
+    fn accepts(&self, params: &Params) -> Result<(), RunRefused> {
         match params.keys().next() {
             None => Ok(()),
-            Some(k) => Err(format!("this kind of job takes no `{k}` parameter")),
+            Some(k) => Err(RunRefused::NoParameters(k.clone())),
         }
     }
 
@@ -528,11 +528,9 @@ impl JobConfig {
     /// Refuses a real run of a job that takes production down unless the
     /// operator confirmed it; a dry run changes nothing and needs no
     /// confirmation.
-    pub fn check_confirmed(&self, confirmed: bool, dry_run: bool) -> Result<(), String> {
+    pub fn check_confirmed(&self, confirmed: bool, dry_run: bool) -> Result<(), RunRefused> {
         match self.spec.confirmation() {
-            Some(why) if !confirmed && !dry_run => Err(format!(
-                "{why}: run it with --confirm (or --dry-run to see what it would do)"
-            )),
+            Some(why) if !confirmed && !dry_run => Err(RunRefused::Unconfirmed(why)),
             _ => Ok(()),
         }
     }
@@ -560,27 +558,63 @@ pub struct Config {
 }
 
 impl Config {
-    pub fn job(&self, name: &str) -> Result<&JobConfig, String> {
+    pub fn job(&self, name: &str) -> Result<&JobConfig, UnknownJob> {
         self.jobs.get(name).ok_or_else(|| {
-            let known: Vec<&str> = self.jobs.keys().map(String::as_str).collect();
-            let hint = known
+            let known: Vec<String> = self.jobs.keys().cloned().collect();
+            let like = known
                 .iter()
-                .map(|k| (strsim::damerau_levenshtein(k, name), *k))
+                .map(|k| (strsim::damerau_levenshtein(k, name), k))
                 .filter(|(d, _)| *d <= 3)
                 .min()
-                .map(|(_, k)| format!(" (did you mean `{k}`?)"))
-                .unwrap_or_default();
-            format!(
-                "no job named `{name}` in {}{hint}; jobs: {}",
-                self.file.display(),
-                if known.is_empty() {
-                    "none".to_string()
-                } else {
-                    known.join(", ")
-                }
-            )
+                .map(|(_, k)| k.clone());
+            UnknownJob {
+                name: name.to_string(),
+                file: self.file.clone(),
+                like,
+                known,
+            }
         })
     }
+}
+
+/// A job asked for by name that the file does not have.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "no job named `{name}` in {}{}; jobs: {}",
+    .file.display(),
+    .like.as_ref().map(|k| format!(" (did you mean `{k}`?)")).unwrap_or_default(),
+    if .known.is_empty() { "none".to_string() } else { .known.join(", ") }
+)]
+pub struct UnknownJob {
+    pub name: String,
+    pub file: PathBuf,
+    /// The nearest name the file has, if one is close.
+    pub like: Option<String>,
+    /// Every job the file has, in its order.
+    pub known: Vec<String>,
+}
+
+/// Why a run of a job is refused before it is claimed: parameters its
+/// kind does not take ([`JobSpec::accepts`]), or no confirmation for a job
+/// that takes production down ([`JobConfig::check_confirmed`]). The
+/// checklist's own refusals are here because the trait returns one type.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RunRefused {
+    #[error("this kind of job takes no `{0}` parameter")]
+    NoParameters(String),
+    #[error("a checklist takes `only` and `skip`, not `{0}`")]
+    NotChecklistParameter(String),
+    #[error("--{param}: no check named `{name}` in this checklist; its checks: {}", .checks.join(", "))]
+    NoSuchCheck {
+        param: String,
+        name: String,
+        checks: Vec<String>,
+    },
+    #[error("--only and --skip leave no check to run")]
+    NoCheckLeft,
+    /// The kind's [`JobSpec::confirmation`] comes first.
+    #[error("{0}: run it with --confirm (or --dry-run to see what it would do)")]
+    Unconfirmed(String),
 }
 
 /// Reads and loads a jobs.yaml file with the process environment.

@@ -158,7 +158,9 @@ impl Console {
     }
 
     fn job_config(&self, name: &str) -> Result<&JobConfig, PageError> {
-        self.config.job(name).map_err(PageError::NotFound)
+        self.config
+            .job(name)
+            .map_err(|e| PageError::NotFound(e.to_string()))
     }
 
     async fn pending(&self, now: DateTime<Utc>) -> Result<Vec<Request>, PageError> {

@@ -12,7 +12,7 @@ use super::{ExecEnv, Job, JobError, JobKind, Outcome, RunContext};
 use crate::adapters::Adapters;
 use crate::checks::{self, CheckConfig, CheckContext};
 use crate::clock::Clock;
-use crate::config::JobSpec;
+use crate::config::{JobSpec, RunRefused};
 use crate::model::{Params, Record};
 use crate::yaml::{At, Diags};
 
@@ -46,23 +46,24 @@ impl JobSpec for ChecklistSpec {
     }
 
     /// `only` and `skip`: comma-separated names of its checks.
-    fn accepts(&self, params: &Params) -> Result<(), String> {
+    fn accepts(&self, params: &Params) -> Result<(), RunRefused> {
         let names: Vec<&str> = self.checks.value.iter().map(|c| c.name.as_str()).collect();
         for (k, v) in params {
             if k != "only" && k != "skip" {
-                return Err(format!("a checklist takes `only` and `skip`, not `{k}`"));
+                return Err(RunRefused::NotChecklistParameter(k.clone()));
             }
             for name in list(v) {
                 if !names.contains(&name) {
-                    return Err(format!(
-                        "--{k}: no check named `{name}` in this checklist; its checks: {}",
-                        names.join(", ")
-                    ));
+                    return Err(RunRefused::NoSuchCheck {
+                        param: k.clone(),
+                        name: name.to_string(),
+                        checks: names.iter().map(|n| n.to_string()).collect(),
+                    });
                 }
             }
         }
         if selected(&self.checks.value, params).is_empty() {
-            return Err("--only and --skip leave no check to run".to_string());
+            return Err(RunRefused::NoCheckLeft);
         }
         Ok(())
     }

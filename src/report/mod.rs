@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 
-use crate::config::Config;
+use crate::config::{Config, UnknownJob};
 use crate::model::{
     CheckPoint, CheckStatus, Measured, Run, RunFilter, RunId, RunStatus, Step, Threshold,
 };
@@ -40,7 +40,9 @@ pub enum ReportError {
     #[error("morning report: {0}")]
     Store(#[from] StoreError),
     #[error("morning report: {0}")]
-    Config(String),
+    UnknownJob(#[from] UnknownJob),
+    #[error("morning report: `{name}` is a {kind} job, not a checklist")]
+    NotAChecklist { name: String, kind: &'static str },
 }
 
 /// What a report covers and how, from the `report` job (or the CLI).
@@ -366,12 +368,12 @@ async fn checklist(
     name: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<Checklist>, ReportError> {
-    let job = config.job(name).map_err(ReportError::Config)?;
+    let job = config.job(name)?;
     if job.kind() != "checklist" {
-        return Err(ReportError::Config(format!(
-            "`{name}` is a {} job, not a checklist",
-            job.kind()
-        )));
+        return Err(ReportError::NotAChecklist {
+            name: name.to_string(),
+            kind: job.kind(),
+        });
     }
     // Two days back finds yesterday's run even if today's is late.
     let points = store

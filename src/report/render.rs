@@ -110,13 +110,8 @@ pub(super) fn checklist_title(c: &Checklist, tz: Tz) -> String {
 /// A checklist row's value, threshold and change since yesterday.
 pub(super) fn check_cells(row: &CheckRow) -> [String; 3] {
     [
-        row.value
-            .as_ref()
-            .map(|v| v.to_string())
-            .unwrap_or_else(|| "-".into()),
-        row.threshold
-            .as_ref()
-            .map_or_else(|| "-".into(), |t| t.to_string()),
+        crate::table::cell(row.value.as_ref()),
+        crate::table::cell(row.threshold.as_ref()),
         row.change(),
     ]
 }

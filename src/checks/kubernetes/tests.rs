@@ -237,3 +237,41 @@ fn memory_table() {
         assert!(r.reason.contains(fragment), "{}", r.reason);
     }
 }
+
+/// History stores results under these names: they never change.
+#[test]
+fn parts_are_named_as_history_knows_them() {
+    let names: Vec<String> = KubePart::ALL.iter().map(|p| p.result_name("api")).collect();
+    assert_eq!(
+        names,
+        [
+            "api/ready",
+            "api/restarts",
+            "api/oomkilled",
+            "api/rollout",
+            "api/memory"
+        ]
+    );
+}
+
+/// A result that could not measure still states the configured threshold
+/// of its part.
+#[test]
+fn unmeasured_parts_state_their_threshold() {
+    let l = limits();
+    let cases = [
+        (KubePart::Ready, "all pods Ready"),
+        (KubePart::Restarts, "fail if > 3 in 24h"),
+        (KubePart::OomKilled, "no OOMKilled last state"),
+        (KubePart::Rollout, "all replicas available"),
+        (KubePart::Memory, "fail if > 95% of limit; warn if > 80%"),
+    ];
+    for (part, want) in cases {
+        assert_eq!(l.threshold(part), want, "{part:?}");
+    }
+    let gone = assess_deployment("api", "api-deployment", None);
+    assert_eq!(
+        gone.threshold.map(|t| t.to_string()).as_deref(),
+        Some("all replicas available")
+    );
+}
