@@ -183,8 +183,8 @@ fn main() {
             &format!("SELECT {cols} FROM runs WHERE job = 'watch' AND id < {mid} ORDER BY id DESC LIMIT 50")).await;
         explain(&pool, "last_run: the last real run (jobs page)",
             &format!("SELECT {cols} FROM runs WHERE job = 'job-07' AND dry_run = false ORDER BY started_at DESC, id DESC LIMIT 1")).await;
-        explain(&pool, "last_run: the last dry run (jobs page; this history has none)",
-            &format!("SELECT {cols} FROM runs WHERE job = 'job-07' AND dry_run = true ORDER BY started_at DESC, id DESC LIMIT 1")).await;
+        explain(&pool, "last_dry_run: the last dry run (jobs page; this history has none)",
+            &format!("SELECT {cols} FROM runs WHERE job = 'job-07' AND dry_run ORDER BY started_at DESC, id DESC LIMIT 1")).await;
         explain(&pool, "check_history: a job's check values for 7 days (check chart, jobs page's checklist)",
             "SELECT r.id AS run_id, r.started_at, c.check_name, c.status, c.value_number, c.value_text, c.threshold, c.reason, c.duration_ms FROM runs r JOIN check_results c ON c.run_id = r.id WHERE r.job = 'watch' AND r.started_at >= now() - interval '7 days' AND r.status <> 'running' ORDER BY r.started_at, r.id, c.position").await;
         explain(&pool, "retries_of: the attempts that retry a run (run page)",

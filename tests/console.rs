@@ -69,6 +69,7 @@ fn config(extra_console: &str) -> Config {
 }
 
 struct Server {
+    clock: Arc<ManualClock>,
     addr: SocketAddr,
     stop: CancellationToken,
     store: Arc<dyn HistoryStore>,
@@ -318,6 +319,7 @@ async fn start(extra_console: &str) -> Server {
         stop,
         store,
         ids,
+        clock,
         _db: db,
     }
 }
@@ -939,11 +941,12 @@ async fn a_down_store_is_a_banner_not_a_hang() {
     let health = watched.health().clone();
     let store: Arc<dyn HistoryStore> = Arc::new(watched);
     let config = Arc::new(config(""));
+    let clock = Arc::new(ManualClock::new(t(NOW)));
     let console = Console::new(
         config.clone(),
         store.clone(),
         health.clone(),
-        Arc::new(ManualClock::new(t(NOW))),
+        clock.clone(),
         config.redactor.clone(),
     )
     .unwrap();
@@ -957,6 +960,7 @@ async fn a_down_store_is_a_banner_not_a_hang() {
     .await
     .unwrap();
     let srv = Server {
+        clock,
         addr,
         stop,
         store: store.clone(),
@@ -1275,5 +1279,42 @@ async fn the_served_script_follows_a_running_log_in_chromium() {
     assert!(
         dom.contains("saved at the next heartbeat"),
         "the log was not followed:\n{dom}"
+    );
+}
+
+/// `/report` answers from the report it built for 30 s (saying its `Age`),
+/// then builds it again: a run added meanwhile shows only after.
+#[tokio::test]
+async fn the_report_page_is_kept_thirty_seconds() {
+    let srv = start("").await;
+    let first = client()
+        .get(format!("http://{}/report", srv.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.headers()["age"], "0");
+    let first = first.text().await.unwrap();
+    Seed::new(srv.store.clone())
+        .add(
+            RunSpec::scheduled("rotate", t("2026-12-05T11:30:00Z"))
+                .failed(RunStatus::Failed, "kept-report-marker failure"),
+        )
+        .await;
+    srv.clock.advance(chrono::Duration::seconds(29));
+    let kept = client()
+        .get(format!("http://{}/report", srv.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(kept.headers()["age"], "29");
+    assert_eq!(kept.text().await.unwrap(), first, "the kept report");
+    // JSON is its own report.
+    let json = get(&srv, "/report?format=json").await;
+    assert!(json.body.contains("kept-report-marker"), "{}", json.body);
+    srv.clock.advance(chrono::Duration::seconds(2));
+    let fresh = get(&srv, "/report").await;
+    assert!(
+        fresh.body.contains("kept-report-marker"),
+        "a new report after 30 s"
     );
 }

@@ -165,6 +165,23 @@ pub struct Console {
     clock: Arc<dyn Clock>,
     redactor: Redactor,
     credential: Option<Credential>,
+    /// The last `/report` answered, kept [`REPORT_KEPT`]: the report reads
+    /// a whole period of runs (tens of ms over a big history), and people
+    /// open it together during an incident.
+    report_kept: std::sync::Mutex<Option<KeptReport>>,
+}
+
+/// How long `/report` answers from the report it last built (the `Age`
+/// header says how old it is).
+pub const REPORT_KEPT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A report page as built: for which format and period, when, and the body.
+#[derive(Debug, Clone)]
+struct KeptReport {
+    format: Format,
+    period: std::time::Duration,
+    at: chrono::DateTime<chrono::Utc>,
+    body: String,
 }
 
 impl Console {
@@ -196,6 +213,7 @@ impl Console {
             clock,
             redactor,
             credential,
+            report_kept: std::sync::Mutex::new(None),
         })
     }
 }

@@ -13,7 +13,9 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
 use super::rows::{JobRow, RunMark, job_row, steps_table};
-use super::{Console, Format, PageError, Params, REPORT_CSP, answer, pages, png};
+use super::{
+    Console, Format, KeptReport, PageError, Params, REPORT_CSP, REPORT_KEPT, answer, pages, png,
+};
 use crate::config::JobConfig;
 use crate::jobs::report::{DEFAULT_PERIOD, ReportSpec};
 use crate::model::{
@@ -192,22 +194,18 @@ impl Console {
                 limit: RECENT,
                 ..Default::default()
             };
-            let recent = self.store.page_runs(&page(None)).await?;
             let mut ok = page(Some(RunStatus::Succeeded));
             ok.limit = 5;
+            let recent_page = page(None);
+            let (recent, successes, last, last_dry) = futures::try_join!(
+                self.store.page_runs(&recent_page),
+                self.store.page_runs(&ok),
+                self.store.last_run(&job.name, Some(false)),
+                self.store.last_run(&job.name, Some(true)),
+            )?;
             // A dry run's success is not the job's.
-            let success = self
-                .store
-                .page_runs(&ok)
-                .await?
-                .into_iter()
-                .find(|r| !r.dry_run);
-            (
-                recent,
-                self.store.last_run(&job.name, Some(false)).await?,
-                self.store.last_run(&job.name, Some(true)).await?,
-                success,
-            )
+            let success = successes.into_iter().find(|r| !r.dry_run);
+            (recent, last, last_dry, success)
         } else {
             (Vec::new(), None, None, None)
         };
@@ -304,6 +302,9 @@ pub async fn jobs(State(c): Shared, RawQuery(q): RawQuery) -> Response {
         } else {
             (Vec::new(), Vec::new())
         };
+        // One job at a time, its four reads side by side: the page never
+        // holds more than half the daemon's pool, whose other half stays
+        // for the scheduler's claims.
         let mut jobs = Vec::new();
         for job in c.config.jobs.values() {
             jobs.push(c.job_view(job, now, &paused, &pending).await?);
@@ -801,32 +802,74 @@ pub async fn report(State(c): Shared, RawQuery(q): RawQuery) -> Response {
                 .map_err(|_| PageError::BadRequest(format!("since `{s}` is in the future")))?;
         }
         c.store_up()?;
+        if let Some(kept) = c.kept_report(p.format, settings.period, now) {
+            return Ok(kept);
+        }
         let report = report::gather(c.store.as_ref(), &c.config, &settings, now)
             .await
             .map_err(|e| PageError::Internal(c.redactor.redact(&e.to_string())))?;
-        Ok::<_, PageError>((p.format, report))
+        let body = match p.format {
+            Format::Json => {
+                let v = serde_json::to_value(&report).unwrap_or_default();
+                serde_json::to_string_pretty(&c.redactor.redact_json(&v)).unwrap_or_default() + "\n"
+            }
+            Format::Html => {
+                let rendered = report::render::render(&report, &c.config.links);
+                c.redactor.redact(&rendered.preview_html())
+            }
+        };
+        let kept = KeptReport {
+            format: p.format,
+            period: settings.period,
+            at: now,
+            body,
+        };
+        *c.report_kept.lock().expect("report lock") = Some(kept.clone());
+        Ok::<_, PageError>(kept)
     };
     match r.await {
-        Ok((Format::Json, report)) => {
-            let v = serde_json::to_value(&report).unwrap_or_default();
-            answer(
-                Format::Json,
-                &c.redactor.redact_json(&v),
-                |_| maud::html! {},
-            )
-        }
-        Ok((Format::Html, report)) => {
-            let rendered = report::render::render(&report, &c.config.links);
-            let html = c.redactor.redact(&rendered.preview_html());
-            let mut resp =
-                ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response();
-            resp.headers_mut().insert(
-                header::CONTENT_SECURITY_POLICY,
-                HeaderValue::from_static(REPORT_CSP),
-            );
+        Ok(kept) => {
+            let age = (c.now() - kept.at).num_seconds().max(0).to_string();
+            let mut resp = match kept.format {
+                Format::Json => {
+                    ([(header::CONTENT_TYPE, "application/json")], kept.body).into_response()
+                }
+                Format::Html => {
+                    let mut resp = (
+                        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                        kept.body,
+                    )
+                        .into_response();
+                    resp.headers_mut().insert(
+                        header::CONTENT_SECURITY_POLICY,
+                        HeaderValue::from_static(REPORT_CSP),
+                    );
+                    resp
+                }
+            };
+            if let Ok(v) = HeaderValue::from_str(&age) {
+                resp.headers_mut().insert(header::AGE, v);
+            }
             resp
         }
         Err(e) => e.answer(q.as_deref()),
+    }
+}
+
+impl Console {
+    /// The report built for this format and period less than
+    /// [`REPORT_KEPT`] ago, if there is one.
+    fn kept_report(
+        &self,
+        format: Format,
+        period: std::time::Duration,
+        now: DateTime<Utc>,
+    ) -> Option<KeptReport> {
+        let kept = self.report_kept.lock().expect("report lock");
+        kept.as_ref()
+            .filter(|k| k.format == format && k.period == period)
+            .filter(|k| (now - k.at).to_std().is_ok_and(|age| age < REPORT_KEPT))
+            .cloned()
     }
 }
 

@@ -653,13 +653,20 @@ impl<B: Backend> HistoryStore for SqlStore<B> {
     }
 
     async fn last_run(&self, job: &str, dry_run: Option<bool>) -> Result<Option<Run>> {
-        let row = self
-            .row(
-                "last run",
-                sql!("last_run"),
-                &[job.into(), Arg::Bool(dry_run)],
-            )
-            .await?;
+        let row = match dry_run {
+            Some(true) => {
+                self.row("last dry run", sql!("last_dry_run"), &[job.into()])
+                    .await?
+            }
+            _ => {
+                self.row(
+                    "last run",
+                    sql!("last_run"),
+                    &[job.into(), Arg::Bool(dry_run)],
+                )
+                .await?
+            }
+        };
         row.map(|r| self.run_from_row(&r, false)).transpose()
     }
 
