@@ -6,13 +6,14 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::config::JobConfig;
+use crate::config::{JobConfig, RetryPolicy};
 use crate::jobs::{self, JobError, Processes, RunContext, Steps};
 use crate::model::{CheckResult, Measured, Record, Threshold};
 use crate::retry::{self, Backoff};
 use crate::runlog::RunLog;
 use crate::store::{Finish, NewRun, RunId, RunStatus, Trigger};
 
+use super::events::checks_of;
 use super::heartbeat::heartbeat_loop;
 use super::{Ended, RunEvent, RunRequest, Runner, STOP_WAIT, Stop};
 
@@ -20,11 +21,7 @@ impl Runner {
     pub(super) fn new_run(&self, job: &JobConfig, req: &RunRequest, attempt: u32) -> NewRun {
         NewRun {
             job: job.name.clone(),
-            trigger: if attempt > 1 {
-                Trigger::Retry
-            } else {
-                req.trigger
-            },
+            trigger: trigger_of(attempt, req.trigger),
             triggered_by: req.triggered_by.clone(),
             scheduled_for: req.scheduled_for,
             started_at: self.clock.now(),
@@ -60,8 +57,13 @@ impl Runner {
                 .attempt(job, req, id, attempt, stop)
                 .instrument(span)
                 .await;
-            let retryable = matches!(status, RunStatus::Failed | RunStatus::TimedOut);
-            if !retryable || attempt > job.retries.max || stop.is_cancelled() || req.dry_run {
+            if !retries(
+                status,
+                attempt,
+                job.retries.max,
+                stop.is_cancelled(),
+                req.dry_run,
+            ) {
                 return Ended {
                     id,
                     status,
@@ -71,9 +73,7 @@ impl Runner {
                     chained: Vec::new(),
                 };
             }
-            // Whole milliseconds: the jittered wait is logged.
-            let wait =
-                Duration::from_millis(job.retries.wait_before(attempt + 1).as_millis() as u64);
+            let wait = retry_wait(&job.retries, attempt + 1);
             tracing::info!(job = %job.name, run = id, attempt, wait = %humantime::format_duration(wait), "retrying after {status}");
             if retry::wait(wait, Some(&stop.token)).await.is_err() {
                 return Ended {
@@ -143,11 +143,7 @@ impl Runner {
             "run {id} of `{}` ({} job), attempt {attempt}, trigger {}{}, by {} on {}",
             job.name,
             job.kind(),
-            if attempt > 1 {
-                Trigger::Retry
-            } else {
-                req.trigger
-            },
+            trigger_of(attempt, req.trigger),
             req.scheduled_for
                 .map(|s| format!(" for {}", s.to_rfc3339()))
                 .unwrap_or_default(),
@@ -247,18 +243,7 @@ impl Runner {
         let (status, error) = match result {
             Ok(outcome) if !stop.is_cancelled() => {
                 self.store_records(id, &outcome.records, &log).await;
-                checks = outcome
-                    .records
-                    .iter()
-                    .filter_map(|r| match r {
-                        Record::Check(c) => Some((
-                            c.check.clone(),
-                            c.status,
-                            c.value.as_ref().and_then(|v| v.number()),
-                        )),
-                        Record::Step(_) => None,
-                    })
-                    .collect();
+                checks = checks_of(&outcome.records);
                 match outcome.failure {
                     // The outcome is the command's own last line; the log
                     // keeps it for the history without echoing it twice.
@@ -312,11 +297,7 @@ impl Runner {
         let _ = self.events.send(RunEvent::Finished {
             id,
             job: job.name.clone(),
-            trigger: if attempt > 1 {
-                Trigger::Retry
-            } else {
-                req.trigger
-            },
+            trigger: trigger_of(attempt, req.trigger),
             status,
             attempt,
             at: finish.finished_at,
@@ -393,5 +374,87 @@ impl Runner {
                 ),
             }
         }
+    }
+}
+
+/// An attempt after the first is a retry, whatever started the run.
+fn trigger_of(attempt: u32, first: Trigger) -> Trigger {
+    if attempt > 1 { Trigger::Retry } else { first }
+}
+
+/// Whether attempt `attempt`, ended `status`, is followed by another: a
+/// failure or a timeout of a real run nobody stopped, within the job's
+/// `retries.max` extra attempts.
+fn retries(status: RunStatus, attempt: u32, max: u32, stopped: bool, dry_run: bool) -> bool {
+    let retryable = matches!(status, RunStatus::Failed | RunStatus::TimedOut);
+    retryable && attempt <= max && !stopped && !dry_run
+}
+
+/// The wait before attempt `next`, in whole milliseconds: the jittered
+/// wait is logged.
+fn retry_wait(policy: &RetryPolicy, next: u32) -> Duration {
+    Duration::from_millis(policy.wait_before(next).as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_real_unstopped_failure_within_max_is_retried() {
+        // (status, attempt, max, stopped, dry run, retried)
+        let cases = [
+            (RunStatus::Failed, 1, 2, false, false, true),
+            (RunStatus::TimedOut, 2, 2, false, false, true),
+            (RunStatus::Failed, 3, 2, false, false, false),
+            (RunStatus::Failed, 1, 0, false, false, false),
+            (RunStatus::Succeeded, 1, 2, false, false, false),
+            (RunStatus::Cancelled, 1, 2, false, false, false),
+            (RunStatus::Skipped, 1, 2, false, false, false),
+            (RunStatus::Failed, 1, 2, true, false, false),
+            (RunStatus::Failed, 1, 2, false, true, false),
+        ];
+        for (status, attempt, max, stopped, dry, want) in cases {
+            assert_eq!(
+                retries(status, attempt, max, stopped, dry),
+                want,
+                "{status} attempt {attempt} of max {max} stopped={stopped} dry={dry}"
+            );
+        }
+    }
+
+    #[test]
+    fn retry_waits_double_up_to_the_cap_jittered_in_whole_ms() {
+        let policy = RetryPolicy {
+            max: 5,
+            backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(4),
+        };
+        let ceilings = [1_000, 2_000, 4_000, 4_000, 4_000];
+        for (next, ceiling) in (2..).zip(ceilings) {
+            assert_eq!(
+                policy.delay_before(next),
+                Duration::from_millis(ceiling),
+                "ceiling before attempt {next}"
+            );
+            for _ in 0..50 {
+                let wait = retry_wait(&policy, next);
+                assert_eq!(wait.subsec_nanos() % 1_000_000, 0, "{wait:?} not whole ms");
+                // Jitter takes at most a quarter off, never adds.
+                assert!(
+                    wait <= Duration::from_millis(ceiling)
+                        && wait >= Duration::from_millis(ceiling * 3 / 4),
+                    "wait before attempt {next}: {wait:?}, ceiling {ceiling} ms"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn later_attempts_are_retries() {
+        assert_eq!(trigger_of(1, Trigger::Schedule), Trigger::Schedule);
+        assert_eq!(trigger_of(1, Trigger::Chained), Trigger::Chained);
+        assert_eq!(trigger_of(2, Trigger::Schedule), Trigger::Retry);
+        assert_eq!(trigger_of(3, Trigger::Manual), Trigger::Retry);
     }
 }

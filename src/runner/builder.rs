@@ -135,3 +135,48 @@ impl Runner {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn builder() -> (tempfile::TempDir, RunnerBuilder) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("history.db").display());
+        let store = crate::store::open(&url)
+            .await
+            .expect("open the SQLite store");
+        (dir, Runner::builder(store, Arc::new(Adapters::real())))
+    }
+
+    #[tokio::test]
+    async fn defaults_and_a_watched_store() {
+        let (_dir, b) = builder().await;
+        let runner = b.build();
+        assert_eq!(runner.heartbeat, Duration::from_secs(5));
+        assert_eq!(runner.log_max_bytes, 256 * 1024);
+        assert_eq!(runner.chain_wait, CHAIN_WAIT);
+        assert!(
+            runner.store().health().is_some(),
+            "the runner's store is not watched"
+        );
+        assert!(runner.tee.is_none());
+    }
+
+    #[tokio::test]
+    async fn settings_reach_the_runner_and_the_heartbeat_has_a_floor() {
+        let (_dir, b) = builder().await;
+        let runner = b
+            .heartbeat(Duration::from_millis(10))
+            .log_max_bytes(1000)
+            .chain_wait(Duration::from_secs(2))
+            .build();
+        assert_eq!(runner.heartbeat, Duration::from_millis(50));
+        assert_eq!(runner.log_max_bytes, 1000);
+        assert_eq!(runner.chain_wait, Duration::from_secs(2));
+
+        let (_dir, b) = builder().await;
+        let runner = b.heartbeat(Duration::from_secs(1)).build();
+        assert_eq!(runner.heartbeat, Duration::from_secs(1));
+    }
+}

@@ -8,7 +8,7 @@ use tokio::sync::broadcast;
 
 use crate::adapters::ping::PingSignal;
 use crate::config::JobConfig;
-use crate::model::CheckStatus;
+use crate::model::{CheckStatus, Record};
 use crate::store::{RunId, RunStatus, Trigger};
 
 use super::Runner;
@@ -78,6 +78,15 @@ pub enum CallOutcome {
 }
 
 impl CallOutcome {
+    /// A call that did not go: timed out, or refused or not reached.
+    pub(super) fn failed(timed_out: bool) -> Self {
+        if timed_out {
+            CallOutcome::TimedOut
+        } else {
+            CallOutcome::Failed
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             CallOutcome::Sent => "sent",
@@ -93,15 +102,119 @@ impl Runner {
     }
 
     pub(super) fn skipped(&self, job: &JobConfig, trigger: Trigger, id: RunId, at: DateTime<Utc>) {
-        let _ = self.events.send(RunEvent::Finished {
-            id,
-            job: job.name.clone(),
-            trigger,
-            status: RunStatus::Skipped,
-            attempt: 1,
-            at,
-            took: Duration::ZERO,
-            checks: Vec::new(),
-        });
+        let _ = self.events.send(skipped(&job.name, trigger, id, at));
+    }
+}
+
+/// A fire recorded `skipped`: one `Finished`, its first attempt, started
+/// and ended in the same instant.
+fn skipped(job: &str, trigger: Trigger, id: RunId, at: DateTime<Utc>) -> RunEvent {
+    RunEvent::Finished {
+        id,
+        job: job.to_string(),
+        trigger,
+        status: RunStatus::Skipped,
+        attempt: 1,
+        at,
+        took: Duration::ZERO,
+        checks: Vec::new(),
+    }
+}
+
+/// What a `Finished` event tells of an attempt's checks: name, status and
+/// the number measured; steps are not told.
+pub(super) fn checks_of(records: &[Record]) -> Vec<(String, CheckStatus, Option<f64>)> {
+    records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Check(c) => Some((
+                c.check.clone(),
+                c.status,
+                c.value.as_ref().and_then(|v| v.number()),
+            )),
+            Record::Step(_) => None,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{CheckResult, Measured, Step, StepStatus};
+
+    fn at() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-01-01T09:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn a_skipped_fire_is_one_instant_finished_first_attempt() {
+        let e = skipped("backup", Trigger::Catchup, 12, at());
+        assert_eq!(
+            e,
+            RunEvent::Finished {
+                id: 12,
+                job: "backup".into(),
+                trigger: Trigger::Catchup,
+                status: RunStatus::Skipped,
+                attempt: 1,
+                at: at(),
+                took: Duration::ZERO,
+                checks: Vec::new(),
+            }
+        );
+    }
+
+    #[test]
+    fn finished_tells_checks_with_their_numbers_and_no_steps() {
+        let check = |name: &str, status, value| CheckResult {
+            value,
+            ..CheckResult::new(name, status, "why")
+        };
+        let records = vec![
+            Record::Check(check(
+                "disk",
+                CheckStatus::Warn,
+                Some(Measured::Number(91.5)),
+            )),
+            Record::Step(Step {
+                position: 0,
+                name: "create-snapshot".into(),
+                target: "rds:db".into(),
+                status: StepStatus::Succeeded,
+                started_at: at(),
+                finished_at: Some(at()),
+                detail: "done".into(),
+                payload: None,
+            }),
+            Record::Check(check(
+                "version",
+                CheckStatus::Pass,
+                Some(Measured::Text("16.2".into())),
+            )),
+            Record::Check(check("reachable", CheckStatus::Error, None)),
+        ];
+        assert_eq!(
+            checks_of(&records),
+            vec![
+                ("disk".to_string(), CheckStatus::Warn, Some(91.5)),
+                ("version".to_string(), CheckStatus::Pass, None),
+                ("reachable".to_string(), CheckStatus::Error, None),
+            ]
+        );
+    }
+
+    #[test]
+    fn call_outcomes_name_themselves_and_failures_say_how() {
+        let all = [
+            CallOutcome::Sent,
+            CallOutcome::Failed,
+            CallOutcome::TimedOut,
+        ];
+        let words: Vec<&str> = all.iter().map(|o| o.as_str()).collect();
+        assert_eq!(words, ["sent", "failed", "timed_out"]);
+        assert_eq!(CallOutcome::failed(true), CallOutcome::TimedOut);
+        assert_eq!(CallOutcome::failed(false), CallOutcome::Failed);
     }
 }

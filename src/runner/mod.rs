@@ -213,72 +213,17 @@ impl Runner {
             dry_run: req.dry_run,
             at: self.clock.now(),
         });
-        let failed = matches!(ended.status, RunStatus::Failed | RunStatus::TimedOut);
-        // A chained run never chains: a failing triage cannot start another.
-        let chain = failed
-            && !req.dry_run
-            && req.trigger != Trigger::Chained
-            && !stop.is_cancelled()
-            && !job.on_failure.is_empty();
-        if !chain {
+        if !chain::chains(
+            ended.status,
+            req,
+            stop.is_cancelled(),
+            !job.on_failure.is_empty(),
+        ) {
             if !req.dry_run {
                 ended.notified = self.notify(job, &ended).await;
             }
             return ended;
         }
-        // The chained runs go at once; the failure's mail waits for them at
-        // most CHAIN_WAIT, so it carries a triage's diagnosis without ever
-        // being held up by a long chained job.
-        let (started, mut chained) = self.start_chain(job, &ended).await;
-        let child = stop.child();
-        let runs = futures::future::join_all(
-            started
-                .iter()
-                .map(|(_, next, req, id)| Box::pin(self.execute(next, req, *id, &child))),
-        );
-        tokio::pin!(runs);
-        let done = tokio::select! {
-            r = &mut runs => Some(r),
-            _ = tokio::time::sleep(self.chain_wait) => None,
-        };
-        for (i, (pos, next, _, id)) in started.iter().enumerate() {
-            let c = match &done {
-                Some(results) => {
-                    let e = &results[i];
-                    // Where it ended: a triage's last step is its diagnosis;
-                    // a run that did not succeed says its error.
-                    let summary = match self.store.get_run(e.id).await {
-                        Ok(Some(r)) if r.status == RunStatus::Succeeded => {
-                            r.steps.last().map(|s| s.detail.clone())
-                        }
-                        Ok(Some(r)) => r.error,
-                        _ => e.error.clone(),
-                    };
-                    ChainedRun {
-                        job: next.name.clone(),
-                        id: Some(e.id),
-                        status: e.status,
-                        summary,
-                    }
-                }
-                None => ChainedRun {
-                    job: next.name.clone(),
-                    id: Some(*id),
-                    status: RunStatus::Running,
-                    summary: Some(format!(
-                        "still running after {}",
-                        humantime::format_duration(self.chain_wait)
-                    )),
-                },
-            };
-            chained.push((*pos, c));
-        }
-        chained.sort_by_key(|(pos, _)| *pos);
-        ended.chained = chained.into_iter().map(|(_, c)| c).collect();
-        ended.notified = self.notify(job, &ended).await;
-        if done.is_none() {
-            runs.await;
-        }
-        ended
+        self.chain_then_notify(job, ended, stop).await
     }
 }

@@ -75,11 +75,7 @@ impl Runner {
                 }
                 Err(e) => {
                     tracing::warn!(job = %name, run = first, "{}; the run goes on regardless", redactor.redact(&e.to_string()));
-                    if e.timed_out() {
-                        CallOutcome::TimedOut
-                    } else {
-                        CallOutcome::Failed
-                    }
+                    CallOutcome::failed(e.timed_out())
                 }
             };
             let _ = events.send(RunEvent::Pinged {
@@ -144,11 +140,7 @@ impl Runner {
                     "cannot post {what}: {}",
                     self.redactor.redact(&e.to_string())
                 );
-                if e.timed_out() {
-                    CallOutcome::TimedOut
-                } else {
-                    CallOutcome::Failed
-                }
+                CallOutcome::failed(e.timed_out())
             }
         };
         let _ = self.events.send(RunEvent::AlertsPosted {
@@ -170,4 +162,29 @@ fn describe_post(firing: &[String], resolved: &[String]) -> String {
         parts.push(format!("{} (resolved)", resolved.join(", ")));
     }
     format!("the alerts of {}", parts.join(" and "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(n: &[&str]) -> Vec<String> {
+        n.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_post_is_described_by_what_it_carried() {
+        let cases = [
+            (names(&["a"]), names(&[]), "the alerts of a (firing)"),
+            (names(&[]), names(&["c"]), "the alerts of c (resolved)"),
+            (
+                names(&["a", "b"]),
+                names(&["c"]),
+                "the alerts of a, b (firing) and c (resolved)",
+            ),
+        ];
+        for (firing, resolved, want) in cases {
+            assert_eq!(describe_post(&firing, &resolved), want);
+        }
+    }
 }

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 use crate::store::{RunId, StoreError};
 
 use super::Runner;
@@ -22,16 +24,7 @@ impl Runner {
                 .owner_is_dead(&run.owner, std::path::Path::new("/proc"))
             {
                 let stopped = self.stop_orphans(&run).await;
-                let reason = format!(
-                    "abandoned: its process {} is gone (found by {} at start-up){}",
-                    run.owner,
-                    self.identity.owner(),
-                    if stopped > 0 {
-                        format!("; stopped {stopped} process(es) it left running")
-                    } else {
-                        String::new()
-                    }
-                );
+                let reason = abandoned_reason(&run.owner, &self.identity.owner(), stopped);
                 if store.abandon(run.id, now, &reason).await? {
                     reaped.push(run.id);
                 }
@@ -60,8 +53,7 @@ impl Runner {
             }
         };
         // The owner lived until its last heartbeat, give or take one beat.
-        let since_alive = (self.clock.now() - run.heartbeat_at).num_milliseconds() as f64 / 1000.0
-            - 2.0 * self.heartbeat.as_secs_f64();
+        let since_alive = since_alive(self.clock.now(), run.heartbeat_at, self.heartbeat);
         let bound = crate::process::ticks_now().map(|t| {
             t.saturating_sub(
                 (since_alive.max(0.0) * crate::process::ticks_per_second() as f64) as u64,
@@ -90,5 +82,57 @@ impl Runner {
             );
         }
         stopped
+    }
+}
+
+/// Why a run whose process is gone was marked `abandoned`, and what of it
+/// was stopped.
+fn abandoned_reason(owner: &str, by: &str, stopped: usize) -> String {
+    format!(
+        "abandoned: its process {owner} is gone (found by {by} at start-up){}",
+        if stopped > 0 {
+            format!("; stopped {stopped} process(es) it left running")
+        } else {
+            String::new()
+        }
+    )
+}
+
+/// Seconds since the owner was surely alive: its last heartbeat, less two
+/// beats of slack. Negative when that is in the future.
+fn since_alive(now: DateTime<Utc>, heartbeat_at: DateTime<Utc>, beat: Duration) -> f64 {
+    (now - heartbeat_at).num_milliseconds() as f64 / 1000.0 - 2.0 * beat.as_secs_f64()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reason_says_whose_process_went_and_what_was_stopped() {
+        assert_eq!(
+            abandoned_reason("web-1:100:7", "web-1:200:9", 0),
+            "abandoned: its process web-1:100:7 is gone (found by web-1:200:9 at start-up)"
+        );
+        assert_eq!(
+            abandoned_reason("web-1:100:7", "web-1:200:9", 3),
+            "abandoned: its process web-1:100:7 is gone (found by web-1:200:9 at start-up); \
+             stopped 3 process(es) it left running"
+        );
+    }
+
+    #[test]
+    fn the_owner_was_alive_until_two_beats_before_its_last_heartbeat() {
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        let beat = Duration::from_secs(5);
+        let cases = [
+            ("2026-01-01T09:01:00Z", 50.0),
+            ("2026-01-01T09:00:10Z", 0.0),
+            ("2026-01-01T09:00:02.500Z", -7.5),
+        ];
+        for (now, want) in cases {
+            let got = since_alive(at(now), at("2026-01-01T09:00:00Z"), beat);
+            assert!((got - want).abs() < 1e-9, "{now}: {got} want {want}");
+        }
     }
 }

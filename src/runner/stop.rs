@@ -100,3 +100,72 @@ impl Runner {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_reason_wins() {
+        let stop = Stop::new();
+        assert!(!stop.is_cancelled());
+        stop.cancel("timed out after 5s");
+        stop.cancel(CANCEL_ASKED);
+        assert!(stop.is_cancelled());
+        assert_eq!(stop.reason(), "timed out after 5s");
+    }
+
+    #[test]
+    fn a_stop_with_no_reason_says_cancelled() {
+        let stop = Stop::new();
+        assert_eq!(stop.reason(), "cancelled");
+        // A clone is the same stop: cancelling one cancels the other.
+        stop.clone().cancel("by a clone");
+        assert!(stop.is_cancelled());
+        assert_eq!(stop.reason(), "by a clone");
+    }
+
+    #[test]
+    fn a_child_stops_with_its_parent_never_the_other_way() {
+        let parent = Stop::new();
+        let child = parent.child();
+        child.cancel("timed out");
+        assert!(child.is_cancelled());
+        assert!(!parent.is_cancelled(), "a child's stop reached its parent");
+
+        let child = parent.child();
+        parent.cancel("replaced");
+        assert!(
+            child.is_cancelled(),
+            "the parent's stop did not reach its child"
+        );
+        // The child keeps no reason of its own: the parent's is asked for.
+        assert_eq!(child.reason(), "cancelled");
+        assert_eq!(parent.reason_or(&child), "replaced");
+    }
+
+    #[test]
+    fn reason_or_names_whoever_stopped_the_attempt() {
+        let outer = Stop::new();
+        let inner = outer.child();
+        inner.cancel("timed out after 1s");
+        assert_eq!(outer.reason_or(&inner), "timed out after 1s");
+        outer.cancel(CANCEL_ASKED);
+        assert_eq!(outer.reason_or(&inner), CANCEL_ASKED);
+    }
+
+    #[tokio::test]
+    async fn cancelled_returns_once_cancelled() {
+        let stop = Stop::new();
+        let waiter = tokio::spawn({
+            let stop = stop.clone();
+            async move { stop.cancelled().await }
+        });
+        assert!(!waiter.is_finished());
+        stop.cancel("now");
+        tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .expect("cancelled() did not return within 5 s of the cancel")
+            .expect("waiter panicked");
+    }
+}
