@@ -281,8 +281,9 @@ mod tests {
 
     #[test]
     fn blockers_table() {
-        // (earlier runs (id, dry), the new run is a dry run, blockers)
-        let cases: &[(&[(RunId, bool)], bool, &[RunId])] = &[
+        // Earlier runs (id, dry), whether the new run is a dry run, blockers.
+        type Case<'a> = (&'a [(RunId, bool)], bool, &'a [RunId]);
+        let cases: &[Case] = &[
             (&[], false, &[]),
             (&[(3, false)], false, &[3]),
             (&[(3, false), (5, false)], false, &[3, 5]),
