@@ -226,8 +226,18 @@ async fn triggers_and_cancels() {
     {
         let mut pushed = daemon(true).await;
         let mut polled = daemon(false).await;
-        // Both daemons take their first evaluation before the rounds.
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        // Both daemons have started their schedulers (which record the
+        // jobs first seen) before the rounds.
+        for d in [&pushed, &polled] {
+            let began = Instant::now();
+            while d.cli.first_seen().await.expect("first seen").is_empty() {
+                assert!(
+                    began.elapsed() < Duration::from_secs(30),
+                    "a daemon never started"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
         let (mut ps, mut pc, mut qs, mut qc) = (vec![], vec![], vec![], vec![]);
         for _ in 0..ROUNDS {
             let (s, c) = round(&mut pushed).await;
