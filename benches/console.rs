@@ -23,23 +23,10 @@ use tokio_util::sync::CancellationToken;
 
 const ROUNDS: usize = 25;
 
+/// The loader's jobs, and the report job that reads them.
 fn yaml() -> String {
-    let mut y = String::from(
-        "jobs:
-  watch:
-    kind: checklist
-    schedule: \"*/5 * * * *\"
-    timezone: UTC
-    checks:
-      - {name: error-rate-5m, kind: prometheus, url: \"http://127.0.0.1:9\", query: x, fail_if: \"> 0.05\"}
-      - {name: latency-p99, kind: prometheus, url: \"http://127.0.0.1:9\", query: x, fail_if: \"> 2\"}
-  daily-checklist:
-    kind: checklist
-    schedule: \"0 9 * * *\"
-    timezone: UTC
-    checks:
-      - {name: ai-token-budget, kind: prometheus, url: \"http://127.0.0.1:9\", query: x, fail_if: \"> 4500\"}
-  morning-report:
+    bulk::jobs_yaml(39)
+        + "  morning-report:
     kind: report
     schedule: \"15 9 * * *\"
     timezone: UTC
@@ -48,14 +35,7 @@ fn yaml() -> String {
       - {job: watch, check: error-rate-5m, title: Error rate}
       - {job: watch, check: latency-p99, title: p99 latency}
       - {job: daily-checklist, check: ai-token-budget, title: AI tokens}
-",
-    );
-    for i in 1..39 {
-        y.push_str(&format!(
-            "  job-{i:02}:\n    kind: command\n    argv: [\"true\"]\n    schedule: \"*/5 * * * *\"\n    timezone: UTC\n"
-        ));
-    }
-    y
+"
 }
 
 fn ms(d: Duration) -> f64 {

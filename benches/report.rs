@@ -15,32 +15,6 @@ use runbookd::testkit::{TestDatabase, bulk};
 
 const ROUNDS: usize = 15;
 
-fn yaml(jobs: usize) -> String {
-    let mut y = String::from(
-        "jobs:
-  watch:
-    kind: checklist
-    schedule: \"*/5 * * * *\"
-    timezone: UTC
-    checks:
-      - {name: error-rate-5m, kind: prometheus, url: \"http://127.0.0.1:9\", query: x, fail_if: \"> 0.05\"}
-      - {name: latency-p99, kind: prometheus, url: \"http://127.0.0.1:9\", query: x, fail_if: \"> 2\"}
-  daily-checklist:
-    kind: checklist
-    schedule: \"0 9 * * *\"
-    timezone: UTC
-    checks:
-      - {name: ai-token-budget, kind: prometheus, url: \"http://127.0.0.1:9\", query: x, fail_if: \"> 4500\"}
-",
-    );
-    for i in 1..jobs {
-        y.push_str(&format!(
-            "  job-{i:02}:\n    kind: command\n    argv: [\"true\"]\n    schedule: \"*/5 * * * *\"\n    timezone: UTC\n"
-        ));
-    }
-    y
-}
-
 fn settings() -> Settings {
     Settings {
         title: "Flexoraa".into(),
@@ -72,9 +46,12 @@ async fn measure(jobs: usize) -> (u64, Vec<Duration>, usize) {
     let db = TestDatabase::postgres().await;
     let store = db.open().await;
     let runs = bulk::load_history(&db.url, jobs).await;
-    let config =
-        runbookd::jobs::load_str(std::path::Path::new("bench.yaml"), &yaml(jobs), &|_| None)
-            .unwrap_or_else(|e| panic!("{e}"));
+    let config = runbookd::jobs::load_str(
+        std::path::Path::new("bench.yaml"),
+        &bulk::jobs_yaml(jobs),
+        &|_| None,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     let settings = settings();
     let mut times = Vec::new();
     let mut attention = 0;

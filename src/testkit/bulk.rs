@@ -69,3 +69,32 @@ pub async fn load_history(url: &str, jobs: usize) -> u64 {
         .expect("count runs");
     n as u64
 }
+
+/// The jobs file that matches [`load_history`]'s history: `watch` and
+/// `daily-checklist` with their checks, and `job-NN` commands every 5
+/// minutes, `jobs` in all.
+pub fn jobs_yaml(jobs: usize) -> String {
+    let mut y = String::from(
+        "jobs:
+  watch:
+    kind: checklist
+    schedule: \"*/5 * * * *\"
+    timezone: UTC
+    checks:
+      - {name: error-rate-5m, kind: prometheus, url: \"http://127.0.0.1:9\", query: x, fail_if: \"> 0.05\"}
+      - {name: latency-p99, kind: prometheus, url: \"http://127.0.0.1:9\", query: x, fail_if: \"> 2\"}
+  daily-checklist:
+    kind: checklist
+    schedule: \"0 9 * * *\"
+    timezone: UTC
+    checks:
+      - {name: ai-token-budget, kind: prometheus, url: \"http://127.0.0.1:9\", query: x, fail_if: \"> 4500\"}
+",
+    );
+    for i in 1..jobs {
+        y.push_str(&format!(
+            "  job-{i:02}:\n    kind: command\n    argv: [\"true\"]\n    schedule: \"*/5 * * * *\"\n    timezone: UTC\n"
+        ));
+    }
+    y
+}
